@@ -1,0 +1,1 @@
+"""Sub-commands of the ``videomamba`` CLI (see ``videomamba.cli``)."""
