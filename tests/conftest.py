@@ -1,0 +1,40 @@
+"""Shared fixtures. Tests run offline on CPU; GPU tests skip without CUDA."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded local Ray for the whole session (logical CPUs oversubscribed so that
+    2 training workers and the decode tasks fit on a 2-core machine)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=6,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            object_store_memory=512 * 1024**2,
+        )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def gpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    return torch.device("cuda")
