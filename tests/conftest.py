@@ -11,6 +11,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():  # Triton kernels then run in the CPU interpreter (set before
+        os.environ["TRITON_INTERPRET"] = "1"  # any @triton.jit is defined: the mode is fixed there)
 
 
 @pytest.fixture(scope="session")

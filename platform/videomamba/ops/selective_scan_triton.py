@@ -66,13 +66,26 @@ except Exception:  # pragma: no cover - depends on the environment
 __all__ = ["selective_scan_triton", "bi_selective_scan_triton", "triton_available"]
 
 
+def _read_interpret() -> bool:
+    knobs = getattr(triton, "knobs", None)
+    if knobs is not None:
+        return bool(knobs.runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+# @triton.jit picks interpreter or compiler when the kernels below are defined (at import), so
+# the mode is fixed per import of this module.
+_INTERPRET = _HAS_TRITON and _read_interpret()
+
+
 def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    return _INTERPRET
 
 
 def triton_available() -> bool:
-    """True when triton imports and can run here: a CUDA GPU, or ``TRITON_INTERPRET=1``."""
-    return _HAS_TRITON and (_interpreting() or torch.cuda.is_available())
+    """True when triton imports and its kernels can run here: a CUDA GPU, or
+    ``TRITON_INTERPRET=1`` (CPU interpreter) when this module was imported."""
+    return _HAS_TRITON and (_INTERPRET or torch.cuda.is_available())
 
 
 if _HAS_TRITON:

@@ -1,0 +1,248 @@
+"""Triton selective scan vs the float64 sequential reference: values and gradients of every input.
+
+Runs twice where possible: ``cpu-interpret`` (always; the kernels under ``TRITON_INTERPRET=1`` on
+CPU tensors, tiny sizes) and ``cuda`` (compiled, when a GPU is present; adds realistic shapes).
+The mode of a Triton kernel is fixed when ``@triton.jit`` runs, so each mode gets its own import of
+the module (``_impl``) whatever TRITON_INTERPRET was when pytest started.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from videomamba.ops import selective_scan_ref as ref  # noqa: E402
+
+_SRC = Path(ref.__file__).with_name("selective_scan_triton.py")
+_MODULES: dict[bool, object] = {}
+
+
+def _impl(interpret: bool):
+    """The triton module with kernels decorated in the requested mode (imported once per mode)."""
+    if interpret in _MODULES:
+        return _MODULES[interpret]
+    canonical = sys.modules.get("videomamba.ops.selective_scan_triton")
+    if canonical is not None and canonical._INTERPRET == interpret:
+        _MODULES[interpret] = canonical
+        return canonical
+    old = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+    try:
+        name = f"_videomamba_selective_scan_triton_{'interp' if interpret else 'compiled'}"
+        spec = importlib.util.spec_from_file_location(name, _SRC)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    finally:
+        if old is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+    assert mod._INTERPRET == interpret
+    _MODULES[interpret] = mod
+    return mod
+
+
+DEVICES = [
+    pytest.param("cpu-interpret", id="cpu-interpret"),
+    pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def backend(request):
+    """(module, torch device) for each execution mode."""
+    if request.param == "cuda":
+        return _impl(False), torch.device("cuda")
+    return _impl(True), torch.device("cpu")
+
+
+def _inputs(batch, dim, n, length, *, groups=(0, 0), device="cpu", seed=0, softplus=True):
+    """Well-conditioned random inputs (float64, CPU); groups=(G_B, G_C), 0 = ungrouped."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    u = r(batch, dim, length)
+    delta = r(batch, dim, length) * 0.5 - 1.0 if softplus else torch.rand(batch, dim, length, generator=g,
+                                                                           dtype=torch.float64) * 0.5
+    A = -(0.3 + torch.rand(dim, n, generator=g, dtype=torch.float64))
+    B = r(batch, groups[0], n, length) if groups[0] else r(batch, n, length)
+    C = r(batch, groups[1], n, length) if groups[1] else r(batch, n, length)
+    return dict(u=u, delta=delta, A=A, B=B, C=C, D=r(dim), z=r(batch, dim, length), delta_bias=0.3 * r(dim))
+
+
+def _close(got, want, rtol, name):
+    """max |got - want| <= rtol * (max |want| + 1e-3): tolerance relative to the tensor's scale."""
+    err = (got.double().cpu() - want.double().cpu()).abs().max().item()
+    scale = want.abs().max().item() + 1e-3
+    assert err <= rtol * scale, f"{name}: max abs err {err:.3e} > {rtol:g} * {scale:.3e}"
+
+
+def _run_both(fn_tri, fn_ref, tensors, dtype, device, rtol, grad_rtol):
+    """Forward + backward of both; compare output and every input's gradient."""
+    names = [k for k, v in tensors.items() if v is not None]
+    # inputs rounded to `dtype` first, so the reference sees exactly what the kernel sees
+    low = {k: (v.to(dtype) if v is not None else None) for k, v in tensors.items()}
+    x_tri = {k: (v.to(device).clone().requires_grad_() if v is not None else None) for k, v in low.items()}
+    x_ref = {k: (v.double().clone().requires_grad_() if v is not None else None) for k, v in low.items()}
+    y = fn_tri(x_tri)
+    y_ref = fn_ref(x_ref)
+    assert y.dtype == dtype and y.shape == y_ref.shape
+    _close(y, y_ref, rtol, "out")
+    gout = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(123), dtype=torch.float64)
+    (y.float() * gout.to(device).float()).sum().backward()
+    (y_ref * gout.to(y_ref.device)).sum().backward()
+    for k in names:
+        assert x_tri[k].grad is not None, k
+        assert x_tri[k].grad.dtype == x_tri[k].dtype and x_tri[k].grad.shape == x_tri[k].shape, k
+        _close(x_tri[k].grad, x_ref[k].grad, grad_rtol, f"d{k}")
+
+
+def _flip(t):
+    return None if t is None else t.flip(-1)
+
+
+# (length, groups, with_D, with_z, with_bias, softplus, reverse)
+SINGLE_CASES = [
+    (1, (0, 0), True, True, True, True, False),
+    (5, (0, 0), False, False, False, False, False),
+    (17, (2, 2), True, True, False, False, False),
+    (63, (0, 0), False, True, True, True, False),
+    (130, (2, 0), True, True, True, True, False),  # 130: not a multiple of the tile length
+    (17, (0, 0), True, True, True, True, True),
+    (63, (2, 2), True, False, True, True, True),
+]
+
+
+@pytest.mark.parametrize("case", SINGLE_CASES, ids=lambda c: f"L{c[0]}-g{c[1][0]}{c[1][1]}-"
+                         f"{'D' if c[2] else ''}{'z' if c[3] else ''}{'b' if c[4] else ''}"
+                         f"{'sp' if c[5] else ''}{'-rev' if c[6] else ''}")
+def test_selective_scan_fp32(backend, case):
+    mod, device = backend
+    length, groups, with_D, with_z, with_bias, softplus, reverse = case
+    t = _inputs(2, 6, 3, length, groups=groups, softplus=softplus, seed=length)
+    t["D"] = t["D"] if with_D else None
+    t["z"] = t["z"] if with_z else None
+    t["delta_bias"] = t["delta_bias"] if with_bias else None
+
+    def tri(x):
+        return mod.selective_scan_triton(**x, delta_softplus=softplus, reverse=reverse)
+
+    def want(x):
+        if not reverse:
+            return ref.selective_scan_ref(**x, delta_softplus=softplus)
+        x = dict(x)
+        for k in ("u", "delta", "B", "C", "z"):
+            x[k] = _flip(x[k])
+        return ref.selective_scan_ref(**x, delta_softplus=softplus).flip(-1)
+
+    _run_both(tri, want, t, torch.float32, device, rtol=2e-5, grad_rtol=5e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_selective_scan_low_precision(backend, dtype):
+    mod, device = backend
+    t = _inputs(2, 8, 4, 37, seed=7)
+    _run_both(lambda x: mod.selective_scan_triton(**x, delta_softplus=True),
+              lambda x: ref.selective_scan_ref(**x, delta_softplus=True),
+              t, dtype, device, rtol=1e-2, grad_rtol=2e-2)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_last_state_value_and_grad(backend, reverse):
+    mod, device = backend
+    t = _inputs(2, 5, 3, 21, seed=3)
+    x = {k: v.float().to(device).requires_grad_() for k, v in t.items()}
+    xr = {k: v.clone().requires_grad_() for k, v in t.items()}
+    y, last = mod.selective_scan_triton(**x, delta_softplus=True, return_last_state=True, reverse=reverse)
+    assert last.dtype == torch.float32 and last.shape == (2, 5, 3)
+    if reverse:
+        fx = {k: (_flip(v) if k in ("u", "delta", "B", "C", "z") else v) for k, v in xr.items()}
+        y_ref, last_ref = ref.selective_scan_ref(**fx, delta_softplus=True, return_last_state=True)
+        y_ref = y_ref.flip(-1)
+    else:
+        y_ref, last_ref = ref.selective_scan_ref(**xr, delta_softplus=True, return_last_state=True)
+    _close(y, y_ref, 2e-5, "out")
+    _close(last, last_ref, 2e-5, "last_state")
+    g = torch.Generator().manual_seed(5)
+    gy, gl = torch.randn(y_ref.shape, generator=g, dtype=torch.float64), torch.randn(last_ref.shape, generator=g,
+                                                                                      dtype=torch.float64)
+    ((y * gy.float().to(device)).sum() + (last * gl.float().to(device)).sum()).backward()
+    ((y_ref * gy).sum() + (last_ref * gl).sum()).backward()
+    for k in t:
+        _close(x[k].grad, xr[k].grad, 5e-5, f"d{k}")
+
+
+def test_no_grad_path_and_noncontiguous_bc(backend):
+    """Inference path (no autograd, no saved states) gives the same output; B/C given as views with
+    a non-unit stride along L (as sliced from x_proj's output) work without copies."""
+    mod, device = backend
+    t = _inputs(2, 6, 4, 29, seed=11)
+    x = {k: v.float().to(device) for k, v in t.items()}
+    bl = torch.cat([x["B"], x["C"]], dim=1).transpose(1, 2).contiguous().transpose(1, 2)  # (B, 2N, L), L-stride 2N
+    x["B"], x["C"] = bl[:, :4], bl[:, 4:]
+    assert x["B"].stride(-1) != 1
+    with torch.no_grad():
+        y = mod.selective_scan_triton(**x, delta_softplus=True)
+    _close(y, ref.selective_scan_ref(**t, delta_softplus=True), 2e-5, "out")
+
+
+# (length, groups, D/bias present, dtype)
+BI_CASES = [
+    (1, (0, 0), True, torch.float32),
+    (17, (0, 0), True, torch.float32),
+    (130, (0, 0), False, torch.float32),
+    (33, (2, 2), True, torch.float32),
+    (45, (0, 0), True, torch.bfloat16),
+]
+
+
+@pytest.mark.parametrize("case", BI_CASES, ids=lambda c: f"L{c[0]}-g{c[1][0]}-{'Db' if c[2] else 'noDb'}-"
+                         f"{str(c[3]).split('.')[-1]}")
+def test_bi_selective_scan(backend, case):
+    mod, device = backend
+    length, groups, with_extras, dtype = case
+    tf = _inputs(2, 6, 3, length, groups=groups, seed=100 + length)
+    tb = _inputs(2, 6, 3, length, groups=groups, seed=200 + length)
+    keys = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
+    t = {f"{k}_f": tf[k] for k in keys} | {f"{k}_b": tb[k] for k in keys} | {"z": tf["z"]}
+    if not with_extras:
+        t["D_b"] = t["delta_bias_f"] = None
+    order = [f"{k}_f" for k in keys] + [f"{k}_b" for k in keys] + ["z"]
+
+    def tri(x):
+        return mod.bi_selective_scan_triton(*[x[k] for k in order], delta_softplus=True)
+
+    def want(x):
+        return ref.bi_selective_scan_ref(*[x[k] for k in order], delta_softplus=True)
+
+    low = dtype != torch.float32
+    _run_both(tri, want, t, dtype, device, rtol=1e-2 if low else 2e-5, grad_rtol=2e-2 if low else 5e-5)
+
+
+def test_triton_available():
+    assert _impl(True).triton_available()  # the interpreter runs anywhere
+    mod = pytest.importorskip("videomamba.ops.selective_scan_triton")
+    assert mod.triton_available() == (torch.cuda.is_available() or mod._INTERPRET)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bi_realistic_shape_cuda(dtype):
+    """VideoMamba-Ti-like shape (d_inner 384, N 16, L = 1 + 196*8) with the GPU block sizes."""
+    mod = _impl(False)
+    tf = _inputs(2, 384, 16, 1569, seed=1)
+    tb = _inputs(2, 384, 16, 1569, seed=2)
+    keys = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
+    t = {f"{k}_f": tf[k] for k in keys} | {f"{k}_b": tb[k] for k in keys} | {"z": tf["z"]}
+    order = [f"{k}_f" for k in keys] + [f"{k}_b" for k in keys] + ["z"]
+    low = dtype != torch.float32
+    _run_both(lambda x: mod.bi_selective_scan_triton(*[x[k] for k in order]),
+              lambda x: ref.bi_selective_scan_ref(*[x[k].cuda() for k in order]),
+              t, dtype, torch.device("cuda"), rtol=1e-2 if low else 1e-4, grad_rtol=2e-2 if low else 2e-4)
