@@ -48,7 +48,7 @@ Block sizes come from ``_config`` (env overrides ``VIDEOMAMBA_TRITON_BLOCK_D``,
 
 from __future__ import annotations
 
-import math
+import functools
 import os
 
 import torch
@@ -446,6 +446,9 @@ if _HAS_TRITON:
 # host side
 
 
+LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
+
+
 def _env_int(name: str) -> int | None:
     v = os.environ.get(name)
     return int(v) if v else None
@@ -459,6 +462,11 @@ def _pow2_divisor(x: int, cap: int) -> int:
     return p
 
 
+@functools.lru_cache(maxsize=None)
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
 def _config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[int, ...], device) -> dict:
     """Block sizes. A tile holds BLOCK_D*BLOCK_N*BLOCK_L fp32 per live tensor (~2K per program
     with 4 warps keeps the scan's tiles in registers). BLOCK_D shrinks when the grid would not
@@ -468,7 +476,7 @@ def _config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[i
         block_d, tile = 4, 256  # small tiles: the interpreter's scan is per element
         num_warps = 1
     else:
-        n_sm = torch.cuda.get_device_properties(device).multi_processor_count
+        n_sm = _sm_count(device.index if device.index is not None else torch.cuda.current_device())
         block_d, tile = 4, 2048
         while block_d > 1 and batch * triton.cdiv(dim, block_d) < 2 * n_sm:
             block_d //= 2
@@ -560,7 +568,7 @@ def _fwd(d: _Dir, z, softplus, reverse, store_states, return_last):
     last = torch.empty(batch, dim, n_state, **f32) if return_last else hs
     zz = _lastdim_contig(z) if z is not None else out
     grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
-    _fwd_kernel[grid](
+    LAST_LAUNCH["fwd"] = _fwd_kernel[grid](
         *d.ptr_args(out, hs), *d.stride_args(),
         zz, zz.stride(0), zz.stride(1), out, last,
         dim, length, n_state, nchunks,
@@ -579,7 +587,7 @@ def _bwd(d: _Dir, z, hs, dout, dlast, softplus, reverse, cfg):
     zz = _lastdim_contig(z) if z is not None else dout
     dl = dlast.contiguous() if dlast is not None else hs
     grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
-    _bwd_kernel[grid](
+    LAST_LAUNCH["bwd"] = _bwd_kernel[grid](
         *d.ptr_args(dout, hs), *d.stride_args(),
         zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl,
         buf["du"], buf["ddt"], dz, buf["dA"], buf["dD"], buf["dbias"], buf["dB"], buf["dC"], d.G_B, d.G_C,
@@ -647,7 +655,7 @@ def _bi_fwd(df: _Dir, db: _Dir, z, softplus, store_states):
     hs_b = torch.empty(shape, device=dev, dtype=torch.float32)
     zz = _lastdim_contig(z)
     grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
-    _bi_fwd_kernel[grid](
+    LAST_LAUNCH["bi_fwd"] = _bi_fwd_kernel[grid](
         *df.ptr_args(out, hs_f), *df.stride_args(),
         *db.ptr_args(out, hs_b), *db.stride_args(),
         zz, zz.stride(0), zz.stride(1), out, part,
@@ -691,7 +699,7 @@ class _BiSelectiveScanFn(torch.autograd.Function):
         def dir_grads(d, b):
             return [b["du"], b["ddt"], b["dA"], b["dD"], b["dbias"], b["dB"], b["dC"], d.G_B, d.G_C]
 
-        _bi_bwd_kernel[grid](
+        LAST_LAUNCH["bi_bwd"] = _bi_bwd_kernel[grid](
             *df.ptr_args(dout, hs_f), *df.stride_args(), *dir_grads(df, bf),
             *db.ptr_args(dout, hs_b), *db.stride_args(), *dir_grads(db, bb),
             zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dz, dzpart,
