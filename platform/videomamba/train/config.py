@@ -1,0 +1,232 @@
+"""The training config: a YAML file validated by pydantic (``extra="forbid"``), with
+``--set dotted.key=value`` overrides. Errors name the dotted field before any Ray worker starts."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from videomamba.data import DataConfig
+from videomamba.objectives import ObjectiveConfig, SupervisedConfig
+from videomamba.train.optim import DEFAULT_NO_WEIGHT_DECAY
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; the message lists ``dotted.field: problem`` lines."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(_Section):
+    name: str = Field("videomamba_tiny", description="registered variant (videomamba.list_models())")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="extra create_model kwargs (embed_dim, depth, scan_order, backend, ...)"
+    )
+    num_classes: int | None = Field(None, ge=1, description="default: the number of classes in the data")
+    drop_path_rate: float = Field(0.1, ge=0, lt=1)
+    pretrained: str | None = Field(None, description="checkpoint to fine-tune from (load_checkpoint)")
+    inflate: Literal["center", "average"] = Field("center", description="how a 2-D patch embedding is inflated")
+
+
+class OptimSection(_Section):
+    lr: float = Field(2e-4, gt=0, description="peak lr at reference_batch_size")
+    reference_batch_size: int | None = Field(
+        512, ge=1, description="lr is scaled by global_batch / this (None: lr used as is)"
+    )
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    no_weight_decay: list[str] = Field(default_factory=lambda: list(DEFAULT_NO_WEIGHT_DECAY))
+    layer_decay: float = Field(1.0, gt=0, le=1, description="layer-wise lr decay (1: off)")
+    clip_grad: float | None = Field(None, gt=0, description="max grad norm (None: no clipping)")
+
+
+class ScheduleSection(_Section):
+    name: Literal["cosine"] = "cosine"
+    warmup_epochs: float = Field(5, ge=0)
+    warmup_lr: float = Field(1e-6, ge=0)
+    min_lr: float = Field(1e-6, ge=0)
+    warmup_prefix: bool = True
+
+
+class EmaSection(_Section):
+    decay: float = Field(0.9999, gt=0, lt=1)
+    warmup: bool = False
+    evaluate: bool = Field(True, description="validate (and save as model.pt) the EMA weights")
+
+
+class TrainSection(_Section):
+    epochs: int = Field(70, ge=1)
+    batch_size: int = Field(8, ge=1, description="per worker, per step")
+    grad_accum: int = Field(1, ge=1, description="steps per optimizer update")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    ema: EmaSection | None = None
+    seed: int = 0
+    eval_every: int = Field(1, ge=1, description="validate every N epochs (and at the end)")
+    checkpoint_every: int = Field(1, ge=1, description="checkpoint every N epochs (and at the end)")
+    keep_checkpoints: int = Field(2, ge=1, description="best-k checkpoints kept")
+    checkpoint_metric: str = "val/top1"
+    checkpoint_mode: Literal["max", "min"] = "max"
+    log_every: int = Field(10, ge=1, description="log step metrics every N optimizer updates")
+    val_split: str | None = Field("val", description="split validated during training (None: none)")
+    shuffle_buffer: int = Field(0, ge=0, description="worker-side local shuffle buffer in clips (0: off)")
+
+
+class EvalSection(_Section):
+    """Multi-view evaluation of the best checkpoint on Ray Data after training (and `evaluate`)."""
+
+    at_end: bool = True
+    split: str = "test"
+    batch_size: int = Field(8, ge=1)
+    num_actors: int = Field(1, ge=1, description="predictor actors (each takes a GPU when the cluster has GPUs)")
+
+
+class ScalingSection(_Section):
+    num_workers: int = Field(2, ge=1)
+    gpus_per_worker: float | None = Field(None, ge=0, description="None: 1 if the cluster has GPUs, else CPU")
+    cpus_per_worker: float = Field(1, gt=0)
+    max_failures: int = Field(0, ge=-1, description="worker-group failures survived (-1: unlimited)")
+
+
+class MlflowSection(_Section):
+    tracking_uri: str | None = Field(None, description="default: $MLFLOW_TRACKING_URI, else sqlite under run.root")
+    experiment: str = "videomamba"
+    run_name: str | None = None
+    register_model: str | None = Field(None, description="registered model name for the best checkpoint")
+    log_model: bool = Field(True, description="log the best model as an MLflow model (with signature)")
+
+
+class RunSection(_Section):
+    name: str | None = Field(None, description="Ray Train run name (default: <experiment>-<timestamp>)")
+    root: str = Field("runs", description="local run directory (MLflow store default, checkpoints default)")
+    storage_path: str | None = Field(None, description="local dir or URI for checkpoints (default: <root>/ray)")
+
+
+class DebugSection(_Section):
+    """Fault injection for tests."""
+
+    fail_at_epoch: int | None = Field(None, ge=0, description="one worker os._exit()s mid-epoch, once")
+    nan_at_epoch: int | None = Field(None, ge=0, description="the loss becomes NaN at this epoch's first step")
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+
+
+class TrainConfig(_Section):
+    """A full training config (the YAML's top level)."""
+
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataConfig
+    objective: ObjectiveConfig = Field(default_factory=SupervisedConfig)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    scaling: ScalingSection = Field(default_factory=ScalingSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    mlflow: MlflowSection = Field(default_factory=MlflowSection)
+    run: RunSection = Field(default_factory=RunSection)
+    debug: DebugSection = Field(default_factory=DebugSection)
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _default_objective_name(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "name" not in value:
+            return {"name": "supervised", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.schedule.warmup_epochs >= self.train.epochs and self.train.epochs > 1:
+            raise ValueError(
+                f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be < train.epochs ({self.train.epochs})"
+            )
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    """``tree["a"]["b"] = value`` for ``dotted == "a.b"`` (intermediate dicts created)."""
+    keys = dotted.split(".")
+    node = tree
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(keys[: i + 1])}: is {type(child).__name__}, cannot set {dotted}")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``[("a.b", 1), ("c", [1, 2])]`` (values parsed as YAML)."""
+    parsed = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key.strip()):
+            raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+        parsed.append((key.strip(), yaml.safe_load(raw) if raw.strip() else None))
+    return parsed
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        elif e["type"] not in ("union_tag_invalid", "value_error") and "input" in e:
+            msg += f" (got {e['input']!r})"
+        lines.append(f"  {loc}: {msg}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def validate_config(raw: dict) -> TrainConfig:
+    """Validate a config tree; raise :class:`ConfigError` naming every bad dotted field."""
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), base: dict | None = None) -> TrainConfig:
+    """Read YAML ``path`` (or start from ``base``), apply ``--set`` overrides, validate."""
+    raw: dict = dict(base or {})
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        raw = loaded
+    for key, value in parse_overrides(overrides):
+        set_dotted(raw, key, value)
+    return validate_config(raw)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
+    if isinstance(tree, BaseModel):
+        tree = tree.model_dump(mode="json")
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

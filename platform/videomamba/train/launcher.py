@@ -1,0 +1,391 @@
+"""Driver side of training: resolve the config into a Ray ``TorchTrainer`` run with MLflow tracking.
+
+``run_training(cfg, resume=False)`` validates everything it can before any worker starts (model
+kwargs, data config, run directory), creates (or reopens) the MLflow run, builds the Ray Data
+datasets, runs ``TorchTrainer(train_loop_per_worker)`` and finally logs the best model, its URI,
+curves and (``eval.at_end``) a multi-view evaluation of the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from videomamba.train.config import TrainConfig, flatten, to_yaml
+from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
+from videomamba.train import tracking
+
+logger = logging.getLogger(__name__)
+
+RUN_INFO_FILE = "videomamba_run.json"
+
+
+class RunExistsError(RuntimeError):
+    """The Ray Train run directory exists and ``resume`` was not requested."""
+
+
+@dataclass
+class TrainRun:
+    """What :func:`run_training` returns."""
+
+    result: Any  # ray.train.Result
+    name: str
+    path: str  # Ray Train run directory (local path or URI)
+    tracking_uri: str
+    mlflow_run_id: str
+    best_checkpoint: str | None = None  # path or URI of the best checkpoint directory
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None  # eval.at_end metrics (scalars)
+
+
+# ------------------------------------------------------------------------------------------------
+# storage (local path or URI) helpers
+def _fs(storage_path: str):
+    import pyarrow.fs
+
+    if "://" in storage_path and not storage_path.startswith("file://"):
+        return pyarrow.fs.FileSystem.from_uri(storage_path)
+    local = Path(storage_path.removeprefix("file://")).expanduser().resolve()
+    return pyarrow.fs.LocalFileSystem(), local.as_posix()
+
+
+def resolve_storage_path(cfg: TrainConfig) -> str:
+    path = cfg.run.storage_path or str(Path(cfg.run.root) / "ray")
+    if "://" in path and not path.startswith("file://"):
+        return path
+    return Path(path.removeprefix("file://")).expanduser().resolve().as_posix()
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def read_run_info(storage_path: str, name: str) -> dict[str, Any] | None:
+    fs, base = _fs(storage_path)
+    path = _join(base, name, RUN_INFO_FILE)
+    import pyarrow.fs
+
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
+        return None
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read().decode())
+
+
+def _write_run_info(storage_path: str, name: str, info: dict[str, Any]) -> None:
+    fs, base = _fs(storage_path)
+    fs.create_dir(_join(base, name), recursive=True)
+    with fs.open_output_stream(_join(base, name, RUN_INFO_FILE)) as f:
+        f.write(json.dumps(info, indent=2).encode())
+
+
+def _run_exists(storage_path: str, name: str) -> bool:
+    import pyarrow.fs
+
+    fs, base = _fs(storage_path)
+    return fs.get_file_info(_join(base, name)).type != pyarrow.fs.FileType.NotFound
+
+
+def latest_run_name(storage_path: str, prefix: str) -> str | None:
+    """The most recently started run under ``storage_path`` whose name starts with ``prefix``."""
+    import pyarrow.fs
+
+    fs, base = _fs(storage_path)
+    try:
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
+    except OSError:
+        return None
+    runs = []
+    for e in entries:
+        if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith(prefix):
+            info = read_run_info(storage_path, e.base_name)
+            if info:
+                runs.append((info.get("created", 0), e.base_name))
+    return max(runs)[1] if runs else None
+
+
+# ------------------------------------------------------------------------------------------------
+def model_spec(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
+    """``{"name", "kwargs"}`` for ``create_model``: frames and size from the data, then overrides."""
+    kwargs: dict[str, Any] = {"num_classes": cfg.model.num_classes or num_classes}
+    for key in ("num_frames", "img_size"):
+        value = getattr(cfg.data, key, None)
+        if value is not None:
+            kwargs[key] = value
+    kwargs["drop_path_rate"] = cfg.model.drop_path_rate
+    kwargs.update(cfg.model.overrides)
+    return {"name": cfg.model.name, "kwargs": kwargs}
+
+
+def _resources(cfg: TrainConfig) -> tuple[float, dict[str, float]]:
+    import ray
+
+    gpus = cfg.scaling.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    res = {"CPU": cfg.scaling.cpus_per_worker}
+    if gpus:
+        res["GPU"] = gpus
+    return gpus, res
+
+
+def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) -> dict[str, Any]:
+    import ray
+    import torch
+
+    device = "cpu"
+    if gpus:
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda"
+    return {
+        "git_commit": tracking.git_commit(),
+        "scan_order": getattr(model, "scan_order", "unknown"),
+        "backend": getattr(model, "backend", "unknown"),
+        "device": device,
+        "num_workers": cfg.scaling.num_workers,
+        "objective": cfg.objective.name,
+        "ray_version": ray.__version__,
+        "torch_version": torch.__version__,
+        "ray_run_name": name,
+        "ray_storage_path": storage_path,
+        "mlflow.source.name": "videomamba train",
+    }
+
+
+def run_training(cfg: TrainConfig, resume: bool = False) -> TrainRun:
+    """Train with Ray Train; see the module docstring. ``resume`` continues the run named
+    ``run.name`` (default: the latest run of this experiment) in the same MLflow run."""
+    import ray
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from videomamba.train import data_api
+
+    if not ray.is_initialized():
+        ray.init()
+    storage_path = resolve_storage_path(cfg)
+    name = cfg.run.name
+    info = None
+    if resume:
+        name = name or latest_run_name(storage_path, f"{cfg.mlflow.experiment}-")
+        info = read_run_info(storage_path, name) if name else None
+        if info is None:
+            raise RunExistsError(f"--resume: no run {name or cfg.mlflow.experiment + '-*'!r} under {storage_path}")
+    else:
+        name = name or f"{cfg.mlflow.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if _run_exists(storage_path, name):
+            raise RunExistsError(
+                f"run {name!r} already exists under {storage_path}; pass --resume to continue it or set run.name"
+            )
+
+    # everything that can fail does so here, before any worker starts
+    class_names = data_api.class_names(cfg.data)
+    spec = model_spec(cfg, len(class_names))
+    probe = build_model(spec)
+    num_params = sum(p.numel() for p in probe.parameters())
+    gpus, resources = _resources(cfg)
+    datasets = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed)}
+    val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
+    if val_split:
+        datasets[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed)
+    train_size = data_api.num_rows(cfg.data, "train", datasets["train"])
+    metric, mode = cfg.train.checkpoint_metric, cfg.train.checkpoint_mode
+    if val_split is None and metric.startswith("val/"):
+        logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
+        metric, mode = "train/loss_epoch", "min"
+
+    tracking_uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root)
+    if info is not None:
+        tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
+        tracking_uri = tracker.tracking_uri
+        tracker.set_status("RUNNING")
+        tracker.set_tags({"resumed": int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1})
+        logger.info("resuming run %r into MLflow run %s", name, tracker.run_id)
+    else:
+        tracker = tracking.start_run(
+            tracking_uri,
+            cfg.mlflow.experiment,
+            run_name=cfg.mlflow.run_name or name,
+            tags=_tags(cfg, probe, gpus, name, storage_path),
+        )
+        _write_run_info(
+            storage_path,
+            name,
+            {"mlflow_run_id": tracker.run_id, "tracking_uri": tracking_uri, "experiment": cfg.mlflow.experiment, "created": time.time()},
+        )
+    del probe
+    global_batch = cfg.train.batch_size * cfg.train.grad_accum * cfg.scaling.num_workers
+    tracker.log_params(
+        {
+            **flatten(cfg),
+            "derived.num_params": num_params,
+            "derived.global_batch": global_batch,
+            "derived.num_classes": len(class_names),
+            "derived.train_clips": train_size,
+            "derived.model_kwargs": json.dumps(spec["kwargs"], sort_keys=True),
+        }
+    )
+    tracker.log_text(to_yaml(cfg), "config/resolved.yaml" if info is None else f"config/resolved-resume-{int(time.time())}.yaml")
+
+    local_storage = "://" not in storage_path
+    runtime = {
+        "model": spec,
+        "class_names": class_names,
+        "tracking_uri": tracking_uri,
+        "mlflow_run_id": tracker.run_id,
+        "train_size": train_size,
+        "has_val": val_split is not None,
+        "progress": sys.stderr.isatty(),
+        "val_split": val_split,
+        "fail_marker": str(Path(storage_path) / name / ".debug_fail_fired")
+        if local_storage
+        else str(Path(tempfile.gettempdir()) / f"videomamba-{name}.debug_fail_fired"),
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.model_dump(mode="json"), "runtime": runtime},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.scaling.num_workers, use_gpu=bool(gpus), resources_per_worker=resources
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=cfg.train.keep_checkpoints,
+                checkpoint_score_attribute=metric,
+                checkpoint_score_order=mode,
+            ),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+        ),
+        datasets=datasets,
+    )
+    try:
+        result = trainer.fit()
+    except BaseException as err:
+        tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
+        tracker.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
+    status = result.return_value or {}
+    last = result.checkpoint.path if result.checkpoint else None
+    if status.get("status") == STOP_NONFINITE:
+        tracker.set_tags({"stop_reason": STOP_NONFINITE, "last_good_checkpoint": str(last)})
+        tracker.set_status("FAILED")
+        raise NonFiniteLossError(f"{status['message']}. Last good checkpoint: {last}")
+
+    best = _best(result, metric, mode)
+    if best is not None:
+        run.best_checkpoint, run.best_metrics = best
+        _log_best(tracker, cfg, run, class_names)
+        if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
+            run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, class_names)
+    _log_curves(tracker)
+    tracker.set_status("FINISHED")
+    return run
+
+
+def _best(result, metric: str, mode: str) -> tuple[str, dict[str, Any]] | None:
+    candidates = [(c, m) for c, m in (result.best_checkpoints or []) if m.get(metric) is not None]
+    if not candidates:
+        return (_uri(result.checkpoint), {}) if result.checkpoint else None
+    pick = max if mode == "max" else min
+    checkpoint, metrics = pick(candidates, key=lambda cm: cm[1][metric])
+    return _uri(checkpoint), metrics
+
+
+def _uri(checkpoint) -> str:
+    import pyarrow.fs
+
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        return checkpoint.path
+    return f"{checkpoint.filesystem.type_name}://{checkpoint.path}"
+
+
+def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun, class_names: list[str]) -> None:
+    """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
+    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+
+    tracker.set_tags({"best_checkpoint": run.best_checkpoint})
+    tracker.log_metrics({f"best/{k}": v for k, v in run.best_metrics.items() if isinstance(v, (int, float))})
+    with local_checkpoint_dir(run.best_checkpoint) as d:
+        tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
+        tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")
+        if cfg.mlflow.log_model:
+            log_model(tracker, d, read_meta(d), registered_name=cfg.mlflow.register_model)
+
+
+def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str, Any], registered_name: str | None = None):
+    """Log the checkpoint's model as an MLflow PyTorch model with an input signature
+    ``float32 (-1, 3, T, H, W)``; register it as ``registered_name`` when given."""
+    import mlflow
+    import numpy as np
+    import torch
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    from videomamba.train.checkpointing import load_trained_model
+
+    model, meta = load_trained_model(checkpoint_dir)
+    t, size = model.num_frames, model.img_size
+    size = size if isinstance(size, (tuple, list)) else (size, size)
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, t, *size), "video")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, model.num_classes), "logits")]),
+    )
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracker.tracking_uri)
+    mlflow.set_registry_uri(tracker.tracking_uri)
+    try:
+        with mlflow.start_run(run_id=tracker.run_id):
+            info = mlflow.pytorch.log_model(
+                model,
+                name="model",
+                signature=signature,
+                serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "videomamba-platform"],
+                metadata={"class_names": meta.get("class_names"), "videomamba_model": meta.get("model")},
+                registered_model_name=registered_name,
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    logger.info("logged MLflow model %s%s", info.model_uri, f" (registered as {registered_name!r})" if registered_name else "")
+    return info
+
+
+def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, class_names: list[str]) -> dict[str, float]:
+    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split``, logged as ``<split>/*`` metrics
+    plus a confusion-matrix PNG and per-class accuracy JSON."""
+    from videomamba.train import data_api
+    from videomamba.train.evaluate import evaluate_dataset, plot_confusion, scalar_metrics
+
+    split = cfg.eval.split
+    ds = data_api.build(cfg.data, split, seed=cfg.train.seed)
+    full = evaluate_dataset(
+        ds, checkpoint, num_classes=len(class_names), batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors
+    )
+    scalars = scalar_metrics(full, split)
+    skipped = data_api.skipped(split)
+    if skipped is not None:
+        scalars[f"data/skipped_{split}"] = float(skipped)
+    tracker.log_metrics(scalars)
+    tracker.log_dict(
+        {"class_names": class_names, "per_class_acc": full["per_class_acc"], "confusion": full["confusion"].tolist(), **scalars},
+        f"eval/{split}_metrics.json",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        png = plot_confusion(full["confusion"], class_names, Path(tmp) / f"{split}_confusion_matrix.png",
+                             title=f"{split}: top-1 {full['top1']:.3f} ({full['num_videos']} videos, {full['num_views']} views)")
+        tracker.log_artifact(png, "plots")
+    return scalars
+
+
+def _log_curves(tracker) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        png = tracking.plot_curves(tracker.tracking_uri, tracker.run_id, Path(tmp) / "curves.png")
+        if png:
+            tracker.log_artifact(png, "plots")

@@ -1,0 +1,388 @@
+"""``train_loop_per_worker``: the Ray Train training function (one copy per worker).
+
+It knows nothing about where it runs: it reads its config dict, takes its data shard with
+``ray.train.get_dataset_shard``, resumes from ``ray.train.get_checkpoint()`` when there is one,
+and reports metrics and checkpoints with ``ray.train.report``. ``config`` is
+``{"cfg": TrainConfig as a dict, "runtime": {...}}``; the runtime part is filled in by the
+launcher (model kwargs, class names, MLflow run id, dataset sizes).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from videomamba.objectives import build_objective
+from videomamba.train import checkpointing as ckpt
+from videomamba.train.config import TrainConfig
+from videomamba.train.evaluate import classification_metrics, plot_confusion, scalar_metrics
+from videomamba.train.optim import build_optimizer, build_scheduler
+from videomamba.train.precision import resolve_precision
+from videomamba.train.tracking import NoopTracker, RunTracker
+
+logger = logging.getLogger(__name__)
+
+STOP_NONFINITE = "nonfinite_loss"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised by the launcher when a worker stopped on a NaN/inf loss."""
+
+
+def seed_everything(seed: int, epoch: int, rank: int) -> None:
+    """Per (epoch, rank) seeding: resuming at an epoch boundary replays the same random streams."""
+    s = (seed * 1_000_003 + epoch * 1009 + rank) % 2**32
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def _world() -> tuple[int, int]:
+    import ray.train
+
+    ctx = ray.train.get_context()
+    return ctx.get_world_rank(), ctx.get_world_size()
+
+
+def _all_reduce(values: list[float], device: torch.device, op=None) -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def _gather(obj: Any) -> list[Any]:
+    if dist.is_available() and dist.is_initialized():
+        out: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    return [obj]
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
+
+
+def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: str = "center") -> torch.nn.Module:
+    """``create_model(spec["name"], **spec["kwargs"])``, optionally initialised from a checkpoint."""
+    import videomamba
+
+    model = videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
+    if pretrained:
+        report = videomamba.load_checkpoint(model, pretrained, inflate=inflate)
+        logger.info("initialised from %s: %s", pretrained, report)
+    return model
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from ray.experimental.tqdm_ray import tqdm
+    except ImportError:  # pragma: no cover
+        from tqdm import tqdm
+    return tqdm(total=total, desc=desc)
+
+
+class _Trainer:
+    """State of one worker's training run; :meth:`run` is the whole loop."""
+
+    def __init__(self, config: dict[str, Any]):
+        import ray.train
+        import ray.train.torch
+
+        self.cfg = cfg = TrainConfig.model_validate(config["cfg"])
+        self.rt = rt = config["runtime"]
+        self.rank, self.world = _world()
+        self.device = ray.train.torch.get_device()
+        self.tracker = RunTracker(rt["tracking_uri"], rt["mlflow_run_id"]) if self.rank == 0 and rt.get("mlflow_run_id") else NoopTracker()
+        seed_everything(cfg.train.seed, 0, self.rank)
+
+        model = build_model(rt["model"], cfg.model.pretrained, cfg.model.inflate)
+        self.objective = build_objective(cfg.objective, model).to(self.device)
+        self.precision = resolve_precision(cfg.train.precision, self.device)
+        global_batch = cfg.train.batch_size * cfg.train.grad_accum * self.world
+        ref = cfg.optim.reference_batch_size
+        self.lr = cfg.optim.lr * (global_batch / ref if ref else 1.0)
+        self.optimizer = build_optimizer(self.objective, cfg.optim, lr=self.lr, model_prefix="model.")
+        per_worker = rt["train_size"] // self.world
+        steps = per_worker // cfg.train.batch_size
+        if cfg.debug.max_steps_per_epoch:
+            steps = min(steps, cfg.debug.max_steps_per_epoch)
+        if steps < 1:
+            raise ValueError(
+                f"train split has {rt['train_size']} clips: fewer than one batch of {cfg.train.batch_size} per worker"
+            )
+        self.steps_per_epoch = steps
+        self.updates_per_epoch = max(1, steps // cfg.train.grad_accum)
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.schedule, steps_per_epoch=self.updates_per_epoch, epochs=cfg.train.epochs
+        )
+        self.ema = None
+        if cfg.train.ema is not None:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(model, decay=cfg.train.ema.decay, use_warmup=cfg.train.ema.warmup)
+        self.start_epoch = 0
+        self.num_updates = 0
+        self.best: float | None = None
+        self._restore(ray.train.get_checkpoint())
+        self.ddp = ray.train.torch.prepare_model(
+            self.objective,
+            parallel_strategy_kwargs={"find_unused_parameters": self.objective.find_unused_parameters},
+        )
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _restore(self, checkpoint) -> None:
+        if checkpoint is None:
+            return
+        with checkpoint.as_directory() as d:
+            d = Path(d)
+            state = ckpt.load_train_state(d)
+            model_state = state.get("model") or torch.load(d / ckpt.MODEL_FILE, map_location="cpu", weights_only=True)
+            heads = torch.load(d / ckpt.HEADS_FILE, weights_only=True) if (d / ckpt.HEADS_FILE).exists() else {}
+        self.objective.model.load_state_dict(model_state)
+        self.objective.load_extra_state_dict(heads)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.start_epoch = state["epoch"] + 1
+        self.num_updates = state["num_updates"]
+        self.best = state.get("best")
+        logger.info("rank %d: resumed after epoch %d (%d updates)", self.rank, state["epoch"], self.num_updates)
+
+    def _eval_model(self) -> torch.nn.Module:
+        if self.ema is not None and self.cfg.train.ema.evaluate:
+            return self.ema.module
+        return self.objective.model
+
+    def _save(self, directory: Path, epoch: int, metrics: dict[str, float]) -> None:
+        ema_weights = self.ema is not None and self.cfg.train.ema.evaluate
+        train_state = {
+            "epoch": epoch,
+            "num_updates": self.num_updates,
+            "best": self.best,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.precision.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            # model.pt holds the weights that were evaluated; keep the raw ones to resume exactly
+            "model": {k: v.cpu() for k, v in self.objective.model.state_dict().items()} if ema_weights else None,
+            "rng": {"scheme": "seed_everything(train.seed, epoch, rank) at every epoch start", "seed": self.cfg.train.seed},
+        }
+        meta = {
+            "format": 1,
+            "model": self.rt["model"],
+            "class_names": self.rt["class_names"],
+            "weights": "ema" if ema_weights else "model",
+            "epoch": epoch,
+            "num_updates": self.num_updates,
+            "metrics": metrics,
+            "mlflow": {"tracking_uri": self.rt.get("tracking_uri"), "run_id": self.rt.get("mlflow_run_id")},
+            "config": self.cfg.model_dump(mode="json"),
+        }
+        ckpt.save_checkpoint(
+            directory,
+            model_state=self._eval_model().state_dict(),
+            heads_state=self.objective.extra_state_dict(),
+            train_state=train_state,
+            meta=meta,
+        )
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def _batches(self, split: str, epoch: int, train: bool):
+        import ray.train
+
+        shard = ray.train.get_dataset_shard(split)
+        kwargs: dict[str, Any] = {"batch_size": self.cfg.train.batch_size, "drop_last": train}
+        if train and self.cfg.train.shuffle_buffer:
+            kwargs.update(local_shuffle_buffer_size=self.cfg.train.shuffle_buffer, local_shuffle_seed=self.cfg.train.seed + epoch)
+        return shard.iter_torch_batches(**kwargs)
+
+    def _maybe_inject_failure(self, epoch: int, step: int) -> None:
+        dbg = self.cfg.debug
+        if dbg.fail_at_epoch != epoch or step != min(1, self.steps_per_epoch - 1) or self.rank != self.world - 1:
+            return
+        marker = Path(self.rt["fail_marker"])
+        if marker.exists():
+            return
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"epoch {epoch} step {step}\n")
+        logger.warning("debug.fail_at_epoch=%d: worker rank %d exits now", epoch, self.rank)
+        os._exit(1)
+
+    def train_epoch(self, epoch: int) -> dict[str, float] | str:
+        """One epoch; returns its metrics, or an error message when the loss became non-finite."""
+        cfg = self.cfg
+        self.ddp.train()
+        accum = cfg.train.grad_accum
+        sums = {"loss": 0.0, "acc": 0.0, "n": 0.0, "data_s": 0.0}
+        window = {"loss": 0.0, "acc": 0.0, "n": 0.0, "t": time.perf_counter()}
+        bar = _progress(self.steps_per_epoch, f"epoch {epoch}", self.rank == 0 and bool(self.rt.get("progress")))
+        t_epoch = t_fetch = time.perf_counter()
+        step = -1
+        for step, batch in enumerate(self._batches("train", epoch, train=True)):
+            if step >= self.steps_per_epoch:
+                break
+            sums["data_s"] += time.perf_counter() - t_fetch
+            self._maybe_inject_failure(epoch, step)
+            update = (step + 1) % accum == 0
+            sync = self.ddp.no_sync() if (not update and hasattr(self.ddp, "no_sync")) else nullcontext()
+            with sync:
+                with self.precision.autocast():
+                    loss, metrics = self.ddp(batch)
+                if cfg.debug.nan_at_epoch == epoch and step == 0:
+                    loss = loss * float("nan")
+                finite = _all_reduce([float(torch.isfinite(loss.detach()).all())], self.device, dist.ReduceOp.MIN)[0]
+                if not finite:
+                    return (
+                        f"loss is {loss.item()} at epoch {epoch}, step {step} (update {self.num_updates}); "
+                        "training stopped, the last good checkpoint is kept"
+                    )
+                self.precision.scaler.scale(loss / accum).backward()
+            if update:
+                self._optimizer_step()
+            n = batch["label"].shape[0]
+            for d in (sums, window):
+                d["loss"] += float(metrics["loss"]) * n
+                d["acc"] += float(metrics["acc"]) * n
+                d["n"] += n
+            if update and self.num_updates % cfg.train.log_every == 0 and window["n"]:
+                dt = time.perf_counter() - window["t"]
+                self.tracker.log_metrics(
+                    {
+                        "train/loss": window["loss"] / window["n"],
+                        "train/acc": window["acc"] / window["n"],
+                        "train/lr": self.current_lr(),
+                        "train/clips_per_s": window["n"] * self.world / max(dt, 1e-9),
+                    },
+                    step=self.num_updates,
+                )
+                window = {"loss": 0.0, "acc": 0.0, "n": 0.0, "t": time.perf_counter()}
+            if bar is not None:
+                bar.update(1)
+            t_fetch = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - t_epoch
+        loss_sum, acc_sum, n, data_s = _all_reduce([sums["loss"], sums["acc"], sums["n"], sums["data_s"]], self.device)
+        return {
+            "train/loss_epoch": loss_sum / max(n, 1),
+            "train/acc_epoch": acc_sum / max(n, 1),
+            "train/clips_per_s_epoch": n / max(elapsed, 1e-9),
+            "train/data_wait_frac": data_s / self.world / max(elapsed, 1e-9),
+            "train/epoch_s": elapsed,
+        }
+
+    def _optimizer_step(self) -> None:
+        scaler, clip = self.precision.scaler, self.cfg.optim.clip_grad
+        if clip is not None:
+            scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.objective.parameters(), clip)
+        scaler.step(self.optimizer)
+        scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.num_updates += 1
+        self.scheduler.step_update(self.num_updates)
+        if self.ema is not None:
+            self.ema.update(self.objective.model, step=self.num_updates)
+
+    def current_lr(self) -> float:
+        return max(g["lr"] for g in self.optimizer.param_groups)
+
+    @torch.inference_mode()
+    def validate(self, split: str) -> tuple[dict[str, float], dict[str, Any] | None]:
+        """Every worker predicts its shard; rank 0 averages views per video and computes metrics."""
+        model = self._eval_model()
+        was_training = model.training
+        model.eval()
+        parts: dict[str, list[np.ndarray]] = {"index": [], "label": [], "logits": []}
+        for batch in self._batches(split, 0, train=False):
+            with self.precision.autocast():
+                logits = model(batch["video"]).float()
+            parts["logits"].append(logits.cpu().numpy())
+            parts["label"].append(batch["label"].cpu().numpy())
+            parts["index"].append(batch["index"].cpu().numpy())
+        model.train(was_training)
+        local = {k: (np.concatenate(v) if v else np.zeros((0, len(self.rt["class_names"])) if k == "logits" else 0)) for k, v in parts.items()}
+        gathered = _gather(local)
+        if self.rank != 0:
+            return {}, None
+        cat = {k: np.concatenate([g[k] for g in gathered]) for k in local}
+        full = classification_metrics(cat["logits"], cat["label"], index=cat["index"], num_classes=len(self.rt["class_names"]))
+        return scalar_metrics(full, "val"), full
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        import ray.train
+
+        cfg = self.cfg
+        epochs = cfg.train.epochs
+        has_val = bool(self.rt.get("has_val"))
+        for epoch in range(self.start_epoch, epochs):
+            seed_everything(cfg.train.seed, epoch, self.rank)
+            result = self.train_epoch(epoch)
+            if isinstance(result, str):
+                logger.error("rank %d: %s", self.rank, result)
+                self.tracker.set_tags({"stop_reason": STOP_NONFINITE})
+                ray.train.report({"epoch": epoch, "stopped": STOP_NONFINITE})
+                return {"status": STOP_NONFINITE, "message": result}
+            last = epoch == epochs - 1
+            save = last or (epoch + 1) % cfg.train.checkpoint_every == 0
+            metrics: dict[str, Any] = {"epoch": epoch, "step": self.num_updates, "train/lr": self.current_lr(), **result}
+            full = None
+            if has_val and (save or last or (epoch + 1) % cfg.train.eval_every == 0):
+                val, full = self.validate(self.rt["val_split"])
+                metrics.update(val)
+            improved = False
+            if self.rank == 0:
+                score = metrics.get(cfg.train.checkpoint_metric)
+                if score is not None and math.isfinite(score):
+                    better = self.best is None or (score > self.best if cfg.train.checkpoint_mode == "max" else score < self.best)
+                    if better:
+                        self.best, improved = score, True
+                        metrics["best_epoch"] = epoch
+                self.tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=self.num_updates)
+                if improved and full is not None:
+                    self._log_confusion(full, epoch)
+                logger.info(
+                    "epoch %d/%d: %s", epoch, epochs - 1,
+                    ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)),
+                )
+            if save:
+                with tempfile.TemporaryDirectory() as tmp:
+                    checkpoint = None
+                    if self.rank == 0:
+                        self._save(Path(tmp), epoch, metrics)
+                        checkpoint = ray.train.Checkpoint.from_directory(tmp)
+                    ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
+            else:
+                ray.train.report(metrics)
+        return {"status": "finished", "best": self.best, "epochs": epochs}
+
+    def _log_confusion(self, full: dict[str, Any], epoch: int) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = plot_confusion(
+                full["confusion"], self.rt["class_names"], Path(tmp) / "val_confusion_matrix.png",
+                title=f"val, epoch {epoch}: top-1 {full['top1']:.3f}",
+            )
+            self.tracker.log_artifact(path, "plots")
+        self.tracker.set_tags({"best_epoch": epoch})
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """Ray Train training function (see the module docstring). Returns (rank 0) a status dict."""
+    return _Trainer(config).run()
