@@ -18,7 +18,8 @@ import torch
 
 pytest.importorskip("triton")
 
-from videomamba.ops import selective_scan_ref as ref  # noqa: E402
+# the module itself (videomamba.ops re-exports a function under the same name)
+ref = importlib.import_module("videomamba.ops.selective_scan_ref")
 
 _SRC = Path(ref.__file__).with_name("selective_scan_triton.py")
 _MODULES: dict[bool, object] = {}

@@ -482,8 +482,9 @@ def _config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[i
             block_d //= 2
         num_warps = 4
     block_d = _env_int("VIDEOMAMBA_TRITON_BLOCK_D") or block_d
-    for g in group_dims:  # a channel block must not straddle a B/C group
-        block_d = _pow2_divisor(g, block_d) if g % block_d else block_d
+    for g in group_dims:  # a channel block must not straddle a B/C group (g = channels per group)
+        if g != dim and g % block_d:
+            block_d = _pow2_divisor(g, block_d)
     block_l = max(16, min(tile // (block_d * block_n), triton.next_power_of_2(max(length, 1))))
     block_l = _env_int("VIDEOMAMBA_TRITON_BLOCK_L") or block_l
     num_warps = _env_int("VIDEOMAMBA_TRITON_NUM_WARPS") or num_warps
