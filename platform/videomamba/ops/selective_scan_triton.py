@@ -39,8 +39,10 @@ Design
   element. Parallelism lost by not putting the direction on the grid is recovered by a smaller
   BLOCK_D when the grid would not fill the GPU. The backward kernel has the same structure
   (dz is the one output both directions contribute to).
-* Launches: forward 1 kernel (single or bi); backward 1 kernel plus a few tiny torch
-  reductions/casts (dA/dD/dbias partial sums, dB/dC fp32 -> input dtype).
+* Launches: forward 1 kernel (single or bi). Backward (single or bi): 1 memset (the fp32 dB/dC
+  accumulator of every direction, one buffer), the kernel, 1 sum (dA/dD/dbias partials of every
+  direction, one buffer) and 1 cast (dB/dC to the input dtype; none for fp32). No host syncs
+  (CUDA-graph capturable).
 
 Block sizes come from ``_config`` (env overrides ``VIDEOMAMBA_TRITON_BLOCK_D``,
 ``VIDEOMAMBA_TRITON_BLOCK_L``, ``VIDEOMAMBA_TRITON_NUM_WARPS`` for tuning on a GPU).
@@ -49,6 +51,7 @@ Block sizes come from ``_config`` (env overrides ``VIDEOMAMBA_TRITON_BLOCK_D``,
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 import torch
@@ -200,15 +203,15 @@ if _HAS_TRITON:
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr,
-        du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, dA_ptr, dD_ptr, dbias_ptr, dB_ptr, dC_ptr,
+        du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, dsmall_ptr, dB_ptr, dC_ptr,
         G_B, G_C,
         pid_b, d_start, dim, L, n_state, nchunks,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
-        """Backward of one direction. du, ddt, dz(part) contiguous (B, D, L); dA (B, D, N),
-        dD and dbias (B, D) per-batch partials; dB (B, G_B, N, L), dC (B, G_C, N, L) fp32,
+        """Backward of one direction. du, ddt, dz(part) contiguous (B, D, L); dsmall (B, D, N+2)
+        fp32 per-batch partials [dA | dD | dbias]; dB (B, G_B, N, L), dC (B, G_C, N, L) fp32,
         accumulated atomically."""
         LOG2E: tl.constexpr = 1.4426950408889634
         offs_d = d_start + tl.arange(0, BLOCK_D)
@@ -310,10 +313,10 @@ if _HAS_TRITON:
             dCt = tl.sum(hh * dy[:, None, :], axis=0)
             tl.atomic_add(dB_row + pos[None, :], dBt, mask=mnl)
             tl.atomic_add(dC_row + pos[None, :], dCt, mask=mnl)
-        tl.store(dA_ptr + dn_off, dA_acc, mask=mask_dn)
-        d_off = b64 * dim + offs_d
-        tl.store(dD_ptr + d_off, dD_acc, mask=mask_d)
-        tl.store(dbias_ptr + d_off, dbias_acc, mask=mask_d)
+        s_off = (b64 * dim + offs_d) * (n_state + 2)
+        tl.store(dsmall_ptr + s_off[:, None] + offs_n[None, :], dA_acc, mask=mask_dn)
+        tl.store(dsmall_ptr + s_off + n_state, dD_acc, mask=mask_d)
+        tl.store(dsmall_ptr + s_off + n_state + 1, dbias_acc, mask=mask_d)
 
     @triton.jit
     def _fwd_kernel(
@@ -344,7 +347,7 @@ if _HAS_TRITON:
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr,
-        du_ptr, ddt_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, dB_ptr, dC_ptr, G_B, G_C,
+        du_ptr, ddt_ptr, dz_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
         dim, L, n_state, nchunks,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
@@ -357,7 +360,7 @@ if _HAS_TRITON:
             s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
             s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr,
-            du_ptr, ddt_ptr, dz_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, dB_ptr, dC_ptr, G_B, G_C,
+            du_ptr, ddt_ptr, dz_ptr, dz_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
             pid_b, d_start, dim, L, n_state, nchunks,
             REVERSE, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, False, False,
             BLOCK_D, BLOCK_N, BLOCK_L,
@@ -406,11 +409,11 @@ if _HAS_TRITON:
         fu, fdt, fA, fB, fC, fD, fbias, fhs,
         fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
         fs_B_b, fs_B_g, fs_B_n, fs_B_l, fs_C_b, fs_C_g, fs_C_n, fs_C_l, fdpg_B, fdpg_C,
-        fdu, fddt, fdA, fdD, fdbias, fdB, fdC, fG_B, fG_C,
+        fdu, fddt, fdsmall, fdB, fdC, fG_B, fG_C,
         bu, bdt, bA, bB, bC, bD, bbias, bhs,
         bs_u_b, bs_u_d, bs_dt_b, bs_dt_d, bs_A_d, bs_A_n,
         bs_B_b, bs_B_g, bs_B_n, bs_B_l, bs_C_b, bs_C_g, bs_C_n, bs_C_l, bdpg_B, bdpg_C,
-        bdu, bddt, bdA, bdD, bdbias, bdB, bdC, bG_B, bG_C,
+        bdu, bddt, bdsmall, bdB, bdC, bG_B, bG_C,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dz_ptr, dzpart_ptr,
         dim, L, n_state, nchunks,
         HAS_DF: tl.constexpr, HAS_DB: tl.constexpr, HAS_BIASF: tl.constexpr, HAS_BIASB: tl.constexpr,
@@ -424,7 +427,7 @@ if _HAS_TRITON:
             fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
             fs_B_b, fs_B_g, fs_B_n, fs_B_l, fs_C_b, fs_C_g, fs_C_n, fs_C_l, fdpg_B, fdpg_C,
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, fhs,
-            fdu, fddt, dz_ptr, dzpart_ptr, fdA, fdD, fdbias, fdB, fdC, fG_B, fG_C,
+            fdu, fddt, dz_ptr, dzpart_ptr, fdsmall, fdB, fdC, fG_B, fG_C,
             pid_b, d_start, dim, L, n_state, nchunks,
             False, HAS_DF, True, HAS_BIASF, SOFTPLUS, False, False, True,
             BLOCK_D, BLOCK_N, BLOCK_L,
@@ -435,7 +438,7 @@ if _HAS_TRITON:
             bs_u_b, bs_u_d, bs_dt_b, bs_dt_d, bs_A_d, bs_A_n,
             bs_B_b, bs_B_g, bs_B_n, bs_B_l, bs_C_b, bs_C_g, bs_C_n, bs_C_l, bdpg_B, bdpg_C,
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, bhs,
-            bdu, bddt, dz_ptr, dzpart_ptr, bdA, bdD, bdbias, bdB, bdC, bG_B, bG_C,
+            bdu, bddt, dz_ptr, dzpart_ptr, bdsmall, bdB, bdC, bG_B, bG_C,
             pid_b, d_start, dim, L, n_state, nchunks,
             True, HAS_DB, True, HAS_BIASB, SOFTPLUS, False, True, False,
             BLOCK_D, BLOCK_N, BLOCK_L,
@@ -522,27 +525,58 @@ class _Dir:
         return [*self.u.stride()[:2], *self.delta.stride()[:2], *self.A.stride(),
                 *self.B4.stride(), *self.C4.stride(), *self.dpg]
 
-    def grad_buffers(self, batch, dim, n_state, length):
-        dev = self.u.device
-        f32 = dict(device=dev, dtype=torch.float32)
-        return dict(
-            du=torch.empty(batch, dim, length, device=dev, dtype=self.u.dtype),
-            ddt=torch.empty(batch, dim, length, device=dev, dtype=self.delta.dtype),
-            dA=torch.empty(batch, dim, n_state, **f32),
-            dD=torch.empty(batch, dim, **f32),
-            dbias=torch.empty(batch, dim, **f32),
-            dB=torch.zeros(batch, self.G_B, n_state, length, **f32),
-            dC=torch.zeros(batch, self.G_C, n_state, length, **f32),
-        )
+    def grad_args(self, buf):
+        """The kernel's per-direction gradient pointers (after stride_args)."""
+        return [buf["du"], buf["ddt"], buf["small"], buf["dB"], buf["dC"], self.G_B, self.G_C]
 
-    def grads(self, buf, B, C):
-        """(du, ddelta, dA, dB, dC, dD, ddelta_bias) in the inputs' dtypes/shapes."""
-        dB = buf["dB"] if self.B_grouped else buf["dB"][:, 0]
-        dC = buf["dC"] if self.C_grouped else buf["dC"][:, 0]
-        dD = buf["dD"].sum(0).to(self.D.dtype) if self.D is not None else None
-        dbias = buf["dbias"].sum(0).to(self.bias.dtype) if self.bias is not None else None
-        return (buf["du"], buf["ddt"], buf["dA"].sum(0).to(self.A.dtype),
-                dB.to(B.dtype), dC.to(C.dtype), dD, dbias)
+
+class _GradBuffers:
+    """Gradient outputs of one or two directions, packed so that the host side costs few
+    launches: one fp32 (ndir, B, D, N+2) buffer for the per-batch partials [dA | dD | dbias]
+    (one sum), one zeroed fp32 buffer for every dB/dC (one memset, one cast)."""
+
+    def __init__(self, dirs, batch, dim, n_state, length):
+        dev = dirs[0].u.device
+        self.dirs, self.n_state = dirs, n_state
+        self.small = torch.empty(len(dirs), batch, dim, n_state + 2, device=dev, dtype=torch.float32)
+        shapes = [s for d in dirs for s in ((batch, d.G_B, n_state, length), (batch, d.G_C, n_state, length))]
+        sizes = [math.prod(s) for s in shapes]
+        self.big = torch.zeros(sum(sizes), device=dev, dtype=torch.float32)
+        self.views = []  # (offset, shape) of dB, dC per direction
+        off = 0
+        for shape, size in zip(shapes, sizes):
+            self.views.append((off, shape))
+            off += size
+        self.bufs = []
+        for i, d in enumerate(dirs):
+            (ob, sb), (oc, sc) = self.views[2 * i], self.views[2 * i + 1]
+            self.bufs.append(dict(
+                du=torch.empty(batch, dim, length, device=dev, dtype=d.u.dtype),
+                ddt=torch.empty(batch, dim, length, device=dev, dtype=d.delta.dtype),
+                small=self.small[i],
+                dB=self.big[ob:ob + math.prod(sb)].view(sb),
+                dC=self.big[oc:oc + math.prod(sc)].view(sc),
+            ))
+
+    def grads(self, Bs, Cs):
+        """Per direction (du, ddelta, dA, dB, dC, dD, ddelta_bias) in the inputs' dtypes/shapes."""
+        n = self.n_state
+        small = self.small.sum(1)  # (ndir, D, N+2)
+        dtypes = {t.dtype for t in (*Bs, *Cs)}
+        big = self.big.to(dtypes.pop()) if len(dtypes) == 1 else None  # one cast for all dB/dC
+        out = []
+        for i, (d, B, C) in enumerate(zip(self.dirs, Bs, Cs)):
+            dBC = []
+            for (off, shape), grouped, like in ((self.views[2 * i], d.B_grouped, B),
+                                                (self.views[2 * i + 1], d.C_grouped, C)):
+                src = big if big is not None else self.big
+                g = src[off:off + math.prod(shape)].view(shape).to(like.dtype)
+                dBC.append(g if grouped else g[:, 0])
+            dA = small[i, :, :n].to(d.A.dtype)
+            dD = small[i, :, n].to(d.D.dtype) if d.D is not None else None
+            dbias = small[i, :, n + 1].to(d.bias.dtype) if d.bias is not None else None
+            out.append((self.bufs[i]["du"], self.bufs[i]["ddt"], dA, dBC[0], dBC[1], dD, dbias))
+        return out
 
 
 def _dims(d: _Dir):
@@ -583,20 +617,21 @@ def _bwd(d: _Dir, z, hs, dout, dlast, softplus, reverse, cfg):
     batch, dim, length, n_state = _dims(d)
     nchunks = hs.shape[2]
     dout = _lastdim_contig(dout)
-    buf = d.grad_buffers(batch, dim, n_state, length)
-    dz = torch.empty_like(z, memory_format=torch.contiguous_format) if z is not None else buf["du"]
+    gb = _GradBuffers([d], batch, dim, n_state, length)
+    dz = torch.empty_like(z, memory_format=torch.contiguous_format) if z is not None else dout
     zz = _lastdim_contig(z) if z is not None else dout
     dl = dlast.contiguous() if dlast is not None else hs
     grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
     LAST_LAUNCH["bwd"] = _bwd_kernel[grid](
         *d.ptr_args(dout, hs), *d.stride_args(),
         zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl,
-        buf["du"], buf["ddt"], dz, buf["dA"], buf["dD"], buf["dbias"], buf["dB"], buf["dC"], d.G_B, d.G_C,
+        gb.bufs[0]["du"], gb.bufs[0]["ddt"], dz, gb.bufs[0]["small"], gb.bufs[0]["dB"], gb.bufs[0]["dC"],
+        d.G_B, d.G_C,
         dim, length, n_state, nchunks,
         REVERSE=reverse, HAS_D=d.D is not None, HAS_Z=z is not None, HAS_BIAS=d.bias is not None,
         SOFTPLUS=softplus, HAS_DLAST=dlast is not None, **cfg,
     )
-    return buf, (dz if z is not None else None)
+    return gb, (dz if z is not None else None)
 
 
 class _SelectiveScanFn(torch.autograd.Function):
@@ -615,8 +650,8 @@ class _SelectiveScanFn(torch.autograd.Function):
         u, delta, A, B, C, D, z, delta_bias, hs = ctx.saved_tensors
         softplus, reverse = ctx.flags
         d = _Dir(u, delta, A, B, C, D, delta_bias)
-        buf, dz = _bwd(d, z, hs, dout, dlast, softplus, reverse, ctx.cfg)
-        du, ddt, dA, dB, dC, dD, dbias = d.grads(buf, B, C)
+        gb, dz = _bwd(d, z, hs, dout, dlast, softplus, reverse, ctx.cfg)
+        du, ddt, dA, dB, dC, dD, dbias = gb.grads([B], [C])[0]
         return du, ddt, dA, dB, dC, dD, dz, dbias, None, None, None
 
 
@@ -690,27 +725,23 @@ class _BiSelectiveScanFn(torch.autograd.Function):
         cfg = ctx.cfg
         dout = _lastdim_contig(dout)
         zz = _lastdim_contig(z)
-        bf = df.grad_buffers(batch, dim, n_state, length)
-        bb = db.grad_buffers(batch, dim, n_state, length)
+        gbuf = _GradBuffers([df, db], batch, dim, n_state, length)
+        bf, bb = gbuf.bufs
         dz = torch.empty(batch, dim, length, device=z.device, dtype=z.dtype)
         dzpart = dz if dz.dtype == torch.float32 else torch.empty(batch, dim, length, device=z.device,
                                                                   dtype=torch.float32)
         grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
 
-        def dir_grads(d, b):
-            return [b["du"], b["ddt"], b["dA"], b["dD"], b["dbias"], b["dB"], b["dC"], d.G_B, d.G_C]
-
         LAST_LAUNCH["bi_bwd"] = _bi_bwd_kernel[grid](
-            *df.ptr_args(dout, hs_f), *df.stride_args(), *dir_grads(df, bf),
-            *db.ptr_args(dout, hs_b), *db.stride_args(), *dir_grads(db, bb),
+            *df.ptr_args(dout, hs_f), *df.stride_args(), *df.grad_args(bf),
+            *db.ptr_args(dout, hs_b), *db.stride_args(), *db.grad_args(bb),
             zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dz, dzpart,
             dim, length, n_state, hs_f.shape[2],
             HAS_DF=df.D is not None, HAS_DB=db.D is not None,
             HAS_BIASF=df.bias is not None, HAS_BIASB=db.bias is not None,
             SOFTPLUS=ctx.softplus, **cfg,
         )
-        gf = df.grads(bf, B_f, C_f)
-        gb = db.grads(bb, B_b, C_b)
+        gf, gb = gbuf.grads([B_f, B_b], [C_f, C_b])
         return (*gf, *gb, dz, None)
 
 
