@@ -1,0 +1,100 @@
+"""BiMamba mixer (VideoMamba's bidirectional Mamba, "bimamba v2"): one input projection, a
+forward and a backward SSM branch with their own conv/x_proj/dt_proj/A/D, outputs summed,
+one output projection. Parameter names and shapes are the published ones."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..ops import bi_selective_scan_fn, causal_conv1d_fn, check_backend, take_along_seq
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """At least fp32 (float64 parameters stay float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+class BiMamba(nn.Module):
+    """(B, L, D) -> (B, L, D).
+
+    ``in_proj`` gives ``x, z`` (d_inner = expand * D each). Forward branch: causal depthwise
+    conv + SiLU on ``x``, ``x_proj -> (dt, B, C)``, ``delta = softplus(dt_proj(dt))``, selective
+    scan with ``A = -exp(A_log)``, skip ``D``, gate ``silu(z)``. Backward branch: the same with
+    ``conv1d_b, x_proj_b, dt_proj_b, A_b_log, D_b`` on the reversed sequence (anti-causal conv,
+    scan from the last position). ``out_proj(y_f + y_b)``.
+    """
+
+    def __init__(
+        self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+        dt_rank: int | str = "auto", dt_min: float = 1e-3, dt_max: float = 1e-1,
+        dt_init: str = "random", dt_scale: float = 1.0, dt_init_floor: float = 1e-4,
+        conv_bias: bool = True, bias: bool = False, backend: str = "auto", layer_idx: int | None = None,
+        device=None, dtype=None,
+    ):
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        self.d_model, self.d_state, self.d_conv, self.expand = d_model, d_state, d_conv, expand
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.backend = check_backend(backend)
+        self.layer_idx = layer_idx
+
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **fk)
+        # per direction: conv1d{,_b}, x_proj{,_b}, dt_proj{,_b}, A{,_b}_log, D{,_b}
+        for sfx, a_name, d_name in (("", "A_log", "D"), ("_b", "A_b_log", "D_b")):
+            setattr(self, f"conv1d{sfx}", nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner,
+                                                    padding=d_conv - 1, bias=conv_bias, **fk))
+            setattr(self, f"x_proj{sfx}", nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **fk))
+            setattr(self, f"dt_proj{sfx}", nn.Linear(self.dt_rank, self.d_inner, bias=True, **fk))
+            A = torch.arange(1, d_state + 1, dtype=torch.float32, device=device).repeat(self.d_inner, 1)
+            setattr(self, a_name, nn.Parameter(torch.log(A)))
+            setattr(self, d_name, nn.Parameter(torch.ones(self.d_inner, device=device)))
+            getattr(self, a_name)._no_weight_decay = True
+            getattr(self, d_name)._no_weight_decay = True
+            self._init_dt_proj(getattr(self, f"dt_proj{sfx}"), dt_init, dt_scale, dt_min, dt_max, dt_init_floor)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **fk)
+
+    @torch.no_grad()
+    def _init_dt_proj(self, dt_proj: nn.Linear, dt_init, dt_scale, dt_min, dt_max, dt_init_floor):
+        """Weight U(+-dt_rank^-0.5 * scale) (or constant); bias = softplus^-1(dt), dt log-uniform
+        in [dt_min, dt_max], floored at dt_init_floor (mamba-ssm)."""
+        std = self.dt_rank ** -0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(dt_proj.weight, std)
+        elif dt_init == "random":
+            nn.init.uniform_(dt_proj.weight, -std, std)
+        else:
+            raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
+        dt = torch.exp(torch.rand(self.d_inner, device=dt_proj.bias.device)
+                       * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=dt_init_floor)
+        dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        dt_proj.bias._no_reinit = True
+
+    def _branch(self, x: torch.Tensor, conv: nn.Conv1d, x_proj: nn.Linear, dt_proj: nn.Linear, reverse: bool):
+        """x (B, d_inner, L) -> scan inputs u, dt (B, d_inner, L), B, C (B, N, L) of one direction."""
+        u = causal_conv1d_fn(x, rearrange(conv.weight, "d 1 k -> d k"), conv.bias, activation="silu",
+                             reverse=reverse, backend=self.backend)
+        x_dbl = x_proj(rearrange(u, "b d l -> b l d"))
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = rearrange(dt @ dt_proj.weight.t(), "b l d -> b d l")  # dt_proj bias = the scan's delta_bias
+        return u, dt, rearrange(B, "b l n -> b n l").contiguous(), rearrange(C, "b l n -> b n l").contiguous()
+
+    def forward(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden (B, L, D) -> (B, L, D). ``index_b`` ((L,) or (B, L) long): the backward branch
+        scans the tokens ``hidden[:, index_b]`` from last to first instead of ``hidden``
+        (default: the same sequence, reversed; see ``bi_selective_scan_fn``)."""
+        xz = rearrange(self.in_proj(hidden), "b l d -> b d l")
+        x, z = xz.chunk(2, dim=1)
+        u_f, dt_f, B_f, C_f = self._branch(x, self.conv1d, self.x_proj, self.dt_proj, reverse=False)
+        x_b = x if index_b is None else take_along_seq(x, index_b)
+        u_b, dt_b, B_b, C_b = self._branch(x_b, self.conv1d_b, self.x_proj_b, self.dt_proj_b, reverse=True)
+        y = bi_selective_scan_fn(
+            u_f, dt_f, -torch.exp(_wide(self.A_log)), B_f, C_f, _wide(self.D), _wide(self.dt_proj.bias),
+            u_b, dt_b, -torch.exp(_wide(self.A_b_log)), B_b, C_b, _wide(self.D_b), _wide(self.dt_proj_b.bias),
+            z, delta_softplus=True, backend=self.backend, index_b=index_b,
+        )
+        return self.out_proj(rearrange(y, "b d l -> b l d"))
