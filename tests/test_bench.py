@@ -1,0 +1,229 @@
+"""The GPU benchmark harness, exercised on the CPU at a tiny size: end to end (rows, ratios,
+schema, files), failure rows (OOM, errors, missing backends, crashed workers), the floor
+formula, profiles and the correctness checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from videomamba.bench import gpu, report
+from videomamba.bench.baseline import attention_flops_per_clip, create_baseline
+from videomamba.bench.floor import dims_of, floor_per_clip, mamba_dims, peaks_for
+
+
+def _has_model() -> bool:
+    try:
+        import videomamba.models.videomamba  # noqa: F401
+    except Exception:  # noqa: BLE001 - not written yet in this checkout
+        return False
+    return True
+
+
+needs_model = pytest.mark.skipif(not _has_model(), reason="videomamba.models not available")
+
+
+def _opts(tmp_path, **kw) -> gpu.Options:
+    base = dict(models=["attention_tiny"], backends=["torch"], frames=[2, 4], batch={2: 2, 4: 2}, img_size=32,
+                depth=1, num_classes=5, repeats=2, warmup=1, min_repeats=1, config_budget_s=0.2, isolate=False,
+                out=str(tmp_path / "out"), device="cpu")
+    base.update(kw)
+    return gpu.Options(**base)
+
+
+# --------------------------------------------------------------------------------------------
+# pieces
+
+
+def test_baseline_forward_and_fused_equals_math():
+    torch.manual_seed(0)
+    model = create_baseline(num_frames=2, img_size=32, num_classes=5, depth=2).eval()
+    video = torch.randn(2, 3, 2, 32, 32)
+    fused = model(video)
+    assert fused.shape == (2, 5)
+    for blk in model.blocks:
+        blk.attn.attn_impl = "math"
+    torch.testing.assert_close(model(video), fused, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="frames"):
+        model(torch.randn(1, 3, 3, 32, 32))
+    # DeiT-Ti at 64 frames: 12 layers x (24 L D^2 + 4 L^2 D) + patch embedding
+    flops = attention_flops_per_clip(create_baseline(num_frames=64))
+    assert flops == pytest.approx(12 * (24 * 12545 * 192**2 + 4 * 12545**2 * 192) + 2 * 768 * 192 * 12544)
+
+
+def test_floor_formula_tiny_64_frames():
+    peaks = peaks_for("NVIDIA H100 80GB HBM3")
+    fl = floor_per_clip(mamba_dims(192, 24), 64, 224, "train", peaks)
+    tokens, layers, e, n, r = 12545, 24, 384, 16, 12
+    fwd_tok = 2 * 192 * 2 * e + 4 * e * (r + 2 * n) + 4 * r * e + 2 * e * 192
+    assert fl["flops"] == pytest.approx(3 * (tokens * layers * fwd_tok + 2 * 768 * 192 * 12544))
+    assert fl["bytes"] == pytest.approx(tokens * layers * (17 * e + 12 * n) * 2)
+    assert fl["exps"] == pytest.approx(2 * tokens * layers * 2 * e * n)
+    assert fl["t_floor"] == max(fl["t_mma"], fl["t_hbm"], fl["t_sfu"])
+    assert 1e-3 < fl["t_floor"] < 3e-3  # ~1.8 ms per clip on an H100
+    inf = floor_per_clip(mamba_dims(192, 24), 64, 224, "infer", peaks)
+    assert inf["t_floor"] < fl["t_floor"]
+    att = floor_per_clip(dims_of(create_baseline(num_frames=64)), 64, 224, "train", peaks)
+    assert att["bound"] == "mma" and att["t_floor"] > fl["t_floor"]
+    assert peaks_for("NVIDIA H200").hbm_bytes > peaks.hbm_bytes
+
+
+def test_batch_parsing_and_quick_plan(tmp_path):
+    assert gpu.parse_batch(None, [8, 64]) == {8: 32, 64: 4}
+    assert gpu.parse_batch("3", [8, 64]) == {8: 3, 64: 3}
+    assert gpu.parse_batch("64:2", [8, 64]) == {8: 32, 64: 2}
+    opts = gpu.Options(models=["videomamba_tiny", "videomamba_middle", "attention_tiny"])
+    specs = gpu.bench_specs(opts, ["triton", "torch"])
+    frames = lambda m: sorted({s.frames for s in specs if s.model == m})  # noqa: E731
+    assert frames("videomamba_tiny") == frames("attention_tiny") == [8, 16, 32, 64]
+    assert frames("videomamba_middle") == [8, 64]
+    assert {s.backend for s in specs if s.model == "attention_tiny"} == {"sdpa"}
+    assert all(s.batch == 256 // s.frames for s in specs)  # same batch for every model at a frame count
+    full = gpu.bench_specs(gpu.Options(models=["videomamba_middle"], quick=False), ["torch"])
+    assert sorted({s.frames for s in full}) == [8, 16, 32, 64]
+    assert [s.backend for s in gpu.parse_profile("videomamba_tiny:all:64", opts, ["triton", "torch"])] == [
+        "triton", "torch"]
+
+
+def test_ratios_targets_and_schema():
+    def row(model, backend, frames, mode, clips, peak, status="ok"):
+        spec = gpu.Spec(model, backend, frames, 4, mode)
+        r = {**gpu.base_row(spec), "status": status}
+        if status == "ok":
+            r.update(step_ms=4 / clips * 1e3, clips_per_s=clips, peak_mem_bytes=peak, step_ms_all=[1.0], n_repeats=1)
+        else:
+            r["error"] = "OOM at batch 4"
+        return r
+
+    rows = [row("attention_tiny", "sdpa", 64, "train", 10.0, 8e9), row("videomamba_tiny", "triton", 64, "train", 40.0, 4e9),
+            row("videomamba_tiny", "torch", 64, "train", 0, 0, status="OOM"),
+            row("videomamba_tiny", "triton", 8, "train", 50.0, 1e9)]
+    report.attach_ratios(rows, "attention_tiny")
+    assert rows[0]["thr_ratio"] == 1.0 and rows[1]["thr_ratio"] == 4.0 and rows[1]["mem_ratio"] == 0.5
+    assert rows[2]["thr_ratio"] is None and rows[3]["thr_ratio"] is None  # no baseline at 8 frames
+    targets = {(t["backend"], t["name"]): t["pass"] for t in report.evaluate_targets(rows)}
+    assert targets[("triton", "64f train clips/s ratio >= 3")] is True
+    assert targets[("triton", "64f train peak-memory ratio <= 1")] is True
+    assert targets[("triton", "8f train clips/s ratio >= 1")] is None
+    assert targets[("torch", "64f train clips/s ratio >= 3")] is None
+    results = {**report.new_results(gpu.Options()), "rows": rows}
+    report.finalize(results)
+    assert report.validate(results) == []
+    results["rows"][1]["status"] = "weird"
+    assert report.validate(results)
+
+
+# --------------------------------------------------------------------------------------------
+# end to end on the CPU
+
+
+@needs_model
+def test_end_to_end_tiny(tmp_path):
+    opts = _opts(tmp_path, models=["videomamba_tiny", "attention_tiny"], backends=["torch", "mamba_ssm"],
+                 memory_fit=True, memory_fit_model="videomamba_tiny", memory_fit_frames=2, memory_fit_batch=2)
+    results = gpu.run(opts)
+    assert report.validate(results) == []
+    rows = results["rows"]
+    by = {(r["model"], r["backend"], r["frames"], r["mode"]): r for r in rows}
+    assert len(rows) == 3 * 2 * 2  # (baseline, torch, mamba_ssm) x 2 frame counts x 2 modes
+    for frames in (2, 4):
+        for mode in ("infer", "train"):
+            base, ours = by[("attention_tiny", "sdpa", frames, mode)], by[("videomamba_tiny", "torch", frames, mode)]
+            assert base["status"] == ours["status"] == "ok"
+            assert ours["thr_ratio"] == pytest.approx(ours["clips_per_s"] / base["clips_per_s"])
+            assert ours["clips_per_s"] == pytest.approx(2 / (ours["step_ms"] / 1e3))
+            assert ours["floor_ms"] > 0 and ours["dims"]["kind"] == "mamba"
+            missing = by[("videomamba_tiny", "mamba_ssm", frames, mode)]
+            assert missing["status"] == "unavailable" and "mamba_ssm" in missing["error"]
+    assert [r["status"] for r in results["memory_fit"]] == ["ok"]
+    assert results["memory_fit"][0]["use_checkpoint"] is True
+    out = tmp_path / "out"
+    assert json.loads((out / "results.json").read_text())["rows"][0]["model"] == "videomamba_tiny"
+    md = (out / "results.md").read_text()
+    assert "| videomamba_tiny | torch | 4 | 2 |" in md and "unavailable" in md and "Physical floor" in md
+    assert (out / "bench.png").exists()
+
+
+def test_failures_become_rows(tmp_path, monkeypatch):
+    real_build = gpu.build_model
+
+    def flaky_build(spec, device):
+        if spec.frames == 4 and spec.mode == "train":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if spec.frames == 4:
+            raise RuntimeError("kernel exploded")
+        return real_build(spec, device)
+
+    monkeypatch.setattr(gpu, "build_model", flaky_build)
+    results = gpu.run(_opts(tmp_path))
+    status = {(r["frames"], r["mode"]): (r["status"], r["error"]) for r in results["rows"]}
+    assert status[(2, "infer")][0] == status[(2, "train")][0] == "ok"
+    assert status[(4, "infer")] == ("error", "RuntimeError: kernel exploded")
+    assert status[(4, "train")] == ("OOM", "OOM at batch 2")
+    assert report.validate(results) == []
+    assert "| attention_tiny | sdpa | 4 | 2 | - | - | - | - | - | - | OOM |" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_slow_series_and_deadline_skip(tmp_path):
+    opts = _opts(tmp_path, modes=["infer"], max_step_s=0.0)  # every step is "too slow"
+    rows = []
+    gpu.run_specs(gpu.bench_specs(opts, []), torch.device("cpu"), opts, rows.append)
+    assert [r["status"] for r in rows] == ["ok", "skipped"] and "max-step" in rows[1]["error"]
+    rows.clear()
+    gpu.run_specs(gpu.bench_specs(opts, []), torch.device("cpu"), opts, rows.append, deadline=0.0)
+    assert {r["error"] for r in rows} == {"skipped: time limit"}
+
+
+def test_crashed_worker_rows():
+    specs = [gpu.Spec("m", "b", f, 1, "infer") for f in (1, 2)]
+    got = {0: {**gpu.base_row(specs[0]), "status": "ok"}}
+    rows = gpu._fill_missing(specs, got, {"rc": -11, "log_tail": "...\nSegmentation fault"})
+    assert rows[0]["status"] == "ok" and rows[1]["status"] == "error" and "rc=-11" in rows[1]["error"]
+    rows = gpu._fill_missing(specs, {}, {"rc": None, "log_tail": ""})
+    assert {r["status"] for r in rows} == {"skipped"}
+
+
+def test_isolated_worker_subprocess(tmp_path):
+    """The default mode: the env probe and each bench group run as worker subprocesses."""
+    opts = _opts(tmp_path, frames=[2], batch={2: 2}, modes=["infer"], isolate=True)
+    results = gpu.run(opts)
+    assert [r["status"] for r in results["rows"]] == ["ok"]
+    assert results["env"]["torch"] == torch.__version__
+    assert (tmp_path / "out" / "logs" / "bench_sdpa.jsonl").read_text().count("\n") == 1
+
+
+def test_profile_writes_kernel_table(tmp_path):
+    from videomamba.bench.profiling import profile_spec
+
+    opts = _opts(tmp_path)
+    spec = gpu.Spec("attention_tiny", "sdpa", 2, 2, "train", 32, 5, 1)
+    summary = profile_spec(spec, torch.device("cpu"), opts, tmp_path, warmup=1)
+    assert "error" not in summary, summary
+    text = (tmp_path / "profile_attention_tiny_sdpa_2_train.txt").read_text()
+    assert "by category" in text and summary["total_ms"] > 0
+    assert "gemm" in summary["categories"]
+
+
+def test_cli_registers_bench():
+    from videomamba.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--frames", "8,64", "--batch", "64:2", "--full", "--check"])
+    opts = gpu.options_from_args(args)
+    assert opts.frames == [8, 64] and opts.batch == {8: 32, 64: 2} and not opts.quick and opts.check
+    assert opts.repeats == 20 and opts.config_budget_s == 10.0
+
+
+@needs_model
+def test_checks_on_cpu():
+    from videomamba.bench.checks import run_checks
+
+    recs = []
+    run_checks(torch.device("cpu"), ["torch"], recs.append, depth=1, img_size=32, num_classes=5,
+               cases=[(2, 1, None, ("fp32",))])
+    keys = next(r for r in recs if r["kind"] == "keys")
+    assert keys["pass"], keys
+    assert [r["pass"] for r in recs if r["kind"] == "load"] == [True]
+    agree = [r for r in recs if r["kind"] == "agreement"]
+    assert agree and all(r["pass"] and r["logits_rel"] == 0.0 for r in agree)
