@@ -1,0 +1,145 @@
+"""``data bench``: clips/s of the Ray Data pipeline vs a plain single-process decord loop.
+
+Both run the same per-video work (``pipeline.decode_batch``: sample, decode, transform) over the
+same manifest rows; the plain loop in this process with one torch thread, the pipeline as Ray
+Data tasks consumed through ``iter_torch_batches`` (what a training worker sees). The pipeline is
+timed on a warm epoch (after one epoch that starts the worker processes).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from videomamba.data.config import DataConfig
+from videomamba.data.manifest import read_manifest, to_columns
+from videomamba.data.pipeline import build_dataset, decode_batch, take_rows
+from videomamba.data.skips import ensure_ledger
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchResult:
+    manifest: str
+    split: str
+    videos: int
+    clips: int
+    plain_clips_per_s: float
+    ray_cold_clips_per_s: float
+    ray_clips_per_s: float
+    ray_cpus: float
+    ray_clips_per_s_per_cpu: float
+    num_frames: int
+    img_size: int
+    sampling: str
+    randaugment: str | None
+    machine: str
+    date: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def machine_description() -> str:
+    """CPU model and core count (Linux ``/proc/cpuinfo``; ``platform`` elsewhere)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str) -> tuple[int, float]:
+    """(clips, seconds) of the decode+transform loop in this process, one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        n, clips, start = len(columns["label"]), 0, time.perf_counter()
+        for lo in range(0, n, cfg.decode_batch_size):
+            rows = np.arange(lo, min(n, lo + cfg.decode_batch_size))
+            out = decode_batch(take_rows(columns, rows, 0), cfg=cfg, split=split, seed=cfg.seed, scope="bench")
+            clips += len(out["label"])
+        return clips, time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+
+
+def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int) -> list[tuple[int, float]]:
+    """[(clips, seconds)] per epoch of ``iter_torch_batches`` over ``build_dataset``."""
+    ds = build_dataset(cfg, split, manifest=manifest, scope="bench")
+    timings = []
+    for _ in range(epochs):
+        clips, start = 0, time.perf_counter()
+        for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+            clips += len(batch["label"])
+        timings.append((clips, time.perf_counter() - start))
+    return timings
+
+
+def run_bench(
+    cfg: DataConfig, manifest: str, *, split: str = "train", batch_size: int = 8, epochs: int = 2
+) -> BenchResult:
+    """Plain loop first (this process), then the pipeline (``epochs`` >= 2; the first is cold)."""
+    import ray
+
+    records = read_manifest(manifest, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
+                            fmt=cfg.manifest_format)
+    ensure_ledger("bench")
+    plain_clips, plain_s = bench_plain(cfg, to_columns(records), split)
+    logger.info("plain loop: %d clips in %.2fs", plain_clips, plain_s)
+    timings = bench_ray(cfg, manifest, split, batch_size, max(2, epochs))
+    for e, (c, s) in enumerate(timings):
+        logger.info("ray data epoch %d: %d clips in %.2fs", e, c, s)
+    warm_clips = sum(c for c, _ in timings[1:])
+    warm_s = sum(s for _, s in timings[1:])
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    cpus = min(cpus, float(os.cpu_count() or cpus))  # logical Ray CPUs may oversubscribe the cores
+    if cfg.decode_concurrency:
+        cpus = min(cpus, cfg.decode_concurrency * cfg.decode_num_cpus)
+    ray_cps = warm_clips / warm_s
+    return BenchResult(
+        manifest=manifest, split=split, videos=len(records), clips=plain_clips,
+        plain_clips_per_s=plain_clips / plain_s,
+        ray_cold_clips_per_s=timings[0][0] / timings[0][1],
+        ray_clips_per_s=ray_cps, ray_cpus=cpus, ray_clips_per_s_per_cpu=ray_cps / cpus,
+        num_frames=cfg.num_frames, img_size=cfg.img_size, sampling=cfg.sampling, randaugment=cfg.randaugment,
+        machine=machine_description(), date=datetime.date.today().isoformat(),
+    )
+
+
+MARKDOWN_HEADER = (
+    "| date | machine | manifest | videos | T x S | sampling | RandAugment | plain loop clips/s (1 CPU) "
+    "| Ray Data clips/s (cold / warm) | Ray CPUs | Ray clips/s per CPU |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def markdown_row(r: BenchResult) -> str:
+    return (
+        f"| {r.date} | {r.machine} | `{os.path.basename(r.manifest)}` | {r.videos} | {r.num_frames} x {r.img_size} "
+        f"| {r.sampling} | {r.randaugment or '-'} | {r.plain_clips_per_s:.1f} "
+        f"| {r.ray_cold_clips_per_s:.1f} / {r.ray_clips_per_s:.1f} | {r.ray_cpus:g} | {r.ray_clips_per_s_per_cpu:.1f} |\n"
+    )
+
+
+def record(result: BenchResult, path: str) -> None:
+    """Append the result as a row of the markdown table in ``path`` (created with a header)."""
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("# Data pipeline benchmark\n\n" + MARKDOWN_HEADER)
+        f.write(markdown_row(result))

@@ -1,0 +1,107 @@
+"""``DataConfig``: the ``data:`` section of a training config (pydantic, ``extra="forbid"``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Split = Literal["train", "val", "test"]
+
+
+class DataConfig(BaseModel):
+    """Where the videos are and how clips are sampled, decoded and augmented.
+
+    Paths in a manifest are joined to ``path_prefix`` when relative (default: the
+    manifest's own directory); they may be local paths or pyarrow filesystem URIs
+    (``s3://``, ``gs://``, ``file://``...).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # --- manifests -----------------------------------------------------------------
+    train_manifest: str | None = None
+    val_manifest: str | None = None
+    test_manifest: str | None = None
+    classes_file: str | None = Field(None, description="one class name a line, or JSON {name: idx} / [names]")
+    path_prefix: str | None = Field(None, description="joined to relative manifest paths (default: manifest dir)")
+    manifest_format: Literal["auto", "csv", "jsonl", "list", "ssv2_json"] = "auto"
+    num_classes: int | None = Field(None, ge=1, description="checked against the labels when set")
+
+    # --- temporal sampling ---------------------------------------------------------
+    num_frames: int = Field(8, ge=1, description="T, frames per clip")
+    sampling: Literal["segment", "dense"] = "segment"
+    frame_stride: int = Field(4, ge=1, description="dense sampling stride (frames)")
+
+    # --- spatial ---------------------------------------------------------------------
+    img_size: int = Field(224, ge=8, description="output H = W")
+    short_side_size: int | None = Field(None, description="eval short-side resize (default img_size)")
+    decode_short_side: int | None = Field(
+        None, description="train: decode downscaled to this short side (default round(img_size*8/7)); 0 = native"
+    )
+    train_scale: tuple[float, float] = (0.08, 1.0)
+    train_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: bool = Field(True, description="random horizontal flip in training (off for SSv2-like data)")
+    randaugment: str | None = Field("rand-m7-n4-mstd0.5-inc1", description="timm RandAugment spec or null")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    # --- evaluation views (rows per video = num_clips * num_crops) --------------------
+    val_num_clips: int = Field(1, ge=1)
+    val_num_crops: Literal[1, 3] = 1
+    test_num_clips: int = Field(4, ge=1)
+    test_num_crops: Literal[1, 3] = 3
+
+    # --- Ray Data execution ------------------------------------------------------------
+    shuffle: bool = Field(True, description="reshuffle the training manifest every epoch")
+    seed: int = 0
+    decode_num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per decode task")
+    decode_concurrency: int | None = Field(None, ge=1, description="max concurrent decode tasks (None: auto)")
+    decode_resources: dict[str, float] = Field(
+        default_factory=dict, description="extra Ray resources per decode task, e.g. {'decode_node': 0.01}"
+    )
+    decode_threads: int = Field(1, ge=0, description="decord threads per reader (0: auto)")
+    decode_batch_size: int = Field(4, ge=1, description="clips per map_batches call")
+    rows_per_block: int = Field(16, ge=1, description="manifest rows per Ray Data block (= decode task)")
+    prefetch_batches: int = Field(2, ge=0, description="iter_torch_batches prefetch in the training worker")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        for name in ("train_scale", "train_ratio"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must satisfy 0 < low <= high, got {(lo, hi)}")
+        if self.train_scale[1] > 1:
+            raise ValueError("train_scale upper bound must be <= 1")
+        if self.short_side_size is not None and self.short_side_size < self.img_size:
+            raise ValueError("short_side_size must be >= img_size")
+        return self
+
+    # --- derived ---------------------------------------------------------------------
+    def manifest_for(self, split: Split) -> str:
+        path = {"train": self.train_manifest, "val": self.val_manifest, "test": self.test_manifest}[split]
+        if not path:
+            raise ValueError(f"data.{split}_manifest is not set")
+        return path
+
+    def views(self, split: Split) -> tuple[int, int]:
+        """(temporal clips, spatial crops) per video for ``split``; (1, 1) for train."""
+        if split == "train":
+            return 1, 1
+        if split == "val":
+            return self.val_num_clips, self.val_num_crops
+        return self.test_num_clips, self.test_num_crops
+
+    @property
+    def eval_short_side(self) -> int:
+        return self.short_side_size or self.img_size
+
+    @property
+    def train_short_side(self) -> int:
+        """Target short side of decoded training frames (0: decode at native size)."""
+        if self.decode_short_side is None:
+            return round(self.img_size * 8 / 7)
+        return self.decode_short_side

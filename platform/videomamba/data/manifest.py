@@ -1,0 +1,216 @@
+"""Manifests: which videos, with which label (and optional time window / caption).
+
+Accepted layouts (``fmt="auto"`` picks by extension and first line):
+
+- CSV with a header: ``path,label[,start_sec,end_sec,caption]`` (extra columns ignored);
+- JSONL: one object a line with the same keys;
+- list (Kinetics / SSv2 lists of VideoMAE, UniFormer, VideoMamba): ``path label`` separated by
+  whitespace or a comma, or ``path num_frames label`` (TSN/TSM lists; the middle column is ignored);
+- ``ssv2_json``: the official Something-Something-v2 JSON array (``id`` + ``template``; the path
+  is ``<id>.webm`` and the class name the template without brackets, via ``labels.json``).
+
+A label is an integer or a class name looked up in the classes file. Relative paths are joined to
+``path_prefix`` (default: the manifest's directory). A malformed row raises ``ManifestError``
+naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from videomamba.data import storage
+
+
+class ManifestError(ValueError):
+    """A malformed manifest row; ``.line`` is its 1-based line (entry, for JSON arrays)."""
+
+    def __init__(self, source: str, line: int, message: str):
+        super().__init__(f"{source}:{line}: {message}")
+        self.source, self.line = source, line
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    path: str
+    label: int
+    start_sec: float | None = None
+    end_sec: float | None = None
+    caption: str | None = None
+    line: int = 0
+
+
+def load_classes(path: str) -> list[str]:
+    """Class names ordered by index: text (one a line), JSON list, or JSON ``{name: index}``."""
+    text = storage.read_text(path)
+    if path.endswith(".json"):
+        obj = json.loads(text)
+        if isinstance(obj, dict):
+            by_index = {int(v): str(k) for k, v in obj.items()}
+            if sorted(by_index) != list(range(len(by_index))):
+                raise ValueError(f"{path}: class indices must be 0..{len(by_index) - 1}")
+            return [by_index[i] for i in range(len(by_index))]
+        return [str(name) for name in obj]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _detect_format(path: str, text: str) -> str:
+    if path.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if path.endswith(".json"):
+        return "ssv2_json"
+    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
+    header = [h.strip().lower() for h in first.split(",")]
+    return "csv" if "path" in header and "label" in header else "list"
+
+
+class _Parser:
+    """Turns raw fields into ``VideoRecord``s, raising ``ManifestError`` with the line."""
+
+    def __init__(self, source: str, classes: list[str] | None, prefix: str):
+        self.source, self.classes, self.prefix = source, classes, prefix
+        self.class_index = {name: i for i, name in enumerate(classes or [])}
+
+    def fail(self, line: int, message: str):
+        raise ManifestError(self.source, line, message)
+
+    def label(self, value, line: int) -> int:
+        if isinstance(value, bool) or value is None or value == "":
+            self.fail(line, f"missing or invalid label {value!r}")
+        if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+            label = int(value)
+        elif isinstance(value, str) and value.strip() in self.class_index:
+            label = self.class_index[value.strip()]
+        elif isinstance(value, str) and self.classes is None:
+            self.fail(line, f"label {value!r} is a class name but no classes file was given")
+        else:
+            self.fail(line, f"unknown label {value!r}")
+        if label < 0 or (self.classes is not None and label >= len(self.classes)):
+            self.fail(line, f"label {label} out of range")
+        return label
+
+    def seconds(self, value, name: str, line: int) -> float | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            self.fail(line, f"{name} is not a number: {value!r}")
+        if not math.isfinite(out) or out < 0:
+            self.fail(line, f"{name} must be a finite number >= 0, got {value!r}")
+        return out
+
+    def record(self, fields: dict, line: int) -> VideoRecord:
+        path = fields.get("path")
+        if not isinstance(path, str) or not path.strip():
+            self.fail(line, "missing path")
+        start = self.seconds(fields.get("start_sec"), "start_sec", line)
+        end = self.seconds(fields.get("end_sec"), "end_sec", line)
+        if start is not None and end is not None and end <= start:
+            self.fail(line, f"end_sec ({end}) must be > start_sec ({start})")
+        caption = fields.get("caption")
+        return VideoRecord(
+            path=storage.join(self.prefix, path.strip()),
+            label=self.label(fields.get("label"), line),
+            start_sec=start,
+            end_sec=end,
+            caption=str(caption) if caption not in (None, "") else None,
+            line=line,
+        )
+
+    def csv_rows(self, text: str):
+        reader = csv.DictReader(io.StringIO(text))
+        reader.fieldnames = [(h or "").strip().lower() for h in reader.fieldnames or []]
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            if None in row:  # more fields than the header
+                self.fail(reader.line_num, f"{len(row) - 1 + len(row[None])} fields, header has {len(row) - 1}")
+            yield self.record(row, reader.line_num)
+
+    def jsonl_rows(self, text: str):
+        for line, raw in enumerate(text.splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as err:
+                self.fail(line, f"invalid JSON ({err.msg})")
+            if not isinstance(obj, dict):
+                self.fail(line, "expected a JSON object")
+            yield self.record(obj, line)
+
+    def list_rows(self, text: str):
+        for line, raw in enumerate(text.splitlines(), 1):
+            raw = raw.strip()
+            if not raw or raw.startswith("#"):
+                continue
+            parts = [p.strip() for p in raw.split(",")] if "," in raw else raw.split()
+            if len(parts) == 3 and parts[1].isdigit():  # TSN/TSM: path num_frames label
+                parts = [parts[0], parts[2]]
+            if len(parts) != 2:
+                self.fail(line, f"expected 'path label', got {len(parts)} fields: {raw!r}")
+            yield self.record({"path": parts[0], "label": parts[1]}, line)
+
+    def ssv2_rows(self, text: str):
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as err:
+            self.fail(err.lineno, f"invalid JSON ({err.msg})")
+        if not isinstance(entries, list):
+            self.fail(1, "expected a JSON array of {id, template}")
+        for entry_no, obj in enumerate(entries, 1):
+            if not isinstance(obj, dict) or "id" not in obj:
+                self.fail(entry_no, "entry without 'id'")
+            name = obj.get("template", obj.get("label"))
+            name = name.replace("[", "").replace("]", "") if isinstance(name, str) else name
+            yield self.record({"path": f"{obj['id']}.webm", "label": name}, entry_no)
+
+
+def read_manifest(
+    path: str,
+    *,
+    classes_file: str | None = None,
+    path_prefix: str | None = None,
+    fmt: str = "auto",
+) -> list[VideoRecord]:
+    """Parse a manifest (local path or URI) into records with resolved paths and integer labels."""
+    text = storage.read_text(path)
+    fmt = _detect_format(path, text) if fmt == "auto" else fmt
+    classes = load_classes(classes_file) if classes_file else None
+    parser = _Parser(path, classes, storage.dirname(path) if path_prefix is None else path_prefix)
+    rows = {"csv": parser.csv_rows, "jsonl": parser.jsonl_rows, "list": parser.list_rows, "ssv2_json": parser.ssv2_rows}
+    if fmt not in rows:
+        raise ValueError(f"unknown manifest format {fmt!r}")
+    records = list(rows[fmt](text))
+    if not records:
+        raise ManifestError(path, 1, "manifest has no rows")
+    return records
+
+
+def to_columns(records: list[VideoRecord]) -> dict[str, np.ndarray]:
+    """Columnar form for the pipeline: path (object), label (int64), start/end (float64, NaN = none)."""
+    nan = float("nan")
+    return {
+        "path": np.array([r.path for r in records], dtype=object),
+        "label": np.array([r.label for r in records], dtype=np.int64),
+        "start_sec": np.array([nan if r.start_sec is None else r.start_sec for r in records], dtype=np.float64),
+        "end_sec": np.array([nan if r.end_sec is None else r.end_sec for r in records], dtype=np.float64),
+    }
+
+
+def write_manifest(path: str, records: list[VideoRecord], *, relative_to: str | None = None) -> None:
+    """Write records as CSV (``path,label,start_sec,end_sec,caption``); paths relative to a dir if given."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "start_sec", "end_sec", "caption"])
+        for r in records:
+            p = os.path.relpath(r.path, relative_to) if relative_to else r.path
+            writer.writerow([p, r.label, "" if r.start_sec is None else r.start_sec,
+                             "" if r.end_sec is None else r.end_sec, r.caption or ""])

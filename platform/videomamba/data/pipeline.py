@@ -1,0 +1,220 @@
+"""The Ray Data video pipeline: manifest -> (per-epoch shuffle) -> decode + transform on CPU tasks.
+
+``build_dataset(cfg, split)`` returns a lazy ``ray.data.Dataset`` with columns
+``video`` float32 ``(3, T, S, S)``, ``label`` int64, ``index`` int64 (manifest row) and ``view``
+int64 (``clip * num_crops + crop``; 0 in train), so ``iter_torch_batches`` yields ``video`` as
+``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video.
+
+Plan: ``range(n)`` -> ``select_rows`` (row ``i`` of epoch ``e`` is manifest row ``perm_e[i]``; no
+all-to-all shuffle, the manifest is shared through the object store) -> ``decode_batch``
+(``map_batches`` with ``decode_num_cpus``/``decode_concurrency``/``decode_resources``; decord
+decodes only the sampled frames, then the clip transform). Bad videos are dropped inside the
+task (an all-bad batch yields an empty batch) and counted by ``videomamba.data.skips``.
+
+Epochs and seeds: every execution of the dataset (each epoch's ``iter_*`` over it, or over a Ray
+Train shard) reads Ray Data's execution counter (the one behind
+``RandomSeedConfig(reseed_after_execution=True)``), so the effective epoch is
+``epoch + <executions so far>``. Shuffle order, frame offsets, crops, flips and RandAugment of
+manifest row ``i`` derive from ``(seed, effective epoch, i)`` only: different every epoch,
+identical for the same seed and epoch, whatever the task layout or number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import partial
+
+import numpy as np
+
+from videomamba.data import sampling
+from videomamba.data.config import DataConfig, Split
+from videomamba.data.decode import DecodeError, decode_clips
+from videomamba.data.manifest import read_manifest, to_columns
+from videomamba.data.skips import ensure_ledger, record_skip
+from videomamba.data.transforms import ClipTransform
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("video", "label", "index", "view")
+_SHUFFLE_STREAM, _CLIP_STREAM = 0x5EED, 0xC11B  # separate RNG streams for the two uses
+
+
+def current_execution_index() -> int:
+    """How many times this dataset has been executed before (0 if Ray does not expose it)."""
+    from ray.data import DataContext
+
+    return int(getattr(DataContext.get_current(), "_execution_idx", 0) or 0)
+
+
+def clip_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator behind every random choice for manifest row ``index`` in ``epoch``."""
+    return np.random.default_rng([_CLIP_STREAM, seed, epoch, index])
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([_SHUFFLE_STREAM, seed, epoch]).permutation(n)
+
+
+# ---- per-process caches (Ray reuses worker processes across tasks) -----------------------------
+_MANIFESTS: dict[str, dict[str, np.ndarray]] = {}
+_PERMUTATIONS: dict[tuple[int, int, int], np.ndarray] = {}
+_TRANSFORMS: dict[tuple[str, str], ClipTransform] = {}
+
+
+def _manifest(ref) -> dict[str, np.ndarray]:
+    import ray
+
+    key = ref.hex()
+    if key not in _MANIFESTS:
+        _MANIFESTS.clear()
+        _MANIFESTS[key] = ray.get(ref)
+    return _MANIFESTS[key]
+
+
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    key = (n, seed, epoch)
+    if key not in _PERMUTATIONS:
+        if len(_PERMUTATIONS) > 4:
+            _PERMUTATIONS.clear()
+        _PERMUTATIONS[key] = epoch_permutation(n, seed, epoch)
+    return _PERMUTATIONS[key]
+
+
+def _transform(cfg: DataConfig, split: str) -> ClipTransform:
+    key = (cfg.model_dump_json(), split)
+    if key not in _TRANSFORMS:
+        _TRANSFORMS[key] = ClipTransform.from_config(cfg, split)
+    return _TRANSFORMS[key]
+
+
+# ---- stage 1: which manifest rows, in which order --------------------------------------------
+def select_rows(batch: dict[str, np.ndarray], *, manifest, seed: int, epoch: int, shuffle: bool) -> dict:
+    """``{"id": (n,)}`` positions -> manifest columns of the rows at those positions this epoch."""
+    columns = _manifest(manifest)
+    n = len(columns["label"])
+    epoch = epoch + current_execution_index()
+    pos = batch["id"].astype(np.int64)
+    rows = _permutation(n, seed, epoch)[pos] if shuffle else pos
+    return take_rows(columns, rows, epoch)
+
+
+def take_rows(columns: dict[str, np.ndarray], rows: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+    """The decode stage's input batch: manifest ``columns`` at ``rows`` plus ``index`` and ``epoch``."""
+    out = {name: values[rows] for name, values in columns.items()}
+    out["index"] = np.asarray(rows, dtype=np.int64)
+    out["epoch"] = np.full(len(rows), epoch, dtype=np.int64)
+    return out
+
+
+# ---- stage 2: decode + transform ---------------------------------------------------------------
+def _empty(cfg: DataConfig) -> dict[str, np.ndarray]:
+    t, s = cfg.num_frames, cfg.img_size
+    return {
+        "video": np.zeros((0, 3, t, s, s), np.float32),
+        "label": np.zeros(0, np.int64),
+        "index": np.zeros(0, np.int64),
+        "view": np.zeros(0, np.int64),
+    }
+
+
+def _clip_picker(cfg: DataConfig, num_clips: int, start: float, end: float, rng, state: dict):
+    """``pick(info) -> (num_clips, T)`` frame indices inside the row's time window."""
+
+    def pick(info) -> np.ndarray:
+        first, length = sampling.frame_window(info.num_frames, info.fps, start, end)
+        state["short"] = sampling.is_short(cfg.sampling, length, cfg.num_frames, cfg.frame_stride)
+        state["length"] = length
+        clips = [
+            sampling.sample_indices(cfg.sampling, length, cfg.num_frames, cfg.frame_stride,
+                                    rng=rng, clip=k, num_clips=num_clips)
+            for k in range(num_clips)
+        ]
+        return first + np.stack(clips)
+
+    return pick
+
+
+def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
+    """Manifest rows -> clip rows; unusable videos are dropped (and counted), never raised."""
+    train = split == "train"
+    num_clips, num_crops = cfg.views(split)
+    transform = _transform(cfg, split)
+    short_side = cfg.train_short_side if train else cfg.eval_short_side
+    out = {name: [] for name in COLUMNS}
+    for i in range(len(batch["index"])):
+        path, index, epoch = str(batch["path"][i]), int(batch["index"][i]), int(batch["epoch"][i])
+        rng = clip_rng(seed, epoch, index) if train else None
+        state: dict = {}
+        pick = _clip_picker(cfg, num_clips, float(batch["start_sec"][i]), float(batch["end_sec"][i]), rng, state)
+        try:
+            clips, _ = decode_clips(path, pick, short_side=short_side, num_threads=cfg.decode_threads)
+            views = np.stack([transform(clip, rng) for clip in clips])  # (N, V, 3, T, S, S)
+        except DecodeError as err:
+            record_skip(scope, split, epoch, index, path, err.reason, err.detail)
+            continue
+        except Exception as err:  # never let one video take the epoch down
+            logger.exception("unexpected error on %s", path)
+            record_skip(scope, split, epoch, index, path, "error", f"{type(err).__name__}: {err}")
+            continue
+        if state.get("short"):
+            record_skip(scope, split, epoch, index, path, "short", f"{state['length']} frames")
+        out["video"].append(views.reshape(-1, *views.shape[2:]))
+        count = num_clips * num_crops
+        out["label"].append(np.full(count, batch["label"][i], np.int64))
+        out["index"].append(np.full(count, index, np.int64))
+        out["view"].append(np.arange(count, dtype=np.int64))
+    if not out["video"]:
+        return _empty(cfg)
+    return {name: np.concatenate(values) for name, values in out.items()}
+
+
+# ---- public ------------------------------------------------------------------------------------
+def build_dataset(
+    cfg: DataConfig,
+    split: Split,
+    *,
+    seed: int | None = None,
+    epoch: int = 0,
+    scope: str = "default",
+    manifest: str | None = None,
+):
+    """Lazy ``ray.data.Dataset`` of clips for ``split`` (see the module doc for columns/seeding).
+
+    ``seed`` defaults to ``cfg.seed``; ``epoch`` is the effective epoch of the first execution
+    (pass the start epoch when resuming). ``scope`` names the skip ledger (``skip_report``).
+    ``manifest`` overrides the split's manifest path from ``cfg``.
+    """
+    import ray
+
+    seed = cfg.seed if seed is None else seed
+    path = manifest or cfg.manifest_for(split)
+    records = read_manifest(path, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
+                            fmt=cfg.manifest_format)
+    if cfg.num_classes is not None:
+        bad = [r for r in records if r.label >= cfg.num_classes]
+        if bad:
+            raise ValueError(f"{path}:{bad[0].line}: label {bad[0].label} >= num_classes {cfg.num_classes}")
+    ensure_ledger(scope)
+    n = len(records)
+    manifest_ref = ray.put(to_columns(records))
+    ds = ray.data.range(n, override_num_blocks=max(1, math.ceil(n / cfg.rows_per_block)))
+    ds = ds.map_batches(
+        partial(select_rows, manifest=manifest_ref, seed=seed, epoch=epoch,
+                shuffle=split == "train" and cfg.shuffle),
+        batch_format="numpy",
+        batch_size=None,
+        udf_modifying_row_count=False,
+    )
+    remote_args = {"resources": dict(cfg.decode_resources)} if cfg.decode_resources else {}
+    ds = ds.map_batches(
+        partial(decode_batch, cfg=cfg, split=split, seed=seed, scope=scope),
+        batch_format="numpy",
+        batch_size=cfg.decode_batch_size,
+        num_cpus=cfg.decode_num_cpus,
+        concurrency=cfg.decode_concurrency,
+        **remote_args,
+    )
+    logger.info("%s dataset: %d videos from %s (%s x%d views)", split, n, path, cfg.sampling,
+                np.prod(cfg.views(split)))
+    return ds

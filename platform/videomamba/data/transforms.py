@@ -1,0 +1,179 @@
+"""Clip transforms: uint8 frames ``(T, H, W, 3)`` -> normalised float32 ``(3, T, S, S)``.
+
+Every random decision is drawn ONCE per clip from the clip's ``numpy.random.Generator`` and applied
+to all of its frames, so a clip keeps its temporal consistency (same crop, same flip, same
+RandAugment ops and magnitudes on every frame).
+
+- train: random resized crop (torchvision's parameter sampling: ``scale``, log-uniform ``ratio``,
+  10 tries then a centre crop) resized to ``S x S`` (bilinear, antialiased) -> horizontal flip
+  (p=0.5, if enabled) -> timm RandAugment (if set) -> ImageNet normalisation.
+- eval: short-side resize to ``short_side`` -> 1 centre crop or 3 crops along the long side
+  (VideoMAE/VideoMamba ``uniform_crop``: start, centre, end) -> normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def random_resized_crop_params(
+    height: int, width: int, scale: Sequence[float], ratio: Sequence[float], rng: np.random.Generator
+) -> tuple[int, int, int, int]:
+    """(top, left, h, w) of a random crop (torchvision ``RandomResizedCrop.get_params``)."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        h, w = height, int(round(height * max(ratio)))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def uniform_crop_offset(height: int, width: int, size: int, spatial_idx: int) -> tuple[int, int]:
+    """(top, left) of crop ``spatial_idx`` (0 start, 1 centre, 2 end) along the long side."""
+    top, left = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
+    if height > width:
+        top = {0: 0, 1: top, 2: height - size}[spatial_idx]
+    else:
+        left = {0: 0, 1: left, 2: width - size}[spatial_idx]
+    return top, left
+
+
+def _to_float(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [0, 255]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+
+
+def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    if x.shape[-2:] == (height, width):
+        return x
+    return F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+
+
+def short_side_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(T, 3, H, W) -> short side ``size``, long side ``int(long * size / short)``."""
+    h, w = x.shape[-2:]
+    if min(h, w) == size:
+        return x
+    if h <= w:
+        return _resize(x, size, int(w * size / h))
+    return _resize(x, int(h * size / w), size)
+
+
+class ClipRandAugment:
+    """timm RandAugment applied with the SAME ops/magnitudes to every frame of a clip.
+
+    timm draws from Python's ``random`` and NumPy's global RNG; both are reseeded with the clip's
+    seed before each frame (and restored afterwards), which replays the same decisions per frame.
+    """
+
+    def __init__(self, spec: str, img_size: int, mean: Sequence[float]):
+        from timm.data.auto_augment import rand_augment_transform
+
+        hparams = {"translate_const": int(img_size * 0.45), "img_mean": tuple(round(255 * m) for m in mean)}
+        self.op = rand_augment_transform(spec, hparams)
+
+    def __call__(self, frames: np.ndarray, seed: int) -> np.ndarray:
+        """uint8 (T, H, W, 3) -> uint8 (T, H, W, 3)."""
+        from PIL import Image
+
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            out = []
+            for frame in frames:
+                random.seed(seed)
+                np.random.seed(seed)
+                out.append(np.asarray(self.op(Image.fromarray(frame)), dtype=np.uint8))
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return np.stack(out)
+
+
+class ClipTransform:
+    """Callable ``(frames uint8 (T, H, W, 3), rng) -> float32 (V, 3, T, S, S)``; V = 1 in train,
+    ``num_crops`` in eval (crop order = ``spatial_idx``)."""
+
+    def __init__(
+        self,
+        *,
+        train: bool,
+        img_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        scale: Sequence[float] = (0.08, 1.0),
+        ratio: Sequence[float] = (3 / 4, 4 / 3),
+        hflip: bool = True,
+        randaugment: str | None = None,
+        short_side: int | None = None,
+        num_crops: int = 1,
+    ):
+        if num_crops not in (1, 3):
+            raise ValueError("num_crops must be 1 or 3")
+        self.train, self.size = train, img_size
+        self.scale, self.ratio, self.hflip = tuple(scale), tuple(ratio), hflip
+        self.short_side, self.num_crops = short_side or img_size, num_crops
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.randaugment = ClipRandAugment(randaugment, img_size, mean) if train and randaugment else None
+
+    @classmethod
+    def from_config(cls, cfg, split: str) -> ClipTransform:
+        """From a ``DataConfig`` for ``split`` (train / val / test)."""
+        common = {"img_size": cfg.img_size, "mean": cfg.mean, "std": cfg.std}
+        if split == "train":
+            return cls(train=True, scale=cfg.train_scale, ratio=cfg.train_ratio, hflip=cfg.hflip,
+                       randaugment=cfg.randaugment, **common)
+        return cls(train=False, short_side=cfg.eval_short_side, num_crops=cfg.views(split)[1], **common)
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        """float (T, 3, S, S) in [0, 255] -> normalised (3, T, S, S)."""
+        return ((x - self.mean) / self.std).permute(1, 0, 2, 3).contiguous()
+
+    def train_clip(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        height, width = frames.shape[1:3]
+        top, left, h, w = random_resized_crop_params(height, width, self.scale, self.ratio, rng)
+        flip = self.hflip and rng.random() < 0.5
+        ra_seed = int(rng.integers(0, 2**32 - 1))
+        x = _resize(_to_float(frames[:, top : top + h, left : left + w]), self.size, self.size)
+        if flip:
+            x = x.flip(-1)
+        if self.randaugment is not None:
+            as_uint8 = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            x = _to_float(self.randaugment(as_uint8, ra_seed))
+        return self._finish(x)
+
+    def eval_clip(self, frames: np.ndarray) -> torch.Tensor:
+        x = short_side_resize(_to_float(frames), self.short_side)
+        height, width = x.shape[-2:]
+        crops = [1] if self.num_crops == 1 else [0, 1, 2]
+        views = []
+        for idx in crops:
+            top, left = uniform_crop_offset(height, width, self.size, idx)
+            views.append(self._finish(x[..., top : top + self.size, left : left + self.size]))
+        return torch.stack(views)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        if self.train:
+            if rng is None:
+                raise ValueError("training transforms need an rng")
+            out = self.train_clip(frames, rng)[None]
+        else:
+            out = self.eval_clip(frames)
+        return out.numpy().astype(np.float32, copy=False)
