@@ -8,38 +8,57 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-def class_names(cfg) -> list[str]:
-    from videomamba import data
-
-    return list(data.class_names(cfg))
-
-
 def has_split(cfg, split: str | None) -> bool:
-    if not split:
-        return False
-    return split in cfg.size
+    """Whether ``split`` (train/val/test) has a manifest configured."""
+    return bool(split) and bool(getattr(cfg, f"{split}_manifest", None))
 
 
-def build(cfg, split: str, *, seed: int = 0):
-    from videomamba import data
+def _records(cfg, split: str, manifest: str | None = None):
+    from videomamba.data.manifest import read_manifest
 
-    return data.build_dataset(cfg, split, seed=seed)
-
-
-def num_rows(cfg, split: str, dataset=None) -> int:
-    return int(dataset.count())
+    path = manifest or cfg.manifest_for(split)
+    return read_manifest(path, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)
 
 
-def skipped(split: str) -> int | None:
-    from videomamba import data
+def class_names(cfg) -> list[str]:
+    """``classes_file`` names; else ``0..num_classes-1``; else ``0..max label`` of the train manifest."""
+    from videomamba.data.manifest import load_classes
+
+    if cfg.classes_file:
+        names = list(load_classes(cfg.classes_file))
+        if cfg.num_classes is not None and cfg.num_classes != len(names):
+            raise ValueError(f"data.num_classes={cfg.num_classes} but {cfg.classes_file} lists {len(names)} classes")
+        return names
+    if cfg.num_classes:
+        return [str(i) for i in range(cfg.num_classes)]
+    labels = [r.label for r in _records(cfg, "train")]
+    return [str(i) for i in range(max(labels) + 1)]
+
+
+def num_videos(cfg, split: str, manifest: str | None = None) -> int:
+    """Videos in the split's manifest (without decoding anything)."""
+    return len(_records(cfg, split, manifest))
+
+
+def build(cfg, split: str, *, seed: int = 0, epoch: int = 0, scope: str = "default", manifest: str | None = None):
+    from videomamba.data.pipeline import build_dataset
+
+    return build_dataset(cfg, split, seed=seed, epoch=epoch, scope=scope, manifest=manifest)
+
+
+def skip_metrics(split: str, scope: str = "default") -> dict[str, float]:
+    """``data/<split>/skipped`` etc. summed over the epochs seen (empty if unavailable)."""
+    from videomamba.data.skips import skip_report
 
     try:
-        return int(data.skip_report(split).get("skipped", 0))
-    except Exception:  # noqa: BLE001 - counts are best effort
-        return None
+        return skip_report(split, scope=scope).as_metrics(f"data/{split}")
+    except Exception as err:  # noqa: BLE001 - counts are best effort, never fail training for them
+        logger.debug("no skip report for %s: %s", split, err)
+        return {}
 
 
-def skip_report(split: str) -> dict[str, Any]:
-    from videomamba import data
+def skip_summary(split: str, scope: str = "default") -> dict[str, Any]:
+    from videomamba.data.skips import skip_report
 
-    return dict(data.skip_report(split))
+    rep = skip_report(split, scope=scope)
+    return {"skipped": rep.skipped, "padded": rep.padded, "by_reason": rep.by_reason, "examples": rep.examples}

@@ -111,6 +111,22 @@ def latest_run_name(storage_path: str, prefix: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
+def resume_epoch(storage_path: str, name: str) -> int:
+    """The epoch after the run's latest checkpoint (0 when it has none)."""
+    import ray.train
+
+    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+
+    try:
+        latest = ray.train.Result.from_path(_join(storage_path, name)).checkpoint
+    except RuntimeError:
+        return 0
+    if latest is None:
+        return 0
+    with local_checkpoint_dir(latest) as d:
+        return int(read_meta(d)["epoch"]) + 1
+
+
 def model_spec(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
     """``{"name", "kwargs"}`` for ``create_model``: frames and size from the data, then overrides."""
     kwargs: dict[str, Any] = {"num_classes": cfg.model.num_classes or num_classes}
@@ -189,11 +205,12 @@ def run_training(cfg: TrainConfig, resume: bool = False) -> TrainRun:
     probe = build_model(spec)
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, resources = _resources(cfg)
-    datasets = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed)}
+    start_epoch = resume_epoch(storage_path, name) if resume else 0
+    datasets = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name)}
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
     if val_split:
-        datasets[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed)
-    train_size = data_api.num_rows(cfg.data, "train", datasets["train"])
+        datasets[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed, scope=name)
+    train_size = data_api.num_videos(cfg.data, "train")
     metric, mode = cfg.train.checkpoint_metric, cfg.train.checkpoint_mode
     if val_split is None and metric.startswith("val/"):
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
@@ -242,6 +259,7 @@ def run_training(cfg: TrainConfig, resume: bool = False) -> TrainRun:
         "has_val": val_split is not None,
         "progress": sys.stderr.isatty(),
         "val_split": val_split,
+        "data_scope": name,
         "fail_marker": str(Path(storage_path) / name / ".debug_fail_fired")
         if local_storage
         else str(Path(tempfile.gettempdir()) / f"videomamba-{name}.debug_fail_fired"),
@@ -283,7 +301,7 @@ def run_training(cfg: TrainConfig, resume: bool = False) -> TrainRun:
         run.best_checkpoint, run.best_metrics = best
         _log_best(tracker, cfg, run, class_names)
         if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
-            run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, class_names)
+            run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, class_names, scope=name)
     _log_curves(tracker)
     tracker.set_status("FINISHED")
     return run
@@ -357,21 +375,21 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str
     return info
 
 
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, class_names: list[str]) -> dict[str, float]:
+def evaluate_and_log(
+    tracker, cfg: TrainConfig, checkpoint: str, class_names: list[str], *, scope: str = "eval", manifest: str | None = None
+) -> dict[str, float]:
     """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split``, logged as ``<split>/*`` metrics
     plus a confusion-matrix PNG and per-class accuracy JSON."""
     from videomamba.train import data_api
     from videomamba.train.evaluate import evaluate_dataset, plot_confusion, scalar_metrics
 
     split = cfg.eval.split
-    ds = data_api.build(cfg.data, split, seed=cfg.train.seed)
+    ds = data_api.build(cfg.data, split, seed=cfg.train.seed, scope=scope, manifest=manifest)
     full = evaluate_dataset(
         ds, checkpoint, num_classes=len(class_names), batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors
     )
     scalars = scalar_metrics(full, split)
-    skipped = data_api.skipped(split)
-    if skipped is not None:
-        scalars[f"data/skipped_{split}"] = float(skipped)
+    scalars.update(data_api.skip_metrics(split, scope))
     tracker.log_metrics(scalars)
     tracker.log_dict(
         {"class_names": class_names, "per_class_acc": full["per_class_acc"], "confusion": full["confusion"].tolist(), **scalars},

@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from videomamba.objectives import build_objective
 from videomamba.train import checkpointing as ckpt
+from videomamba.train import data_api
 from videomamba.train.config import TrainConfig
 from videomamba.train.evaluate import classification_metrics, plot_confusion, scalar_metrics
 from videomamba.train.optim import build_optimizer, build_scheduler
@@ -356,6 +357,7 @@ class _Trainer:
                         self.best, improved = score, True
                         metrics["best_epoch"] = epoch
                 self.tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=self.num_updates)
+                self.tracker.log_metrics(data_api.skip_metrics("train", self.rt["data_scope"]), step=self.num_updates)
                 if improved and full is not None:
                     self._log_confusion(full, epoch)
                 logger.info(
