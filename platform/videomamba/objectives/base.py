@@ -71,6 +71,10 @@ class Objective(nn.Module):
         Returns the scalar loss and detached per-batch metrics (averaged over the batch)."""
         raise NotImplementedError
 
+    def set_progress(self, progress: float) -> None:
+        """Called by the training loop before every step with the fraction of training done,
+        ``(epoch + step / steps_per_epoch) / epochs`` in [0, 1] (for schedules inside objectives)."""
+
     def predict(self, video: torch.Tensor) -> torch.Tensor:
         """Logits used for evaluation (the student's classifier by default)."""
         return self.model(video)

@@ -42,18 +42,28 @@ class SupervisedObjective(Objective):
                 num_classes=model.num_classes,
             )
 
+    def mix(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mixup/CutMix in training (even batches): ``(mixed video, soft targets (B, K))``; else
+        ``(video, None)``. CutMix cuts the same box in every frame of a clip."""
+        if not (self.training and self.mixup is not None and video.shape[0] % 2 == 0):
+            return video, None
+        b, c, t, h, w = video.shape
+        # timm mixes (B, C, H, W); fold time into channels so CutMix cuts the same box in every frame
+        mixed, target = self.mixup(video.reshape(b, c * t, h, w), label)
+        return mixed.reshape(b, c, t, h, w), target
+
+    def classification_loss(self, logits: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """Soft-target cross-entropy with ``target`` (mixup), else label-smoothed CE (train only)."""
+        if target is not None:
+            return torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        smoothing = self.cfg.label_smoothing if self.training else 0.0
+        return F.cross_entropy(logits.float(), label, label_smoothing=smoothing)
+
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        video, label = batch["video"], batch["label"]
-        if self.training and self.mixup is not None and video.shape[0] % 2 == 0:
-            b, c, t, h, w = video.shape
-            # timm mixes (B, C, H, W); fold time into channels so CutMix cuts the same box in every frame
-            mixed, target = self.mixup(video.reshape(b, c * t, h, w), label)
-            logits = self.model(mixed.reshape(b, c, t, h, w))
-            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
-        else:
-            logits = self.model(video)
-            smoothing = self.cfg.label_smoothing if self.training else 0.0
-            loss = F.cross_entropy(logits.float(), label, label_smoothing=smoothing)
+        label = batch["label"]
+        video, target = self.mix(batch["video"], label)
+        logits = self.model(video)
+        loss = self.classification_loss(logits, label, target)
         with torch.no_grad():
             acc = (logits.argmax(-1) == label).float().mean()
         return loss, {"loss": loss.detach(), "acc": acc}

@@ -230,16 +230,20 @@ class _Trainer:
         cfg = self.cfg
         self.ddp.train()
         accum = cfg.train.grad_accum
-        sums = {"loss": 0.0, "acc": 0.0, "n": 0.0, "data_s": 0.0}
-        window = {"loss": 0.0, "acc": 0.0, "n": 0.0, "t": time.perf_counter()}
+        # per-clip sums of every metric the objective returns (loss, acc, align_loss, ...)
+        sums: dict[str, float] = {}
+        window: dict[str, float] = {}
+        n_epoch = n_window = data_s = 0.0
+        t_window = time.perf_counter()
         bar = _progress(self.steps_per_epoch, f"epoch {epoch}", self.rank == 0 and bool(self.rt.get("progress")))
         t_epoch = t_fetch = time.perf_counter()
         step = -1
         for step, batch in enumerate(self._batches("train", epoch, train=True)):
             if step >= self.steps_per_epoch:
                 break
-            sums["data_s"] += time.perf_counter() - t_fetch
+            data_s += time.perf_counter() - t_fetch
             self._maybe_inject_failure(epoch, step)
+            self.objective.set_progress((epoch + step / self.steps_per_epoch) / cfg.train.epochs)
             update = (step + 1) % accum == 0
             sync = self.ddp.no_sync() if (not update and hasattr(self.ddp, "no_sync")) else nullcontext()
             with sync:
@@ -257,32 +261,31 @@ class _Trainer:
             if update:
                 self._optimizer_step()
             n = batch["label"].shape[0]
-            for d in (sums, window):
-                d["loss"] += float(metrics["loss"]) * n
-                d["acc"] += float(metrics["acc"]) * n
-                d["n"] += n
-            if update and self.num_updates % cfg.train.log_every == 0 and window["n"]:
-                dt = time.perf_counter() - window["t"]
+            for key, value in metrics.items():
+                for d in (sums, window):
+                    d[key] = d.get(key, 0.0) + float(value) * n
+            n_epoch, n_window = n_epoch + n, n_window + n
+            if update and self.num_updates % cfg.train.log_every == 0 and n_window:
+                dt = time.perf_counter() - t_window
                 self.tracker.log_metrics(
                     {
-                        "train/loss": window["loss"] / window["n"],
-                        "train/acc": window["acc"] / window["n"],
+                        **{f"train/{k}": v / n_window for k, v in window.items()},
                         "train/lr": self.current_lr(),
-                        "train/clips_per_s": window["n"] * self.world / max(dt, 1e-9),
+                        "train/clips_per_s": n_window * self.world / max(dt, 1e-9),
                     },
                     step=self.num_updates,
                 )
-                window = {"loss": 0.0, "acc": 0.0, "n": 0.0, "t": time.perf_counter()}
+                window, n_window, t_window = {}, 0.0, time.perf_counter()
             if bar is not None:
                 bar.update(1)
             t_fetch = time.perf_counter()
         if bar is not None:
             bar.close()
         elapsed = time.perf_counter() - t_epoch
-        loss_sum, acc_sum, n, data_s = _all_reduce([sums["loss"], sums["acc"], sums["n"], sums["data_s"]], self.device)
+        keys = sorted(sums)  # the same metric names on every worker (one objective)
+        *totals, n, data_s = _all_reduce([sums[k] for k in keys] + [n_epoch, data_s], self.device)
         return {
-            "train/loss_epoch": loss_sum / max(n, 1),
-            "train/acc_epoch": acc_sum / max(n, 1),
+            **{f"train/{k}_epoch": v / max(n, 1) for k, v in zip(keys, totals)},
             "train/clips_per_s_epoch": n / max(elapsed, 1e-9),
             "train/data_wait_frac": data_s / self.world / max(elapsed, 1e-9),
             "train/epoch_s": elapsed,
