@@ -14,14 +14,18 @@ from torch import nn
 
 from videomamba.objectives.base import Batch, Objective, ObjectiveConfigBase
 from videomamba.objectives.supervised import MixupConfig, SupervisedConfig, SupervisedObjective
+from videomamba.objectives.distill import DistillConfig, DistillObjective
+from videomamba.objectives.masked_align import MaskConfig, MaskedAlignConfig, MaskedAlignObjective
 
 #: ``objective.name`` -> Objective class
 OBJECTIVES: dict[str, type[Objective]] = {
     "supervised": SupervisedObjective,
+    "distill": DistillObjective,
+    "masked_align": MaskedAlignObjective,
 }
 
 #: the ``objective:`` section: a union discriminated by ``name``
-ObjectiveConfig = Annotated[Union[SupervisedConfig], Field(discriminator="name")]  # noqa: UP007
+ObjectiveConfig = Annotated[Union[SupervisedConfig, DistillConfig, MaskedAlignConfig], Field(discriminator="name")]  # noqa: UP007
 
 
 def build_objective(cfg: ObjectiveConfigBase, model: nn.Module) -> Objective:
@@ -35,6 +39,11 @@ def build_objective(cfg: ObjectiveConfigBase, model: nn.Module) -> Objective:
 
 __all__ = [
     "Batch",
+    "DistillConfig",
+    "DistillObjective",
+    "MaskConfig",
+    "MaskedAlignConfig",
+    "MaskedAlignObjective",
     "MixupConfig",
     "OBJECTIVES",
     "Objective",
