@@ -173,9 +173,11 @@ def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) ->
     }
 
 
-def run_training(cfg: TrainConfig, resume: bool = False) -> TrainRun:
+def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=None) -> TrainRun:
     """Train with Ray Train; see the module docstring. ``resume`` continues the run named
-    ``run.name`` (default: the latest run of this experiment) in the same MLflow run."""
+    ``run.name`` (default: the latest run of this experiment) in the same MLflow run.
+    ``callbacks`` are extra ``RunConfig`` callbacks and ``tags`` extra MLflow run tags (used by
+    ``videomamba.tune``: ``TuneReportCallback`` and ``mlflow.parentRunId``)."""
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -221,14 +223,14 @@ def run_training(cfg: TrainConfig, resume: bool = False) -> TrainRun:
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
         tracking_uri = tracker.tracking_uri
         tracker.set_status("RUNNING")
-        tracker.set_tags({"resumed": int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1})
+        tracker.set_tags({"resumed": int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1, **(tags or {})})
         logger.info("resuming run %r into MLflow run %s", name, tracker.run_id)
     else:
         tracker = tracking.start_run(
             tracking_uri,
             cfg.mlflow.experiment,
             run_name=cfg.mlflow.run_name or name,
-            tags=_tags(cfg, probe, gpus, name, storage_path),
+            tags={**_tags(cfg, probe, gpus, name, storage_path), **(tags or {})},
         )
         _write_run_info(
             storage_path,
@@ -279,6 +281,7 @@ def run_training(cfg: TrainConfig, resume: bool = False) -> TrainRun:
                 checkpoint_score_order=mode,
             ),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            callbacks=list(callbacks),
         ),
         datasets=datasets,
     )
