@@ -105,7 +105,7 @@ class VideoMamba(nn.Module):
         self.pos_drop = nn.Dropout(p=drop_rate)
 
         mixer_cfg = {"d_state": d_state, "d_conv": d_conv, "expand": expand, **(ssm_cfg or {})}
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linspace(0, rate, depth)
         inter_dpr = [0.0] + dpr  # block i drops the output of block i-1's mixer
         self.layers = nn.ModuleList([
             Block(embed_dim, BiMamba(embed_dim, layer_idx=i, backend=backend, **mixer_cfg),
