@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,11 +62,41 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def _ranges(idx: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    out, start = [], idx[0]
+    for a, b in zip(idx, idx[1:] + [None]):
+        if b != a + 1:
+            out.append(str(start) if start == a else f"{start}-{a}")
+            start = b
+    return ",".join(out)
+
+
 def summarize_keys(keys, limit: int = 8) -> str:
-    """Group keys by pattern (layer indices -> ``*``): ``layers.*.mixer.A_log (x24), ...``."""
-    counts = Counter(re.sub(r"(?<=\.)\d+(?=\.)|^\d+(?=\.)", "*", k) for k in keys)
-    parts = [f"{p} (x{c})" if c > 1 else p for p, c in counts.items()]
-    more = f", ... ({len(parts) - limit} more patterns)" if len(parts) > limit else ""
+    """Readable summary of many keys: block keys grouped by the blocks they occur in
+    (``layers.[24-31].* (17 tensors: norm.weight, ...)``), other numbered keys by pattern
+    (``blocks.*.attn.qkv.weight (x12)``)."""
+    per_suffix: dict[str, set[int]] = defaultdict(set)
+    other = Counter()
+    for k in keys:
+        m = re.match(r"layers\.(\d+)\.(.+)", k)
+        if m:
+            per_suffix[m.group(2)].add(int(m.group(1)))
+        else:
+            other[re.sub(r"(?<=\.)\d+(?=\.)|^\d+(?=\.)", "*", k)] += 1
+    by_blocks: dict[frozenset, list[str]] = defaultdict(list)
+    for suffix, idx in per_suffix.items():
+        by_blocks[frozenset(idx)].append(suffix)
+    parts = []
+    for idx, suffixes in by_blocks.items():
+        where = f"layers.[{_ranges(sorted(idx))}]"
+        if len(suffixes) == 1:
+            parts.append(f"{where}.{suffixes[0]}")
+        else:
+            shown = ", ".join(suffixes[:3]) + (", ..." if len(suffixes) > 3 else "")
+            parts.append(f"{where}.* ({len(suffixes)} tensors: {shown})")
+    parts += [f"{p} (x{c})" if c > 1 else p for p, c in other.items()]
+    more = f", ... ({len(parts) - limit} more)" if len(parts) > limit else ""
     return ", ".join(parts[:limit]) + more
 
 
