@@ -92,12 +92,13 @@ def probe(source: str | bytes) -> tuple[int, int]:
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(w, h) with the short side scaled to ``short_side`` (unchanged if already smaller or 0)."""
+    """(w, h) with the short side scaled to ``short_side``, long side ``int(long * short_side / short)``
+    (as the eval short-side resize); unchanged if already that small or ``short_side`` is 0."""
     if short_side <= 0 or min(width, height) <= short_side:
         return width, height
     if width <= height:
-        return short_side, max(1, int(round(height * short_side / width)))
-    return max(1, int(round(width * short_side / height))), short_side
+        return short_side, max(1, int(height * short_side / width))
+    return max(1, int(width * short_side / height)), short_side
 
 
 def _open_reader(source: str | bytes, width: int = -1, height: int = -1, num_threads: int = 1):

@@ -76,6 +76,14 @@ def short_side_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return _resize(x, int(h * size / w), size)
 
 
+def _posterize_at_least_one_bit(img, bits_to_keep, **_):
+    """timm's posterize, but keeping >= 1 bit: at magnitude 10 timm asks for 0 bits, which Pillow
+    (>= 11) rejects with a ValueError."""
+    from PIL import ImageOps
+
+    return img if bits_to_keep >= 8 else ImageOps.posterize(img, max(1, int(bits_to_keep)))
+
+
 class ClipRandAugment:
     """timm RandAugment applied with the SAME ops/magnitudes to every frame of a clip.
 
@@ -88,6 +96,10 @@ class ClipRandAugment:
 
         hparams = {"translate_const": int(img_size * 0.45), "img_mean": tuple(round(255 * m) for m in mean)}
         self.op = rand_augment_transform(spec, hparams)
+        for op in getattr(self.op, "ops", []):
+            if getattr(op.aug_fn, "__name__", "") == "posterize":
+                op.aug_fn = _posterize_at_least_one_bit
+
 
     def __call__(self, frames: np.ndarray, seed: int) -> np.ndarray:
         """uint8 (T, H, W, 3) -> uint8 (T, H, W, 3)."""
