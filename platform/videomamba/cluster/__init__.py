@@ -1,0 +1,27 @@
+"""Running on a Ray cluster: job submission through the Jobs API (``submit``), a loopback Ray
+head for laptops and tests (``local``) and placement helpers (``placement``). Names are imported
+lazily: ``import videomamba.cluster`` does not import Ray."""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "submit": "submit",
+    "JobOutcome": "submit",
+    "build_runtime_env": "submit",
+    "to_entrypoint": "submit",
+    "resolve_address": "submit",
+    "LocalHead": "local",
+    "DECODE_RESOURCE": "placement",
+    "TRAIN_RESOURCE": "placement",
+    "node_marker": "placement",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"videomamba.cluster.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'videomamba.cluster' has no attribute {name!r}")

@@ -1,0 +1,261 @@
+"""Submit a command to a Ray cluster through the Jobs API, stream its logs, return its status.
+
+The project checkout is shipped as the job's ``working_dir`` (minus hidden top-level directories
+such as ``.git``/``.venv``, ``runs``, ``mlruns``, ``data`` and build outputs; ``.gitignore`` is
+honoured) and ``platform/`` is put on the job's ``PYTHONPATH``, so the driver, the Ray Train workers and the Ray Data tasks all import
+the *submitted* ``videomamba``, whatever version the cluster has installed. Relative paths in the
+command (``configs/demo.yaml``, ``pipelines/train.py``) resolve inside the shipped checkout.
+
+``videomamba submit -- train --config configs/demo.yaml`` runs
+``python -m videomamba.cli train --config configs/demo.yaml`` on the cluster; a command that
+starts with ``python``/an executable/a ``.py`` path (``-- python pipelines/train.py ...``) runs
+as given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# gitwildmatch patterns, relative to the working_dir; anchored ("/x/") so that the package's
+# own sub-packages (videomamba/data) are never matched.
+DEFAULT_EXCLUDES = (
+    "/.*/",  # .git, .venv, caches, local build trees
+    "/runs/",
+    "/mlruns/",
+    "/data/",
+    "/build/",
+    "/dist/",
+    "/dist-cuda*/",
+    "/wheels/",
+    "__pycache__/",
+    "*.egg-info/",
+    "*.pyc",
+)
+PACKAGE_DIR = "platform"  # the src-layout root, relative to the working_dir
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+@dataclass
+class JobOutcome:
+    """What :func:`submit` returns."""
+
+    job_id: str
+    address: str
+    status: str  # PENDING/RUNNING (no wait), SUCCEEDED, FAILED, STOPPED
+    message: str | None = None
+    entrypoint: str = ""
+    runtime_env: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+
+def resolve_address(address: str | None = None) -> str:
+    """The Jobs API (dashboard) URL: ``address``, else ``$RAY_API_SERVER_ADDRESS``, else
+    ``$RAY_ADDRESS``, else ``http://127.0.0.1:8265``; ``host:port`` gets ``http://``."""
+    addr = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS
+    if "://" not in addr:
+        addr = f"http://{addr}"
+    return addr.rstrip("/")
+
+
+def _videomamba_commands() -> set[str]:
+    from videomamba.cli import COMMAND_MODULES
+
+    return set(COMMAND_MODULES)
+
+
+def to_entrypoint(command: Sequence[str] | str, python: str = "python") -> str:
+    """The shell command the job runs: ``videomamba`` sub-commands become
+    ``<python> -m videomamba.cli ...`` (no console script needed on the cluster); anything
+    else (``python pipelines/train.py ...``, ``bash x.sh``) is passed through."""
+    if isinstance(command, str):
+        command = shlex.split(command)
+    args = list(command)
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        raise ValueError("nothing to run: give a command after `--`, e.g. `-- train --config configs/demo.yaml`")
+    if args[0] == "videomamba":
+        args = args[1:]
+    if args and (args[0] in _videomamba_commands() or args[0].startswith("-")):
+        return shlex.join([python, "-m", "videomamba.cli", *args])
+    if args and args[0].endswith(".py"):
+        return shlex.join([python, *args])
+    return shlex.join(args)
+
+
+def _parse_env(items: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
+    if not items:
+        return {}
+    if isinstance(items, Mapping):
+        return {str(k): str(v) for k, v in items.items()}
+    env = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def find_checkout(start: str | os.PathLike = ".") -> Path:
+    """The nearest directory at or above ``start`` holding ``platform/videomamba`` (else ``start``)."""
+    here = Path(start).expanduser().resolve()
+    for d in (here, *here.parents):
+        if (d / PACKAGE_DIR / "videomamba" / "__init__.py").exists():
+            return d
+    return here
+
+
+def build_runtime_env(
+    working_dir: str | os.PathLike | None = None,
+    *,
+    ship_package: bool = True,
+    env: Mapping[str, str] | Sequence[str] | None = None,
+    excludes: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The job's runtime_env: ``base`` (e.g. a YAML the user passes) + working_dir + excludes +
+    env vars (``PYTHONPATH=platform`` when ``ship_package``)."""
+    runtime_env: dict[str, Any] = dict(base or {})
+    wd = Path(working_dir).expanduser().resolve() if working_dir is not None else find_checkout()
+    if not wd.is_dir():
+        raise FileNotFoundError(f"working dir {wd} does not exist")
+    runtime_env.setdefault("working_dir", str(wd))
+    runtime_env["excludes"] = list(dict.fromkeys([*runtime_env.get("excludes", []), *DEFAULT_EXCLUDES, *excludes]))
+    env_vars = {**runtime_env.get("env_vars", {}), **_parse_env(env)}
+    if ship_package:
+        if not (wd / PACKAGE_DIR / "videomamba" / "__init__.py").exists():
+            raise FileNotFoundError(
+                f"{wd} is not a videomamba checkout (no {PACKAGE_DIR}/videomamba); pass the repository root "
+                "as the working dir, or --no-ship-package to use the cluster's installed videomamba"
+            )
+        # relative: workers start inside the unpacked working_dir; sys.path makes it absolute
+        extra = env_vars.get("PYTHONPATH")
+        env_vars["PYTHONPATH"] = PACKAGE_DIR + (os.pathsep + extra if extra else "")
+    else:
+        runtime_env["excludes"].append(f"/{PACKAGE_DIR}/")
+    if env_vars:
+        runtime_env["env_vars"] = env_vars
+    return runtime_env
+
+
+def _client(address: str):
+    from ray.job_submission import JobSubmissionClient
+
+    try:  # like ray.init(): send this machine's Ray auth token (~/.ray/auth_token) when there is one
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except ImportError:  # Ray without token authentication
+        pass
+
+    return JobSubmissionClient(address)
+
+
+async def _follow(client, job_id: str, sink: Callable[[str], None]) -> None:
+    async for chunk in client.tail_job_logs(job_id):
+        sink(chunk)
+
+
+def _status(client, job_id: str) -> str:
+    status = client.get_job_status(job_id)
+    return str(getattr(status, "value", status))
+
+
+def submit(
+    command: Sequence[str] | str,
+    *,
+    address: str | None = None,
+    working_dir: str | os.PathLike | None = None,
+    ship_package: bool = True,
+    env: Mapping[str, str] | Sequence[str] | None = None,
+    excludes: Sequence[str] = (),
+    runtime_env: Mapping[str, Any] | None = None,
+    python: str = "python",
+    submission_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    entrypoint_num_cpus: float | None = None,
+    entrypoint_resources: Mapping[str, float] | None = None,
+    wait: bool = True,
+    follow_logs: bool = True,
+    log_sink: Callable[[str], None] | None = None,
+    timeout_s: float | None = None,
+) -> JobOutcome:
+    """Submit ``command`` (see :func:`to_entrypoint`) with the checkout at ``working_dir``
+    (default: the checkout around the current directory, :func:`find_checkout`).
+
+    With ``wait`` it streams the job's logs to ``log_sink`` (default: stdout) until the job ends
+    and returns its final status; otherwise it returns right after submission (status PENDING).
+    Ctrl-C stops following, not the job (``ray job stop <id>`` does that).
+    """
+    entrypoint = to_entrypoint(command, python=python)
+    env_spec = build_runtime_env(working_dir, ship_package=ship_package, env=env, excludes=excludes, base=runtime_env)
+    addr = resolve_address(address)
+    client = _client(addr)
+    job_id = client.submit_job(
+        entrypoint=entrypoint,
+        runtime_env=env_spec,
+        submission_id=submission_id,
+        metadata={"submitted_by": "videomamba submit", **(metadata or {})},
+        entrypoint_num_cpus=entrypoint_num_cpus,
+        entrypoint_resources=dict(entrypoint_resources) if entrypoint_resources else None,
+    )
+    logger.info("submitted job %s to %s: %s", job_id, addr, entrypoint)
+    outcome = JobOutcome(job_id=job_id, address=addr, status="PENDING", entrypoint=entrypoint, runtime_env=env_spec)
+    if not wait:
+        return outcome
+    sink = log_sink or _stdout_sink
+    try:
+        if follow_logs:
+            try:
+                asyncio.run(asyncio.wait_for(_follow(client, job_id, sink), timeout_s))
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout_s:.0f}s") from None
+            except RuntimeError as err:  # the log stream broke (head restarted, network): poll instead
+                logger.warning("log stream of %s ended: %s; polling its status", job_id, err)
+        # the log stream closes when the driver exits; the status may lag by a moment
+        outcome.status = wait_for_job(client, job_id, timeout_s)
+    except KeyboardInterrupt:
+        logger.warning("stopped following; job %s keeps running (stop it with: ray job stop --address %s %s)",
+                       job_id, addr, job_id)
+        outcome.status = _status(client, job_id)
+        return outcome
+    info = client.get_job_info(job_id)
+    outcome.message = getattr(info, "message", None)
+    log = logger.info if outcome.ok else logger.error
+    log("job %s %s%s", job_id, outcome.status, f": {outcome.message}" if outcome.message and not outcome.ok else "")
+    return outcome
+
+
+def wait_for_job(client, job_id: str, timeout_s: float | None = None, poll_s: float = 0.5) -> str:
+    """Poll until the job reaches a terminal status (``TimeoutError`` after ``timeout_s``)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        status = _status(client, job_id)
+        if status in TERMINAL:
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {status} after {timeout_s:.0f}s")
+        time.sleep(poll_s)
+
+
+def _stdout_sink(chunk: str) -> None:
+    sys.stdout.write(chunk)
+    sys.stdout.flush()
