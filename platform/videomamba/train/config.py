@@ -93,6 +93,9 @@ class ScalingSection(_Section):
     num_workers: int = Field(2, ge=1)
     gpus_per_worker: float | None = Field(None, ge=0, description="None: 1 if the cluster has GPUs, else CPU")
     cpus_per_worker: float = Field(1, gt=0)
+    resources_per_worker: dict[str, float] = Field(
+        default_factory=dict, description="extra Ray resources per worker, e.g. {train_node: 0.001} (cluster.yaml)"
+    )
     max_failures: int = Field(0, ge=-1, description="worker-group failures survived (-1: unlimited)")
 
 

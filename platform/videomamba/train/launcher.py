@@ -148,6 +148,7 @@ def _resources(cfg: TrainConfig) -> tuple[float, dict[str, float]]:
     res = {"CPU": cfg.scaling.cpus_per_worker}
     if gpus:
         res["GPU"] = gpus
+    res.update(cfg.scaling.resources_per_worker)  # custom resources pin workers to node types
     return gpus, res
 
 
