@@ -93,22 +93,29 @@ def check_backend(backend: str) -> str:
     return backend
 
 
+_announced: set[tuple[str, str, str]] = set()
+
+
 def resolve_backend(backend: str, device: torch.device | str) -> str:
-    """The concrete backend for tensors on ``device`` (``"auto"`` resolved). Raises
-    RuntimeError when the requested backend cannot run there."""
+    """The concrete backend for tensors on ``device`` (``"auto"`` resolved; logged once per
+    choice). Raises RuntimeError when the requested backend cannot run there."""
     device = torch.device(device)
     check_backend(backend)
     is_cuda = device.type == "cuda"
     if backend == "auto":
-        if not is_cuda:
-            return "torch"
-        return next(name for name in _PREFERENCE_CUDA if _probe(name)[0])
-    on_cuda, on_cpu, note = _probe(backend)
-    if not (on_cuda if is_cuda else on_cpu):
-        raise RuntimeError(
-            f"backend {backend!r} cannot run on {device.type} tensors here ({note}); "
-            f"available: {available_backends()}")
-    return backend
+        chosen = next(name for name in _PREFERENCE_CUDA if _probe(name)[0]) if is_cuda else "torch"
+    else:
+        on_cuda, on_cpu, note = _probe(backend)
+        if not (on_cuda if is_cuda else on_cpu):
+            raise RuntimeError(
+                f"backend {backend!r} cannot run on {device.type} tensors here ({note}); "
+                f"available: {available_backends()}")
+        chosen = backend
+    key = (backend, device.type, chosen)
+    if key not in _announced:
+        _announced.add(key)
+        logger.info("selective scan backend for %s tensors: %s (requested %s)", device.type, chosen, backend)
+    return chosen
 
 
 def _flip(*ts):

@@ -1,0 +1,79 @@
+"""``videomamba info``: versions, devices and the selective-scan backends usable here."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from importlib import metadata
+
+DISTRIBUTIONS = ("videomamba-platform", "torch", "triton", "mamba-ssm", "causal-conv1d", "ray", "timm",
+                 "einops", "decord2", "decord", "mlflow", "optuna", "pydantic", "numpy")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("info", help="versions, devices and backends", description=__doc__)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_command)
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in DISTRIBUTIONS:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _devices() -> dict:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    gpus = []
+    for i in range(torch.cuda.device_count() if cuda else 0):
+        prop = torch.cuda.get_device_properties(i)
+        gpus.append({"index": i, "name": prop.name, "memory_gib": round(prop.total_memory / 2**30, 1),
+                     "capability": f"{prop.major}.{prop.minor}"})
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch_cuda_build": torch.version.cuda, "cuda_available": cuda, "gpus": gpus}
+
+
+def collect() -> dict:
+    """Everything ``videomamba info`` reports, as a dict."""
+    from videomamba import ops
+    from videomamba.models import SCAN_ORDERS, list_models
+
+    devices = _devices()
+    auto = {"cpu": ops.resolve_backend("auto", "cpu")}
+    if devices["cuda_available"]:
+        auto["cuda"] = ops.resolve_backend("auto", "cuda")
+    return {"versions": _versions(), "devices": devices, "backends": ops.backend_status(),
+            "available_backends": ops.available_backends(), "auto_backend": auto,
+            "models": list_models(), "scan_orders": list(SCAN_ORDERS)}
+
+
+def run_command(args) -> int:
+    info = collect()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print("versions")
+    for name, version in info["versions"].items():
+        print(f"  {name:<20} {version or '-'}")
+    dev = info["devices"]
+    print("devices")
+    print(f"  cpu                  {dev['cpu_count']} cores, torch uses {dev['torch_threads']} threads ({dev['platform']})")
+    if dev["gpus"]:
+        for g in dev["gpus"]:
+            print(f"  cuda:{g['index']:<16} {g['name']}, {g['memory_gib']} GiB, sm {g['capability']}")
+    else:
+        print(f"  cuda                 none (torch CUDA build: {dev['torch_cuda_build'] or 'cpu-only'})")
+    print("backends (selective scan / causal conv)")
+    for name, line in info["backends"].items():
+        print(f"  {name:<20} {line}")
+    print("  auto                 " + ", ".join(f"{d} tensors -> {b}" for d, b in info["auto_backend"].items()))
+    print("models       " + ", ".join(info["models"]))
+    print("scan orders  " + ", ".join(info["scan_orders"]))
+    return 0
