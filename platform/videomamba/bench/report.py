@@ -181,12 +181,21 @@ def _f(x, fmt="{:.2f}") -> str:
 # markdown
 
 
+def _note(r: dict) -> str:
+    """'' for ok rows, else the status with the (shortened) error: 'OOM', 'error: ...'."""
+    if r["status"] == "ok":
+        return ""
+    err = (r.get("error") or "").replace("|", "/").replace("\n", " ")
+    if r["status"] == "OOM" or not err:
+        return r["status"]
+    return f"{r['status']}: {err.removeprefix('skipped: ')[:110]}"
+
+
 def _bench_table(rows: list[dict]) -> list[str]:
     lines = ["| model | backend | frames | batch | clips/s | ms/step | peak GiB | thr x | mem x | floor x | note |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        note = "" if r["status"] == "ok" else (r["status"] if r["status"] == "OOM" else (r["error"] or r["status"]))
-        note = note.replace("|", "/").replace("\n", " ")[:120]
+        note = _note(r)
         lines.append(
             f"| {r['model']} | {r['backend']} | {r['frames']} | {r['batch']} | {_f(r['clips_per_s'], '{:.1f}')}"
             f" | {_f(r['step_ms'], '{:.1f}')} | {gib(r['peak_mem_bytes'])} | {_f(r.get('thr_ratio'))}"
@@ -244,7 +253,7 @@ def markdown(results: dict) -> str:
                 "| model | backend | frames | batch | status | peak GiB | reserved GiB | s/step | fits 80 GB |",
                 "|---|---|---:|---:|---|---:|---:|---:|---|"]
         for r in results["memory_fit"]:
-            out.append(f"| {r['model']} | {r['backend']} | {r['frames']} | {r['batch']} | {r['error'] or r['status']}"
+            out.append(f"| {r['model']} | {r['backend']} | {r['frames']} | {r['batch']} | {_note(r) or 'ok'}"
                        f" | {gib(r['peak_mem_bytes'])} | {gib(r['reserved_mem_bytes'])}"
                        f" | {_f(r['step_ms'] and r['step_ms'] / 1e3)} | {'yes' if r.get('fits_80gb') else 'no'} |")
     ch = results.get("checks")
