@@ -226,7 +226,7 @@ def _agreement(backend, dtype, common, logits, grads, ref_logits, ref_grads) -> 
             continue
         a, r = _compare(grads[name], ref)
         g_abs = max(g_abs, a)
-        if r >= g_rel:
+        if r > g_rel or worst is None:
             g_rel, worst = r, name
     tol = TOLERANCES[dtype]
     ok = l_rel <= tol and g_rel <= tol and not missing and math.isfinite(l_rel) and math.isfinite(g_rel)

@@ -116,9 +116,9 @@ class Options:
     modes: list[str] = field(default_factory=lambda: list(MODES))
     quick: bool = True
     repeats: int = 10
-    warmup: int = 3
+    warmup: int = 2
     min_repeats: int = 3
-    config_budget_s: float = 3.0
+    config_budget_s: float = 2.0
     max_step_s: float = 5.0
     time_limit_s: float | None = None
     img_size: int = 224
@@ -241,9 +241,11 @@ class _Clock:
 
 def time_steps(step: Callable[[], None], clock: _Clock, *, warmup: int, repeats: int, budget_s: float,
                min_repeats: int = 3) -> tuple[list[float], int]:
-    """Warm up (>= 1 step, up to ``warmup`` or 30 % of the budget), then time ``n`` steps
-    back to back, ``n`` fitted to the rest of the budget within ``[min_repeats, repeats]``
-    (a single step when one step alone is over half the budget). Returns (ms per step, n_warmup)."""
+    """Warm up, then time ``n`` steps back to back. Warm-up runs at least 2 steps (the first
+    one compiles; the second gives a clean step-time estimate) unless the first alone exceeds
+    the budget, and continues up to ``warmup`` steps or 30 % of the budget. ``n`` fills the
+    rest of the budget within ``[min_repeats, repeats]`` (1 when a step is over half the
+    budget). Returns (ms per step, n_warmup)."""
     t0 = time.perf_counter()
     n_warm, last = 0, 0.0
     while True:
@@ -252,7 +254,9 @@ def time_steps(step: Callable[[], None], clock: _Clock, *, warmup: int, repeats:
         clock.sync()
         last = time.perf_counter() - ts
         n_warm += 1
-        if n_warm >= warmup or time.perf_counter() - t0 > 0.3 * budget_s:
+        if n_warm == 1 and last > budget_s:
+            break
+        if n_warm >= max(2, warmup) or (n_warm >= 2 and time.perf_counter() - t0 > 0.3 * budget_s):
             break
     left = budget_s - (time.perf_counter() - t0)
     floor_n = 1 if last > 0.5 * budget_s else min(min_repeats, repeats)
@@ -557,8 +561,13 @@ def execute(task: dict, emit: Emit) -> None:
     elif kind == "profile":
         from .profiling import profile_spec
 
+        deadline = task.get("deadline")
         for i, s in enumerate(task["specs"]):
-            emit({"type": "profile", "index": i, **profile_spec(Spec(**s), device, opts, Path(opts.out))})
+            spec = Spec(**s)
+            if deadline is not None and time.time() > deadline:
+                emit({"type": "profile", "index": i, "spec": spec.label(), "error": "skipped: time limit"})
+                continue
+            emit({"type": "profile", "index": i, **profile_spec(spec, device, opts, Path(opts.out))})
     else:
         raise ValueError(f"unknown task kind {kind!r}")
 
@@ -672,7 +681,8 @@ def _fill_missing(specs: list[Spec], got: dict[int, dict], outcome: dict) -> lis
 
 def run(opts: Options, on_update: Callable[[dict], None] | None = None) -> dict:
     """Run every enabled section; returns the results dict (also written to ``opts.out``
-    after each section and each row). See :mod:`videomamba.bench.report` for the layout."""
+    after each section; rows stream into ``logs/<section>.jsonl`` as they finish). See
+    :mod:`videomamba.bench.report` for the layout."""
     from . import report
 
     t_start = time.time()
@@ -716,11 +726,12 @@ def run(opts: Options, on_update: Callable[[dict], None] | None = None) -> dict:
     log.info("device %s; backends available %s, benchmarking %s", env["device"], avail, backends)
     save()
 
-    n_prof = len(opts.profile)
-    reserve_after_bench = (90.0 if opts.memory_fit else 0.0) + 25.0 * n_prof
+    prof_specs = [s for text in opts.profile for s in parse_profile(text, opts, runnable)]
+    reserve_profile = 10.0 + 15.0 * len(prof_specs) if prof_specs else 0.0
+    reserve_after_bench = (60.0 if opts.memory_fit else 0.0) + reserve_profile
     if opts.check:
         out_c = runner.run("check", {"kind": "check", "backends": runnable,
-                                     "deadline": section_deadline(reserve_after_bench + 60.0, cap_s=150.0)})
+                                     "deadline": section_deadline(reserve_after_bench + 60.0, cap_s=100.0)})
         results["checks"] = report.collect_checks(out_c)
         save()
 
@@ -749,14 +760,13 @@ def run(opts: Options, on_update: Callable[[dict], None] | None = None) -> dict:
     if opts.memory_fit:
         specs = memory_fit_specs(opts, runnable)
         outcome = runner.run("memory_fit", {"kind": "bench", "specs": [asdict(s) for s in specs],
-                                            "deadline": section_deadline(25.0 * n_prof)})
+                                            "deadline": section_deadline(reserve_profile)})
         got = {r["index"]: _strip(r) for r in outcome["records"] if r.get("type") == "row"}
         results["memory_fit"] = _fill_missing(specs, got, outcome)
         save()
 
-    if opts.profile:
-        specs = [s for text in opts.profile for s in parse_profile(text, opts, runnable)]
-        outcome = runner.run("profile", {"kind": "profile", "specs": [asdict(s) for s in specs],
+    if prof_specs:
+        outcome = runner.run("profile", {"kind": "profile", "specs": [asdict(s) for s in prof_specs],
                                          "deadline": section_deadline(0.0)})
         results["profiles"] = [_strip(r) for r in outcome["records"] if r.get("type") == "profile"]
         if outcome["rc"] not in (0,):
@@ -792,9 +802,9 @@ def add_arguments(p) -> None:
     preset.add_argument("--quick", dest="quick", action="store_true", default=True,
                         help="default: non-Tiny models only at the smallest and largest frame count, short budgets")
     preset.add_argument("--full", dest="quick", action="store_false", help="every model at every frame count")
-    p.add_argument("--repeats", type=int, default=None, help="timed steps per config (quick 10, full 20)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (quick 3, full 5)")
-    p.add_argument("--config-budget", type=float, default=None, help="seconds per config (quick 3, full 10)")
+    p.add_argument("--repeats", type=int, default=None, help="timed steps per config, at most (quick 10, full 20)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps, at least 2 (quick 2, full 5)")
+    p.add_argument("--config-budget", type=float, default=None, help="seconds per config (quick 2, full 10)")
     p.add_argument("--max-step", type=float, default=None,
                    help="a step slower than this (s) skips larger frame counts of its series (quick 5, full 20)")
     p.add_argument("--time-limit", type=float, default=None, help="whole run, seconds; sections and groups share it")
@@ -820,8 +830,8 @@ def options_from_args(args) -> Options:
     return Options(
         models=args.models or [*VIDEOMAMBA_MODELS, DEFAULT_BASELINE], backends=args.backends, frames=args.frames,
         batch=parse_batch(args.batch, args.frames), modes=args.mode, quick=quick,
-        repeats=pick(args.repeats, 10, 20), warmup=pick(args.warmup, 3, 5),
-        config_budget_s=pick(args.config_budget, 3.0, 10.0), max_step_s=pick(args.max_step, 5.0, 20.0),
+        repeats=pick(args.repeats, 10, 20), warmup=pick(args.warmup, 2, 5),
+        config_budget_s=pick(args.config_budget, 2.0, 10.0), max_step_s=pick(args.max_step, 5.0, 20.0),
         time_limit_s=args.time_limit, img_size=args.img_size, num_classes=args.num_classes, depth=args.depth,
         dtype=args.dtype, baseline=args.baseline, out=args.out, bench=args.bench, check=args.check,
         memory_fit=args.memory_fit, profile=args.profile, isolate=args.isolate, device=args.device,
