@@ -1,0 +1,497 @@
+"""``run_search``: a Ray Tune ``Tuner`` over full training runs, searched with Optuna, in MLflow.
+
+- Trials: :func:`videomamba.tune.trial.run_trial` (a function trainable that runs
+  ``run_training``; each trial may be a multi-worker Ray Train run sized by its ``scaling:``).
+- Search: Ray's ``OptunaSearch`` with the space's define-by-run function (conditionals), TPE by
+  default (multivariate, seeded; multi-objective when several metrics are given), or random /
+  grid. ``max_concurrent`` trials at a time.
+- Early stopping: ASHA (``ray.tune.schedulers.ASHAScheduler``) on the first metric, with
+  ``epochs_completed`` as its clock (one rung step per epoch). Optuna's own pruners are not
+  used: ``OptunaSearch`` only ``tell``s Optuna a trial's final value, so they never see the
+  per-epoch values. ASHA is off with ``scheduler: {type: fifo}`` (used for ablations where every
+  configuration must train for the same budget).
+- MLflow: one parent run per search (space YAML, base config, algorithm and settings as params,
+  trials table, parallel-coordinates PNG, best trial / Pareto front, best config YAML) and one
+  nested child run per trial, which IS the trial's training run (``run_training`` creates it with
+  ``mlflow.parentRunId``). Ray's ``MLflowLoggerCallback`` / ``setup_mlflow`` are not used: they
+  create their own run per trial, which would duplicate the training run's. :class:`ChildRuns`
+  (a Tune callback) settles the children Tune ends from outside: errored (error tag, FAILED;
+  created if training never started), stopped early by ASHA (KILLED, ``tune.status``).
+- Resume: ``resume=True`` restores the experiment with ``Tuner.restore``; finished and errored
+  trials are kept, unfinished ones continue (their training run resumes from its last epoch
+  checkpoint, in the same MLflow run), and the searcher (Optuna study) continues where it was.
+- Output: ``<storage>/<name>/best_config.yaml``, a ready training config (checked with
+  ``load_config``), plus ``trials.md`` / ``trials.json`` / ``trials.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray.tune
+
+from videomamba.tune import report
+from videomamba.tune.space import LogUniformParam, SearchSpace
+from videomamba.tune.trial import (
+    EPOCHS_DONE,
+    TAG_ERROR,
+    TAG_PARAMS,
+    TAG_PARENT,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TAG_TRIAL,
+    TrialContext,
+    child_run_name,
+    run_trial,
+)
+
+logger = logging.getLogger(__name__)
+
+SEARCH_INFO = "videomamba_search.json"
+BEST_CONFIG = "best_config.yaml"
+#: what a trial's driver function reserves (Tune needs a non-empty request); its Ray Train
+#: workers reserve what the trial config's ``scaling:`` asks for, and ``max_concurrent`` bounds
+#: how many trials run at once
+TRIAL_DRIVER_CPUS = 0.01
+
+
+class SearchError(RuntimeError):
+    """A search that cannot start (bad metric, nothing to resume, existing name...)."""
+
+
+@dataclass
+class SearchResult:
+    """What :func:`run_search` returns."""
+
+    name: str
+    path: str  # the Tune experiment directory
+    tracking_uri: str
+    parent_run_id: str
+    metrics: list[str]
+    modes: list[str]
+    trials: list[dict[str, Any]]  # see report.py (trial_id, status, params, metrics, epochs, error, run_id)
+    best: dict[str, Any] | None = None
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+    best_config_path: str | None = None
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The resolved search settings: the space's ``search:`` section overridden by arguments."""
+
+    metrics: tuple[str, ...]
+    modes: tuple[str, ...]
+    num_samples: int
+    max_concurrent: int
+    seed: int
+    algorithm: str
+
+    @property
+    def single(self) -> bool:
+        return len(self.metrics) == 1
+
+
+def make_plan(space: SearchSpace, *, metrics=None, modes=None, num_samples=None, max_concurrent=None, seed=None) -> Plan:
+    s = space.settings
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics or s.metrics)
+    modes = [modes] if isinstance(modes, str) else list(modes or ())
+    if not modes:
+        modes = s.modes if list(metrics) == s.metrics else [s.modes[0]] * len(metrics)
+    if len(modes) == 1 and len(metrics) > 1:
+        modes = modes * len(metrics)
+    if len(modes) != len(metrics) or any(m not in ("max", "min") for m in modes):
+        raise SearchError(f"need one mode (max/min) per metric: metrics {metrics}, modes {modes}")
+    return Plan(tuple(metrics), tuple(modes), int(num_samples or space.default_num_samples()),
+                int(max_concurrent or s.max_concurrent), int(s.seed if seed is None else seed), s.algorithm)
+
+
+def base_tree(cfg: Any) -> dict:
+    """The raw config tree trials start from: only the fields the user set (YAML + ``--set``),
+    without the per-run names a search assigns."""
+    from videomamba.train.config import TrainConfig
+
+    tree = cfg.model_dump(mode="json", exclude_unset=True) if isinstance(cfg, TrainConfig) else json.loads(json.dumps(cfg))
+    tree.get("run", {}).pop("name", None)
+    tree.get("mlflow", {}).pop("run_name", None)
+    return tree
+
+
+def check_metrics(cfg: Any, plan: Plan) -> None:
+    """Fail early on metrics a training run cannot report."""
+    from videomamba.train import data_api
+
+    for metric in plan.metrics:
+        if "/" not in metric:
+            raise SearchError(f"metric {metric!r}: expected a training metric like val/top1 or train/clips_per_s_epoch")
+        if metric.startswith("val/") and not data_api.has_split(cfg.data, cfg.train.val_split):
+            raise SearchError(f"metric {metric!r} needs a validation split (data.{cfg.train.val_split}_manifest)")
+
+
+# ------------------------------------------------------------------------------------------------
+class ChildRuns(ray.tune.Callback):
+    """Settles the MLflow child run of trials that Tune ends from outside the training run."""
+
+    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, search_name: str, space: SearchSpace):
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+        self.parent_run_id, self.search_name, self.space = parent_run_id, search_name, space
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = _trial_error(trial)
+        try:
+            self._settle(trial, "ERROR", error)
+        except Exception:  # noqa: BLE001 - bookkeeping must never end the search
+            logger.exception("could not record the error of trial %s in MLflow", trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        try:
+            self._settle(trial, None, None)
+        except Exception:  # noqa: BLE001
+            logger.exception("could not settle the MLflow run of trial %s", trial.trial_id)
+
+    def _settle(self, trial, status: str | None, error: str | None) -> None:
+        from videomamba.train import tracking
+
+        run = find_child(self.tracking_uri, self.experiment, self.parent_run_id, trial.trial_id)
+        if run is None and status == "ERROR":
+            tracker = tracking.start_run(
+                self.tracking_uri, self.experiment, run_name=child_run_name(trial.trial_id, self.space.overrides(trial.config)),
+                tags={TAG_PARENT: self.parent_run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: trial.trial_id,
+                      TAG_PARAMS: json.dumps(self.space.overrides(trial.config), sort_keys=True, default=str)},
+            )
+            tracker.log_params(self.space.overrides(trial.config))
+            run_id = tracker.run_id
+        elif run is None:
+            return
+        else:
+            run_id = run.info.run_id
+        tracker = tracking.RunTracker(self.tracking_uri, run_id)
+        if status == "ERROR":
+            tracker.set_tags({TAG_STATUS: "ERROR", TAG_ERROR: (error or "unknown error")[-5000:]})
+            if run is None or run.info.status == "RUNNING":
+                tracker.set_status("FAILED")
+        elif run.info.status == "RUNNING":  # ended by the scheduler while training
+            epochs = (trial.last_result or {}).get(EPOCHS_DONE)
+            tracker.set_tags({TAG_STATUS: report.STOPPED, "tune.epochs_completed": epochs})
+            tracker.set_status("KILLED")
+        else:
+            tracker.set_tags({TAG_STATUS: report.COMPLETED})
+
+
+def _trial_error(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        return Path(path).read_text()
+    return str(getattr(trial, "error_msg", "") or "trial failed")
+
+
+def error_summary(err: BaseException, limit: int = 300) -> str:
+    """``Type: first lines`` of a trial's error, unwrapping Ray's task-error wrapper."""
+    cause = getattr(err, "cause", None) or err
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {' / '.join(lines[:3])}"[:limit]
+
+
+def find_child(tracking_uri: str, experiment: str, parent_run_id: str, trial_id: str):
+    """The MLflow child run of ``trial_id`` in the search ``parent_run_id`` (None if none yet)."""
+    from videomamba.train import tracking
+
+    client = tracking.client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'",
+        max_results=5,
+    )
+    return runs[0] if runs else None
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+# ------------------------------------------------------------------------------------------------
+def _storage(cfg, storage_path: str | None) -> str:
+    path = storage_path or str(Path(cfg.run.root) / "tune")
+    if "://" in path and not path.startswith("file://"):
+        return path
+    return Path(path.removeprefix("file://")).expanduser().resolve().as_posix()
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def _read_info(exp_path: str) -> dict | None:
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(exp_path) if "://" in exp_path else (pyarrow.fs.LocalFileSystem(), exp_path)
+    target = _join(path, SEARCH_INFO)
+    if fs.get_file_info(target).type == pyarrow.fs.FileType.NotFound:
+        return None
+    with fs.open_input_stream(target) as f:
+        return json.loads(f.read().decode())
+
+
+def _write_file(exp_path: str, name: str, data: bytes) -> str:
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(exp_path) if "://" in exp_path else (pyarrow.fs.LocalFileSystem(), exp_path)
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(_join(path, name)) as f:
+        f.write(data)
+    return _join(exp_path, name)
+
+
+def latest_search(storage: str, space_name: str) -> str | None:
+    """The most recent search of ``space_name`` under ``storage`` (by its creation time)."""
+    import pyarrow.fs
+
+    fs, base = pyarrow.fs.FileSystem.from_uri(storage) if "://" in storage else (pyarrow.fs.LocalFileSystem(), storage)
+    try:
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
+    except OSError:
+        return None
+    found = []
+    for e in entries:
+        if e.type == pyarrow.fs.FileType.Directory:
+            info = _read_info(_join(storage, e.base_name))
+            if info and info.get("space") == space_name:
+                found.append((info.get("created", 0), e.base_name))
+    return max(found)[1] if found else None
+
+
+# ------------------------------------------------------------------------------------------------
+def run_search(
+    base_cfg: Any,
+    space: SearchSpace,
+    *,
+    num_samples: int | None = None,
+    max_concurrent: int | None = None,
+    metrics: str | list[str] | None = None,
+    modes: str | list[str] | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    name: str | None = None,
+    storage_path: str | None = None,
+    trial_resources: dict[str, float] | None = None,
+    best_config_out: str | None = None,
+    callbacks: list | None = None,
+    verbose: int = 1,
+) -> SearchResult:
+    """Run (or with ``resume`` continue) a search of ``space`` around ``base_cfg`` (a
+    ``TrainConfig``); arguments left None come from the space's ``search:`` section. The space is
+    validated against the base config before Ray starts. ``trial_resources`` are the trial driver
+    function's own (default ``{"CPU": TRIAL_DRIVER_CPUS}``); ``callbacks`` are extra Tune callbacks."""
+    from videomamba.train import tracking
+    from videomamba.train.config import validate_config
+
+    cfg = validate_config(base_tree(base_cfg))
+    plan = make_plan(space, metrics=metrics, modes=modes, num_samples=num_samples, max_concurrent=max_concurrent, seed=seed)
+    base = base_tree(cfg)
+    space.check_base(base)
+    check_metrics(cfg, plan)
+    storage = _storage(cfg, storage_path)
+
+    if not ray.is_initialized():
+        ray.init()
+    from ray.train.v2._internal.constants import is_v2_enabled
+
+    if not is_v2_enabled():
+        raise SearchError("videomamba tune needs Ray Train V2 (unset RAY_TRAIN_V2_ENABLED=0)")
+
+    if resume:
+        name = name or latest_search(storage, space.name)
+        exp_path = _join(storage, name) if name else None
+        info = _read_info(exp_path) if exp_path else None
+        if info is None or not ray.tune.Tuner.can_restore(exp_path):
+            raise SearchError(f"--resume: no search {name or space.name + '-*'!r} to resume under {storage}")
+        tracking_uri, parent_id = info["tracking_uri"], info["parent_run_id"]
+        stored = Plan(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["plan"].items()})
+        if stored != plan and any(a is not None for a in (num_samples, max_concurrent, metrics, modes, seed)):
+            logger.warning("--resume continues the search as it was started (%s); other settings are ignored", stored)
+        plan = stored
+        parent = tracking.RunTracker(tracking_uri, parent_id)
+        parent.set_status("RUNNING")
+        resumed = int(parent.client.get_run(parent_id).data.tags.get("resumed", 0)) + 1
+        parent.set_tags({"resumed": resumed})
+        logger.info("resuming search %s (MLflow parent run %s)", exp_path, parent_id)
+    else:
+        name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        exp_path = _join(storage, name)
+        if _read_info(exp_path) is not None:
+            raise SearchError(f"search {name!r} exists under {storage}; pass --resume to continue it or another --name")
+        tracking_uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root)
+        parent = _start_parent(tracking_uri, cfg, space, plan, name, exp_path)
+        parent_id = parent.run_id
+        _write_file(exp_path, SEARCH_INFO, json.dumps({
+            "parent_run_id": parent_id, "tracking_uri": tracking_uri, "experiment": cfg.mlflow.experiment,
+            "space": space.name, "space_file": space.source, "created": time.time(), "plan": dataclasses.asdict(plan),
+        }, indent=2).encode())
+
+    ctx = TrialContext(base=base, space=space, search_name=name, train_storage=_join(exp_path, "train"),
+                       tracking_uri=tracking_uri, experiment=cfg.mlflow.experiment, parent_run_id=parent_id,
+                       metrics=plan.metrics)
+    try:
+        trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, ctx=ctx),
+                                            trial_resources or {"CPU": TRIAL_DRIVER_CPUS})
+        if resume:
+            tuner = ray.tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
+                                           resume_errored=False, restart_errored=False)
+        else:
+            tuner = _new_tuner(trainable, cfg, space, plan, ctx, storage, name, callbacks or [], verbose)
+        grid = tuner.fit()
+    except BaseException as err:
+        parent.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
+        parent.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    return _finish(grid, cfg, space, plan, ctx, parent, exp_path, best_config_out)
+
+
+def _start_parent(tracking_uri: str, cfg, space: SearchSpace, plan: Plan, name: str, exp_path: str):
+    from videomamba.train import tracking
+    from videomamba.train.config import to_yaml
+
+    parent = tracking.start_run(tracking_uri, cfg.mlflow.experiment, run_name=name, tags={
+        "videomamba.kind": "search", TAG_SEARCH: name, "tune.path": exp_path, "git_commit": tracking.git_commit(),
+        "ray_version": ray.__version__, "mlflow.source.name": "videomamba tune",
+    })
+    scheduler = space.settings.scheduler
+    parent.log_params({
+        "search.algorithm": f"optuna.{plan.algorithm}" + ("" if plan.single else " (multi-objective)"),
+        "search.metrics": ",".join(plan.metrics), "search.modes": ",".join(plan.modes),
+        "search.num_samples": plan.num_samples, "search.max_concurrent": plan.max_concurrent, "search.seed": plan.seed,
+        "search.scheduler": scheduler.model_dump_json(), "search.space_file": space.source,
+        **{f"space.{k}": v for k, v in space.describe().items()},
+    })
+    parent.log_text(space.text, "search/space.yaml")
+    parent.log_text(to_yaml(cfg), "search/base_config.yaml")
+    return parent
+
+
+def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, storage: str, name: str,
+               callbacks: list, verbose: int):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(
+        space=space.define_by_run(ctx.base),
+        metric=plan.metrics[0] if plan.single else list(plan.metrics),
+        mode=plan.modes[0] if plan.single else list(plan.modes),
+        sampler=space.sampler(plan.seed),
+        points_to_evaluate=[dict(p) for p in space.settings.points_to_evaluate] or None,
+    )
+    sched = space.settings.scheduler
+    if sched.type == "asha":
+        scheduler = ASHAScheduler(time_attr=EPOCHS_DONE, metric=plan.metrics[0], mode=plan.modes[0],
+                                  max_t=sched.max_t or cfg.train.epochs, grace_period=sched.grace_period,
+                                  reduction_factor=sched.reduction_factor, stop_last_trials=False)
+    else:
+        scheduler = FIFOScheduler()
+    return ray.tune.Tuner(
+        trainable,
+        tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.num_samples,
+                                        max_concurrent_trials=plan.max_concurrent, trial_dirname_creator=_trial_dirname),
+        run_config=ray.tune.RunConfig(
+            name=name, storage_path=storage, verbose=verbose,
+            failure_config=ray.tune.FailureConfig(max_failures=0),
+            callbacks=[ChildRuns(ctx.tracking_uri, ctx.experiment, ctx.parent_run_id, name, space), *callbacks],
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+def collect_trials(grid, space: SearchSpace, plan: Plan, ctx: TrialContext) -> list[dict[str, Any]]:
+    """One row per trial of a ``ResultGrid`` (see report.py). The status comes from the trial's
+    MLflow child run: FINISHED -> COMPLETED, KILLED by the scheduler -> STOPPED_EARLY, an error
+    -> ERROR, anything else (never started, interrupted) -> UNFINISHED."""
+    names = {p.name for p in space.params}
+    rows = []
+    for result in grid:
+        trial_id = Path(result.path).name.removeprefix("trial_") if result.path else "?"
+        metrics = result.metrics or {}
+        sampled = {k: v for k, v in (result.config or {}).items() if k in names}
+        child = find_child(ctx.tracking_uri, ctx.experiment, ctx.parent_run_id, trial_id)
+        error = None
+        if result.error is not None:
+            status, error = report.ERROR, error_summary(result.error)
+        elif child is not None and child.info.status == "FINISHED":
+            status = report.COMPLETED
+        elif child is not None and child.data.tags.get(TAG_STATUS) == report.STOPPED:
+            status = report.STOPPED
+        else:
+            status = report.UNFINISHED
+        rows.append({
+            "trial_id": trial_id, "status": status, "params": sampled, "overrides": space.overrides(sampled),
+            "metrics": {m: metrics.get(m) for m in plan.metrics}, "epochs": metrics.get(EPOCHS_DONE), "error": error,
+            "run_id": child.info.run_id if child else None,
+        })
+    return sorted(rows, key=lambda r: r["trial_id"])
+
+
+def _finish(grid, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, parent, exp_path: str,
+            best_config_out: str | None) -> SearchResult:
+    from videomamba.train.config import load_config, to_yaml, validate_config
+
+    rows = collect_trials(grid, space, plan, ctx)
+    ended = sum(r["status"] != report.UNFINISHED for r in rows)
+    interrupted = ended < plan.num_samples
+    best = report.best_row(rows, plan.metrics, plan.modes)
+    pareto = report.pareto_front(rows, plan.metrics, plan.modes)
+    result = SearchResult(name=ctx.search_name, path=exp_path, tracking_uri=ctx.tracking_uri, parent_run_id=parent.run_id,
+                          metrics=list(plan.metrics), modes=list(plan.modes), trials=rows, best=best, pareto=pareto,
+                          interrupted=interrupted)
+
+    params = [p.name for p in space.params]
+    table = report.markdown_table(rows, params, plan.metrics)
+    _write_file(exp_path, "trials.md", table.encode())
+    _write_file(exp_path, "trials.json", json.dumps(rows, indent=2, default=str).encode())
+    parent.log_text(table, "search/trials.md")
+    parent.log_dict({"trials": rows, "pareto": [r["trial_id"] for r in pareto]}, "search/trials.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        png = report.plot_trials(rows, params, plan.metrics, Path(tmp) / "trials.png",
+                                 log_params=[p.name for p in space.params if isinstance(p.dist, LogUniformParam)],
+                                 title=f"{ctx.search_name}: {len(rows)} trials")
+        if png:
+            parent.log_artifact(png, "plots")
+            _write_file(exp_path, "trials.png", Path(png).read_bytes())
+    parent.log_metrics({"trials/total": len(rows), "trials/ended": ended,
+                        "trials/failed": sum(r["status"] == report.ERROR for r in rows),
+                        "trials/stopped_early": sum(r["status"] == report.STOPPED for r in rows)})
+
+    if best is not None:
+        tree = space.apply(ctx.base, best["params"])
+        best_cfg = validate_config(tree)
+        scores = ", ".join(f"{m}={best['metrics'][m]:.4g}" for m in plan.metrics)
+        text = f"# best trial {best['trial_id']} of search {ctx.search_name} ({scores})\n"
+        text += to_yaml(validate_config(base_tree(best_cfg)))
+        result.best_config_path = _write_file(exp_path, BEST_CONFIG, text.encode())
+        if best_config_out:
+            Path(best_config_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(best_config_out).write_text(text)
+            result.best_config_path = best_config_out
+        if "://" not in result.best_config_path:
+            load_config(result.best_config_path)  # ready to run: it loads like any training config
+        parent.log_text(text, f"search/{BEST_CONFIG}")
+        parent.log_metrics({f"best/{m}": best["metrics"][m] for m in plan.metrics})
+        parent.set_tags({"best_trial_id": best["trial_id"], "best_run_id": best["run_id"] or "",
+                         "best_params": json.dumps(best["overrides"], sort_keys=True, default=str),
+                         "pareto_trials": ",".join(r["trial_id"] for r in pareto)})
+    if interrupted:
+        parent.set_tags({"interrupted": 1})
+        parent.set_status("KILLED")
+        logger.warning("search %s was interrupted (%d of %d trials ended); continue it with --resume",
+                       ctx.search_name, ended, plan.num_samples)
+    else:
+        parent.set_status("FINISHED")
+    return result

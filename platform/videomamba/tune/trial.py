@@ -1,0 +1,127 @@
+"""One trial of a search: a full training run (``run_training``) inside a Ray Tune function trainable.
+
+Ray Train V2 (the default since Ray 2.5x) no longer accepts a ``TorchTrainer`` as a Tune
+trainable; the documented pattern is a small driver function per trial that builds and fits the
+``TorchTrainer`` itself, with ``ray.tune.integration.ray_train.TuneReportCallback`` forwarding
+the workers' ``ray.train.report`` metrics to Tune. That is :func:`run_trial`; its Ray Train
+workers take the resources of the trial's ``scaling:`` section (``num_workers``,
+``cpus_per_worker``, ``gpus_per_worker``), the driver itself almost none.
+
+The training run's own MLflow run is the trial's child run: the trial passes
+``mlflow.parentRunId`` (and ``tune.*`` tags) to ``run_training``, so there is exactly one MLflow
+run per trial with the whole config as params and per-epoch metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from videomamba.tune.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+#: Tune result key counting epochs done (ASHA's time attribute; survives a trial's resume)
+EPOCHS_DONE = "epochs_completed"
+#: MLflow tags on every child run
+TAG_PARENT, TAG_SEARCH, TAG_TRIAL = "mlflow.parentRunId", "tune.search", "tune.trial_id"
+TAG_PARAMS, TAG_STATUS, TAG_ERROR = "tune.params", "tune.status", "tune.error"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a search shares (passed with ``tune.with_parameters``)."""
+
+    base: dict  # raw training config tree (YAML + --set), without run.name / mlflow.run_name
+    space: SearchSpace
+    search_name: str
+    train_storage: str  # Ray Train storage path of the trials' training runs
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    metrics: tuple[str, ...]
+
+
+class ReportToTune(TuneReportCallback):
+    """``TuneReportCallback`` that forwards only reports carrying every search metric (epochs
+    without validation and the non-finite-loss stop report are skipped: Tune's searcher needs
+    the metric in every result) and adds ``epochs_completed``."""
+
+    def __init__(self, metrics: tuple[str, ...]):
+        super().__init__()
+        self.metrics = tuple(metrics)
+
+    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint):
+        first = metrics[0] if metrics else {}
+        if not all(k in first for k in self.metrics):
+            return
+        first = {**first, EPOCHS_DONE: int(first.get("epoch", -1)) + 1}
+        super().after_report(run_context, [first, *metrics[1:]], checkpoint)
+
+
+def train_run_name(search_name: str, trial_id: str) -> str:
+    return f"{search_name}_{trial_id}"
+
+
+def child_run_name(trial_id: str, overrides: dict[str, Any]) -> str:
+    """``<trial id> key=value, ...`` (last path component as key) for the MLflow run list."""
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    text = ", ".join(f"{path.rsplit('.', 1)[-1]}={fmt(v)}" for path, v in overrides.items())
+    return f"{trial_id} {text}"[:240]
+
+
+def trial_config(ctx: TrialContext, sampled: dict[str, Any], trial_id: str) -> dict:
+    """The trial's raw training config: the base, the sampled values, per-trial run/MLflow names."""
+    from videomamba.train.config import set_dotted
+
+    raw = ctx.space.apply(ctx.base, sampled)
+    overrides = ctx.space.overrides(sampled)
+    for path, value in {
+        "run.name": train_run_name(ctx.search_name, trial_id),
+        "run.storage_path": ctx.train_storage,
+        "mlflow.run_name": child_run_name(trial_id, overrides),
+        "mlflow.experiment": ctx.experiment,
+        "mlflow.tracking_uri": ctx.tracking_uri,
+    }.items():
+        set_dotted(raw, path, value)
+    return raw
+
+
+def child_tags(ctx: TrialContext, trial_id: str, sampled: dict[str, Any]) -> dict[str, str]:
+    import json
+
+    return {
+        TAG_PARENT: ctx.parent_run_id,
+        TAG_SEARCH: ctx.search_name,
+        TAG_TRIAL: trial_id,
+        TAG_PARAMS: json.dumps(ctx.space.overrides(sampled), sort_keys=True, default=str),
+    }
+
+
+def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The Tune trainable: train with the sampled ``config`` (``{parameter name: value}``).
+
+    A trial restarted after an interrupted search resumes its training run (same MLflow run)
+    from the last epoch checkpoint. Exceptions propagate: Tune records the trial as errored
+    (and ``run_training`` marks its MLflow run FAILED with the error)."""
+    import ray.tune
+
+    from videomamba.train.config import validate_config
+    from videomamba.train.launcher import read_run_info, run_training
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    cfg = validate_config(trial_config(ctx, config, trial_id))
+    resume = read_run_info(ctx.train_storage, cfg.run.name) is not None
+    if resume:
+        logger.info("trial %s: resuming its training run %s", trial_id, cfg.run.name)
+    run = run_training(cfg, resume=resume, callbacks=[ReportToTune(ctx.metrics)], tags=child_tags(ctx, trial_id, config))
+    final = run.result.metrics or {}
+    missing = [m for m in ctx.metrics if not isinstance(final.get(m), (int, float)) or not math.isfinite(final[m])]
+    if missing:
+        raise RuntimeError(f"the training run reported no finite {', '.join(missing)} (last report: {sorted(final)})")
