@@ -176,3 +176,34 @@ def evaluate_dataset(
         index=np.concatenate(cols["index"]),
         num_classes=num_classes,
     )
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    *,
+    data_cfg=None,
+    split: str = "test",
+    manifest: str | None = None,
+    batch_size: int = 8,
+    num_actors: int = 1,
+    seed: int = 0,
+    scope: str = "eval",
+) -> dict[str, Any]:
+    """Multi-view evaluation of a training checkpoint on ``split`` (or ``manifest``) on Ray.
+
+    ``data_cfg`` defaults to the checkpoint's own ``data`` config; class names come from its meta.
+    Returns :func:`classification_metrics` plus ``class_names``, ``split`` and ``skips``.
+    """
+    from videomamba.data.config import DataConfig
+    from videomamba.train import data_api
+    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+
+    with local_checkpoint_dir(checkpoint) as d:
+        meta = read_meta(d)
+    if data_cfg is None:
+        data_cfg = DataConfig.model_validate(meta["config"]["data"])
+    class_names = meta["class_names"]
+    ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
+    full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size, num_actors=num_actors)
+    full.update(class_names=class_names, split=split, skips=data_api.skip_metrics(split, scope))
+    return full

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videomamba.train.config import TrainConfig, flatten, to_yaml
+from videomamba.train.config import ConfigError, TrainConfig, flatten, to_yaml
 from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
 from videomamba.train import tracking
 
@@ -174,6 +175,28 @@ def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) ->
     }
 
 
+def _preflight(section: str, fn):
+    """Run ``fn``; turn its failure into a ConfigError naming the config ``section``."""
+    try:
+        return fn()
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
+        raise ConfigError(f"invalid config:\n  {section}: {type(err).__name__}: {err}") from err
+
+
+def init_ray(cfg: TrainConfig | None = None) -> None:
+    """Connect to the cluster (``RAY_ADDRESS``) or start a local Ray whose logical CPUs leave room
+    for the data tasks next to the training workers (small machines are oversubscribed)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()
+        return
+    workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker if cfg else 1
+    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False)
+
+
 def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=None) -> TrainRun:
     """Train with Ray Train; see the module docstring. ``resume`` continues the run named
     ``run.name`` (default: the latest run of this experiment) in the same MLflow run.
@@ -203,16 +226,23 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             )
 
     # everything that can fail does so here, before any worker starts
-    class_names = data_api.class_names(cfg.data)
+    class_names = _preflight("data", lambda: data_api.class_names(cfg.data))
     spec = model_spec(cfg, len(class_names))
-    probe = build_model(spec)
+    probe = _preflight(
+        "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate)
+    )
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, resources = _resources(cfg)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
-    datasets = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name)}
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
-    if val_split:
-        datasets[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed, scope=name)
+
+    def _datasets():
+        out = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name)}
+        if val_split:
+            out[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed, scope=name)
+        return out
+
+    datasets = _preflight("data", _datasets)
     train_size = data_api.num_videos(cfg.data, "train")
     metric, mode = cfg.train.checkpoint_metric, cfg.train.checkpoint_mode
     if val_split is None and metric.startswith("val/"):
@@ -303,9 +333,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     best = _best(result, metric, mode)
     if best is not None:
         run.best_checkpoint, run.best_metrics = best
-        _log_best(tracker, cfg, run, class_names)
+        _log_best(tracker, cfg, run)
         if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
-            run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, class_names, scope=name)
+            run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, scope=name)
     _log_curves(tracker)
     tracker.set_status("FINISHED")
     return run
@@ -328,7 +358,7 @@ def _uri(checkpoint) -> str:
     return f"{checkpoint.filesystem.type_name}://{checkpoint.path}"
 
 
-def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun, class_names: list[str]) -> None:
+def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> None:
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
     from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
 
@@ -379,29 +409,32 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str
     return info
 
 
-def evaluate_and_log(
-    tracker, cfg: TrainConfig, checkpoint: str, class_names: list[str], *, scope: str = "eval", manifest: str | None = None
-) -> dict[str, float]:
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split``, logged as ``<split>/*`` metrics
-    plus a confusion-matrix PNG and per-class accuracy JSON."""
-    from videomamba.train import data_api
-    from videomamba.train.evaluate import evaluate_dataset, plot_confusion, scalar_metrics
+def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str = "eval", manifest: str | None = None):
+    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see ``evaluate_checkpoint``),
+    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
+    from videomamba.train.evaluate import evaluate_checkpoint
 
-    split = cfg.eval.split
-    ds = data_api.build(cfg.data, split, seed=cfg.train.seed, scope=scope, manifest=manifest)
-    full = evaluate_dataset(
-        ds, checkpoint, num_classes=len(class_names), batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors
+    full = evaluate_checkpoint(
+        checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
+        num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
     )
-    scalars = scalar_metrics(full, split)
-    scalars.update(data_api.skip_metrics(split, scope))
+    return log_evaluation(tracker, full)
+
+
+def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:
+    """Log an ``evaluate_checkpoint`` result into an MLflow run; returns the logged scalars."""
+    from videomamba.train.evaluate import plot_confusion, scalar_metrics
+
+    split, names = full["split"], full["class_names"]
+    scalars = {**scalar_metrics(full, split), **full.get("skips", {})}
     tracker.log_metrics(scalars)
     tracker.log_dict(
-        {"class_names": class_names, "per_class_acc": full["per_class_acc"], "confusion": full["confusion"].tolist(), **scalars},
+        {"class_names": names, "per_class_acc": full["per_class_acc"], "confusion": full["confusion"].tolist(), **scalars},
         f"eval/{split}_metrics.json",
     )
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_confusion(full["confusion"], class_names, Path(tmp) / f"{split}_confusion_matrix.png",
-                             title=f"{split}: top-1 {full['top1']:.3f} ({full['num_videos']} videos, {full['num_views']} views)")
+        title = f"{split}: top-1 {full['top1']:.3f} ({full['num_videos']} videos, {full['num_views']} views)"
+        png = plot_confusion(full["confusion"], names, Path(tmp) / f"{split}_confusion_matrix.png", title=title)
         tracker.log_artifact(png, "plots")
     return scalars
 

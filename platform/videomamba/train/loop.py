@@ -220,6 +220,11 @@ class _Trainer:
         marker = Path(self.rt["fail_marker"])
         if marker.exists():
             return
+        import ray.train
+
+        # die only once the controller has registered the previous checkpoint (a report still
+        # queued on a dying worker is lost), so the test of recovery is deterministic
+        ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED, timeout_s=120)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"epoch {epoch} step {step}\n")
         logger.warning("debug.fail_at_epoch=%d: worker rank %d exits now", epoch, self.rank)

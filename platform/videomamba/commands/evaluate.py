@@ -1,0 +1,75 @@
+"""``videomamba evaluate``: multi-view evaluation of a checkpoint on Ray (Ray Data batch inference
+on an actor pool, logits averaged over clips x crops per video)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from videomamba.commands.train import add_config_arguments
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint (multi-view) on Ray", description=__doc__)
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory or URI (with model.pt, meta.json)")
+    p.add_argument("--manifest", help="manifest to evaluate (default: the split's manifest in the config)")
+    p.add_argument("--split", default=None, help="views and manifest of this split (default: eval.split, 'test')")
+    add_config_arguments(p, required=False)
+    p.add_argument("--batch-size", type=int, help="clips per inference batch (eval.batch_size)")
+    p.add_argument("--num-actors", type=int, help="predictor actors (eval.num_actors)")
+    p.add_argument("--log-mlflow", action="store_true", help="log the metrics into the checkpoint's MLflow run")
+    p.add_argument("--output", help="write the metrics as JSON here")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args) -> int:
+    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.train.config import ConfigError, load_config
+
+    with local_checkpoint_dir(args.checkpoint) as d:
+        meta = read_meta(d)
+    overrides = list(args.overrides)
+    if args.batch_size:
+        overrides.append(f"eval.batch_size={args.batch_size}")
+    if args.num_actors:
+        overrides.append(f"eval.num_actors={args.num_actors}")
+    if args.split:
+        overrides.append(f"eval.split={args.split}")
+    try:  # the checkpoint's own config, unless another one is given
+        cfg = load_config(args.config, overrides, base=None if args.config else meta["config"])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.manifest is None and not getattr(cfg.data, f"{cfg.eval.split}_manifest", None):
+        print(f"error: no --manifest and data.{cfg.eval.split}_manifest is not set", file=sys.stderr)
+        return 2
+
+    from videomamba.train.evaluate import evaluate_checkpoint
+    from videomamba.train.launcher import init_ray, log_evaluation
+
+    init_ray()
+    full = evaluate_checkpoint(
+        args.checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=args.manifest,
+        batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors, seed=cfg.train.seed,
+    )
+    names = full["class_names"]
+    print(f"{full['split']}: {full['num_videos']} videos, {full['num_views']} views")
+    print(f"  top-1 {full['top1']:.4f}  top-5 {full['top5']:.4f}  mean class acc {full['mean_class_acc']:.4f}")
+    for name, acc in zip(names, full["per_class_acc"]):
+        print(f"  {name:>24s}  {acc:.3f}" if acc == acc else f"  {name:>24s}  (absent)")
+    skipped = full.get("skips", {}).get(f"data/{full['split']}/skipped")
+    if skipped:
+        print(f"  skipped videos: {int(skipped)}")
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump({**{k: v for k, v in full.items() if k != "confusion"}, "confusion": full["confusion"].tolist()}, f, indent=2)
+    if args.log_mlflow:
+        from videomamba.train.tracking import RunTracker
+
+        run = meta.get("mlflow") or {}
+        if not run.get("run_id"):
+            print("error: the checkpoint records no MLflow run", file=sys.stderr)
+            return 1
+        log_evaluation(RunTracker(run["tracking_uri"], run["run_id"]), full)
+        print(f"logged into MLflow run {run['run_id']}")
+    return 0

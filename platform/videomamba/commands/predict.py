@@ -1,0 +1,29 @@
+"""``videomamba predict``: top-k classes for video files with a trained checkpoint."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="classify video files with a checkpoint", description=__doc__)
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory or URI (with model.pt, meta.json)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (local paths or URIs)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--views", choices=["test", "val"], default="test",
+                   help="evaluation views of this split (clips x crops) averaged per video")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args) -> int:
+    from videomamba.train.predict import predict_videos
+
+    failed = 0
+    for pred in predict_videos(args.checkpoint, args.videos, top_k=args.top_k, split=args.views, device=args.device):
+        if pred.top is None:
+            failed += 1
+            print(f"{pred.path}: ERROR {pred.error}")
+            continue
+        print(f"{pred.path} ({pred.num_views} views):")
+        for name, prob in pred.top:
+            print(f"  {prob:7.2%}  {name}")
+    return 1 if failed else 0
