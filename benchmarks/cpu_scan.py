@@ -42,6 +42,29 @@ def run_ref(inp):
     return selective_scan_ref(**inp, delta_softplus=True)
 
 
+def run_quadratic(inp, T: int = 16):
+    """The T x T chunk form (decay matrices exp(A (S_t - S_s)), s <= t, per chunk), forward only:
+    the alternative design, timed for the record. Costs T/2 times the elementwise work."""
+    u, A, B, C, D, z = inp["u"], inp["A"], inp["B"], inp["C"], inp["D"], inp["z"]
+    delta = torch.nn.functional.softplus(inp["delta"] + inp["delta_bias"][:, None])
+    b, d, length = u.shape
+    K = -(-length // T)
+    pad = lambda x: torch.nn.functional.pad(x, (0, K * T - length))  # noqa: E731
+    dt, x = pad(delta).view(b, d, K, T), pad(delta * u).view(b, d, K, T)
+    Bc, Cc = pad(B).view(b, -1, K, T), pad(C).view(b, -1, K, T)
+    S = torch.cumsum(dt, -1)[:, :, None] * A[None, :, :, None, None]  # (b, d, n, K, T)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    h_end, ys, carry = [], [], torch.zeros(b, d, A.shape[1])
+    for k in range(K):  # loop over chunks
+        Sk = S[:, :, :, k]
+        decay = (Sk[..., :, None] - Sk[..., None, :]).masked_fill(~causal, float("-inf")).exp()
+        h = torch.einsum("bdnts,bds,bns->bdnt", decay, x[:, :, k], Bc[:, :, k]) + Sk.exp() * carry[..., None]
+        carry = h[..., -1]
+        ys.append(torch.einsum("bdnt,bnt->bdt", h, Cc[:, :, k]))
+    y = torch.cat(ys, -1)[..., :length]
+    return (y + D[:, None] * u) * torch.nn.functional.silu(z)
+
+
 def timed(fn, inp, backward: bool, repeats: int) -> tuple[float, torch.Tensor]:
     best, out = float("inf"), None
     for _ in range(repeats):
@@ -57,7 +80,7 @@ def timed(fn, inp, backward: bool, repeats: int) -> tuple[float, torch.Tensor]:
     return best, out.detach()
 
 
-def bench(lengths, repeats: int, ref_repeats: int) -> list[dict]:
+def bench(lengths, repeats: int, ref_repeats: int, quadratic_max_len: int) -> list[dict]:
     rows = []
     for length in lengths:
         inp = make_inputs(length)
@@ -67,6 +90,8 @@ def bench(lengths, repeats: int, ref_repeats: int) -> list[dict]:
             err = ((y_fast - y_ref).abs().max() / y_ref.abs().max()).item()
             rows.append({"L": length, "pass": "fwd+bwd" if backward else "fwd", "torch_s": t_fast,
                          "reference_s": t_ref, "speedup": t_ref / t_fast, "max_rel_err": err})
+            if not backward and length <= quadratic_max_len:
+                rows[-1]["quadratic_s"], _ = timed(run_quadratic, inp, False, 1)
             print(f"L={length:>6} {rows[-1]['pass']:<8} torch {t_fast:8.3f}s  reference {t_ref:8.3f}s  "
                   f"x{t_ref / t_fast:6.1f}  max|diff|/max|y| {err:.1e}", flush=True)
     return rows
@@ -92,11 +117,16 @@ def markdown(rows, meta) -> str:
         "- shapes: VideoMamba-Ti mixer scan, batch 1, d_inner 384, N 16, fp32, delta_softplus, D and z on",
         f"- best of {meta['repeats']} (torch) / {meta['ref_repeats']} (reference) runs, all channels for both paths",
         f"- command: `{meta['command']}`", "",
-        "| L | pass | torch (s) | reference (s) | speed-up | max rel. diff |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| L | pass | torch (s) | reference (s) | speed-up | max rel. diff | T x T chunk form (s) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {r['L']} | {r['pass']} | {r['torch_s']:.3f} | {r['reference_s']:.3f} | "
-              f"{r['speedup']:.1f}x | {r['max_rel_err']:.1e} |" for r in rows]
+              f"{r['speedup']:.1f}x | {r['max_rel_err']:.1e} | "
+              + (f"{r['quadratic_s']:.3f}" if "quadratic_s" in r else "-") + " |" for r in rows]
+    lines += ["", "torch: `selective_scan_fn(..., backend=\"torch\")` (two-level chunked scan, "
+              "`platform/videomamba/ops/selective_scan_torch.py`); reference: `selective_scan_ref` "
+              "(Python loop over positions); T x T chunk form: the alternative design with per-chunk "
+              "decay matrices `exp(A (S_t - S_s))` (T = 16, forward only, in this script)."]
     return "\n".join(lines) + "\n"
 
 
@@ -105,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--lengths", type=int, nargs="+", default=[1569, 12545])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--ref-repeats", type=int, default=1)
+    p.add_argument("--quadratic-max-len", type=int, default=2000,
+                   help="also time the T x T chunk form (forward) up to this length")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--write", action="store_true", help="write cpu_scan.md/json next to this script")
     args = p.parse_args(argv)
@@ -115,7 +147,7 @@ def main(argv=None) -> int:
             "ref_repeats": args.ref_repeats,
             "command": "python benchmarks/cpu_scan.py " + " ".join(argv if argv is not None else os.sys.argv[1:])}
     torch.manual_seed(0)
-    rows = bench(args.lengths, args.repeats, args.ref_repeats)
+    rows = bench(args.lengths, args.repeats, args.ref_repeats, args.quadratic_max_len)
     meta["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     md = markdown(rows, meta)
     print(md)

@@ -10,11 +10,12 @@ Formulation (two levels, both vectorised; no Python loop over every token):
   position ``t`` of every chunk ``k`` is one contiguous slice.
 * Intra-chunk: the recurrence from a zero state runs for all ``K`` chunks at once
   (``T`` vectorised steps over ``(b, K, d, n)``).
-* Chunk boundaries: within a chunk the decay from its start to position ``t`` is
-  ``exp(A * S_t)`` with ``S_t = cumsum(delta)`` in log space (``S_t - S_start >= 0`` only
-  ever appears as ``exp(A (S_t - S_s))`` with ``s <= t``, so with ``A < 0`` nothing
-  overflows, whatever the size of ``delta * A``). The chunk start states follow from one
-  small recurrence over the ``K`` chunks; the true states are ``h_local + exp(A S_t) H_k``.
+* Chunk boundaries: the decay from a chunk's start to its position ``t`` is computed in log
+  space, ``exp(A * S_t)`` with ``S_t`` the within-chunk cumulative sum of ``delta`` (and the
+  backward pass uses the suffix sums). Only decays ``exp(A (S_t - S_s))`` with ``s <= t``
+  are ever formed, never their inverses, so with ``A < 0`` every factor is in ``[0, 1]`` and
+  nothing overflows however large ``delta * A`` is. One small recurrence over the ``K``
+  chunks gives the chunk start states ``H_k``; the states are ``h_local + exp(A S_t) H_k``.
 
 Cost ``O(L d n)`` like the sequential scan (no ``T x T`` decay matrices), ``T + K`` Python
 steps per segment. Long sequences are processed in segments of bounded size; for training,
