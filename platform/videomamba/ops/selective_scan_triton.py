@@ -16,10 +16,12 @@ Design
   registers; inside a tile the recurrence is a ``tl.associative_scan`` over L of the affine pairs
   ``(a, b) = (exp(delta A), delta B u)`` with ``(a1, b1) o (a2, b2) = (a1 a2, a2 b1 + b2)``,
   then ``h = a_cum * h_carry + b_cum``. The 3D tiles are laid out ``(BLOCK_L, BLOCK_D, N)``,
-  position axis FIRST: Triton then puts the threads of a warp on (channel, state) and each
-  thread scans its positions serially in registers (one cross-warp step in shared memory),
-  instead of 5 rounds of warp shuffles per element with L last (sm_90 SASS: ~26% fewer
-  instructions per element in the forward loop, ~7% in the backward one).
+  position axis FIRST, with ``BLOCK_D * N = 32 * num_warps``: Triton then gives each thread one
+  (channel, state) and all BLOCK_L positions, so the scan runs serially in registers (no warp
+  shuffles; with L last it took 5 shuffle rounds per element: the sm_90 SASS of the forward
+  loop has about half the instructions per element this way, the backward ~25% fewer). Warp
+  shuffles remain in the reductions over N (y, du, ddelta), over the block's channels (dB, dC)
+  and in Triton's conversions between the coalesced load layout and the compute layout.
 * ``reverse`` (and the backward BiMamba direction) is index arithmetic: processing index
   ``t`` reads memory position ``L - 1 - t``. Nothing is flipped or copied.
 * Backward (the adjoint of a linear recurrence is the same recurrence run the other way):
@@ -27,8 +29,9 @@ Design
   tile. Tiles are visited last to first; each tile first recomputes its forward states from
   the fp32 state saved at the previous tile boundary (the forward pass stores one fp32 state
   ``(N,)`` per (b, d, tile): ``hs (B, D, cdiv(L, BLOCK_L), N)``), so saved memory is
-  ``4 N / BLOCK_L`` bytes per (b, d, position) per direction (2 bytes at N=16, BLOCK_L=32;
-  ``VIDEOMAMBA_TRITON_BLOCK_L=64`` halves it at some speed) instead of ``4 N`` for all states.
+  ``4 N / BLOCK_L`` bytes per (b, d, position) per direction (4 bytes at N=16 and the default
+  BLOCK_L=16, i.e. 1/16 of all states; ``VIDEOMAMBA_TRITON_BLOCK_L=32`` halves it at some
+  speed; under activation checkpointing it lives only while its layer is recomputed).
   ``a_{t+1}`` is recomputed from a delta tile loaded one position ahead (no register shifts
   needed); ``a_t h_{t-1}`` is taken as ``h_t - b_t``.
   Gradients: du, ddelta, dz written per program; dA, dD, ddelta_bias as per-batch partials
@@ -253,8 +256,8 @@ if _HAS_TRITON:
             g_carry = tl.load(dlast_ptr + (b64 * dim + offs_d[:, None]) * n_state + offs_n[None, :],
                               mask=mask_dn, other=0.0).to(tl.float32)
         dA_acc = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
-        dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
-        dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+        dD_acc = tl.zeros([BLOCK_L, BLOCK_D], dtype=tl.float32)  # reduced over L after the loop
+        dbias_acc = tl.zeros([BLOCK_L, BLOCK_D], dtype=tl.float32)
         first_row = (offs_j == 0)[:, None, None]
         for kk in range(0, nchunks):
             k = nchunks - 1 - kk
@@ -312,8 +315,8 @@ if _HAS_TRITON:
                 ddt = ddt * _sigmoid(raw)
             ddt = tl.where(m2, ddt, 0.0)
             dA_acc += tl.sum(gdt * hb, axis=0)
-            dD_acc += tl.sum(dy * u, axis=0)
-            dbias_acc += tl.sum(ddt, axis=0)
+            dD_acc += dy * u
+            dbias_acc += ddt
             tl.store(du_ptr + o_off + pos, du.to(du_ptr.dtype.element_ty), mask=m2)
             tl.store(ddt_ptr + o_off + pos, ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
             dBt = tl.sum(gdt * u[:, :, None], axis=1)  # (BL, BN), summed over the block's channels
@@ -322,8 +325,8 @@ if _HAS_TRITON:
             tl.atomic_add(dC_row + pos, dCt, mask=mnl)
         s_off = (b64 * dim + offs_d) * (n_state + 2)
         tl.store(dsmall_ptr + s_off[:, None] + offs_n[None, :], dA_acc, mask=mask_dn)
-        tl.store(dsmall_ptr + s_off + n_state, dD_acc, mask=mask_d)
-        tl.store(dsmall_ptr + s_off + n_state + 1, dbias_acc, mask=mask_d)
+        tl.store(dsmall_ptr + s_off + n_state, tl.sum(dD_acc, axis=0), mask=mask_d)
+        tl.store(dsmall_ptr + s_off + n_state + 1, tl.sum(dbias_acc, axis=0), mask=mask_d)
 
     @triton.jit
     def _fwd_kernel(
@@ -478,27 +481,31 @@ def _sm_count(index: int) -> int:
 
 
 def _config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[int, ...], device) -> dict:
-    """Block sizes. On the GPU: BLOCK_L = 32 and one warp per 512 tile elements
-    (BLOCK_D * BLOCK_N * BLOCK_L / 512, i.e. 4 warps for BLOCK_D=4, N=16); BLOCK_D shrinks (with
-    the warps) when the grid would not give every SM two programs (small batch). Chosen from
-    sm_90 SASS of the compiled kernels (per-element instruction count flat at 16 elements per
-    thread, no spills, fwd ~120 and bwd ~240 registers); to be confirmed by timing on a GPU.
-    Env overrides: VIDEOMAMBA_TRITON_BLOCK_D / _BLOCK_L / _NUM_WARPS."""
+    """Block sizes. On the GPU: one thread per (channel, state) of the block (BLOCK_D * BLOCK_N =
+    32 * num_warps; BLOCK_D = 8, 4 warps at N = 16) and BLOCK_L = 16 positions per thread, so
+    the scan over positions runs serially in each thread's registers with no warp splitting L.
+    BLOCK_D (and the warps) shrink when the grid would not give every SM two programs (small
+    batch). Chosen from the sm_90 SASS of the compiled kernels (warp instructions per element in
+    the loop: forward ~0.8, backward ~3.3, vs ~1.2 / ~4.2 when warps split L and ~1.7 / ~4.5 with
+    L last; no spills, ~80 / ~230 registers; BLOCK_L = 32 spills in the backward); to be
+    confirmed by timing on a GPU.
+    Env overrides: VIDEOMAMBA_TRITON_BLOCK_D / _BLOCK_L / _NUM_WARPS (BLOCK_L=32 halves the saved
+    boundary states)."""
     block_n = max(triton.next_power_of_2(n_state), 2)
     if _interpreting() or device.type != "cuda":
         block_d = 4  # small tiles: the interpreter's scan runs per element in Python
         block_l = max(16, min(256 // (block_d * block_n), triton.next_power_of_2(max(length, 1))))
     else:
         n_sm = _sm_count(device.index if device.index is not None else torch.cuda.current_device())
-        block_d, block_l = 4, 32
-        while block_d > 1 and batch * triton.cdiv(dim, block_d) < 2 * n_sm:
+        block_d, block_l = max(1, min(8, 128 // block_n)), 16
+        while block_d > 2 and batch * triton.cdiv(dim, block_d) < 2 * n_sm:
             block_d //= 2
     block_d = _env_int("VIDEOMAMBA_TRITON_BLOCK_D") or block_d
     for g in group_dims:  # a channel block must not straddle a B/C group (g = channels per group)
         if g != dim and g % block_d:
             block_d = _pow2_divisor(g, block_d)
     block_l = _env_int("VIDEOMAMBA_TRITON_BLOCK_L") or block_l
-    num_warps = min(8, max(1, block_d * block_n * block_l // 512))
+    num_warps = min(8, max(1, block_d * block_n // 32))
     num_warps = _env_int("VIDEOMAMBA_TRITON_NUM_WARPS") or num_warps
     return dict(BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps)
 
