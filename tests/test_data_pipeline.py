@@ -34,7 +34,8 @@ def data(tmp_path_factory):
 def config(data, **kw) -> DataConfig:
     args = dict(train_manifest=data["synth"].train_manifest, val_manifest=data["synth"].val_manifest,
                 test_manifest=data["synth"].val_manifest, classes_file=data["synth"].classes_file,
-                num_frames=T, img_size=S, randaugment=None, rows_per_block=3, decode_batch_size=2)
+                num_frames=T, img_size=S, randaugment=None, rows_per_block=3, decode_batch_size=2,
+                decode_concurrency=2)
     args.update(kw)
     return DataConfig(**args)
 
@@ -105,6 +106,7 @@ def test_eval_views_are_rows_with_index_and_view(ray_local, data):
     assert not np.array_equal(test[(1, 1)], test[(1, 4)])
 
 
+@pytest.mark.slow
 def test_two_worker_ray_train_shards_are_disjoint_and_complete(ray_local, data, tmp_path):
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -157,3 +159,28 @@ def test_check_manifest_counts(ray_local, data):
     assert rep.class_counts == {0: 3, 1: 3, 2: 9, 3: 3}
     assert [b[1].split("/bad/")[1] for b in rep.bad] == [
         "missing.mp4", "empty.mp4", "truncated.mp4", "garbage_header.mp4", "not_a_video.mp4"]
+
+
+def test_cli_check_and_bench(ray_local, data, tmp_path, capsys):
+    from videomamba.cli import main
+    from videomamba.data.bench import record, run_bench
+
+    classes = data["synth"].classes_file
+    assert main(["data", "check", data["synth"].val_manifest, "--classes-file", classes]) == 0
+    assert main(["data", "check", data["bad_manifest"], "--classes-file", classes,
+                 "--json", str(tmp_path / "check.json")]) == 1
+    assert json.loads((tmp_path / "check.json").read_text())["reasons"] == EXPECTED_SKIPS
+    assert "class balance" in capsys.readouterr().out
+    res = run_bench(config(data), data["synth"].val_manifest, batch_size=2, epochs=2)
+    assert res.videos == res.clips == 4 and res.plain_clips_per_s > 0 and res.ray_clips_per_s > 0
+    record(res, str(tmp_path / "bench.md"))
+    assert (tmp_path / "bench.md").read_text().count("\n| 20") == 1
+
+
+def test_cli_synth(tmp_path):
+    from videomamba.cli import main
+
+    assert main(["data", "synth", str(tmp_path), "--classes", "2", "--videos-per-class", "2",
+                 "--frames", "8", "--size", "32"]) == 0
+    assert len(read_manifest(str(tmp_path / "train.csv"))) == 4
+    assert len(read_manifest(str(tmp_path / "val.csv"))) == 4

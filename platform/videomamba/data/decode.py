@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from videomamba.data import storage
+from videomamba.data.transforms import resize_frames
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def decode_clips(
     if frames is None and resize:  # decord cannot produce this output size: decode native
         frames = _get_batch(_open_reader(source, num_threads=num_threads), unique)
         if frames is not None:
-            frames = _resize_frames(frames, out_h, out_w)
+            frames = resize_frames(frames, out_h, out_w)
     if frames is None:
         logger.debug("decord returned malformed frames for %s; decoding with PyAV", path)
         if width <= 0:
@@ -188,16 +189,6 @@ def decode_clips(
     if info.width == 0:
         info = VideoInfo(info.num_frames, info.fps, frames.shape[2], frames.shape[1])
     return frames[inverse.reshape(indices.shape)], info
-
-
-def _resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 (n, H, W, 3) -> uint8 (n, height, width, 3), bilinear with antialiasing."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def read_info(path: str, *, num_threads: int = 1) -> VideoInfo:

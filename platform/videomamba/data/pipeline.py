@@ -198,6 +198,10 @@ def build_dataset(
     ensure_ledger(scope)
     n = len(records)
     manifest_ref = ray.put(to_columns(records))
+    # Both stages get the same resources so Ray fuses read -> select -> decode into one task per block.
+    remote_args = {"num_cpus": cfg.decode_num_cpus, "concurrency": cfg.decode_concurrency}
+    if cfg.decode_resources:
+        remote_args["resources"] = dict(cfg.decode_resources)
     ds = ray.data.range(n, override_num_blocks=max(1, math.ceil(n / cfg.rows_per_block)))
     ds = ds.map_batches(
         partial(select_rows, manifest=manifest_ref, seed=seed, epoch=epoch,
@@ -205,14 +209,12 @@ def build_dataset(
         batch_format="numpy",
         batch_size=None,
         udf_modifying_row_count=False,
+        **remote_args,
     )
-    remote_args = {"resources": dict(cfg.decode_resources)} if cfg.decode_resources else {}
     ds = ds.map_batches(
         partial(decode_batch, cfg=cfg, split=split, seed=seed, scope=scope),
         batch_format="numpy",
         batch_size=cfg.decode_batch_size,
-        num_cpus=cfg.decode_num_cpus,
-        concurrency=cfg.decode_concurrency,
         **remote_args,
     )
     logger.info("%s dataset: %d videos from %s (%s x%d views)", split, n, path, cfg.sampling,

@@ -5,10 +5,12 @@ to all of its frames, so a clip keeps its temporal consistency (same crop, same 
 RandAugment ops and magnitudes on every frame).
 
 - train: random resized crop (torchvision's parameter sampling: ``scale``, log-uniform ``ratio``,
-  10 tries then a centre crop) resized to ``S x S`` (bilinear, antialiased) -> horizontal flip
+  10 tries then a centre crop) resized to ``S x S`` (PIL bilinear, antialiased) -> horizontal flip
   (p=0.5, if enabled) -> timm RandAugment (if set) -> ImageNet normalisation.
 - eval: short-side resize to ``short_side`` -> 1 centre crop or 3 crops along the long side
   (VideoMAE/VideoMamba ``uniform_crop``: start, centre, end) -> normalisation.
+
+NumPy + PIL only (no torch), so decode workers stay light; frames stay uint8 until normalisation.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
 
 def random_resized_crop_params(
@@ -55,25 +56,25 @@ def uniform_crop_offset(height: int, width: int, size: int, spatial_idx: int) ->
     return top, left
 
 
-def _to_float(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [0, 255]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+def resize_frames(
+    frames: np.ndarray, height: int, width: int, box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> uint8 (T, height, width, 3): the same ``box`` (left, top, right,
+    bottom; default the whole frame) of every frame, bilinear (antialiased when shrinking, PIL)."""
+    full = (0, 0, frames.shape[2], frames.shape[1])
+    if (box is None or tuple(box) == full) and frames.shape[1:3] == (height, width):
+        return frames
+    return np.stack([
+        np.asarray(Image.fromarray(f).resize((width, height), Image.BILINEAR, box=box or full)) for f in frames
+    ])
 
 
-def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    if x.shape[-2:] == (height, width):
-        return x
-    return F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-
-
-def short_side_resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """(T, 3, H, W) -> short side ``size``, long side ``int(long * size / short)``."""
-    h, w = x.shape[-2:]
-    if min(h, w) == size:
-        return x
+def short_side_resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> short side ``size``, long side ``int(long * size / short)``."""
+    h, w = frames.shape[1:3]
     if h <= w:
-        return _resize(x, size, int(w * size / h))
-    return _resize(x, int(h * size / w), size)
+        return resize_frames(frames, size, int(w * size / h))
+    return resize_frames(frames, int(h * size / w), size)
 
 
 def _posterize_at_least_one_bit(img, bits_to_keep, **_):
@@ -141,8 +142,8 @@ class ClipTransform:
         self.train, self.size = train, img_size
         self.scale, self.ratio, self.hflip = tuple(scale), tuple(ratio), hflip
         self.short_side, self.num_crops = short_side or img_size, num_crops
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.mean = np.asarray(mean, dtype=np.float32) * 255
+        self.std = np.asarray(std, dtype=np.float32) * 255
         self.randaugment = ClipRandAugment(randaugment, img_size, mean) if train and randaugment else None
 
     @classmethod
@@ -154,38 +155,35 @@ class ClipTransform:
                        randaugment=cfg.randaugment, **common)
         return cls(train=False, short_side=cfg.eval_short_side, num_crops=cfg.views(split)[1], **common)
 
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        """float (T, 3, S, S) in [0, 255] -> normalised (3, T, S, S)."""
-        return ((x - self.mean) / self.std).permute(1, 0, 2, 3).contiguous()
+    def normalize(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 (T, S, S, 3) -> normalised float32 (3, T, S, S)."""
+        x = (frames.astype(np.float32) - self.mean) / self.std
+        return np.ascontiguousarray(x.transpose(3, 0, 1, 2))
 
-    def train_clip(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    def train_clip(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width = frames.shape[1:3]
         top, left, h, w = random_resized_crop_params(height, width, self.scale, self.ratio, rng)
         flip = self.hflip and rng.random() < 0.5
         ra_seed = int(rng.integers(0, 2**32 - 1))
-        x = _resize(_to_float(frames[:, top : top + h, left : left + w]), self.size, self.size)
+        x = resize_frames(frames, self.size, self.size, box=(left, top, left + w, top + h))
         if flip:
-            x = x.flip(-1)
+            x = x[:, :, ::-1]
         if self.randaugment is not None:
-            as_uint8 = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            x = _to_float(self.randaugment(as_uint8, ra_seed))
-        return self._finish(x)
+            x = self.randaugment(np.ascontiguousarray(x), ra_seed)
+        return self.normalize(x)
 
-    def eval_clip(self, frames: np.ndarray) -> torch.Tensor:
-        x = short_side_resize(_to_float(frames), self.short_side)
-        height, width = x.shape[-2:]
-        crops = [1] if self.num_crops == 1 else [0, 1, 2]
+    def eval_clip(self, frames: np.ndarray) -> np.ndarray:
+        x = short_side_resize(frames, self.short_side)
+        height, width = x.shape[1:3]
         views = []
-        for idx in crops:
+        for idx in [1] if self.num_crops == 1 else [0, 1, 2]:
             top, left = uniform_crop_offset(height, width, self.size, idx)
-            views.append(self._finish(x[..., top : top + self.size, left : left + self.size]))
-        return torch.stack(views)
+            views.append(self.normalize(x[:, top : top + self.size, left : left + self.size]))
+        return np.stack(views)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        if self.train:
-            if rng is None:
-                raise ValueError("training transforms need an rng")
-            out = self.train_clip(frames, rng)[None]
-        else:
-            out = self.eval_clip(frames)
-        return out.numpy().astype(np.float32, copy=False)
+        if not self.train:
+            return self.eval_clip(frames)
+        if rng is None:
+            raise ValueError("training transforms need an rng")
+        return self.train_clip(frames, rng)[None]
