@@ -210,15 +210,21 @@ def _to_openai_clip(state: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("fmt", ["timm", "openai_clip"])
+@pytest.mark.parametrize("fmt", ["timm", "openai_clip", "safetensors"])
 def test_vit_weights_from_a_local_file(tmp_path, fmt):
     torch.manual_seed(9)
     src = timm.create_model("vit_base_patch16_clip_224", pretrained=False, **VIT).eval()
     with torch.no_grad():
         src.head.bias.zero_()  # CLIP's proj has no bias
-    state = src.state_dict() if fmt == "timm" else _to_openai_clip(src.state_dict())
-    torch.save(state, tmp_path / "w.pt")
-    cfg = MaskedAlignConfig(teacher=_vit_cfg(weights=str(tmp_path / "w.pt")), mask={"type": "random", "ratio": 0.5})
+    state = _to_openai_clip(src.state_dict()) if fmt == "openai_clip" else src.state_dict()
+    path = tmp_path / ("w.safetensors" if fmt == "safetensors" else "w.pt")
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save(state, path)
+    cfg = MaskedAlignConfig(teacher=_vit_cfg(weights=str(path)), mask={"type": "random", "ratio": 0.5})
     obj = build_objective(cfg, _student())
     for k, v in src.state_dict().items():
         assert torch.equal(obj.teacher.vit.state_dict()[k], v), k

@@ -256,11 +256,19 @@ def build_videomamba_teacher(cfg: VideoMambaTeacherConfig) -> VideoMambaTeacher:
 
 
 def load_vit_weights(vit: nn.Module, path: str | Path) -> None:
-    """Load a local state dict into a timm ViT strictly: timm format, or OpenAI-CLIP/OpenCLIP
-    (``visual.*`` keys, or the visual tower alone) converted by timm's ``checkpoint_filter_fn``."""
+    """Load a local state dict (``.pt``/``.pth``/``.bin`` via ``torch.load``, or ``.safetensors``)
+    into a timm ViT strictly: timm format, or OpenAI-CLIP/OpenCLIP (``visual.*`` keys, or the
+    visual tower alone) converted by timm's ``checkpoint_filter_fn``. OpenAI's own ``ViT-B-16.pt``
+    is a TorchScript archive: save ``torch.jit.load(path).state_dict()`` once and point here."""
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    path = Path(path).expanduser()
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model", "module"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
