@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from videomamba.bench import gpu, report
-from videomamba.bench.baseline import attention_flops_per_clip, create_baseline
+from videomamba.bench.baseline import create_baseline
 from videomamba.bench.floor import dims_of, floor_per_clip, mamba_dims, peaks_for
 
 
@@ -49,8 +49,8 @@ def test_baseline_forward_and_fused_equals_math():
     with pytest.raises(ValueError, match="frames"):
         model(torch.randn(1, 3, 3, 32, 32))
     # DeiT-Ti at 64 frames: 12 layers x (24 L D^2 + 4 L^2 D) + patch embedding
-    flops = attention_flops_per_clip(create_baseline(num_frames=64))
-    assert flops == pytest.approx(12 * (24 * 12545 * 192**2 + 4 * 12545**2 * 192) + 2 * 768 * 192 * 12544)
+    fl = floor_per_clip(dims_of(create_baseline(num_frames=64)), 64, 224, "infer", peaks_for(None))
+    assert fl["flops"] == pytest.approx(12 * (24 * 12545 * 192**2 + 4 * 12545**2 * 192) + 2 * 768 * 192 * 12544)
 
 
 def test_floor_formula_tiny_64_frames():

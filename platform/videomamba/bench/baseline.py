@@ -163,15 +163,4 @@ def create_baseline(
     )
 
 
-def attention_flops_per_clip(model: AttentionBaseline) -> float:
-    """Forward FLOPs of one clip (matmuls only): per layer ``24 L D^2`` (qkv, proj, 8x MLP)
-    plus ``4 L^2 D`` (QK^T and PV), with ``L = 1 + T*N``."""
-    t, g, _ = model.grid_size
-    length = 1 + t * g * g
-    d = model.embed_dim
-    return model.depth * (24 * length * d * d + 4 * length * length * d) + 2 * 3 * model.patch_size**2 * d * (
-        length - 1
-    )
-
-
-__all__ = ["BASELINES", "AttentionBaseline", "create_baseline", "attention_flops_per_clip", "sdpa_context"]
+__all__ = ["BASELINES", "AttentionBaseline", "create_baseline", "sdpa_context"]

@@ -130,11 +130,14 @@ def reference_state(model, seed: int) -> dict:
 
 def run_checks(device, backends: list[str], emit: Callable[[dict], None], *, model_name: str = "videomamba_tiny",
                depth: int = 2, img_size: int = 224, num_classes: int = 10, seed: int = 0,
+               frames: tuple[int, int] = (8, 64),
                cases: list[tuple[int, int, str | None, tuple[str, ...]]] | None = None,
                deadline: float | None = None) -> None:
     """Emit ``{"type": "check", "kind": "keys"|"load"|"agreement", ..., "pass"}`` records.
 
-    ``cases``: ``(frames, batch, scan_order or None for the default, dtypes)``.
+    ``cases``: ``(frames, batch, scan_order or None for the default, dtypes)``; by default
+    ``frames[0]`` at batch 2 and ``frames[1]`` at batch 1 in fp32 and bf16, and every other
+    scan order at ``frames[0]``, batch 1, fp32.
     """
     import torch
 
@@ -143,8 +146,8 @@ def run_checks(device, backends: list[str], emit: Callable[[dict], None], *, mod
 
     default_order, other_orders = _scan_orders()
     if cases is None:
-        cases = [(8, 2, None, ("fp32", "bf16")), (64, 1, None, ("fp32", "bf16"))]
-        cases += [(8, 1, o, ("fp32",)) for o in other_orders]
+        cases = [(frames[0], 2, None, ("fp32", "bf16")), (frames[1], 1, None, ("fp32", "bf16"))]
+        cases += [(frames[0], 1, o, ("fp32",)) for o in other_orders]
     if "torch" not in backends:
         backends = ["torch", *backends]
     fatal = None

@@ -52,7 +52,7 @@ DEFAULT_BASELINE = "attention_tiny"
 BACKEND_ORDER = ("triton", "mamba_ssm", "torch")  # bench group order (slowest last)
 DEFAULT_FRAMES = (8, 16, 32, 64)
 MODES = ("infer", "train")
-WORKER_GRACE_S = 30.0
+WORKER_GRACE_S = 15.0
 SCHEMA_VERSION = 1
 
 Emit = Callable[[dict], None]
@@ -466,9 +466,25 @@ def environment(device) -> dict:
         props = torch.cuda.get_device_properties(device)
         env.update(device=torch.cuda.get_device_name(device), total_memory_bytes=props.total_memory,
                    sm_count=props.multi_processor_count, capability=f"{props.major}.{props.minor}",
-                   driver=_nvidia_driver())
+                   driver=_nvidia_driver(), sdpa_flash=_flash_available(device))
     env["backends"], env["backends_error"] = available_backends()
     return env
+
+
+def _flash_available(device) -> bool | str:
+    """Whether SDPA's FlashAttention kernel runs the baseline's shapes (bf16, head dim 64)."""
+    import torch
+    import torch.nn.functional as F
+
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        q = torch.randn(1, 3, 256, 64, device=device, dtype=torch.bfloat16, requires_grad=True)
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            F.scaled_dot_product_attention(q, q, q).sum().backward()
+        return True
+    except Exception as err:  # noqa: BLE001 - reported, not fatal
+        return f"no: {type(err).__name__}: {str(err)[:200]}"
 
 
 def _nvidia_driver() -> str | None:
@@ -557,7 +573,8 @@ def execute(task: dict, emit: Emit) -> None:
     elif kind == "check":
         from .checks import run_checks
 
-        run_checks(device, task["backends"], emit, deadline=task.get("deadline"))
+        lo, hi = min(opts.frames), max(opts.frames)
+        run_checks(device, task["backends"], emit, img_size=opts.img_size, frames=(lo, hi), deadline=task.get("deadline"))
     elif kind == "profile":
         from .profiling import profile_spec
 

@@ -52,6 +52,9 @@ def kernel_table(prof, device: bool, top: int = 40) -> tuple[list[dict], dict[st
         us = _self_time_us(evt, device)
         if us > 0:
             rows.append({"name": evt.key, "count": int(evt.count), "ms": us / 1e3, "category": categorize(evt.key)})
+    if device and not rows:  # profiler without per-kernel rows: fall back to ops' device time
+        rows = [{"name": e.key, "count": int(e.count), "ms": _self_time_us(e, True) / 1e3, "category": categorize(e.key)}
+                for e in prof.key_averages() if _self_time_us(e, True) > 0]
     rows.sort(key=lambda r: -r["ms"])
     total = sum(r["ms"] for r in rows) or 1e-9
     cats: dict[str, dict] = {}

@@ -198,8 +198,8 @@ def _bench_table(rows: list[dict]) -> list[str]:
         note = _note(r)
         lines.append(
             f"| {r['model']} | {r['backend']} | {r['frames']} | {r['batch']} | {_f(r['clips_per_s'], '{:.1f}')}"
-            f" | {_f(r['step_ms'], '{:.1f}')} | {gib(r['peak_mem_bytes'])} | {_f(r.get('thr_ratio'))}"
-            f" | {_f(r.get('mem_ratio'))} | {_f(r.get('floor_x'), '{:.1f}')} | {note} |")
+            f" | {_f(r['step_ms'], '{:.1f}')} | {gib(r['peak_mem_bytes'])} | {_f(r.get('thr_ratio'), '{:.3g}')}"
+            f" | {_f(r.get('mem_ratio'), '{:.3g}')} | {_f(r.get('floor_x'), '{:.1f}')} | {note} |")
     return lines
 
 
@@ -208,7 +208,7 @@ def markdown(results: dict) -> str:
     dev = env.get("device", "?")
     if env.get("total_memory_bytes"):
         dev += f" ({env.get('sm_count')} SMs, {env['total_memory_bytes'] / GIB:.1f} GiB, cc {env.get('capability')}," \
-               f" driver {env.get('driver')})"
+               f" driver {env.get('driver')}; SDPA flash: {env.get('sdpa_flash')})"
     batches = {f: (opts["batch"].get(str(f)) or gpu.default_batch(f)) for f in opts["frames"]}
     out = [
         "# VideoMamba vs attention baseline: throughput and memory", "",
@@ -227,14 +227,19 @@ def markdown(results: dict) -> str:
         f" scaled_dot_product_attention (fused kernels only); training = fwd + bwd + fused AdamW.",
         f"- wall time: {_f(meta.get('wall_s'), '{:.0f}')} s",
     ]
+    models = [opts["baseline"], *opts["models"]]
+    backends = ["sdpa", *gpu.BACKEND_ORDER]
+    rank = lambda r: (r["frames"], models.index(r["model"]) if r["model"] in models else len(models),  # noqa: E731
+                      backends.index(r["backend"]) if r["backend"] in backends else len(backends), r["backend"])
     for mode, title in (("infer", "Inference"), ("train", "Training step (fwd + bwd + AdamW)")):
-        rows = [r for r in results["rows"] if r["mode"] == mode]
+        rows = sorted((r for r in results["rows"] if r["mode"] == mode), key=rank)
         if rows:
             out += ["", f"## {title}", "", *_bench_table(rows)]
     if results["targets"]:
         out += ["", f"## Targets (issue 8; {TARGET_MODEL} vs {opts['baseline']}, same run)", "",
                 "| backend | target | value | verdict |", "|---|---|---:|---|"]
-        out += [f"| {t['backend']} | {t['name']} | {_f(t['value'])} | {_pf(t['pass'])} |" for t in results["targets"]]
+        out += [f"| {t['backend']} | {t['name']} | {_f(t['value'], '{:.3g}')} | {_pf(t['pass'])} |"
+                for t in results["targets"]]
     fl = results.get("floor")
     if fl:
         pc, pk = fl["per_clip"], fl["peaks"]
