@@ -310,28 +310,42 @@ def plot_figure(results: dict, path: Path) -> bool:
         return False
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), squeeze=False)
     series = sorted({(r["model"], r["backend"]) for r in rows})
+    models = sorted({m for m, _ in series if not gpu.is_baseline(m)})
+    backend_style = {"triton": ("-", "o"), "mamba_ssm": ("--", "s"), "torch": (":", "^")}
+    colors = plt.get_cmap("tab10")
+    frames = sorted({r["frames"] for r in rows})
+    img = results["meta"]["options"].get("img_size", 224)
     for j, mode in enumerate(gpu.MODES):
         for model, backend in series:
             pts = sorted((r["frames"], r["clips_per_s"], (r["peak_mem_bytes"] or 0) / GIB) for r in rows
                          if r["model"] == model and r["backend"] == backend and r["mode"] == mode)
             if not pts:
                 continue
-            style = dict(linestyle="--", color="black") if gpu.is_baseline(model) else {}
+            if gpu.is_baseline(model):
+                style = dict(linestyle="--", marker="D", color="black")
+            else:
+                ls, mk = backend_style.get(backend, ("-.", "x"))
+                style = dict(linestyle=ls, marker=mk, color=colors(models.index(model)))
             xs = [p[0] for p in pts]
-            axes[0][j].plot(xs, [p[1] for p in pts], marker="o", label=f"{model} ({backend})", **style)
+            axes[0][j].plot(xs, [p[1] for p in pts], label=f"{model} ({backend})", **style)
             if any(p[2] for p in pts):
-                axes[1][j].plot(xs, [p[2] for p in pts], marker="o", label=f"{model} ({backend})", **style)
+                axes[1][j].plot(xs, [p[2] for p in pts], label=f"{model} ({backend})", **style)
         axes[0][j].set_title(f"{mode}: throughput")
         axes[1][j].set_title(f"{mode}: peak memory")
         axes[0][j].set_ylabel("clips/s")
-        axes[1][j].set_ylabel("GiB")
+        axes[1][j].set_ylabel("GiB (max allocated)")
         for i in range(2):
             ax = axes[i][j]
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
-            ax.set_xlabel("frames (224 px)")
+            ax.set_xticks(frames, [str(f) for f in frames])
+            ax.set_xlabel(f"frames ({img} px)")
             ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    labels_seen: dict[str, object] = {}
+    for ax in (a for row in axes for a in row):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            labels_seen.setdefault(lab, h)
+    handles, labels = list(labels_seen.values()), list(labels_seen)
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(f"{results['env'].get('device', '?')}  {results['env'].get('date', '')}")
     fig.tight_layout(rect=(0, 0.08, 1, 0.96))
