@@ -81,6 +81,10 @@ def test_batch_parsing_and_quick_plan(tmp_path):
     assert frames("videomamba_middle") == [8, 64]
     assert {s.backend for s in specs if s.model == "attention_tiny"} == {"sdpa"}
     assert all(s.batch == 256 // s.frames for s in specs)  # same batch for every model at a frame count
+    ck = gpu.bench_specs(gpu.Options(models=["videomamba_tiny", "attention_tiny"], ckpt_models=["videomamba_tiny"]),
+                         ["triton"])
+    ck = [s for s in ck if s.use_checkpoint]
+    assert [(s.series(), s.mode, s.frames) for s in ck] == [("triton+ckpt", "train", f) for f in (8, 16, 32, 64)]
     full = gpu.bench_specs(gpu.Options(models=["videomamba_middle"], quick=False), ["torch"])
     assert sorted({s.frames for s in full}) == [8, 16, 32, 64]
     assert [s.backend for s in gpu.parse_profile("videomamba_tiny:all:64", opts, ["triton", "torch"])] == [
@@ -97,17 +101,22 @@ def test_ratios_targets_and_schema():
             r["error"] = "OOM at batch 4"
         return r
 
+    ckpt = {**row("videomamba_tiny", "triton", 64, "train", 20.0, 2e9), "use_checkpoint": True}
     rows = [row("attention_tiny", "sdpa", 64, "train", 10.0, 8e9), row("videomamba_tiny", "triton", 64, "train", 40.0, 4e9),
+            ckpt,
             row("videomamba_tiny", "torch", 64, "train", 0, 0, status="OOM"),
             row("videomamba_tiny", "triton", 8, "train", 50.0, 1e9)]
     report.attach_ratios(rows, "attention_tiny")
     assert rows[0]["thr_ratio"] == 1.0 and rows[1]["thr_ratio"] == 4.0 and rows[1]["mem_ratio"] == 0.5
-    assert rows[2]["thr_ratio"] is None and rows[3]["thr_ratio"] is None  # no baseline at 8 frames
+    assert ckpt["thr_ratio"] == 2.0 and ckpt["mem_ratio"] == 0.25
+    assert rows[3]["thr_ratio"] is None and rows[4]["thr_ratio"] is None  # OOM; no baseline at 8 frames
     targets = {(t["backend"], t["name"]): t["pass"] for t in report.evaluate_targets(rows)}
     assert targets[("triton", "64f train clips/s ratio >= 3")] is True
     assert targets[("triton", "64f train peak-memory ratio <= 1")] is True
     assert targets[("triton", "8f train clips/s ratio >= 1")] is None
     assert targets[("torch", "64f train clips/s ratio >= 3")] is None
+    assert targets[("triton+ckpt", "64f train clips/s ratio >= 3")] is False
+    assert targets[("triton+ckpt", "64f train peak-memory ratio <= 1")] is True
     results = {**report.new_results(gpu.Options()), "rows": rows}
     report.finalize(results)
     assert report.validate(results) == []

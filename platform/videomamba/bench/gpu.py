@@ -77,6 +77,10 @@ def parse_batch(text: str | None, frames: Iterable[int]) -> dict[int, int]:
     return out
 
 
+def series_label(backend: str, use_checkpoint: bool) -> str:
+    return f"{backend}+ckpt" if use_checkpoint else backend
+
+
 def is_baseline(name: str) -> bool:
     from .baseline import BASELINES
 
@@ -100,6 +104,10 @@ class Spec:
     def model_key(self) -> tuple:
         return (self.model, self.backend, self.frames, self.img_size, self.num_classes, self.depth, self.use_checkpoint)
 
+    def series(self) -> str:
+        """Backend label of the row's series: ``triton``, ``triton+ckpt``, ``sdpa``..."""
+        return series_label(self.backend, self.use_checkpoint)
+
     def label(self) -> str:
         ck = " ckpt" if self.use_checkpoint else ""
         return f"{self.model}/{self.backend} T={self.frames} B={self.batch} {self.mode}{ck}"
@@ -114,6 +122,7 @@ class Options:
     frames: list[int] = field(default_factory=lambda: list(DEFAULT_FRAMES))
     batch: dict[int, int] = field(default_factory=dict)
     modes: list[str] = field(default_factory=lambda: list(MODES))
+    ckpt_models: list[str] = field(default_factory=list)
     quick: bool = True
     repeats: int = 10
     warmup: int = 2
@@ -501,8 +510,9 @@ def _nvidia_driver() -> str | None:
 
 def bench_specs(opts: Options, backends: list[str]) -> list[Spec]:
     """All bench specs: baseline (``sdpa``) and each VideoMamba model x backend, frames
-    ascending, infer before train. ``quick`` keeps only the smallest and largest frame count
-    for models other than Tiny and the baseline."""
+    ascending, infer before train, then (``ckpt_models``) training with every block
+    checkpointed. ``quick`` keeps only the smallest and largest frame count for models other
+    than Tiny and the baseline."""
     specs = []
     for model in opts.models:
         frames = sorted(opts.frames)
@@ -513,6 +523,9 @@ def bench_specs(opts: Options, backends: list[str]) -> list[Spec]:
                 for mode in opts.modes:
                     specs.append(Spec(model, backend, f, opts.batch_for(f), mode, opts.img_size, opts.num_classes,
                                       opts.depth))
+            if model in opts.ckpt_models and "train" in opts.modes and not is_baseline(model):
+                specs += [Spec(model, backend, f, opts.batch_for(f), "train", opts.img_size, opts.num_classes,
+                               opts.depth, use_checkpoint=True) for f in frames]
     return specs
 
 
@@ -815,6 +828,8 @@ def add_arguments(p) -> None:
     p.add_argument("--frames", type=lambda s: [int(x) for x in csv(s)], default=list(DEFAULT_FRAMES))
     p.add_argument("--batch", default=None, help="N, or FRAMES:N,... (default 256 // frames)")
     p.add_argument("--mode", type=csv, default=list(MODES), help="infer,train")
+    p.add_argument("--ckpt-models", type=csv, default=[],
+                   help="also train these models with every block checkpointed (rows 'BACKEND+ckpt')")
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--quick", dest="quick", action="store_true", default=True,
                         help="default: non-Tiny models only at the smallest and largest frame count, short budgets")
@@ -846,7 +861,7 @@ def options_from_args(args) -> Options:
     pick = lambda v, q, f: v if v is not None else (q if quick else f)  # noqa: E731
     return Options(
         models=args.models or [*VIDEOMAMBA_MODELS, DEFAULT_BASELINE], backends=args.backends, frames=args.frames,
-        batch=parse_batch(args.batch, args.frames), modes=args.mode, quick=quick,
+        batch=parse_batch(args.batch, args.frames), modes=args.mode, ckpt_models=args.ckpt_models, quick=quick,
         repeats=pick(args.repeats, 10, 20), warmup=pick(args.warmup, 2, 5),
         config_budget_s=pick(args.config_budget, 2.0, 10.0), max_step_s=pick(args.max_step, 5.0, 20.0),
         time_limit_s=args.time_limit, img_size=args.img_size, num_classes=args.num_classes, depth=args.depth,

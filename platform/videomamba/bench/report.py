@@ -34,6 +34,11 @@ TARGET_MODEL = "videomamba_tiny"
 DERIVED_FIELDS = ("thr_ratio", "mem_ratio", "floor_ms", "floor_x")
 
 
+def series(r: dict) -> str:
+    """A row's backend label, ``+ckpt`` when every block is checkpointed."""
+    return gpu.series_label(r["backend"], r.get("use_checkpoint", False))
+
+
 def gib(nbytes) -> str:
     return "-" if nbytes is None else f"{nbytes / GIB:.2f}"
 
@@ -87,7 +92,7 @@ def floor_summary(rows: list[dict], device_name: str | None, frames: int = 64, m
     img = ti[0]["img_size"] if ti else 224
     per_clip = floor_per_clip(dims, frames, img, mode, peaks)
     backends = {
-        r["backend"]: {"batch": r["batch"], "status": r["status"],
+        series(r): {"batch": r["batch"], "status": r["status"],
                        "ms_per_clip": r["step_ms"] / r["batch"] if r["status"] == "ok" else None,
                        "x_floor": (r["step_ms"] / r["batch"]) / (per_clip["t_floor"] * 1e3) if r["status"] == "ok" else None}
         for r in ti
@@ -110,10 +115,10 @@ TARGETS = (
 
 def evaluate_targets(rows: list[dict]) -> list[dict]:
     out = []
-    backends = sorted({r["backend"] for r in rows if r["model"] == TARGET_MODEL})
+    backends = sorted({series(r) for r in rows if r["model"] == TARGET_MODEL})
     for b in backends:
         for name, frames, mode, key, op, thr in TARGETS:
-            r = next((r for r in rows if r["model"] == TARGET_MODEL and r["backend"] == b and r["frames"] == frames
+            r = next((r for r in rows if r["model"] == TARGET_MODEL and series(r) == b and r["frames"] == frames
                       and r["mode"] == mode), None)
             value = r.get(key) if r else None
             ok = None if value is None else (value >= thr if op == ">=" else value <= thr)
@@ -197,7 +202,7 @@ def _bench_table(rows: list[dict]) -> list[str]:
     for r in rows:
         note = _note(r)
         lines.append(
-            f"| {r['model']} | {r['backend']} | {r['frames']} | {r['batch']} | {_f(r['clips_per_s'], '{:.1f}')}"
+            f"| {r['model']} | {series(r)} | {r['frames']} | {r['batch']} | {_f(r['clips_per_s'], '{:.1f}')}"
             f" | {_f(r['step_ms'], '{:.1f}')} | {gib(r['peak_mem_bytes'])} | {_f(r.get('thr_ratio'), '{:.3g}')}"
             f" | {_f(r.get('mem_ratio'), '{:.3g}')} | {_f(r.get('floor_x'), '{:.1f}')} | {note} |")
     return lines
@@ -230,7 +235,7 @@ def markdown(results: dict) -> str:
     models = [opts["baseline"], *opts["models"]]
     backends = ["sdpa", *gpu.BACKEND_ORDER]
     rank = lambda r: (r["frames"], models.index(r["model"]) if r["model"] in models else len(models),  # noqa: E731
-                      backends.index(r["backend"]) if r["backend"] in backends else len(backends), r["backend"])
+                      backends.index(r["backend"]) if r["backend"] in backends else len(backends), series(r))
     for mode, title in (("infer", "Inference"), ("train", "Training step (fwd + bwd + AdamW)")):
         rows = sorted((r for r in results["rows"] if r["mode"] == mode), key=rank)
         if rows:
@@ -309,22 +314,23 @@ def plot_figure(results: dict, path: Path) -> bool:
     if not rows:
         return False
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), squeeze=False)
-    series = sorted({(r["model"], r["backend"]) for r in rows})
-    models = sorted({m for m, _ in series if not gpu.is_baseline(m)})
+    lines = sorted({(r["model"], series(r)) for r in rows})
+    models = sorted({m for m, _ in lines if not gpu.is_baseline(m)})
     backend_style = {"triton": ("-", "o"), "mamba_ssm": ("--", "s"), "torch": (":", "^")}
     colors = plt.get_cmap("tab10")
     frames = sorted({r["frames"] for r in rows})
     img = results["meta"]["options"].get("img_size", 224)
     for j, mode in enumerate(gpu.MODES):
-        for model, backend in series:
+        for model, backend in lines:
             pts = sorted((r["frames"], r["clips_per_s"], (r["peak_mem_bytes"] or 0) / GIB) for r in rows
-                         if r["model"] == model and r["backend"] == backend and r["mode"] == mode)
+                         if r["model"] == model and series(r) == backend and r["mode"] == mode)
             if not pts:
                 continue
             if gpu.is_baseline(model):
                 style = dict(linestyle="--", marker="D", color="black")
             else:
-                ls, mk = backend_style.get(backend, ("-.", "x"))
+                ls, mk = backend_style.get(backend.removesuffix("+ckpt"), ("-.", "x"))
+                mk = "x" if backend.endswith("+ckpt") else mk
                 style = dict(linestyle=ls, marker=mk, color=colors(models.index(model)))
             xs = [p[0] for p in pts]
             axes[0][j].plot(xs, [p[1] for p in pts], label=f"{model} ({backend})", **style)
