@@ -84,9 +84,30 @@ def _read_interpret() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
-# @triton.jit picks interpreter or compiler when the kernels below are defined (at import), so
-# the mode is fixed per import of this module.
-_INTERPRET = _HAS_TRITON and _read_interpret()
+def _triton_mode() -> bool:
+    """Whether triton itself was imported in interpreter mode: its own @jit helpers (tl.sum's
+    combine, ...) are then interpreted, and ours must be too. TRITON_INTERPRET must therefore be
+    set before triton is first imported in the process (tests/conftest.py does so without CUDA)."""
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+
+        return isinstance(tl.standard._sum_combine, InterpretedFunction)
+    except Exception:  # pragma: no cover - other triton layouts
+        return _read_interpret()
+
+
+_INTERPRET = _HAS_TRITON and _triton_mode()
+
+
+def _jit(fn):
+    """triton.jit in the mode triton was imported in (whatever TRITON_INTERPRET says now)."""
+    if _INTERPRET == _read_interpret():
+        return triton.jit(fn)
+    if _INTERPRET:
+        from triton.runtime.interpreter import InterpretedFunction
+
+        return InterpretedFunction(fn)
+    return triton.runtime.jit.JITFunction(fn)
 
 
 def _interpreting() -> bool:
@@ -94,19 +115,19 @@ def _interpreting() -> bool:
 
 
 def triton_available() -> bool:
-    """True when triton imports and its kernels can run here: a CUDA GPU, or
-    ``TRITON_INTERPRET=1`` (CPU interpreter) when this module was imported."""
+    """True when triton imports and its kernels can run here: a CUDA GPU, or the CPU
+    interpreter (``TRITON_INTERPRET=1`` when triton was first imported)."""
     return _HAS_TRITON and (_INTERPRET or torch.cuda.is_available())
 
 
 if _HAS_TRITON:
 
-    @triton.jit
+    @_jit
     def _affine_combine(a1, b1, a2, b2):
         # compose x -> a1 x + b1 (applied first) with x -> a2 x + b2
         return a1 * a2, a2 * b1 + b2
 
-    @triton.jit
+    @_jit
     def _softplus(x):
         # torch's softplus (threshold 20); log1p(e) via the log(w) - ((w-1)-e)/w correction
         e = tl.exp(x)
@@ -114,11 +135,11 @@ if _HAS_TRITON:
         sp = tl.log(w) - ((w - 1.0) - e) / w
         return tl.where(x > 20.0, x, sp)
 
-    @triton.jit
+    @_jit
     def _sigmoid(x):
         return 1.0 / (1.0 + tl.exp(-x))
 
-    @triton.jit
+    @_jit
     def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
         """delta tile (BLOCK_L, BLOCK_D) in fp32 after bias/softplus, 0 where masked; also the
         pre-softplus value (for the softplus gradient). bias: (BLOCK_D,)."""
@@ -131,7 +152,7 @@ if _HAS_TRITON:
         dt = tl.where(mask, dt, 0.0)
         return dt, raw
 
-    @triton.jit
+    @_jit
     def _scan_fwd_dir(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
@@ -206,7 +227,7 @@ if _HAS_TRITON:
         if RETURN_LAST:
             tl.store(last_ptr + (b64 * dim + offs_d[:, None]) * n_state + offs_n[None, :], h, mask=mask_dn)
 
-    @triton.jit
+    @_jit
     def _scan_bwd_dir(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
@@ -328,7 +349,7 @@ if _HAS_TRITON:
         tl.store(dsmall_ptr + s_off + n_state, tl.sum(dD_acc, axis=0), mask=mask_d)
         tl.store(dsmall_ptr + s_off + n_state + 1, tl.sum(dbias_acc, axis=0), mask=mask_d)
 
-    @triton.jit
+    @_jit
     def _fwd_kernel(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
@@ -351,7 +372,7 @@ if _HAS_TRITON:
             BLOCK_D, BLOCK_N, BLOCK_L,
         )
 
-    @triton.jit
+    @_jit
     def _bwd_kernel(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
@@ -376,7 +397,7 @@ if _HAS_TRITON:
             BLOCK_D, BLOCK_N, BLOCK_L,
         )
 
-    @triton.jit
+    @_jit
     def _bi_fwd_kernel(
         fu, fdt, fA, fB, fC, fD, fbias, fhs,
         fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
@@ -414,7 +435,7 @@ if _HAS_TRITON:
             BLOCK_D, BLOCK_N, BLOCK_L,
         )
 
-    @triton.jit
+    @_jit
     def _bi_bwd_kernel(
         fu, fdt, fA, fB, fC, fD, fbias, fhs,
         fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
