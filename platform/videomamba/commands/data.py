@@ -154,12 +154,14 @@ def _bench(args) -> int:
     cfg = _bench_config(args)
     _init_ray()
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs)
-    table = Table(title=f"data pipeline: {res.videos} videos, T={res.num_frames}, {res.img_size}px ({res.machine})")
+    table = Table(title=f"data pipeline: {res.videos} videos, T={res.num_frames}, {res.img_size}px "
+                        f"({res.machine}, load avg {res.load_avg:.0f})")
     table.add_column("loader")
     table.add_column("clips/s", justify="right")
     table.add_column("CPUs", justify="right")
     table.add_column("clips/s per CPU", justify="right")
-    table.add_row("plain decord loop (1 process)", f"{res.plain_clips_per_s:.1f}", "1", f"{res.plain_clips_per_s:.1f}")
+    table.add_row("plain decord loop (1 process)", f"{res.plain_clips_per_s:.1f}", "1",
+                  f"{res.plain_clips_per_s:.1f} ({res.plain_clips_per_cpu_s:.1f} per CPU-s)")
     table.add_row("Ray Data, cold epoch", f"{res.ray_cold_clips_per_s:.1f}", f"{res.ray_cpus:g}",
                   f"{res.ray_cold_clips_per_s / res.ray_cpus:.1f}")
     table.add_row("Ray Data, warm epochs", f"{res.ray_clips_per_s:.1f}", f"{res.ray_cpus:g}",

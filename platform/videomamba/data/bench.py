@@ -1,9 +1,10 @@
 """``data bench``: clips/s of the Ray Data pipeline vs a plain single-process decord loop.
 
 Both run the same per-video work (``pipeline.decode_batch``: sample, decode, transform) over the
-same manifest rows; the plain loop in this process with one torch thread, the pipeline as Ray
+same manifest rows: the plain loop in this process (single-threaded decord), the pipeline as Ray
 Data tasks consumed through ``iter_torch_batches`` (what a training worker sees). The pipeline is
-timed on a warm epoch (after one epoch that starts the worker processes).
+timed on warm epochs (after one cold epoch that starts the worker processes). The loop's CPU time
+is recorded too: on a shared machine clips per CPU-second is the stable number.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class BenchResult:
     videos: int
     clips: int
     plain_clips_per_s: float
+    plain_clips_per_cpu_s: float  # clips per CPU-second of the loop (robust to a busy machine)
     ray_cold_clips_per_s: float
     ray_clips_per_s: float
     ray_cpus: float
@@ -41,6 +43,7 @@ class BenchResult:
     sampling: str
     randaugment: str | None
     machine: str
+    load_avg: float  # 1-min load average when the benchmark ended
     date: str
 
     def as_dict(self) -> dict:
@@ -61,21 +64,15 @@ def machine_description() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
-def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str) -> tuple[int, float]:
-    """(clips, seconds) of the decode+transform loop in this process, one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        n, clips, start = len(columns["label"]), 0, time.perf_counter()
-        for lo in range(0, n, cfg.decode_batch_size):
-            rows = np.arange(lo, min(n, lo + cfg.decode_batch_size))
-            out = decode_batch(take_rows(columns, rows, 0), cfg=cfg, split=split, seed=cfg.seed, scope="bench")
-            clips += len(out["label"])
-        return clips, time.perf_counter() - start
-    finally:
-        torch.set_num_threads(threads)
+def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str) -> tuple[int, float, float]:
+    """(clips, wall seconds, CPU seconds) of the decode+transform loop in this process."""
+    n, clips = len(columns["label"]), 0
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for lo in range(0, n, cfg.decode_batch_size):
+        rows = np.arange(lo, min(n, lo + cfg.decode_batch_size))
+        out = decode_batch(take_rows(columns, rows, 0), cfg=cfg, split=split, seed=cfg.seed, scope="bench")
+        clips += len(out["label"])
+    return clips, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int) -> list[tuple[int, float]]:
@@ -99,8 +96,8 @@ def run_bench(
     records = read_manifest(manifest, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
                             fmt=cfg.manifest_format)
     ensure_ledger("bench")
-    plain_clips, plain_s = bench_plain(cfg, to_columns(records), split)
-    logger.info("plain loop: %d clips in %.2fs", plain_clips, plain_s)
+    plain_clips, plain_s, plain_cpu = bench_plain(cfg, to_columns(records), split)
+    logger.info("plain loop: %d clips in %.2fs (%.2f CPU-s)", plain_clips, plain_s, plain_cpu)
     timings = bench_ray(cfg, manifest, split, batch_size, max(2, epochs))
     for e, (c, s) in enumerate(timings):
         logger.info("ray data epoch %d: %d clips in %.2fs", e, c, s)
@@ -113,25 +110,25 @@ def run_bench(
     ray_cps = warm_clips / warm_s
     return BenchResult(
         manifest=manifest, split=split, videos=len(records), clips=plain_clips,
-        plain_clips_per_s=plain_clips / plain_s,
+        plain_clips_per_s=plain_clips / plain_s, plain_clips_per_cpu_s=plain_clips / plain_cpu,
         ray_cold_clips_per_s=timings[0][0] / timings[0][1],
         ray_clips_per_s=ray_cps, ray_cpus=cpus, ray_clips_per_s_per_cpu=ray_cps / cpus,
         num_frames=cfg.num_frames, img_size=cfg.img_size, sampling=cfg.sampling, randaugment=cfg.randaugment,
-        machine=machine_description(), date=datetime.date.today().isoformat(),
+        machine=machine_description(), load_avg=os.getloadavg()[0], date=datetime.date.today().isoformat(),
     )
 
 
 MARKDOWN_HEADER = (
-    "| date | machine | manifest | videos | T x S | sampling | RandAugment | plain loop clips/s (1 CPU) "
-    "| Ray Data clips/s (cold / warm) | Ray CPUs | Ray clips/s per CPU |\n"
+    "| date | machine (load avg) | manifest | videos | T x S | sampling | RandAugment "
+    "| plain loop clips/s (per CPU-s) | Ray Data clips/s (cold / warm) | Ray CPUs | Ray clips/s per CPU |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
 def markdown_row(r: BenchResult) -> str:
     return (
-        f"| {r.date} | {r.machine} | `{os.path.basename(r.manifest)}` | {r.videos} | {r.num_frames} x {r.img_size} "
-        f"| {r.sampling} | {r.randaugment or '-'} | {r.plain_clips_per_s:.1f} "
+        f"| {r.date} | {r.machine} ({r.load_avg:.0f}) | `{r.manifest}` | {r.videos} | {r.num_frames} x {r.img_size} "
+        f"| {r.sampling} | {r.randaugment or '-'} | {r.plain_clips_per_s:.1f} ({r.plain_clips_per_cpu_s:.1f}) "
         f"| {r.ray_cold_clips_per_s:.1f} / {r.ray_clips_per_s:.1f} | {r.ray_cpus:g} | {r.ray_clips_per_s_per_cpu:.1f} |\n"
     )
 
