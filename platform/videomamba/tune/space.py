@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
+from optuna.samplers import GridSampler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 logger = logging.getLogger(__name__)
@@ -364,6 +365,15 @@ class OptunaSpace:
         return None  # OptunaSearch collects the suggest_* values by name
 
 
+class AskTellGridSampler(GridSampler):
+    """``GridSampler`` without its ``study.stop()`` after the last grid point: that call is only
+    legal inside ``study.optimize`` and Tune drives Optuna with ask/tell (``num_samples`` bounds
+    the trials instead)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 @dataclass
 class SearchSpace:
     """A parsed, structurally valid search space; see the module docstring."""
@@ -400,7 +410,7 @@ class SearchSpace:
 
         algorithm = self.settings.algorithm
         if algorithm == "grid":
-            return optuna.samplers.GridSampler(self.grid(), seed=seed)
+            return AskTellGridSampler(self.grid(), seed=seed)
         if algorithm == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
@@ -430,9 +440,11 @@ class SearchSpace:
     def check_base(self, base: dict) -> None:
         """Plug every choice and both bounds of every parameter (with its ``when`` values) into
         ``base`` (a raw config tree) and validate each with the training config schema; warn
-        about parameters that the base makes inactive. Raises :class:`SpaceError`."""
+        about parameters that the base makes inactive. Raises :class:`SpaceError` (or the
+        training config's ``ConfigError`` when the base itself is invalid)."""
         from videomamba.train.config import ConfigError, set_dotted, validate_config
 
+        validate_config(base)
         errors = []
         for p in self.params:
             reachable = self._condition_witness(p, base)
@@ -519,9 +531,12 @@ def parse_space(text: str, *, source: str = "<space>", name: str = "search") -> 
     try:
         tree = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        mark, context = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
-        raise SpaceError(f"invalid search space {where}: {getattr(err, 'problem', None) or err}") from None
+        text = getattr(err, "problem", None) or str(err)
+        if context is not None and getattr(err, "context", None):
+            text += f" ({err.context} at line {context.line + 1})"
+        raise SpaceError(f"invalid search space {where}: {text}") from None
     if not isinstance(tree, _LineDict):
         raise SpaceError(f"invalid search space {source}:1: the top level must be a mapping")
     try:
