@@ -40,6 +40,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pids_naming(marker: str) -> list[int]:
+    """Pids of the processes whose command line contains ``marker`` (e.g. a private Ray temp dir:
+    GCS, raylets, agents and workers all name it), this process excluded."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_processes_naming(marker: str, grace_s: float = 3) -> list[int]:
+    """SIGTERM, then after ``grace_s`` SIGKILL, the processes :func:`pids_naming` finds; returns them."""
+    if len(marker) < 8:
+        raise ValueError(f"marker {marker!r} is too unspecific")
+    pids = pids_naming(marker)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.2)
+    return pids
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _ray_executable() -> str:
     beside = Path(sys.executable).with_name("ray")
     return str(beside) if beside.exists() else (shutil.which("ray") or "ray")
@@ -49,7 +89,8 @@ class LocalHead:
     """``with LocalHead(num_cpus=4) as head: submit(..., address=head.dashboard_url)``.
 
     ``env`` is added to the environment of the Ray processes (e.g. ``PATH`` so that job
-    entrypoints find this interpreter as ``python``). ``add_node(resources=..., num_cpus=...)``
+    entrypoints find this interpreter as ``python``). Token authentication is off by default
+    (``auth_mode``): the Jobs API listens on loopback only and the head lives as long as a test. ``add_node(resources=..., num_cpus=...)``
     starts another raylet on this machine joined to the head.
     """
 
@@ -63,6 +104,7 @@ class LocalHead:
         env: Mapping[str, str] | None = None,
         temp_dir: str | os.PathLike | None = None,
         start_timeout_s: float = 120,
+        auth_mode: str = "disabled",
     ):
         self.num_cpus = num_cpus
         self.resources = dict(resources or {})
@@ -75,6 +117,12 @@ class LocalHead:
         self.env = {**os.environ, **(env or {})}
         self.env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.env.pop("RAY_ADDRESS", None)
+        # Ray's default temp dir (and its ray_current_cluster file, which a bare ray.init() may
+        # follow) must not be shared with other Ray instances on this machine
+        self.env["RAY_TMPDIR"] = str(self.temp_dir)
+        # explicit, not inherited from whether ~/.ray/auth_token happens to exist; "token" needs
+        # the same setting (and token) in the clients
+        self.env["RAY_AUTH_MODE"] = auth_mode
         self.gcs_port = free_port()
         self.dashboard_port = free_port()
         self._procs: list[subprocess.Popen] = []
@@ -85,9 +133,9 @@ class LocalHead:
     def address(self) -> str:
         """GCS address, for ``ray.init(address=...)`` (Ray advertises the node's routable IP,
         not 127.0.0.1, whatever --node-ip-address says; the dashboard stays on loopback)."""
-        current = self.temp_dir / "ray_current_cluster"
-        if current.exists():
-            return current.read_text().strip()
+        for current in (self.temp_dir / "ray_current_cluster", self.temp_dir / "ray" / "ray_current_cluster"):
+            if current.exists():
+                return current.read_text().strip()
         return f"127.0.0.1:{self.gcs_port}"
 
     @property
@@ -147,6 +195,25 @@ class LocalHead:
         proc = self._start([f"--address={self.address}", *self._common(num_cpus, resources or {})], f"node{len(self._procs)}")
         return proc
 
+    def wait_for_nodes(self, count: int, timeout_s: float = 120) -> list:
+        """Wait until ``count`` nodes are alive (state API over the dashboard); returns them."""
+        from ray.util.state import list_nodes
+
+        deadline = time.monotonic() + timeout_s
+        alive: list = []
+        while time.monotonic() < deadline:
+            try:
+                alive = list_nodes(address=self.dashboard_url, filters=[("state", "=", "ALIVE")], detail=True)
+            except Exception as err:  # noqa: BLE001 - the API may not answer yet
+                logger.debug("list_nodes: %s", err)
+            if len(alive) >= count:
+                return alive
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a ray start process exited with {proc.returncode}:\n{self.log_tail()}")
+            time.sleep(1)
+        raise TimeoutError(f"{len(alive)}/{count} Ray nodes alive after {timeout_s:.0f}s:\n{self.log_tail()}")
+
     def _wait_ready(self, proc: subprocess.Popen) -> None:
         import urllib.error
         import urllib.request
@@ -174,42 +241,25 @@ class LocalHead:
         return "\n".join(p.read_text(errors="replace")[-chars:] for p in self._logs if p.exists())
 
     def _leftovers(self) -> list[int]:
-        """Pids of processes whose command line names this head's temp dir (raylet, GCS, workers)."""
-        marker = str(self.temp_dir)
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline:
-                pids.append(int(entry.name))
-        return pids
+        return pids_naming(str(self.temp_dir))
 
-    def stop(self, grace_s: float = 20) -> None:
-        """SIGTERM every ``ray start`` process group started here, then SIGKILL what is left."""
+    def stop(self, grace_s: float = 10) -> None:
+        """SIGTERM every ``ray start`` process group started here, SIGKILL what is left after
+        ``grace_s``, then SIGKILL any process still naming this head's temp dir."""
         for proc in reversed(self._procs):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for proc in reversed(self._procs):
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-        # agents may outlive their raylet for a while: give them a few seconds, then SIGKILL
-        deadline = min(deadline, time.monotonic() + 3)
-        while time.monotonic() < deadline and (self._group_alive() or self._leftovers()):
+        # agents may outlive their raylet for a moment
+        settle = time.monotonic() + 3
+        while time.monotonic() < settle and (self._group_alive() or self._leftovers()):
             time.sleep(0.5)
         for proc in self._procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal_group(proc.pid, signal.SIGKILL)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)

@@ -40,15 +40,20 @@ def task_nodes(name_contains: str, address: str | None = None, limit: int = 10_0
     return out
 
 
-def actor_nodes(class_contains: str, address: str | None = None, limit: int = 10_000) -> set[str]:
-    """Node ids of the actors (alive or dead) whose class name contains ``class_contains``."""
+def actors(class_contains: str, address: str | None = None, limit: int = 10_000) -> dict[str, str]:
+    """``{actor id: node id}`` of the actors (alive or dead) whose class name contains ``class_contains``."""
     from ray.util.state import list_actors
 
     return {
-        a.node_id
+        a.actor_id: a.node_id
         for a in list_actors(address=address, limit=limit, detail=True, raise_on_missing_output=False)
         if class_contains in (a.class_name or "") and a.node_id
     }
+
+
+def actor_nodes(class_contains: str, address: str | None = None, limit: int = 10_000) -> set[str]:
+    """Node ids of the actors (alive or dead) whose class name contains ``class_contains``."""
+    return set(actors(class_contains, address=address, limit=limit).values())
 
 
 def outside(node_ids: Iterable[str], allowed: Iterable[str]) -> set[str]:

@@ -155,16 +155,10 @@ def build_runtime_env(
 
 
 def _client(address: str):
+    """A Jobs API client. For a cluster with token authentication set ``RAY_AUTH_MODE=token`` and
+    provide the token (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``), as
+    for Ray's own CLI."""
     from ray.job_submission import JobSubmissionClient
-
-    try:  # like ray.init(): send this machine's Ray auth token (~/.ray/auth_token) when there is one
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    except ImportError:  # Ray without token authentication
-        pass
 
     return JobSubmissionClient(address)
 
