@@ -88,6 +88,11 @@ def test_malformed_rows_report_line(tmp_path, name, text, line, match):
     assert f"m.{name.split('.')[1]}:{line}:" in str(info.value)
 
 
+def test_json_array_of_records(tmp_path):
+    path = write(tmp_path, "m.json", json.dumps([{"path": "a.mp4", "label": 1}, {"path": "b.mp4", "label": 0}]))
+    assert [(r.path, r.label, r.line) for r in read_manifest(path, path_prefix="")] == [("a.mp4", 1, 1), ("b.mp4", 0, 2)]
+
+
 def test_empty_manifest_is_an_error(tmp_path):
     with pytest.raises(ManifestError, match="no rows"):
         read_manifest(write(tmp_path, "m.csv", "path,label\n"))

@@ -6,8 +6,9 @@ Accepted layouts (``fmt="auto"`` picks by extension and first line):
 - JSONL: one object a line with the same keys;
 - list (Kinetics / SSv2 lists of VideoMAE, UniFormer, VideoMamba): ``path label`` separated by
   whitespace or a comma, or ``path num_frames label`` (TSN/TSM lists; the middle column is ignored);
-- ``ssv2_json``: the official Something-Something-v2 JSON array (``id`` + ``template``; the path
-  is ``<id>.webm`` and the class name the template without brackets, via ``labels.json``).
+- ``ssv2_json`` (any ``.json``): the official Something-Something-v2 JSON array (``id`` +
+  ``template``; the path is ``<id>.webm`` and the class name the template without brackets, via
+  ``labels.json``), or a JSON array of ``{path, label, ...}`` records.
 
 A label is an integer or a class name looked up in the classes file. Relative paths are joined to
 ``path_prefix`` (default: the manifest's directory). A malformed row raises ``ManifestError``
@@ -166,8 +167,11 @@ class _Parser:
         if not isinstance(entries, list):
             self.fail(1, "expected a JSON array of {id, template}")
         for entry_no, obj in enumerate(entries, 1):
+            if isinstance(obj, dict) and "path" in obj:  # a JSON array of our own records
+                yield self.record(obj, entry_no)
+                continue
             if not isinstance(obj, dict) or "id" not in obj:
-                self.fail(entry_no, "entry without 'id'")
+                self.fail(entry_no, "entry without 'id' (or 'path')")
             name = obj.get("template", obj.get("label"))
             name = name.replace("[", "").replace("]", "") if isinstance(name, str) else name
             yield self.record({"path": f"{obj['id']}.webm", "label": name}, entry_no)

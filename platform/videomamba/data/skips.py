@@ -114,11 +114,14 @@ def record_skip(scope: str, split: str, epoch: int, index: int, path: str, reaso
         logger.info("padding short video %s (%s)", path, detail or "frames repeated")
     else:
         logger.warning("skipping video %s: %s%s", path, reason, f" ({detail})" if detail else "")
-    ledger = _ledger(scope)
-    if ledger is None:
-        logger.warning("no skip ledger for scope %r; skip not counted", scope)
-        return
-    ray.get(ledger.record.remote(split, epoch, index, path, reason))
+    try:
+        ledger = _ledger(scope)
+        if ledger is None:
+            logger.warning("no skip ledger for scope %r; skip not counted", scope)
+            return
+        ray.get(ledger.record.remote(split, epoch, index, path, reason))
+    except Exception as err:  # counting is best effort: never fail the decode task over it
+        logger.warning("could not count skip of %s: %s", path, err)
 
 
 def skip_report(split: str, *, epoch: int | None = None, scope: str = "default") -> SkipReport:
