@@ -203,7 +203,8 @@ def submit(
     env_spec = build_runtime_env(working_dir, ship_package=ship_package, env=env, excludes=excludes, base=runtime_env)
     addr = resolve_address(address)
     client = _client(addr)
-    job_id = client.submit_job(
+    job_id = _submit_with_retry(
+        client,
         entrypoint=entrypoint,
         runtime_env=env_spec,
         submission_id=submission_id,
@@ -236,6 +237,19 @@ def submit(
     log = logger.info if outcome.ok else logger.error
     log("job %s %s%s", job_id, outcome.status, f": {outcome.message}" if outcome.message and not outcome.ok else "")
     return outcome
+
+
+def _submit_with_retry(client, retry_s: float = 90, **kwargs) -> str:
+    """``client.submit_job``, retried while a freshly started head has no job agent yet."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            return client.submit_job(**kwargs)
+        except RuntimeError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            logger.info("the cluster's job agent is not up yet; retrying")
+            time.sleep(2)
 
 
 def wait_for_job(client, job_id: str, timeout_s: float | None = None, poll_s: float = 0.5) -> str:
