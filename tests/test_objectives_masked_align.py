@@ -11,7 +11,7 @@ from einops import rearrange
 import videomamba
 from videomamba.objectives import MaskedAlignConfig, MaskedAlignObjective, build_objective
 from videomamba.objectives.losses import l2_normalize
-from videomamba.objectives.masked_align import sinusoid_table
+from videomamba.objectives.masked_align import sinusoid_table, visible_index
 from videomamba.objectives.masking import flatten_mask, make_mask
 from videomamba.objectives.teachers import ViTTeacher, load_vit_weights, to_grid, tokens_to_grid
 
@@ -50,6 +50,19 @@ def test_visible_forward_equals_full_forward_at_ratio_zero(layers):
         assert torch.allclose(got[i], full[i], atol=1e-6)
         assert torch.allclose(got[i], states[i], atol=1e-6)
     assert torch.allclose(got[-1], out, atol=1e-6)
+
+
+def test_prediction_path_at_ratio_zero_equals_full_forward():
+    obj = _objective(align_layers=2).eval()
+    video = _video()
+    none_hidden = torch.zeros(2, 16, dtype=torch.bool)
+    index = visible_index(none_hidden)
+    assert torch.equal(index, torch.arange(17).expand(2, -1))
+    preds = obj.decode(obj.encode(video, none_hidden), index, 17)
+    _, states = obj.model.forward_tokens(video, return_layers=[-2, -1])
+    table = sinusoid_table(17, 32)
+    for dec, i in zip(obj.decoders, [-2, -1]):
+        assert torch.allclose(preds[i], dec(states[i] + table), atol=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["l2", "mse", "smooth_l1"])
