@@ -217,16 +217,18 @@ def submit(
     if not wait:
         return outcome
     sink = log_sink or _stdout_sink
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         if follow_logs:
             try:
                 asyncio.run(asyncio.wait_for(_follow(client, job_id, sink), timeout_s))
             except asyncio.TimeoutError:
-                raise TimeoutError(f"job {job_id} did not finish within {timeout_s:.0f}s") from None
+                raise TimeoutError(f"job {job_id} still running after {timeout_s:.0f}s (it keeps running)") from None
             except RuntimeError as err:  # the log stream broke (head restarted, network): poll instead
                 logger.warning("log stream of %s ended: %s; polling its status", job_id, err)
         # the log stream closes when the driver exits; the status may lag by a moment
-        outcome.status = wait_for_job(client, job_id, timeout_s)
+        remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
+        outcome.status = wait_for_job(client, job_id, remaining)
     except KeyboardInterrupt:
         logger.warning("stopped following; job %s keeps running (stop it with: ray job stop --address %s %s)",
                        job_id, addr, job_id)
@@ -260,7 +262,7 @@ def wait_for_job(client, job_id: str, timeout_s: float | None = None, poll_s: fl
         if status in TERMINAL:
             return status
         if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} still {status} after {timeout_s:.0f}s")
+            raise TimeoutError(f"job {job_id} still {status} after {timeout_s:.0f}s (it keeps running)")
         time.sleep(poll_s)
 
 

@@ -60,7 +60,7 @@ def _load_runtime_env(path: str | None) -> dict:
 
 def run_command(args) -> int:
     """Submit, follow, and map the final status to an exit code (0 only for SUCCEEDED)."""
-    from videomamba.cluster.submit import submit
+    from videomamba.cluster.submit import TERMINAL, submit
 
     command = list(args.command)
     if command and command[0] == "--":
@@ -68,23 +68,32 @@ def run_command(args) -> int:
     if not command:
         logger.error("nothing to run: videomamba submit [options] -- train --config configs/demo.yaml")
         return 2
-    outcome = submit(
-        command,
-        address=args.address,
-        working_dir=args.working_dir,
-        ship_package=not args.no_ship_package,
-        env=args.env,
-        excludes=args.exclude,
-        runtime_env=_load_runtime_env(args.runtime_env),
-        python=args.python,
-        submission_id=args.submission_id,
-        entrypoint_num_cpus=args.entrypoint_num_cpus,
-        entrypoint_resources=json.loads(args.entrypoint_resources) if args.entrypoint_resources else None,
-        wait=not args.no_wait,
-        timeout_s=args.timeout,
-    )
+    try:
+        outcome = submit(
+            command,
+            address=args.address,
+            working_dir=args.working_dir,
+            ship_package=not args.no_ship_package,
+            env=args.env,
+            excludes=args.exclude,
+            runtime_env=_load_runtime_env(args.runtime_env),
+            python=args.python,
+            submission_id=args.submission_id,
+            entrypoint_num_cpus=args.entrypoint_num_cpus,
+            entrypoint_resources=json.loads(args.entrypoint_resources) if args.entrypoint_resources else None,
+            wait=not args.no_wait,
+            timeout_s=args.timeout,
+        )
+    except (FileNotFoundError, ValueError) as err:  # bad checkout, --env, --runtime-env, command
+        logger.error("%s", err)
+        return 2
+    except (TimeoutError, ConnectionError) as err:
+        logger.error("%s", err)
+        return 1
     print(f"job {outcome.job_id}: {outcome.status} ({outcome.address})")
     if args.no_wait:
         print(f"follow: ray job logs --address {outcome.address} --follow {outcome.job_id}")
         return 0
+    if outcome.status not in TERMINAL:  # Ctrl-C: the job goes on
+        return 130
     return 0 if outcome.ok else 1
