@@ -321,6 +321,9 @@ def run_search(
         if stored != plan and any(a is not None for a in (num_samples, max_concurrent, metrics, modes, seed)):
             logger.warning("--resume continues the search as it was started (%s); other settings are ignored", stored)
         plan = stored
+        if info.get("fingerprint") not in (None, _fingerprint(space, base)):
+            logger.warning("--resume: the space or the base config differ from the ones the search started with; "
+                           "trials still to run use the new ones, the searcher keeps its original space")
         parent = tracking.RunTracker(tracking_uri, parent_id)
         parent.set_status("RUNNING")
         resumed = int(parent.client.get_run(parent_id).data.tags.get("resumed", 0)) + 1
@@ -337,6 +340,7 @@ def run_search(
         _write_file(exp_path, SEARCH_INFO, json.dumps({
             "parent_run_id": parent_id, "tracking_uri": tracking_uri, "experiment": cfg.mlflow.experiment,
             "space": space.name, "space_file": space.source, "created": time.time(), "plan": dataclasses.asdict(plan),
+            "fingerprint": _fingerprint(space, base),
         }, indent=2).encode())
 
     ctx = TrialContext(base=base, space=space, search_name=name, train_storage=_join(exp_path, "train"),
@@ -356,6 +360,12 @@ def run_search(
         parent.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     return _finish(grid, cfg, space, plan, ctx, parent, exp_path, best_config_out)
+
+
+def _fingerprint(space: SearchSpace, base: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256((space.text + json.dumps(base, sort_keys=True)).encode()).hexdigest()[:16]
 
 
 def _start_parent(tracking_uri: str, cfg, space: SearchSpace, plan: Plan, name: str, exp_path: str):
