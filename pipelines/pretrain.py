@@ -36,7 +36,7 @@ def export_pretrained(checkpoint: str, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
-    logger.info("exported %d tensors (%s) to %s", len(state), report.source, out)
+    logger.info("exported %d tensors of %s to %s (loads strictly: %s)", len(state), checkpoint, out, report.complete)
     return out
 
 
