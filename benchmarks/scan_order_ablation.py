@@ -3,8 +3,8 @@ scan order, the same budget each) on the synthetic motion dataset, on whatever t
 
     python benchmarks/scan_order_ablation.py [--epochs 8] [--videos-per-class 16] [--set k=v ...]
 
-Writes ``benchmarks/scan_order_ablation.{md,json,png}`` (per-configuration accuracies, settings,
-machine) from the search's trials; the search itself is a normal ``videomamba tune`` run (MLflow
+Adds a section to ``benchmarks/scan_order_ablation.md`` (newest first: per-configuration accuracies,
+settings, machine) and writes ``scan_order_ablation-<stamp>.{json,png}`` from the search's trials; the search itself is a normal ``videomamba tune`` run (MLflow
 parent + child runs under ``--root``).
 """
 
@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TITLE = "# Scan-order ablation in miniature (synthetic motion data)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = sorted(result.trials, key=lambda r: -(r["metrics"].get("val/top1") or -1))
     lines = [
-        "# Scan-order ablation in miniature (synthetic motion data)",
+        f"## Run of {started:%Y-%m-%d %H:%M}",
         "",
-        f"Recorded {started:%Y-%m-%d %H:%M} by `python benchmarks/scan_order_ablation.py "
+        "Recorded by `python benchmarks/scan_order_ablation.py "
         + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
         f"(search `{result.name}`, {len(rows)} trials, {minutes:.1f} min wall).",
         "",
@@ -118,12 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"search": result.name, "minutes": minutes, "trials": rows,
-                                                    "config_overrides": overrides}, indent=2, default=str))
+    stamp = f"{started:%Y%m%d-%H%M}"
+    lines.insert(2, f"Files: `{out.name}-{stamp}.json` (trials), `{out.name}-{stamp}.png` (parallel coordinates).")
+    lines.insert(3, "")
+    md = out.with_suffix(".md")
+    previous = md.read_text().split("\n", 2)[2].lstrip() if md.exists() else ""
+    md.write_text(f"{TITLE}\n\n" + "\n".join(lines) + "\n\n" + previous)  # newest run first
+    out.with_name(f"{out.name}-{stamp}.json").write_text(json.dumps(
+        {"search": result.name, "minutes": minutes, "trials": rows, "config_overrides": overrides}, indent=2, default=str))
     png = Path(result.path) / "trials.png"
     if png.exists():
-        shutil.copy(png, out.with_suffix(".png"))
+        shutil.copy(png, out.with_name(f"{out.name}-{stamp}.png"))
     print("\n".join(lines))
     print(report.markdown_table(rows, [p.name for p in space.params], result.metrics))
     return 0

@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="search name (default: <space>-<timestamp>; --resume: the latest)")
     p.add_argument("--storage-path", default=None, help="Tune storage (default: <run.root>/tune); local dir or URI")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search (finished trials are kept)")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: also re-run the errored trials")
     p.add_argument("--best-config-out", default=None, help="also write the best config YAML here")
     p.add_argument("--trial-cpus", type=float, default=None,
                    help="CPUs reserved by each trial's driver function (its training workers reserve their own)")
@@ -58,7 +59,7 @@ def run_command(args) -> int:
     try:
         result = run_search(
             cfg, space, num_samples=args.num_samples, max_concurrent=args.max_concurrent, metrics=args.metric,
-            modes=args.mode, seed=args.seed, resume=args.resume, name=args.name, storage_path=args.storage_path,
+            modes=args.mode, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed, name=args.name, storage_path=args.storage_path,
             trial_resources={"CPU": args.trial_cpus} if args.trial_cpus else None, best_config_out=args.best_config_out,
         )
     except (SearchError, SpaceError, ConfigError) as err:

@@ -282,6 +282,7 @@ def run_search(
     modes: str | list[str] | None = None,
     seed: int | None = None,
     resume: bool = False,
+    retry_failed: bool = False,
     name: str | None = None,
     storage_path: str | None = None,
     trial_resources: dict[str, float] | None = None,
@@ -292,7 +293,9 @@ def run_search(
     """Run (or with ``resume`` continue) a search of ``space`` around ``base_cfg`` (a
     ``TrainConfig``); arguments left None come from the space's ``search:`` section. The space is
     validated against the base config before Ray starts. ``trial_resources`` are the trial driver
-    function's own (default ``{"CPU": TRIAL_DRIVER_CPUS}``); ``callbacks`` are extra Tune callbacks."""
+    function's own (default ``{"CPU": TRIAL_DRIVER_CPUS}``); ``callbacks`` are extra Tune callbacks.
+    With ``resume``, ``retry_failed`` also re-runs errored trials (their training runs resume from
+    their last checkpoint, in the same MLflow run); finished trials are never re-run."""
     from videomamba.train import tracking
     from videomamba.train.config import validate_config
 
@@ -351,7 +354,7 @@ def run_search(
                                             trial_resources or {"CPU": TRIAL_DRIVER_CPUS})
         if resume:
             tuner = ray.tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
-                                           resume_errored=False, restart_errored=False)
+                                           resume_errored=retry_failed, restart_errored=False)
         else:
             tuner = _new_tuner(trainable, cfg, space, plan, ctx, storage, name, callbacks or [], verbose)
         grid = tuner.fit()
