@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "Honest reading: this is a tiny model on a tiny synthetic task, one seed per configuration and a "
         "small val split, so differences of one or two val videos are noise. It shows the platform "
         "running the paper's ablation end to end (every scan order through the same search, tracked in "
-        "MLflow), not a reproduction of the paper's numbers (SSv2/K400, where spatial-first wins).",
+        "MLflow), not a reproduction of the paper's numbers (Something-Something V2, where spatial-first wins).",
         "",
         f"MLflow: parent run `{result.parent_run_id}` (experiment `scan-order-ablation`) at `{result.tracking_uri}`.",
     ]
