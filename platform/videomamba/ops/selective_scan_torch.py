@@ -39,7 +39,7 @@ __all__ = ["selective_scan_torch", "bi_selective_scan_torch"]
 # backward pass holds about five such buffers). Small segments that stay in the CPU caches are
 # ~3x faster than large ones on CPU; on GPU, larger segments mean fewer kernel launches.
 # Override with VIDEOMAMBA_SCAN_SEGMENT_ELEMS.
-SEGMENT_ELEMS = {"cpu": 2**22, "cuda": 2**26}
+SEGMENT_ELEMS = {"cpu": 2**21, "cuda": 2**26}
 _ENV_SEGMENT = os.environ.get("VIDEOMAMBA_SCAN_SEGMENT_ELEMS")
 
 
