@@ -75,19 +75,23 @@ class BiMamba(nn.Module):
         dt_proj.bias._no_reinit = True
 
     def _branch(self, x: torch.Tensor, conv: nn.Conv1d, x_proj: nn.Linear, dt_proj: nn.Linear, reverse: bool):
-        """x (B, d_inner, L) -> scan inputs u, dt (B, d_inner, L), B, C (B, N, L) of one direction."""
+        """x (B, d_inner, L) -> scan inputs u, dt (B, d_inner, L), B, C (B, N, L) of one direction.
+        Projections act on the channel dim of L-contiguous tensors (no layout copies)."""
         u = causal_conv1d_fn(x, rearrange(conv.weight, "d 1 k -> d k"), conv.bias, activation="silu",
                              reverse=reverse, backend=self.backend)
-        x_dbl = x_proj(rearrange(u, "b d l -> b l d"))
-        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = rearrange(dt @ dt_proj.weight.t(), "b l d -> b d l")  # dt_proj bias = the scan's delta_bias
-        return u, dt, rearrange(B, "b l n -> b n l").contiguous(), rearrange(C, "b l n -> b n l").contiguous()
+        x_dbl = torch.matmul(x_proj.weight, u)  # (B, dt_rank + 2N, L)
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
+        return u, torch.matmul(dt_proj.weight, dt), B, C  # dt_proj's bias is the scan's delta_bias
 
     def forward(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
         """hidden (B, L, D) -> (B, L, D). ``index_b`` ((L,) or (B, L) long): the backward branch
         scans the tokens ``hidden[:, index_b]`` from last to first instead of ``hidden``
         (default: the same sequence, reversed; see ``bi_selective_scan_fn``)."""
-        xz = rearrange(self.in_proj(hidden), "b l d -> b d l")
+        # one GEMM into the (B, 2 d_inner, L) layout the scan wants (mamba-ssm's trick): x, z are views
+        xz = rearrange(self.in_proj.weight @ rearrange(hidden, "b l d -> d (b l)"), "d (b l) -> b d l",
+                       l=hidden.shape[1])
+        if self.in_proj.bias is not None:
+            xz = xz + self.in_proj.bias[:, None]
         x, z = xz.chunk(2, dim=1)
         u_f, dt_f, B_f, C_f = self._branch(x, self.conv1d, self.x_proj, self.dt_proj, reverse=False)
         x_b = x if index_b is None else take_along_seq(x, index_b)
