@@ -125,7 +125,7 @@ def _flip(*ts):
 def _scan_one(backend, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, reverse):
     if backend == "torch":
         return _torch_scan.selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                    return_last_state, reverse=reverse)
+                                                return_last_state, reverse=reverse)
     if backend == "triton":
         from .selective_scan_triton import selective_scan_triton
 
