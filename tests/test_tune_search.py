@@ -45,6 +45,27 @@ def test_child_runs_record_errors_and_early_stops(tmp_path):
     assert t3.info.status == "FINISHED" and t3.data.tags[TAG_STATUS] == report.COMPLETED
 
 
+def test_concurrency_fits_the_cluster_and_trials_run_in_the_driver_workdir(monkeypatch, tmp_path):
+    from videomamba.tune import runner, trial
+    from videomamba.tune.runner import Plan, fit_concurrency, trial_cpus
+
+    cfg = SimpleNamespace(scaling=SimpleNamespace(num_workers=2, cpus_per_worker=1, gpus_per_worker=None),
+                          data=SimpleNamespace(decode_num_cpus=0.5))
+    plan = Plan(("val/top1",), ("max",), num_samples=4, max_concurrent=4, seed=0, algorithm="tpe")
+    assert trial_cpus(cfg) == pytest.approx(3.01)
+    monkeypatch.setattr(runner.ray, "cluster_resources", lambda: {"CPU": 8.0})
+    assert fit_concurrency(cfg, plan).max_concurrent == 2  # 2 workers + 1 data task each
+    monkeypatch.setattr(runner.ray, "cluster_resources", lambda: {"CPU": 64.0, "GPU": 2.0})
+    assert fit_concurrency(cfg, plan).max_concurrent == 1  # one GPU per worker by default
+    monkeypatch.setattr(runner.ray, "cluster_resources", lambda: {"CPU": 2.0})
+    assert fit_concurrency(cfg, plan).max_concurrent == 1  # never below one
+
+    ctx = SimpleNamespace(workdir=str(tmp_path))
+    monkeypatch.chdir(Path("/"))
+    trial._restore_workdir(ctx)  # Tune starts trials in their own directory
+    assert Path.cwd() == tmp_path
+
+
 # -- end to end -------------------------------------------------------------------------------------
 class InterruptAfterFirstTrial(ray.tune.Callback):
     """Sends the driver SIGINT (like Ctrl-C) once the first trial has completed, once per marker."""

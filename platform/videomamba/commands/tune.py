@@ -78,7 +78,7 @@ def run_command(args) -> int:
         print(f"the search was interrupted: videomamba tune --config {args.config} --space {args.space} "
               f"--name {result.name} --resume", file=sys.stderr)
         return 130
-    return 0
+    return 0 if result.best else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -272,6 +273,42 @@ def latest_search(storage: str, space_name: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
+def trial_cpus(cfg) -> float:
+    """CPUs one trial keeps busy: its Ray Train workers plus one data (read/decode) task."""
+    return cfg.scaling.num_workers * cfg.scaling.cpus_per_worker + max(1.0, cfg.data.decode_num_cpus) + TRIAL_DRIVER_CPUS
+
+
+def init_ray(cfg, plan: Plan) -> None:
+    """Join ``RAY_ADDRESS`` (or the running Ray), else start a local Ray with enough logical CPUs
+    for ``max_concurrent`` trials (a small machine is oversubscribed: the trials share its cores)."""
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()
+        return
+    ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(plan.max_concurrent * trial_cpus(cfg))), include_dashboard=False)
+
+
+def fit_concurrency(cfg, plan: Plan) -> Plan:
+    """Lower ``max_concurrent`` to what the cluster's CPUs/GPUs hold now. Ray Train V2 places a
+    trial's workers outside Tune's reservation, so too many concurrent trials would each hold some
+    workers or data tasks and wait forever for the rest."""
+    total = ray.cluster_resources()
+    fits = int((total.get("CPU", 0) + 1e-9) // trial_cpus(cfg))
+    per_worker = cfg.scaling.gpus_per_worker
+    if per_worker is None:  # the training config's default: one GPU per worker when there are GPUs
+        per_worker = 1.0 if total.get("GPU", 0) >= 1 else 0.0
+    gpus = cfg.scaling.num_workers * per_worker
+    if gpus:
+        fits = min(fits, int((total.get("GPU", 0) + 1e-9) // gpus))
+    if fits < plan.max_concurrent:
+        logger.warning("max_concurrent %d -> %d: one trial needs %.2f CPUs%s and the cluster has %s",
+                       plan.max_concurrent, max(fits, 1), trial_cpus(cfg), f" and {gpus:g} GPUs" if gpus else "",
+                       {k: total.get(k, 0) for k in ("CPU", "GPU")})
+        return dataclasses.replace(plan, max_concurrent=max(fits, 1))
+    return plan
+
+
 def run_search(
     base_cfg: Any,
     space: SearchSpace,
@@ -306,8 +343,6 @@ def run_search(
     check_metrics(cfg, plan)
     storage = _storage(cfg, storage_path)
 
-    if not ray.is_initialized():
-        ray.init()
     from ray.train.v2._internal.constants import is_v2_enabled
 
     if not is_v2_enabled():
@@ -324,6 +359,7 @@ def run_search(
         if stored != plan and any(a is not None for a in (num_samples, max_concurrent, metrics, modes, seed)):
             logger.warning("--resume continues the search as it was started (%s); other settings are ignored", stored)
         plan = stored
+        init_ray(cfg, plan)
         if info.get("fingerprint") not in (None, _fingerprint(space, base)):
             logger.warning("--resume: the space or the base config differ from the ones the search started with; "
                            "trials still to run use the new ones, the searcher keeps its original space")
@@ -333,6 +369,8 @@ def run_search(
         parent.set_tags({"resumed": resumed})
         logger.info("resuming search %s (MLflow parent run %s)", exp_path, parent_id)
     else:
+        init_ray(cfg, plan)
+        plan = fit_concurrency(cfg, plan)
         name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         exp_path = _join(storage, name)
         if _read_info(exp_path) is not None:
@@ -348,7 +386,7 @@ def run_search(
 
     ctx = TrialContext(base=base, space=space, search_name=name, train_storage=_join(exp_path, "train"),
                        tracking_uri=tracking_uri, experiment=cfg.mlflow.experiment, parent_run_id=parent_id,
-                       metrics=plan.metrics)
+                       metrics=plan.metrics, workdir=os.getcwd())
     try:
         trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, ctx=ctx),
                                             trial_resources or {"CPU": TRIAL_DRIVER_CPUS})
@@ -505,6 +543,9 @@ def _finish(grid, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, parent
         parent.set_status("KILLED")
         logger.warning("search %s was interrupted (%d of %d trials ended); continue it with --resume",
                        ctx.search_name, ended, plan.num_samples)
+    elif rows and all(r["status"] == report.ERROR for r in rows):
+        parent.set_tags({"error": f"all {len(rows)} trials failed; first: {rows[0]['error']}"[:5000]})
+        parent.set_status("FAILED")
     else:
         parent.set_status("FINISHED")
     return result

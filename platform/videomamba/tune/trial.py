@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ class TrialContext:
     experiment: str
     parent_run_id: str
     metrics: tuple[str, ...]
+    workdir: str = ""  # the driver's working directory (relative config paths are relative to it)
 
 
 class ReportToTune(TuneReportCallback):
@@ -104,6 +106,16 @@ def child_tags(ctx: TrialContext, trial_id: str, sampled: dict[str, Any]) -> dic
     }
 
 
+def _restore_workdir(ctx: TrialContext) -> None:
+    """Tune runs a trial in its trial directory; relative paths of the config (manifests,
+    checkpoints) mean the directory the search was started from: the driver's when it exists on
+    this node, else the process's original one (a job's ``working_dir`` on another node)."""
+    for candidate in (ctx.workdir, os.environ.get("TUNE_ORIG_WORKING_DIR")):
+        if candidate and os.path.isdir(candidate):
+            os.chdir(candidate)
+            return
+
+
 def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Tune trainable: train with the sampled ``config`` (``{parameter name: value}``).
 
@@ -116,6 +128,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     from videomamba.train.launcher import read_run_info, run_training
 
     trial_id = ray.tune.get_context().get_trial_id()
+    _restore_workdir(ctx)
     cfg = validate_config(trial_config(ctx, config, trial_id))
     resume = read_run_info(ctx.train_storage, cfg.run.name) is not None
     if resume:
