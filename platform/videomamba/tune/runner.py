@@ -538,8 +538,8 @@ def _finish(grid, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, parent
         parent.set_tags({"best_trial_id": best["trial_id"], "best_run_id": best["run_id"] or "",
                          "best_params": json.dumps(best["overrides"], sort_keys=True, default=str),
                          "pareto_trials": ",".join(r["trial_id"] for r in pareto)})
+    parent.set_tags({"interrupted": int(interrupted)})
     if interrupted:
-        parent.set_tags({"interrupted": 1})
         parent.set_status("KILLED")
         logger.warning("search %s was interrupted (%d of %d trials ended); continue it with --resume",
                        ctx.search_name, ended, plan.num_samples)
