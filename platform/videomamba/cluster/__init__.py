@@ -4,7 +4,7 @@ lazily: ``import videomamba.cluster`` does not import Ray."""
 
 from __future__ import annotations
 
-import importlib
+from videomamba._lazy import lazy_getattr
 
 _EXPORTS = {
     "submit": "submit",
@@ -21,7 +21,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"videomamba.cluster.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'videomamba.cluster' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -3,7 +3,7 @@ synthetic data. Public names are imported lazily (``import videomamba.data`` doe
 
 from __future__ import annotations
 
-import importlib
+from videomamba._lazy import lazy_getattr
 
 _EXPORTS = {
     "DataConfig": "config",
@@ -24,7 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"videomamba.data.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'videomamba.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

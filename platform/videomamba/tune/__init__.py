@@ -3,7 +3,7 @@ one MLflow parent run per search and a nested child run per trial. Imports are l
 
 from __future__ import annotations
 
-import importlib
+from videomamba._lazy import lazy_getattr
 
 _EXPORTS = {
     "SpaceError": "space",
@@ -18,7 +18,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"videomamba.tune.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'videomamba.tune' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
