@@ -471,7 +471,7 @@ def collect_trials(grid, space: SearchSpace, plan: Plan, ctx: TrialContext) -> l
     for result in grid:
         trial_id = Path(result.path).name.removeprefix("trial_") if result.path else "?"
         metrics = result.metrics or {}
-        sampled = {k: v for k, v in (result.config or {}).items() if k in names}
+        sampled = {k: v for k, v in _trial_config(result).items() if k in names}
         child = find_child(ctx.tracking_uri, ctx.experiment, ctx.parent_run_id, trial_id)
         error = None
         if result.error is not None:
@@ -488,6 +488,18 @@ def collect_trials(grid, space: SearchSpace, plan: Plan, ctx: TrialContext) -> l
             "run_id": child.info.run_id if child else None,
         })
     return sorted(rows, key=lambda r: r["trial_id"])
+
+
+def _trial_config(result) -> dict[str, Any]:
+    """A trial's sampled config: ``Result.config`` comes from its last reported result, so a trial
+    that failed before reporting has none; its ``params.json`` has it."""
+    if result.config:
+        return result.config
+    try:
+        with result.filesystem.open_input_stream(_join(result.path, "params.json")) as f:
+            return json.loads(f.read().decode())
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _finish(grid, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, parent, exp_path: str,
