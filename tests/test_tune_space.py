@@ -254,3 +254,16 @@ def test_best_and_pareto(tmp_path):
     assert table.count("\n") == 2 + len(rows) and "| d | ERROR |" in table
     png = report.plot_trials(rows, ["lr", "scan"], metrics, tmp_path / "p.png", log_params=["lr"])
     assert Path(png).stat().st_size > 1000
+
+
+def test_conditions_on_base_paths_see_schema_defaults(caplog):
+    s = space("""\
+        parameters:
+          optim.weight_decay: {type: uniform, low: 0.0, high: 0.1, when: {optim.layer_decay: 1.0}}
+          optim.clip_grad: {type: uniform, low: 0.5, high: 2.0, when: {optim.layer_decay: 0.75}}
+        """)
+    s.check_base(BASE)  # the base sets no optim.layer_decay: the schema default (1.0) counts
+    assert "optim.clip_grad is never sampled" in caplog.text and "optim.weight_decay is never" not in caplog.text
+    trial = optuna.create_study(sampler=s.sampler(0)).ask()
+    s.define_by_run(BASE)(trial)
+    assert set(trial.params) == {"optim.weight_decay"}

@@ -39,7 +39,7 @@ import math
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -384,7 +384,6 @@ class SearchSpace:
     description: str | None
     settings: SearchSettings
     params: list[Parameter]
-    point_lines: list[int] = field(default_factory=list)
 
     # -- sampling ------------------------------------------------------------------------------
     def overrides(self, sampled: dict[str, Any]) -> dict[str, Any]:
@@ -402,7 +401,9 @@ class SearchSpace:
         return raw
 
     def define_by_run(self, base: dict) -> OptunaSpace:
-        return OptunaSpace(self.params, base)
+        """The define-by-run function; ``when`` conditions on base paths see the base with its
+        schema defaults filled in."""
+        return OptunaSpace(self.params, _resolved(base))
 
     def sampler(self, seed: int):
         """The Optuna sampler for ``settings.algorithm`` (TPE handles multi-objective too)."""
@@ -444,10 +445,10 @@ class SearchSpace:
         training config's ``ConfigError`` when the base itself is invalid)."""
         from videomamba.train.config import ConfigError, set_dotted, validate_config
 
-        validate_config(base)
+        resolved = _resolved(base)
         errors = []
         for p in self.params:
-            reachable = self._condition_witness(p, base)
+            reachable = self._condition_witness(p, resolved)
             if reachable is None:
                 logger.warning("%s:%d: %s is never sampled with this base config (when: %s)",
                                self.source, p.line, p.name, dict(p.when))
@@ -469,7 +470,7 @@ class SearchSpace:
         if errors:
             raise SpaceError(f"invalid search space {self.source} for this base config:\n  " + "\n  ".join(errors))
 
-    def _condition_witness(self, p: Parameter, base: dict) -> dict[str, Any] | None:
+    def _condition_witness(self, p: Parameter, resolved: dict) -> dict[str, Any] | None:
         """Values for the parameters ``p`` depends on that make it active (None: impossible)."""
         witness: dict[str, Any] = {}
         for path, accepted in p.when.items():
@@ -477,30 +478,16 @@ class SearchSpace:
             options = [v for q in owners for v in q.dist.representatives() if v in accepted]
             if owners and options:
                 witness[path] = options[0]
-            elif not owners and get_dotted(base, path, _MISSING) in accepted:
-                continue
-            elif not owners and get_dotted(base, path, _MISSING) is _MISSING and _schema_default(path) in accepted:
-                continue
-            else:
+            elif owners or get_dotted(resolved, path, _MISSING) not in accepted:
                 return None
         return witness
 
 
-def _schema_default(path: str) -> Any:
-    """The default of a plain field at ``path`` of the training config schema (or a sentinel)."""
-    from videomamba.train.config import TrainConfig
+def _resolved(base: dict) -> dict:
+    """The base config tree validated, with every default filled in (raises ``ConfigError``)."""
+    from videomamba.train.config import validate_config
 
-    annotation: Any = TrainConfig
-    info = None
-    for key in path.split("."):
-        annotation = _strip(annotation)
-        if not _is_model(annotation) or key not in annotation.model_fields:
-            return _MISSING
-        info = annotation.model_fields[key]
-        annotation = info.annotation
-    if info is None or info.is_required():
-        return _MISSING
-    return info.get_default(call_default_factory=True)
+    return validate_config(base).model_dump(mode="json")
 
 
 def _value_problem(path: str, value: Any) -> str | None:
