@@ -32,28 +32,34 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=2; repeatable")
     p.add_argument("--num-workers", type=int, help="training workers (default: GPUs found, else 2)")
-    p.add_argument("--videos-per-class", type=int, default=32, help="synthetic train videos per class")
-    p.add_argument("--val-videos-per-class", type=int, default=8)
-    p.add_argument("--classes", type=int, default=4, help="synthetic classes (2..16)")
+    p.add_argument("--videos-per-class", type=int, default=512, help="synthetic train videos per class")
+    p.add_argument("--val-videos-per-class", type=int, default=32)
+    p.add_argument("--classes", type=int, default=2, help="synthetic classes (2..16; more need more training)")
     p.add_argument("--frames", type=int, default=16, help="frames per synthetic video")
     p.set_defaults(func=run_command)
 
 
 def prepare_data(cfg, args) -> None:
-    """Write the synthetic dataset where the config's manifests point (once)."""
+    """Write the synthetic dataset where the config's manifests point (again only if its
+    parameters changed)."""
+    import json
+
     from videomamba.data import make_synthetic_dataset
 
     data = cfg.data
-    if all(Path(p).is_file() for p in (data.train_manifest, data.val_manifest, data.classes_file)):
-        logger.info("synthetic data already in %s", Path(data.train_manifest).parent)
-        return
     out = Path(data.train_manifest).parent
+    params = {
+        "classes": args.classes, "videos_per_class": args.videos_per_class,
+        "val_videos_per_class": args.val_videos_per_class, "frames": args.frames,
+        "size": max(16, data.img_size + data.img_size % 2), "seed": cfg.train.seed,
+    }
+    stamp = out / "demo_params.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == params and Path(data.val_manifest).is_file():
+        logger.info("synthetic data already in %s", out)
+        return
     print(f"writing the synthetic dataset to {out} ...", flush=True)
-    make_synthetic_dataset(
-        str(out), classes=args.classes, videos_per_class=args.videos_per_class,
-        val_videos_per_class=args.val_videos_per_class, frames=args.frames, size=max(64, data.img_size),
-        seed=cfg.train.seed, progress=sys.stderr.isatty(),
-    )
+    make_synthetic_dataset(str(out), progress=sys.stderr.isatty(), **params)
+    stamp.write_text(json.dumps(params))
 
 
 def _absolute_paths(cfg) -> list[str]:

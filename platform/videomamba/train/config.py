@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Iterable
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from videomamba.data import DataConfig
 from videomamba.objectives import ObjectiveConfig, SupervisedConfig
@@ -143,14 +144,6 @@ class TrainConfig(_Section):
             return {"name": "supervised", **value}
         return value
 
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        if self.schedule.warmup_epochs >= self.train.epochs and self.train.epochs > 1:
-            raise ValueError(
-                f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be < train.epochs ({self.train.epochs})"
-            )
-        return self
-
 
 # ------------------------------------------------------------------------------------------------
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -203,7 +196,7 @@ def validate_config(raw: dict) -> TrainConfig:
 
 def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), base: dict | None = None) -> TrainConfig:
     """Read YAML ``path`` (or start from ``base``), apply ``--set`` overrides, validate."""
-    raw: dict = dict(base or {})
+    raw: dict = copy.deepcopy(base or {})
     if path is not None:
         text = Path(path).read_text()
         loaded = yaml.safe_load(text) or {}
