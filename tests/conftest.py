@@ -18,6 +18,14 @@ if "TRITON_INTERPRET" not in os.environ:
         os.environ["TRITON_INTERPRET"] = "1"  # any @triton.jit is defined: the mode is fixed there)
 
 
+@pytest.fixture(autouse=True)
+def _no_ambient_mlflow_store(monkeypatch):
+    """Each test picks its own MLflow store: a store named by the environment (a user's, or one a
+    previous test leaked) must not redirect runs that default to ``<run.root>/mlflow.db``."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """One embedded local Ray for the whole session (logical CPUs oversubscribed so that

@@ -10,6 +10,8 @@ import mlflow
 import pytest
 import torch
 
+from videomamba.train.tracking import mlflow_uri
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +28,6 @@ def test_demo_end_to_end(ray_local, tmp_path, monkeypatch, capsys):
     from videomamba.cli import main
 
     monkeypatch.chdir(tmp_path)  # the demo config's relative paths (runs/...) land here
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     code = main([
         "demo", "--config", str(ROOT / "configs" / "demo.yaml"),
         "--classes", "2", "--videos-per-class", "8", "--val-videos-per-class", "4", "--frames", "8",
@@ -61,8 +62,9 @@ def test_demo_end_to_end(ray_local, tmp_path, monkeypatch, capsys):
 
     version = client.get_model_version("videomamba-demo", "1")
     assert version.run_id == run.info.run_id
-    model_info = mlflow.models.get_model_info(version.source)
-    assert model_info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == [-1, 3, 4, 16, 16]
+    with mlflow_uri(uri):  # models:/ URIs resolve through the fluent API's store
+        model_info = mlflow.models.get_model_info(version.source)
+    assert list(model_info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 4, 16, 16]
 
     best = Path(tags["best_checkpoint"])
     state = torch.load(best / "model.pt", weights_only=True)

@@ -389,22 +389,16 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, t, *size), "video")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, model.num_classes), "logits")]),
     )
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracker.tracking_uri)
-    mlflow.set_registry_uri(tracker.tracking_uri)
-    try:
-        with mlflow.start_run(run_id=tracker.run_id):
-            info = mlflow.pytorch.log_model(
-                model,
-                name="model",
-                signature=signature,
-                serialization_format="pickle",
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "videomamba-platform"],
-                metadata={"class_names": meta.get("class_names"), "videomamba_model": meta.get("model")},
-                registered_model_name=registered_name,
-            )
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with tracking.mlflow_uri(tracker.tracking_uri), mlflow.start_run(run_id=tracker.run_id):
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            signature=signature,
+            serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "videomamba-platform"],
+            metadata={"class_names": meta.get("class_names"), "videomamba_model": meta.get("model")},
+            registered_model_name=registered_name,
+        )
     logger.info("logged MLflow model %s%s", info.model_uri, f" (registered as {registered_name!r})" if registered_name else "")
     return info
 

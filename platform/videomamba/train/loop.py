@@ -130,11 +130,7 @@ class _Trainer:
         self.scheduler = build_scheduler(
             self.optimizer, cfg.schedule, steps_per_epoch=self.updates_per_epoch, epochs=cfg.train.epochs
         )
-        self.ema = None
-        if cfg.train.ema is not None:
-            from timm.utils import ModelEmaV3
-
-            self.ema = ModelEmaV3(model, decay=cfg.train.ema.decay, use_warmup=cfg.train.ema.warmup)
+        self.ema = self._make_ema()
         self.start_epoch = 0
         self.num_updates = 0
         self.best: float | None = None
@@ -143,6 +139,15 @@ class _Trainer:
             self.objective,
             parallel_strategy_kwargs={"find_unused_parameters": self.objective.find_unused_parameters},
         )
+
+    def _make_ema(self):
+        """timm ``ModelEmaV3`` of the student (``train.ema``), or None."""
+        ema = self.cfg.train.ema
+        if ema is None:
+            return None
+        from timm.utils import ModelEmaV3
+
+        return ModelEmaV3(self.objective.model, decay=ema.decay, use_warmup=ema.warmup)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _restore(self, checkpoint) -> None:
@@ -158,8 +163,11 @@ class _Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.precision.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
+        if self.ema is not None:
+            if state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            else:  # EMA switched on for the resumed part: start it from the restored weights
+                self.ema = self._make_ema()
         self.start_epoch = state["epoch"] + 1
         self.num_updates = state["num_updates"]
         self.best = state.get("best")
@@ -234,6 +242,7 @@ class _Trainer:
         """One epoch; returns its metrics, or an error message when the loss became non-finite."""
         cfg = self.cfg
         self.ddp.train()
+        self.optimizer.zero_grad(set_to_none=True)  # no partial accumulation carried across epochs
         accum = cfg.train.grad_accum
         # per-clip sums of every metric the objective returns (loss, acc, align_loss, ...)
         sums: dict[str, float] = {}
