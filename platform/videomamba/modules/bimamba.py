@@ -10,7 +10,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..ops import bi_selective_scan_fn, causal_conv1d_fn, check_backend, take_along_seq
+from ..ops import (
+    bi_selective_scan_fn, causal_conv1d_fn, check_backend, has_fused_inner, mamba_inner_fn, take_along_seq,
+)
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
@@ -83,15 +85,22 @@ class BiMamba(nn.Module):
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
         return u, torch.matmul(dt_proj.weight, dt), B, C  # dt_proj's bias is the scan's delta_bias
 
-    def forward(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
-        """hidden (B, L, D) -> (B, L, D). ``index_b`` ((L,) or (B, L) long): the backward branch
-        scans the tokens ``hidden[:, index_b]`` from last to first instead of ``hidden``
-        (default: the same sequence, reversed; see ``bi_selective_scan_fn``)."""
-        # one GEMM into the (B, 2 d_inner, L) layout the scan wants (mamba-ssm's trick): x, z are views
+    def _in_proj(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (B, L, D) -> xz (B, 2 d_inner, L): one GEMM into the L-contiguous layout the
+        conv and scan want (mamba-ssm's trick)."""
         xz = rearrange(self.in_proj.weight @ rearrange(hidden, "b l d -> d (b l)"), "d (b l) -> b d l",
                        l=hidden.shape[1])
         if self.in_proj.bias is not None:
             xz = xz + self.in_proj.bias[:, None]
+        return xz
+
+    def forward(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden (B, L, D) -> (B, L, D). ``index_b`` ((L,) or (B, L) long): the backward branch
+        scans the tokens ``hidden[:, index_b]`` from last to first instead of ``hidden``
+        (default: the same sequence, reversed; see ``bi_selective_scan_fn``)."""
+        if has_fused_inner(self.backend, hidden.device):
+            return self.forward_directional(hidden, index_b)
+        xz = self._in_proj(hidden)
         x, z = xz.chunk(2, dim=1)
         u_f, dt_f, B_f, C_f = self._branch(x, self.conv1d, self.x_proj, self.dt_proj, reverse=False)
         x_b = x if index_b is None else take_along_seq(x, index_b)
@@ -102,3 +111,30 @@ class BiMamba(nn.Module):
             z, delta_softplus=True, backend=self.backend, index_b=index_b,
         )
         return self.out_proj(rearrange(y, "b d l -> b l d"))
+
+    def forward_directional(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
+        """Same result as :meth:`forward`, one direction at a time: each direction is one
+        ``mamba_inner_fn`` (fused by mamba-ssm: conv, projections, scan and ``out_proj`` with no
+        layout copies, conv and delta recomputed in the backward) over its own token order. The
+        backward direction runs causally on a reordered copy of ``xz`` (the published
+        flip -> scan -> flip) and its output is put back in token order; ``out_proj`` is applied
+        per direction (it is linear; its bias once). Used for kernels that cannot scan backwards."""
+        xz = self._in_proj(hidden)
+        order = None if index_b is None else index_b.flip(-1)  # backward scan order, first to last
+        xz_b = xz.flip(-1) if order is None else take_along_seq(xz, order)
+        out = [
+            mamba_inner_fn(
+                xz_dir, conv.weight, conv.bias, x_proj.weight, dt_proj.weight, self.out_proj.weight,
+                out_bias, -torch.exp(_wide(A_log)), _wide(D), _wide(dt_proj.bias), backend=self.backend,
+            )
+            for xz_dir, conv, x_proj, dt_proj, A_log, D, out_bias in (
+                (xz, self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D, self.out_proj.bias),
+                (xz_b, self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b, None),
+            )
+        ]
+        if order is None:
+            return out[0] + out[1].flip(1)
+        inverse = torch.argsort(order, dim=-1)  # token t sits at position inverse[t] of the scan order
+        if inverse.dim() == 1:
+            return out[0] + out[1].index_select(1, inverse)
+        return out[0] + torch.gather(out[1], 1, inverse[:, :, None].expand(-1, -1, out[1].shape[-1]))

@@ -17,12 +17,13 @@ import torch
 
 # Submodules are bound by module name (``videomamba.ops.selective_scan_torch`` is the module).
 from . import causal_conv1d as _conv
+from . import mamba_inner as _inner
 from . import selective_scan_ref as _ref
 from . import selective_scan_torch as _torch_scan
 
 __all__ = [
     "BACKENDS", "available_backends", "backend_status", "check_backend", "resolve_backend", "take_along_seq",
-    "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn",
+    "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn", "mamba_inner_fn", "has_fused_inner",
 ]
 
 logger = logging.getLogger(__name__)
@@ -210,3 +211,35 @@ def causal_conv1d_fn(x, weight, bias=None, activation="silu", reverse=False, bac
     if backend == "reference":
         return _conv.causal_conv1d_ref(x, weight, bias, activation, reverse)
     return _conv.causal_conv1d_torch(x, weight, bias, activation, reverse)
+
+
+def has_fused_inner(backend: str, device: torch.device | str) -> bool:
+    """Whether ``mamba_inner_fn`` runs mamba-ssm's fused function for tensors on ``device``
+    (backend ``mamba_ssm`` resolved there, with the causal-conv1d kernel installed)."""
+    return resolve_backend(backend, device) == "mamba_ssm" and _has_causal_conv1d()
+
+
+def mamba_inner_fn(
+    xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight, out_proj_bias,
+    A, D, delta_bias, backend="auto",
+):
+    """One causal (forward-scanning) Mamba direction after ``in_proj``: xz (B, 2 d_inner, L),
+    conv1d_weight (d_inner, 1, K), x_proj_weight (dt_rank + 2N, d_inner), delta_proj_weight
+    (d_inner, dt_rank), out_proj_weight (d_model, d_inner), A (d_inner, N) -> (B, L, d_model).
+    mamba-ssm's fused ``mamba_inner_fn`` where available (:func:`has_fused_inner`), else the
+    same computation composed from this module's ops on ``backend``."""
+    if has_fused_inner(backend, xz.device):
+        from mamba_ssm.ops.selective_scan_interface import mamba_inner_fn as fused
+
+        return fused(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
+                     out_proj_bias, A, None, None, D, delta_bias, delta_softplus=True, checkpoint_lvl=1)
+
+    def conv_fn(x, w, b):
+        return causal_conv1d_fn(x, w, b, activation="silu", backend=backend)
+
+    def scan_fn(u, delta, A_, B, C, D_, z, delta_bias_):
+        return selective_scan_fn(u, delta, A_, B, C, D_, z, delta_bias_, delta_softplus=True, backend=backend)
+
+    return _inner.mamba_inner_composed(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
+                                       out_proj_weight, out_proj_bias, A, D, delta_bias,
+                                       conv_fn=conv_fn, scan_fn=scan_fn)
