@@ -39,7 +39,7 @@ def test_overrides_are_parsed_as_yaml():
         ("train.batchsize=8", "train.batchsize: unknown key"),
         ("train.batch_size=eight", "train.batch_size: Input should be a valid integer"),
         ("train.precision=fp8", "train.precision: Input should be 'auto', 'bf16', 'fp16' or 'fp32'"),
-        ("objective.name=contrastive", "expected tags: 'supervised'"),
+        ("objective.name=captioning", "expected tags: 'supervised'"),
         ("objective.label_smoothing=2", "objective.supervised.label_smoothing"),
         ("data.num_frame=8", "data.num_frames" if False else "data.num_frame: unknown key"),
         ("scaling.num_workers=0", "scaling.num_workers: Input should be greater than or equal to 1"),

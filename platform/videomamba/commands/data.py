@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--codec", default=None, help="libx264 (default when available) or mpeg4")
+    p.add_argument("--captions", type=int, default=1, help="captions of the motion per video (1-3 phrasings)")
+    p.add_argument("--test-videos-per-class", type=int, default=0, help="also write a held-out test split")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("check", help="decode every row of a manifest on Ray and summarise")
@@ -69,8 +71,11 @@ def _synth(args) -> int:
     out = make_synthetic_dataset(
         args.out_dir, args.classes, args.videos_per_class, val_videos_per_class=args.val_videos_per_class,
         frames=args.frames, size=args.size, fps=args.fps, seed=args.seed, codec=args.codec, progress=True,
+        captions_per_video=args.captions, test_videos_per_class=args.test_videos_per_class,
     )
     print(f"train manifest: {out.train_manifest}\nval manifest:   {out.val_manifest}\nclasses:        {out.classes_file}")
+    if out.test_manifest:
+        print(f"test manifest:  {out.test_manifest}")
     return 0
 
 

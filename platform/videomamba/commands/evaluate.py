@@ -52,17 +52,13 @@ def run_command(args) -> int:
         args.checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=args.manifest,
         batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors, seed=cfg.train.seed,
     )
-    names = full["class_names"]
-    print(f"{full['split']}: {full['num_videos']} videos, {full['num_views']} views")
-    print(f"  top-1 {full['top1']:.4f}  top-5 {full['top5']:.4f}  mean class acc {full['mean_class_acc']:.4f}")
-    for name, acc in zip(names, full["per_class_acc"]):
-        print(f"  {name:>24s}  {acc:.3f}" if acc == acc else f"  {name:>24s}  (absent)")
-    skipped = full.get("skips", {}).get(f"data/{full['split']}/skipped")
-    if skipped:
-        print(f"  skipped videos: {int(skipped)}")
+    if full.get("task") == "retrieval":
+        print_retrieval(full)
+    else:
+        print_classification(full)
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({**{k: v for k, v in full.items() if k != "confusion"}, "confusion": full["confusion"].tolist()}, f, indent=2)
+            json.dump({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in full.items()}, f, indent=2)
     if args.log_mlflow:
         from videomamba.train.tracking import RunTracker
 
@@ -73,3 +69,26 @@ def run_command(args) -> int:
         log_evaluation(RunTracker(run["tracking_uri"], run["run_id"]), full)
         print(f"logged into MLflow run {run['run_id']}")
     return 0
+
+
+def print_retrieval(full: dict) -> None:
+    print(f"{full['split']}: zero-shot retrieval, {full['num_videos']} videos, {full['num_captions']} captions")
+    for d, name in (("t2v", "text->video"), ("v2t", "video->text")):
+        print(f"  {name}: R@1 {full[d + '_r1']:.4f}  R@5 {full[d + '_r5']:.4f}  R@10 {full[d + '_r10']:.4f}  "
+              f"median rank {full[d + '_medr']:g}")
+    _print_skipped(full)
+
+
+def print_classification(full: dict) -> None:
+    names = full["class_names"]
+    print(f"{full['split']}: {full['num_videos']} videos, {full['num_views']} views")
+    print(f"  top-1 {full['top1']:.4f}  top-5 {full['top5']:.4f}  mean class acc {full['mean_class_acc']:.4f}")
+    for name, acc in zip(names, full["per_class_acc"]):
+        print(f"  {name:>24s}  {acc:.3f}" if acc == acc else f"  {name:>24s}  (absent)")
+    _print_skipped(full)
+
+
+def _print_skipped(full: dict) -> None:
+    skipped = full.get("skips", {}).get(f"data/{full['split']}/skipped")
+    if skipped:
+        print(f"  skipped videos: {int(skipped)}")

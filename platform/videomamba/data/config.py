@@ -30,6 +30,10 @@ class DataConfig(BaseModel):
     path_prefix: str | None = Field(None, description="joined to relative manifest paths (default: manifest dir)")
     manifest_format: Literal["auto", "csv", "jsonl", "list", "ssv2_json"] = "auto"
     num_classes: int | None = Field(None, ge=1, description="checked against the labels when set")
+    captions: bool = Field(
+        False, description="emit a `caption` column (video-text training): one of the row's captions, "
+        "drawn anew every epoch in training, the first one in evaluation; every row needs one"
+    )
 
     # --- temporal sampling ---------------------------------------------------------
     num_frames: int = Field(8, ge=1, description="T, frames per clip")

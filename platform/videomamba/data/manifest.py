@@ -2,8 +2,9 @@
 
 Accepted layouts (``fmt="auto"`` picks by extension and first line):
 
-- CSV with a header: ``path,label[,start_sec,end_sec,caption]`` (extra columns ignored);
-- JSONL: one object a line with the same keys;
+- CSV with a header: ``path,label[,start_sec,end_sec,caption]`` (extra columns ignored); several
+  captions of one video go in one ``caption`` cell separated by ``|``;
+- JSONL: one object a line with the same keys (``caption``: a string or a list of strings);
 - list (Kinetics / SSv2 lists of VideoMAE, UniFormer, VideoMamba): ``path label`` separated by
   whitespace or a comma, or ``path num_frames label`` (TSN/TSM lists; the middle column is ignored);
 - ``ssv2_json`` (any ``.json``): the official Something-Something-v2 JSON array (``id`` +
@@ -28,6 +29,10 @@ import numpy as np
 
 from videomamba.data import storage
 
+#: separates several captions of one video in a CSV ``caption`` cell
+CAPTION_SEP = "|"
+_COLUMN_SEP = "\x1f"  # joins a row's captions in the pipeline's string column (never in a caption)
+
 
 class ManifestError(ValueError):
     """A malformed manifest row; ``.line`` is its 1-based line (entry, for JSON arrays)."""
@@ -43,8 +48,13 @@ class VideoRecord:
     label: int
     start_sec: float | None = None
     end_sec: float | None = None
-    caption: str | None = None
+    captions: tuple[str, ...] = ()
     line: int = 0
+
+    @property
+    def caption(self) -> str | None:
+        """The first caption (None without any)."""
+        return self.captions[0] if self.captions else None
 
 
 def load_classes(path: str) -> list[str]:
@@ -115,15 +125,28 @@ class _Parser:
         end = self.seconds(fields.get("end_sec"), "end_sec", line)
         if start is not None and end is not None and end <= start:
             self.fail(line, f"end_sec ({end}) must be > start_sec ({start})")
-        caption = fields.get("caption")
         return VideoRecord(
             path=storage.join(self.prefix, path.strip()),
             label=self.label(fields.get("label"), line),
             start_sec=start,
             end_sec=end,
-            caption=str(caption) if caption not in (None, "") else None,
+            captions=self.captions(fields.get("caption"), line),
             line=line,
         )
+
+    def captions(self, value, line: int) -> tuple[str, ...]:
+        """A caption cell: a string (``|``-separated captions) or a list of strings (JSON)."""
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            parts = value.split(CAPTION_SEP)
+        elif isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                self.fail(line, f"caption must be a string or a list of strings, got {value!r}")
+            parts = value
+        else:
+            parts = [str(value)]
+        return tuple(p.replace(_COLUMN_SEP, " ").strip() for p in parts if p.strip())
 
     def csv_rows(self, text: str):
         reader = csv.DictReader(io.StringIO(text))
@@ -198,15 +221,24 @@ def read_manifest(
     return records
 
 
-def to_columns(records: list[VideoRecord]) -> dict[str, np.ndarray]:
-    """Columnar form for the pipeline: path (object), label (int64), start/end (float64, NaN = none)."""
+def to_columns(records: list[VideoRecord], *, captions: bool = False) -> dict[str, np.ndarray]:
+    """Columnar form for the pipeline: path (object), label (int64), start/end (float64, NaN = none)
+    and, with ``captions``, ``captions`` (object: a row's captions joined, see :func:`split_captions`)."""
     nan = float("nan")
-    return {
+    columns = {
         "path": np.array([r.path for r in records], dtype=object),
         "label": np.array([r.label for r in records], dtype=np.int64),
         "start_sec": np.array([nan if r.start_sec is None else r.start_sec for r in records], dtype=np.float64),
         "end_sec": np.array([nan if r.end_sec is None else r.end_sec for r in records], dtype=np.float64),
     }
+    if captions:
+        columns["captions"] = np.array([_COLUMN_SEP.join(r.captions) for r in records], dtype=object)
+    return columns
+
+
+def split_captions(joined: str) -> list[str]:
+    """The captions of one row of the ``captions`` column of :func:`to_columns`."""
+    return joined.split(_COLUMN_SEP) if joined else []
 
 
 def write_manifest(path: str, records: list[VideoRecord], *, relative_to: str | None = None) -> None:
@@ -217,4 +249,4 @@ def write_manifest(path: str, records: list[VideoRecord], *, relative_to: str | 
         for r in records:
             p = os.path.relpath(r.path, relative_to) if relative_to else r.path
             writer.writerow([p, r.label, "" if r.start_sec is None else r.start_sec,
-                             "" if r.end_sec is None else r.end_sec, r.caption or ""])
+                             "" if r.end_sec is None else r.end_sec, CAPTION_SEP.join(r.captions)])

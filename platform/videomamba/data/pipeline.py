@@ -3,7 +3,10 @@
 ``build_dataset(cfg, split)`` returns a lazy ``ray.data.Dataset`` with columns
 ``video`` float32 ``(3, T, S, S)``, ``label`` int64, ``index`` int64 (manifest row) and ``view``
 int64 (``clip * num_crops + crop``; 0 in train), so ``iter_torch_batches`` yields ``video`` as
-``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video.
+``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video. With
+``cfg.captions`` a string column ``caption`` follows: one of the row's captions, drawn from
+``(seed, effective epoch, row)`` in training (a stream of its own), the first one in evaluation
+(strings: iterate with ``collate_fn``, e.g. ``videomamba.train.data_api.TorchCollate``).
 
 Plan: ``range(n)`` -> ``select_rows`` (row ``i`` of epoch ``e`` is manifest row ``perm_e[i]``; no
 all-to-all shuffle, the manifest is shared through the object store) -> ``decode_batch``
@@ -30,14 +33,14 @@ import numpy as np
 from videomamba.data import sampling
 from videomamba.data.config import DataConfig, Split
 from videomamba.data.decode import DecodeError, decode_clips
-from videomamba.data.manifest import read_manifest, to_columns
+from videomamba.data.manifest import read_manifest, split_captions, to_columns
 from videomamba.data.skips import ensure_ledger, record_skip
 from videomamba.data.transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("video", "label", "index", "view")
-_SHUFFLE_STREAM, _CLIP_STREAM = 0x5EED, 0xC11B  # separate RNG streams for the two uses
+_SHUFFLE_STREAM, _CLIP_STREAM, _CAPTION_STREAM = 0x5EED, 0xC11B, 0xCA9  # separate RNG streams per use
 
 
 def current_execution_index() -> int:
@@ -50,6 +53,15 @@ def current_execution_index() -> int:
 def clip_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator behind every random choice for manifest row ``index`` in ``epoch``."""
     return np.random.default_rng([_CLIP_STREAM, seed, epoch, index])
+
+
+def pick_caption(joined: str, seed: int, epoch: int, index: int, train: bool) -> str:
+    """One caption of a row's joined ``captions``: random (from ``(seed, epoch, index)``) in
+    training, the first one otherwise."""
+    captions = split_captions(joined)
+    if not train or len(captions) == 1:
+        return captions[0]
+    return captions[np.random.default_rng([_CAPTION_STREAM, seed, epoch, index]).integers(len(captions))]
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -108,14 +120,21 @@ def take_rows(columns: dict[str, np.ndarray], rows: np.ndarray, epoch: int) -> d
 
 
 # ---- stage 2: decode + transform ---------------------------------------------------------------
+def _columns(cfg: DataConfig) -> tuple[str, ...]:
+    return (*COLUMNS, "caption") if cfg.captions else COLUMNS
+
+
 def _empty(cfg: DataConfig) -> dict[str, np.ndarray]:
     t, s = cfg.num_frames, cfg.img_size
-    return {
+    out = {
         "video": np.zeros((0, 3, t, s, s), np.float32),
         "label": np.zeros(0, np.int64),
         "index": np.zeros(0, np.int64),
         "view": np.zeros(0, np.int64),
     }
+    if cfg.captions:
+        out["caption"] = np.zeros(0, dtype=object)
+    return out
 
 
 def _clip_picker(cfg: DataConfig, num_clips: int, start: float, end: float, rng, state: dict):
@@ -141,7 +160,7 @@ def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, s
     num_clips, num_crops = cfg.views(split)
     transform = _transform(cfg, split)
     short_side = cfg.train_short_side if train else cfg.eval_short_side
-    out = {name: [] for name in COLUMNS}
+    out = {name: [] for name in _columns(cfg)}
     for i in range(len(batch["index"])):
         path, index, epoch = str(batch["path"][i]), int(batch["index"][i]), int(batch["epoch"][i])
         rng = clip_rng(seed, epoch, index) if train else None
@@ -164,6 +183,9 @@ def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, s
         out["label"].append(np.full(count, batch["label"][i], np.int64))
         out["index"].append(np.full(count, index, np.int64))
         out["view"].append(np.arange(count, dtype=np.int64))
+        if cfg.captions:
+            caption = pick_caption(str(batch["captions"][i]), seed, epoch, index, train)
+            out["caption"].append(np.full(count, caption, dtype=object))
     if not out["video"]:
         return _empty(cfg)
     return {name: np.concatenate(values) for name, values in out.items()}
@@ -195,9 +217,13 @@ def build_dataset(
         bad = [r for r in records if r.label >= cfg.num_classes]
         if bad:
             raise ValueError(f"{path}:{bad[0].line}: label {bad[0].label} >= num_classes {cfg.num_classes}")
+    if cfg.captions:
+        bad = [r for r in records if not r.captions]
+        if bad:
+            raise ValueError(f"{path}:{bad[0].line}: no caption ({len(bad)} rows without one; data.captions is true)")
     ensure_ledger(scope)
     n = len(records)
-    manifest_ref = ray.put(to_columns(records))
+    manifest_ref = ray.put(to_columns(records, captions=cfg.captions))
     # Both stages get the same resources so Ray fuses read -> select -> decode into one task per block.
     remote_args = {"num_cpus": cfg.decode_num_cpus, "concurrency": cfg.decode_concurrency}
     if cfg.decode_resources:

@@ -12,6 +12,10 @@ inside the windows whose bit is 1. So the multiset of frames of a video is exact
 all K labels: a model that ignores temporal order cannot beat chance (1/K), while one that sees
 the order of frames can reach 100%.
 
+Each video also gets captions describing its motion in words, e.g. "a red circle moves left,
+then a blue square moves up" (the colour named after the nearest of ``COLOURS``), in up to three
+phrasings (``captions_per_video``), for video-text training and retrieval.
+
 Videos are written as real H.264 mp4 (libx264 via PyAV; MPEG-4 Part 2 if libx264 is missing).
 """
 
@@ -26,16 +30,27 @@ from typing import NamedTuple
 
 import numpy as np
 
+from videomamba.data.manifest import CAPTION_SEP
+
 logger = logging.getLogger(__name__)
 
 SHAPES = ("square", "circle", "triangle", "diamond")
 _DIRECTIONS = (("right", "left"), ("down", "up"))  # per window axis: bit 0, bit 1
+#: colour names of the captions: a shape's random RGB colour is named after the nearest of these
+COLOURS = {
+    "red": (220, 40, 40), "orange": (245, 140, 30), "yellow": (235, 220, 50), "green": (50, 170, 60),
+    "cyan": (60, 200, 210), "blue": (40, 70, 220), "purple": (140, 60, 190), "pink": (240, 130, 190),
+    "white": (245, 245, 245), "gray": (128, 128, 128), "black": (15, 15, 15), "brown": (130, 80, 40),
+}
+#: caption phrasings: (verb, joiner between windows, prefix)
+_PHRASINGS = (("moves", ", then ", ""), ("goes", " and then ", ""), ("slides", ", next ", "first "))
 
 
 class SyntheticDataset(NamedTuple):
     train_manifest: str
     val_manifest: str
     classes_file: str
+    test_manifest: str | None = None  # only with test_videos_per_class > 0
 
 
 def class_names(num_classes: int) -> list[str]:
@@ -86,8 +101,31 @@ def _contrasting_colour(rng: np.random.Generator, background: np.ndarray) -> np.
     return (255 - background).astype(np.uint8)
 
 
+def colour_name(rgb) -> str:
+    """The name in ``COLOURS`` nearest to an RGB triple."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    return min(COLOURS, key=lambda name: float(np.sum((rgb - np.asarray(COLOURS[name])) ** 2)))
+
+
+def describe(objects: list[tuple[str, str]], label: int, num_captions: int = 1) -> list[str]:
+    """Captions of a clip of class ``label`` whose window ``w`` shows ``objects[w] = (colour,
+    shape)``: ``num_captions`` (1-3) phrasings, e.g. "a red circle moves left, then a blue square moves up"."""
+    if not 1 <= num_captions <= len(_PHRASINGS):
+        raise ValueError(f"captions per video must be in [1, {len(_PHRASINGS)}], got {num_captions}")
+    parts = [(colour, shape, _DIRECTIONS[w % 2][(label >> w) & 1]) for w, (colour, shape) in enumerate(objects)]
+    return [
+        prefix + joiner.join(f"a {colour} {shape} {verb} {direction}" for colour, shape, direction in parts)
+        for verb, joiner, prefix in _PHRASINGS[:num_captions]
+    ]
+
+
 def render_canonical(num_frames: int, size: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
     """uint8 (F, S, S, 3) with every window's motion in the positive direction."""
+    return _render(num_frames, size, num_classes, rng)[0]
+
+
+def _render(num_frames: int, size: int, num_classes: int, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """:func:`render_canonical` and the moving shape of every window, ``(colour name, shape)``."""
     scale = size / 64
     yy, xx = np.mgrid[0:size, 0:size] / size
     background = rng.integers(0, 256, 3).astype(np.int16)
@@ -98,10 +136,13 @@ def render_canonical(num_frames: int, size: int, num_classes: int, rng: np.rando
         _paste(base, _mask(SHAPES[rng.integers(len(SHAPES))], d), int(rng.integers(0, size - d + 1)),
                int(rng.integers(0, size - d + 1)), _contrasting_colour(rng, background))
     frames = np.repeat(base[None], num_frames, axis=0)
+    objects = []
     for w, (start, end) in enumerate(windows(num_frames, num_classes)):
         d = max(4, int(rng.integers(16, 23) * scale))
-        mask = _mask(SHAPES[rng.integers(len(SHAPES))], d)
+        kind = SHAPES[rng.integers(len(SHAPES))]
+        mask = _mask(kind, d)
         colour = _contrasting_colour(rng, background)
+        objects.append((colour_name(colour), kind))
         span = size - d
         travel = int(rng.uniform(0.45, 1.0) * span)  # speed varies with the travel distance
         a = int(rng.integers(0, span - travel + 1))
@@ -111,7 +152,7 @@ def render_canonical(num_frames: int, size: int, num_classes: int, rng: np.rando
             top, left = (across, p) if w % 2 == 0 else (p, across)
             _paste(frames[t], mask, top, left, colour)
     noise = rng.normal(0, 5, frames.shape)
-    return np.clip(frames + noise, 0, 255).astype(np.uint8)
+    return np.clip(frames + noise, 0, 255).astype(np.uint8), objects
 
 
 def order_for_label(label: int, num_frames: int, num_classes: int) -> np.ndarray:
@@ -208,11 +249,15 @@ def make_synthetic_dataset(
     seed: int = 0,
     codec: str | None = None,
     progress: bool = False,
+    captions_per_video: int = 1,
+    test_videos_per_class: int = 0,
 ) -> SyntheticDataset:
-    """Write ``out_dir/{train,val}/*.mp4``, ``train.csv``, ``val.csv`` and ``classes.txt``.
+    """Write ``out_dir/{train,val}/*.mp4``, ``train.csv``, ``val.csv`` and ``classes.txt`` (and a
+    held-out ``test`` split with ``test_videos_per_class > 0``).
 
     ``videos_per_class`` train videos and ``val_videos_per_class`` (default ``max(2, N // 4)``)
-    val videos per class; manifests hold paths relative to ``out_dir``.
+    val videos per class; manifests hold paths relative to ``out_dir`` and ``captions_per_video``
+    (1-3) captions of the motion per video (``|``-separated, :func:`describe`).
     """
     if size % 2 or size < 16:
         raise ValueError("size must be even and >= 16")
@@ -220,13 +265,10 @@ def make_synthetic_dataset(
     windows(frames, classes)  # validates frames vs classes
     val_n = max(2, videos_per_class // 4) if val_videos_per_class is None else val_videos_per_class
     codec = codec or pick_codec()
-    specs = [
-        _Spec(split, i * classes + c, c)
-        for split, n in (("train", videos_per_class), ("val", val_n))
-        for i in range(n)
-        for c in range(classes)
-    ]
-    rows: dict[str, list[tuple[str, int, str]]] = {"train": [], "val": []}
+    counts = {"train": videos_per_class, "val": val_n, "test": test_videos_per_class}
+    specs = [_Spec(split, i * classes + c, c) for split, n in counts.items() for i in range(n) for c in range(classes)]
+    describe([], 0, captions_per_video)  # validates the number of captions
+    rows: dict[str, list[tuple[str, int, str]]] = {split: [] for split, n in counts.items() if n > 0 or split != "test"}
     for split in rows:
         os.makedirs(os.path.join(out_dir, split), exist_ok=True)
     iterator = specs
@@ -234,12 +276,13 @@ def make_synthetic_dataset(
         from rich.progress import track
 
         iterator = track(specs, description=f"writing {len(specs)} videos")
-    split_seed = {"train": 0, "val": 1}
+    split_seed = {"train": 0, "val": 1, "test": 2}
     for spec in iterator:
         rng = np.random.default_rng([seed, split_seed[spec.split], spec.number])
         rel = os.path.join(spec.split, f"{spec.number:05d}.mp4")
-        write_mp4(os.path.join(out_dir, rel), render_video(spec.label, frames, size, classes, rng), fps, codec)
-        rows[spec.split].append((rel, spec.label, names[spec.label]))
+        canonical, objects = _render(frames, size, classes, rng)
+        write_mp4(os.path.join(out_dir, rel), canonical[order_for_label(spec.label, frames, classes)], fps, codec)
+        rows[spec.split].append((rel, spec.label, CAPTION_SEP.join(describe(objects, spec.label, captions_per_video))))
     for split, split_rows in rows.items():
         with open(os.path.join(out_dir, f"{split}.csv"), "w", newline="") as f:
             writer = csv.writer(f)
@@ -248,6 +291,9 @@ def make_synthetic_dataset(
     classes_file = os.path.join(out_dir, "classes.txt")
     with open(classes_file, "w") as f:
         f.write("\n".join(names) + "\n")
-    logger.info("wrote %d train + %d val videos (%s, %d frames, %d px) to %s",
-                len(rows["train"]), len(rows["val"]), codec, frames, size, out_dir)
-    return SyntheticDataset(os.path.join(out_dir, "train.csv"), os.path.join(out_dir, "val.csv"), classes_file)
+    logger.info("wrote %s videos (%s, %d frames, %d px) to %s",
+                " + ".join(f"{len(r)} {split}" for split, r in rows.items()), codec, frames, size, out_dir)
+    return SyntheticDataset(
+        os.path.join(out_dir, "train.csv"), os.path.join(out_dir, "val.csv"), classes_file,
+        os.path.join(out_dir, "test.csv") if "test" in rows else None,
+    )

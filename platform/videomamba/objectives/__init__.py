@@ -16,16 +16,21 @@ from videomamba.objectives.base import Batch, Objective, ObjectiveConfigBase
 from videomamba.objectives.supervised import MixupConfig, SupervisedConfig, SupervisedObjective
 from videomamba.objectives.distill import DistillConfig, DistillObjective
 from videomamba.objectives.masked_align import MaskConfig, MaskedAlignConfig, MaskedAlignObjective
+from videomamba.objectives.contrastive import ContrastiveConfig, ContrastiveObjective, TextTowerConfig
 
 #: ``objective.name`` -> Objective class
 OBJECTIVES: dict[str, type[Objective]] = {
     "supervised": SupervisedObjective,
     "distill": DistillObjective,
     "masked_align": MaskedAlignObjective,
+    "contrastive": ContrastiveObjective,
 }
 
 #: the ``objective:`` section: a union discriminated by ``name``
-ObjectiveConfig = Annotated[Union[SupervisedConfig, DistillConfig, MaskedAlignConfig], Field(discriminator="name")]  # noqa: UP007
+ObjectiveConfig = Annotated[
+    Union[SupervisedConfig, DistillConfig, MaskedAlignConfig, ContrastiveConfig],  # noqa: UP007
+    Field(discriminator="name"),
+]
 
 
 def build_objective(cfg: ObjectiveConfigBase, model: nn.Module) -> Objective:
@@ -37,8 +42,15 @@ def build_objective(cfg: ObjectiveConfigBase, model: nn.Module) -> Objective:
     return cls(cfg, model)
 
 
+def preflight(cfg: ObjectiveConfigBase) -> None:
+    """The objective's cheap pre-start checks (e.g. that a text tower can be found)."""
+    OBJECTIVES[cfg.name].preflight(cfg)
+
+
 __all__ = [
     "Batch",
+    "ContrastiveConfig",
+    "ContrastiveObjective",
     "DistillConfig",
     "DistillObjective",
     "MaskConfig",
@@ -51,5 +63,7 @@ __all__ = [
     "ObjectiveConfigBase",
     "SupervisedConfig",
     "SupervisedObjective",
+    "TextTowerConfig",
     "build_objective",
+    "preflight",
 ]

@@ -12,13 +12,18 @@ extra heads separately (:meth:`Objective.extra_state_dict`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-Batch = dict[str, torch.Tensor]
+from videomamba.modules.frozen import FrozenHolder
+
+#: ``video``, ``label``, ``index``, ``view`` tensors; ``caption`` (list of str) with ``data.captions``
+Batch = dict[str, Any]
 
 
 class ObjectiveConfigBase(BaseModel):
@@ -27,8 +32,9 @@ class ObjectiveConfigBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Objective(nn.Module):
-    """Base class: the student is ``self.model``; subclasses implement :meth:`forward`."""
+class Objective(FrozenHolder):
+    """Base class: the student is ``self.model``; subclasses implement :meth:`forward`.
+    Frozen teachers: :meth:`register_frozen` (see :mod:`videomamba.modules.frozen`)."""
 
     name: ClassVar[str] = ""
     #: set when some trainable parameters are legitimately unused in a step (DDP needs to know)
@@ -38,32 +44,6 @@ class Objective(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.model = model
-        self.__dict__["_frozen"] = {}
-
-    # -- frozen modules (teachers) -------------------------------------------------------------
-    def register_frozen(self, name: str, module: nn.Module) -> nn.Module:
-        """Keep ``module`` as a frozen attribute: no grads, eval mode, not in parameters/state."""
-        module.requires_grad_(False).eval()
-        self.__dict__["_frozen"][name] = module
-        return module
-
-    def __getattr__(self, name: str) -> Any:
-        frozen = self.__dict__.get("_frozen", {})
-        if name in frozen:
-            return frozen[name]
-        return super().__getattr__(name)
-
-    def _apply(self, fn, recurse: bool = True):  # noqa: D401 - follows nn.Module
-        super()._apply(fn, recurse)
-        for module in self.__dict__["_frozen"].values():
-            module._apply(fn, recurse)
-        return self
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self.__dict__["_frozen"].values():
-            module.eval()
-        return self
 
     # -- the step ------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -78,6 +58,24 @@ class Objective(nn.Module):
     def predict(self, video: torch.Tensor) -> torch.Tensor:
         """Logits used for evaluation (the student's classifier by default)."""
         return self.model(video)
+
+    # -- validation during training ----------------------------------------------------------------
+    @classmethod
+    def preflight(cls, cfg: ObjectiveConfigBase) -> None:
+        """Cheap checks run by the launcher before any worker starts (raise ValueError naming the field)."""
+
+    def eval_outputs(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        """Per-view outputs ``{name: (B, ...)}`` of the evaluated student ``model`` (the EMA copy
+        when evaluated): ``{"logits": (B, K)}`` by default."""
+        return {"logits": model(batch["video"])}
+
+    def eval_metrics(self, outputs: dict[str, np.ndarray], *, num_classes: int, records: Callable[[], list]) -> dict[str, Any]:
+        """Metrics of a whole split from the concatenated :meth:`eval_outputs` plus ``index`` and
+        ``label`` (all views of all workers); ``records()`` reads the split's manifest records.
+        Default: :func:`videomamba.train.evaluate.classification_metrics` (views averaged per video)."""
+        from videomamba.train.evaluate import classification_metrics
+
+        return classification_metrics(outputs["logits"], outputs["label"], index=outputs["index"], num_classes=num_classes)
 
     # -- checkpoint helpers ----------------------------------------------------------------------
     def extra_state_dict(self) -> dict[str, torch.Tensor]:

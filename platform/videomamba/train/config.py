@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from videomamba.data import DataConfig
 from videomamba.objectives import ObjectiveConfig, SupervisedConfig
@@ -144,6 +144,18 @@ class TrainConfig(_Section):
             return {"name": "supervised", **value}
         return value
 
+    @model_validator(mode="after")
+    def _video_text(self) -> TrainConfig:
+        """``contrastive`` needs captions in the batches and ranks checkpoints by retrieval
+        (``val/r_mean``, the mean of the six recalls) unless ``train.checkpoint_metric`` is set."""
+        if self.objective.name != "contrastive":
+            return self
+        if not self.data.captions:
+            raise ValueError("data.captions: must be true for objective 'contrastive' (batches carry the captions)")
+        if "checkpoint_metric" not in self.train.model_fields_set:
+            self.train.checkpoint_metric = "val/r_mean"
+        return self
+
 
 # ------------------------------------------------------------------------------------------------
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -174,6 +186,9 @@ def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
 def format_validation_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
+        if not e["loc"] and e["type"] == "value_error":  # cross-field checks name their field themselves
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+            continue
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":

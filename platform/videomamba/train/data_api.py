@@ -20,6 +20,31 @@ def _records(cfg, split: str, manifest: str | None = None):
     return read_manifest(path, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)
 
 
+def records(cfg, split: str, manifest: str | None = None):
+    """The split's manifest records (``VideoRecord``: path, label, captions, ...)."""
+    return _records(cfg, split, manifest)
+
+
+class TorchCollate:
+    """``collate_fn`` for ``iter_torch_batches`` of datasets with string columns: numeric columns
+    become tensors on ``device``, ``caption`` stays a list of ``B`` strings."""
+
+    def __init__(self, device=None):
+        self.device = device
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        out = {}
+        for name, values in batch.items():
+            if name == "caption":
+                out[name] = [str(v) for v in values]
+            else:
+                tensor = torch.as_tensor(values)
+                out[name] = tensor.to(self.device, non_blocking=True) if self.device is not None else tensor
+        return out
+
+
 def class_names(cfg) -> list[str]:
     """``classes_file`` names; else ``0..num_classes-1``; else ``0..max label`` of the train manifest."""
     from videomamba.data.manifest import load_classes

@@ -121,9 +121,10 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str] | None, path: str 
 # ------------------------------------------------------------------------------------------------
 # Ray Data batch inference
 class _Predictor:
-    """Actor: loads a checkpoint once, maps batches of clips to logits."""
+    """Actor: loads a checkpoint once, maps batches of clips to ``logits`` (the classifier) or,
+    with ``output="embedding"``, to the unit video embeddings of a ``contrastive`` checkpoint."""
 
-    def __init__(self, checkpoint: str, device: str | None = None, precision: str = "auto"):
+    def __init__(self, checkpoint: str, device: str | None = None, precision: str = "auto", output: str = "logits"):
         import torch
 
         from videomamba.train.checkpointing import load_trained_model
@@ -131,26 +132,36 @@ class _Predictor:
 
         self.torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model, _ = load_trained_model(checkpoint, self.device)
+        if output == "embedding":
+            from videomamba.train.retrieval import load_video_text_model
+
+            self.model = load_video_text_model(checkpoint, self.device)[0].encode_video
+        elif output == "logits":
+            self.model, _ = load_trained_model(checkpoint, self.device)
+        else:
+            raise ValueError(f"output: unknown {output!r} (logits | embedding)")
+        self.output = output
         self.precision = resolve_precision(precision, self.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch
         video = torch.as_tensor(np.stack(list(batch["video"])) if batch["video"].dtype == object else batch["video"])
         with torch.inference_mode(), self.precision.autocast():
-            logits = self.model(video.to(self.device, non_blocking=True)).float().cpu().numpy()
-        return {"index": batch["index"], "view": batch["view"], "label": batch["label"], "logits": logits}
+            out = self.model(video.to(self.device, non_blocking=True)).float().cpu().numpy()
+        return {"index": batch["index"], "view": batch["view"], "label": batch["label"], self.output: out}
 
 
-def predict_dataset(dataset, checkpoint: str, *, batch_size: int = 8, num_actors: int = 1, num_gpus: float | None = None):
-    """Ray Data dataset of ``index, view, label, logits`` rows (an actor pool of predictors)."""
+def predict_dataset(
+    dataset, checkpoint: str, *, batch_size: int = 8, num_actors: int = 1, num_gpus: float | None = None, output: str = "logits"
+):
+    """Ray Data dataset of ``index, view, label, <output>`` rows (an actor pool of predictors)."""
     import ray
 
     if num_gpus is None:
         num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     return dataset.map_batches(
         _Predictor,
-        fn_constructor_kwargs={"checkpoint": str(checkpoint), "device": "cuda" if num_gpus else "cpu"},
+        fn_constructor_kwargs={"checkpoint": str(checkpoint), "device": "cuda" if num_gpus else "cpu", "output": output},
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, num_actors)),
         num_gpus=num_gpus,
@@ -158,24 +169,24 @@ def predict_dataset(dataset, checkpoint: str, *, batch_size: int = 8, num_actors
     )
 
 
+def collect(rows, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Concatenate the ``keys`` columns of a (prediction) dataset into arrays."""
+    cols: dict[str, list] = {key: [] for key in keys}
+    for batch in rows.iter_batches(batch_size=256, batch_format="numpy"):
+        for key in cols:
+            cols[key].append(batch[key])
+    if not cols[keys[0]]:
+        raise RuntimeError("evaluation dataset produced no clips")
+    return {key: np.concatenate([np.stack(list(x)) if x.dtype == object else x for x in parts]) for key, parts in cols.items()}
+
+
 def evaluate_dataset(
     dataset, checkpoint: str, *, num_classes: int, batch_size: int = 8, num_actors: int = 1
 ) -> dict[str, Any]:
     """Multi-view evaluation: predict every view on Ray, average logits per video, compute metrics."""
     rows = predict_dataset(dataset, checkpoint, batch_size=batch_size, num_actors=num_actors)
-    cols: dict[str, list] = {"index": [], "label": [], "logits": []}
-    for batch in rows.iter_batches(batch_size=256, batch_format="numpy"):
-        for key in cols:
-            cols[key].append(batch[key])
-    if not cols["index"]:
-        raise RuntimeError("evaluation dataset produced no clips")
-    logits = np.concatenate([np.stack(list(x)) if x.dtype == object else x for x in cols["logits"]])
-    return classification_metrics(
-        logits,
-        np.concatenate(cols["label"]),
-        index=np.concatenate(cols["index"]),
-        num_classes=num_classes,
-    )
+    cols = collect(rows, ("index", "label", "logits"))
+    return classification_metrics(cols["logits"], cols["label"], index=cols["index"], num_classes=num_classes)
 
 
 def evaluate_checkpoint(
@@ -192,7 +203,8 @@ def evaluate_checkpoint(
     """Multi-view evaluation of a training checkpoint on ``split`` (or ``manifest``) on Ray.
 
     ``data_cfg`` defaults to the checkpoint's own ``data`` config; class names come from its meta.
-    Returns :func:`classification_metrics` plus ``class_names``, ``split`` and ``skips``.
+    Returns :func:`classification_metrics` plus ``class_names``, ``split`` and ``skips``; for a
+    ``contrastive`` checkpoint :func:`videomamba.train.retrieval.evaluate_retrieval` instead.
     """
     from videomamba.data.config import DataConfig
     from videomamba.train import data_api
@@ -202,6 +214,11 @@ def evaluate_checkpoint(
         meta = read_meta(d)
     if data_cfg is None:
         data_cfg = DataConfig.model_validate(meta["config"]["data"])
+    if meta["config"].get("objective", {}).get("name") == "contrastive":
+        from videomamba.train.retrieval import evaluate_retrieval
+
+        return evaluate_retrieval(checkpoint, data_cfg=data_cfg, split=split, manifest=manifest, batch_size=batch_size,
+                                  num_actors=num_actors, seed=seed, scope=scope)
     class_names = meta["class_names"]
     ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
     full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size, num_actors=num_actors)

@@ -21,6 +21,7 @@ from typing import Any
 
 from videomamba.train.config import ConfigError, TrainConfig, flatten, to_yaml
 from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
+from videomamba import objectives
 from videomamba.train import tracking
 
 logger = logging.getLogger(__name__)
@@ -231,6 +232,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     probe = _preflight(
         "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate)
     )
+    _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, resources = _resources(cfg)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
@@ -416,12 +418,17 @@ def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str =
 
 
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:
-    """Log an ``evaluate_checkpoint`` result into an MLflow run; returns the logged scalars."""
+    """Log an ``evaluate_checkpoint`` result into an MLflow run; returns the logged scalars
+    (retrieval results: ``<split>/t2v_r1`` ... and ``eval/<split>_metrics.json``)."""
     from videomamba.train.evaluate import plot_confusion, scalar_metrics
 
-    split, names = full["split"], full["class_names"]
+    split = full["split"]
     scalars = {**scalar_metrics(full, split), **full.get("skips", {})}
     tracker.log_metrics(scalars)
+    if full.get("task") == "retrieval":
+        tracker.log_dict(scalars, f"eval/{split}_metrics.json")
+        return scalars
+    names = full["class_names"]
     tracker.log_dict(
         {"class_names": names, "per_class_acc": full["per_class_acc"], "confusion": full["confusion"].tolist(), **scalars},
         f"eval/{split}_metrics.json",

@@ -27,7 +27,7 @@ from videomamba.objectives import build_objective
 from videomamba.train import checkpointing as ckpt
 from videomamba.train import data_api
 from videomamba.train.config import TrainConfig
-from videomamba.train.evaluate import classification_metrics, plot_confusion, scalar_metrics
+from videomamba.train.evaluate import plot_confusion, scalar_metrics
 from videomamba.train.optim import build_optimizer, build_scheduler
 from videomamba.train.precision import resolve_precision
 from videomamba.train.tracking import NoopTracker, RunTracker
@@ -217,6 +217,8 @@ class _Trainer:
 
         shard = ray.train.get_dataset_shard(split)
         kwargs: dict[str, Any] = {"batch_size": self.cfg.train.batch_size, "drop_last": train}
+        if self.cfg.data.captions:  # a string column: collated by hand
+            kwargs["collate_fn"] = data_api.TorchCollate(self.device)
         if train and self.cfg.train.shuffle_buffer:
             kwargs.update(local_shuffle_buffer_size=self.cfg.train.shuffle_buffer, local_shuffle_seed=self.cfg.train.seed + epoch)
         return shard.iter_torch_batches(**kwargs)
@@ -323,24 +325,31 @@ class _Trainer:
 
     @torch.inference_mode()
     def validate(self, split: str) -> tuple[dict[str, float], dict[str, Any] | None]:
-        """Every worker predicts its shard; rank 0 averages views per video and computes metrics."""
+        """Every worker runs the objective's ``eval_outputs`` on its shard; rank 0 gathers them
+        and computes the objective's ``eval_metrics`` (classification: views averaged per video)."""
         model = self._eval_model()
         was_training = model.training
         model.eval()
-        parts: dict[str, list[np.ndarray]] = {"index": [], "label": [], "logits": []}
+        parts: dict[str, list[np.ndarray]] = {"index": [], "label": []}
         for batch in self._batches(split, 0, train=False):
             with self.precision.autocast():
-                logits = model(batch["video"]).float()
-            parts["logits"].append(logits.cpu().numpy())
+                outputs = self.objective.eval_outputs(model, batch)
+            for key, value in outputs.items():
+                parts.setdefault(key, []).append(value.float().cpu().numpy())
             parts["label"].append(batch["label"].cpu().numpy())
             parts["index"].append(batch["index"].cpu().numpy())
         model.train(was_training)
-        local = {k: (np.concatenate(v) if v else np.zeros((0, len(self.rt["class_names"])) if k == "logits" else 0)) for k, v in parts.items()}
-        gathered = _gather(local)
+        gathered = [g for g in _gather(parts) if g["index"]]  # workers whose shard was empty add nothing
         if self.rank != 0:
             return {}, None
-        cat = {k: np.concatenate([g[k] for g in gathered]) for k in local}
-        full = classification_metrics(cat["logits"], cat["label"], index=cat["index"], num_classes=len(self.rt["class_names"]))
+        if not gathered:
+            logger.warning("validation split %r produced no clips", split)
+            return {}, None
+        cat = {k: np.concatenate([a for g in gathered for a in g[k]]) for k in gathered[0]}
+        full = self.objective.eval_metrics(
+            cat, num_classes=len(self.rt["class_names"]),
+            records=lambda: data_api.records(self.cfg.data, split),
+        )
         return scalar_metrics(full, "val"), full
 
     # -- the loop ------------------------------------------------------------------------------
@@ -375,7 +384,7 @@ class _Trainer:
                         metrics["best_epoch"] = epoch
                 self.tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=self.num_updates)
                 self.tracker.log_metrics(data_api.skip_metrics("train", self.rt["data_scope"]), step=self.num_updates)
-                if improved and full is not None:
+                if improved and full is not None and "confusion" in full:
                     self._log_confusion(full, epoch)
                 logger.info(
                     "epoch %d/%d: %s", epoch, epochs - 1,
