@@ -234,16 +234,13 @@ def test_objective_frozen_text_tower_is_not_state_and_heads_checkpoint():
 
 
 def test_eval_hooks_give_retrieval_metrics():
-    from videomamba.data.manifest import VideoRecord
-
     obj = tiny_objective().eval()
     video, captions = global_batch(4)
     batch = {"video": video.repeat(2, 1, 1, 1, 1), "index": torch.arange(4).repeat(2)}  # 2 views per video
     with torch.inference_mode():
         out = obj.eval_outputs(obj.model, batch)
-    records = [VideoRecord(f"{i}.mp4", 0, captions=(c, c + " again")) for i, c in enumerate(captions)]
     full = obj.eval_metrics({k: v.numpy() for k, v in {**out, "index": batch["index"]}.items()},
-                            num_classes=2, records=lambda: records)
+                            num_classes=2, captions=[(c, c + " again") for c in captions])
     assert full["num_videos"] == 4 and full["num_captions"] == 8 and full["task"] == "retrieval"
     assert 0 <= full["t2v_r1"] <= 1 and full["t2v_r10"] == 1.0
 

@@ -6,6 +6,7 @@ zero-shot retrieval, evaluation of the held-out test split logged to MLflow, and
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -33,10 +34,11 @@ def test_contrastive_run_validates_evaluates_and_retrieves(ray_local, captioned,
     from videomamba.train.launcher import run_training
 
     bert = _save_tiny_bert(tmp_path / "bert")
+    # paths relative to the working directory (as in configs/), which Ray Train workers do not share
+    rel = {name: os.path.relpath(getattr(captioned, name)) for name in ("train_manifest", "val_manifest", "test_manifest", "classes_file")}
     cfg = validate_config({
         "model": {"name": "videomamba_tiny", "overrides": {"embed_dim": 32, "depth": 2}, "drop_path_rate": 0.0},
-        "data": {"train_manifest": captioned.train_manifest, "val_manifest": captioned.val_manifest,
-                 "test_manifest": captioned.test_manifest, "classes_file": captioned.classes_file,
+        "data": {**rel,
                  "num_frames": 8, "img_size": 32, "randaugment": None, "hflip": False, "decode_num_cpus": 0.5,
                  "captions": True, "test_num_clips": 1, "test_num_crops": 1},
         "objective": {"name": "contrastive", "text": {"model": str(bert)}, "embed_dim": 16, "matching_head": True},
@@ -63,7 +65,7 @@ def test_contrastive_run_validates_evaluates_and_retrieves(ray_local, captioned,
     assert run.best_checkpoint and run.evaluation["test/t2v_r10"] == 1.0  # 4 test videos: all in the top 10
 
     out = tmp_path / "hits.json"
-    assert main(["retrieve", "--checkpoint", run.best_checkpoint, "--manifest", captioned.test_manifest,
+    assert main(["retrieve", "--checkpoint", run.best_checkpoint, "--manifest", rel["test_manifest"],
                  "--query", "a red circle moves left", "--query", "a blue square moves up",
                  "--top-k", "3", "--output", str(out)]) == 0
     printed = capsys.readouterr().out

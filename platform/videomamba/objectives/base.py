@@ -12,7 +12,7 @@ extra heads separately (:meth:`Objective.extra_state_dict`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -69,10 +69,13 @@ class Objective(FrozenHolder):
         when evaluated): ``{"logits": (B, K)}`` by default."""
         return {"logits": model(batch["video"])}
 
-    def eval_metrics(self, outputs: dict[str, np.ndarray], *, num_classes: int, records: Callable[[], list]) -> dict[str, Any]:
+    def eval_metrics(
+        self, outputs: dict[str, np.ndarray], *, num_classes: int, captions: Sequence[Sequence[str]] | None = None
+    ) -> dict[str, Any]:
         """Metrics of a whole split from the concatenated :meth:`eval_outputs` plus ``index`` and
-        ``label`` (all views of all workers); ``records()`` reads the split's manifest records.
-        Default: :func:`videomamba.train.evaluate.classification_metrics` (views averaged per video)."""
+        ``label`` (all views of all workers); ``captions[row]`` are the captions of manifest row
+        ``row`` (with ``data.captions``, read by the driver). Default:
+        :func:`videomamba.train.evaluate.classification_metrics` (views averaged per video)."""
         from videomamba.train.evaluate import classification_metrics
 
         return classification_metrics(outputs["logits"], outputs["label"], index=outputs["index"], num_classes=num_classes)

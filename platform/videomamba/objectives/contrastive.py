@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -191,15 +191,19 @@ class ContrastiveObjective(Objective):
     def eval_outputs(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         return {"video_emb": self.heads.embed_video(model.forward_features(batch["video"]))}
 
-    def eval_metrics(self, outputs: dict[str, np.ndarray], *, num_classes: int, records: Callable[[], list]) -> dict[str, Any]:
+    def eval_metrics(
+        self, outputs: dict[str, np.ndarray], *, num_classes: int, captions: Sequence[Sequence[str]] | None = None
+    ) -> dict[str, Any]:
         from videomamba.models.video_text import VideoTextModel
         from videomamba.train.retrieval import video_text_metrics
 
+        if captions is None:
+            raise ValueError("objective contrastive: validation needs the split's captions (data.captions: true)")
         was = self.heads.training
         self.heads.eval()
         try:
             encoder = VideoTextModel(self.model, self.heads)
-            return video_text_metrics(outputs["video_emb"], outputs["index"], [r.captions for r in records()], encoder.encode_text)
+            return video_text_metrics(outputs["video_emb"], outputs["index"], captions, encoder.encode_text)
         finally:
             self.heads.train(was)
 

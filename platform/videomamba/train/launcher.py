@@ -294,6 +294,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "has_val": val_split is not None,
         "progress": sys.stderr.isatty(),
         "val_split": val_split,
+        # the val captions per manifest row, read here: workers do not share the driver's cwd
+        "val_captions": [list(r.captions) for r in data_api.records(cfg.data, val_split)]
+        if cfg.data.captions and val_split else None,
         "data_scope": name,
         "fail_marker": str(Path(storage_path) / name / ".debug_fail_fired")
         if local_storage

@@ -346,10 +346,7 @@ class _Trainer:
             logger.warning("validation split %r produced no clips", split)
             return {}, None
         cat = {k: np.concatenate([a for g in gathered for a in g[k]]) for k in gathered[0]}
-        full = self.objective.eval_metrics(
-            cat, num_classes=len(self.rt["class_names"]),
-            records=lambda: data_api.records(self.cfg.data, split),
-        )
+        full = self.objective.eval_metrics(cat, num_classes=len(self.rt["class_names"]), captions=self.rt.get("val_captions"))
         return scalar_metrics(full, "val"), full
 
     # -- the loop ------------------------------------------------------------------------------
