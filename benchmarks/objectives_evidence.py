@@ -3,6 +3,9 @@ motion dataset, through the platform's public API on an embedded local Ray::
 
     python benchmarks/objectives_evidence.py [--seeds 0 1 2] [--set key=value ...]
     python benchmarks/objectives_evidence.py --report-only   # re-render .md/.png from the .json
+    # second distillation comparison, a stronger teacher (same D=32 model, trained longer); adds a
+    # "strong_teacher" section to the existing .json and keeps the first comparison's runs:
+    python benchmarks/objectives_evidence.py --only distill --teacher-epochs 40 --reuse-scratch
 
 Training runs, each a :func:`videomamba.train.launcher.run_training` of a shipped config plus
 overrides (data paths, seed, run names, MLflow experiment, held-out test set). Once:
@@ -26,6 +29,13 @@ The metrics are read back from MLflow (``MlflowClient``): per-epoch ``val/top1``
 a held-out synthetic test set drawn with another data seed, ``eval.at_end``). Writes
 ``benchmarks/objectives_evidence.{json,md,png}``; the markdown keeps anything below its
 ``NOTES_MARKER`` line (hand-written reading) when it is regenerated.
+
+``--only distill`` trains only runs 1-3 (no masked pretraining / fine-tuning) and stores them as the
+JSON's ``strong_teacher`` section (the first comparison's ``runs`` are kept as they are);
+``--teacher-epochs N`` sets the teacher's ``train.epochs`` (default: the config's 16; its cosine
+schedule stretches with it). ``--reuse-scratch`` takes the ``scratch`` runs of the first comparison
+(same seeds, same config and overrides but for the run name: they do not depend on the teacher)
+instead of training them again.
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ RUNS = {
     "pretrain": ("pretrain_demo.yaml", "masked_align (no labels)"),
     "finetune": ("pretrain_demo_finetune.yaml", "supervised, from masked_align"),
 }
+# the second distillation comparison (--only distill) runs these kinds
+DISTILL_ONLY = ("teacher", "scratch", "distill")
 # the sections that must agree for `scratch` to be the same-budget baseline of `distill` and `finetune`
 BUDGET_SECTIONS = ("data", "optim", "schedule", "train", "scaling")
 
@@ -334,7 +346,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra override for every run (e.g. train.epochs=2 for a smoke test)")
     p.add_argument("--out", default=str(OUT), help="output path stem (.json, .md, .png)")
     p.add_argument("--report-only", action="store_true", help="no training: rewrite the .md and .png from the .json")
+    p.add_argument("--only", choices=("all", "distill"), default="all",
+                   help="distill: only teacher, scratch and distill runs, stored as the .json's strong_teacher "
+                        "section next to the existing runs (which are kept)")
+    p.add_argument("--teacher-epochs", type=int, default=None, help="the teacher's train.epochs (default: the config's)")
+    p.add_argument("--reuse-scratch", action="store_true",
+                   help="with --only distill: take the scratch runs of the .json's first comparison instead of training them")
     args = p.parse_args(argv)
+    if args.reuse_scratch and args.only != "distill":
+        p.error("--reuse-scratch needs --only distill")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = Path(args.out)
     if args.report_only:
@@ -363,21 +383,44 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"seeds": args.seeds, "teacher_seed": args.teacher_seed, "classes": args.classes, "videos_per_class": args.videos_per_class,
                      "val_videos_per_class": args.val_videos_per_class,
                      "test_videos_per_class": args.test_videos_per_class, "size": args.size,
-                     "extra_overrides": args.overrides},
+                     "extra_overrides": args.overrides, "teacher_epochs": args.teacher_epochs},
         "runs": [],
     }
+    document = results  # what is written to the .json
+    if args.only == "distill":
+        # a second comparison next to the first one's runs, which are kept as they are
+        document = json.loads(out.with_suffix(".json").read_text())
+        first = document["settings"]
+        same = ("classes", "videos_per_class", "val_videos_per_class", "test_videos_per_class", "size")
+        if any(first[k] != results["settings"][k] for k in same):
+            raise SystemExit(f"data settings differ from the first comparison's ({ {k: first[k] for k in same} })")
+        document["strong_teacher"] = results
+    teacher_extra = [f"train.epochs={args.teacher_epochs}"] if args.teacher_epochs else []
 
     def config(kind: str, seed: int, extra: list[str]):
         overrides = [*common_overrides(data, root, seed), f"run.name=ev-{stamp}-{kind}-s{seed}", *extra, *args.overrides]
         return load_config(CONFIGS / RUNS[kind][0], overrides), overrides
+
+    reused: dict[int, dict[str, Any]] = {}
+    if args.reuse_scratch:
+        for seed in args.seeds:
+            rows = [r for r in document["runs"] if r["kind"] == "scratch" and r["seed"] == seed]
+            if len(rows) != 1:
+                raise SystemExit(f"--reuse-scratch: {len(rows)} scratch runs of seed {seed} in the first comparison")
+            _, overrides = config("scratch", seed, ["model.pretrained=null"])
+            strip = lambda o: [x for x in o if not x.startswith("run.name=")]  # noqa: E731
+            if strip(rows[0]["overrides"]) != strip(overrides):
+                raise SystemExit(f"--reuse-scratch: seed {seed}'s scratch run had other overrides: {rows[0]['overrides']}")
+            reused[seed] = {**rows[0], "reused_from": "first comparison"}
 
     # validate every config (and the same-budget claim) before anything trains
     for seed in args.seeds:
         scratch, _ = config("scratch", seed, ["model.pretrained=null"])
         distill, _ = config("distill", seed, ["objective.teacher.checkpoint=/not/yet"])
         check_same_budget(scratch, distill)
-        config("pretrain", seed, ["objective.teacher.checkpoint=/not/yet"])
-    config("teacher", args.teacher_seed, [])
+        if args.only == "all":
+            config("pretrain", seed, ["objective.teacher.checkpoint=/not/yet"])
+    config("teacher", args.teacher_seed, teacher_extra)
     if args.num_cpus:
         ray.init(num_cpus=args.num_cpus, include_dashboard=False)
     else:
@@ -394,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s seed %d: val %s test %s align %s -> %s (%.0f s)", kind, seed, fmt(row["val_top1_last"]),
                     fmt(row["test_top1"]), fmt(row["align_first"]), fmt(row["align_last"]), wall)
         results["total_wall_min"] = (time.perf_counter() - t_start) / 60
-        out.with_suffix(".json").write_text(json.dumps(results, indent=2))  # partial results survive a crash
+        out.with_suffix(".json").write_text(json.dumps(document, indent=2))  # partial results survive a crash
         return row
 
     def train(kind: str, seed: int, extra: list[str]):
@@ -403,12 +446,17 @@ def main(argv: list[str] | None = None) -> int:
         run = run_training(cfg)
         return run, record(kind, seed, run, time.perf_counter() - t0, overrides)
 
-    teacher, _ = train("teacher", args.teacher_seed, [])
+    teacher, _ = train("teacher", args.teacher_seed, teacher_extra)
     if teacher.best_checkpoint is None:
         raise RuntimeError(f"teacher run {teacher.name} has no checkpoint")
     for seed in args.seeds:
-        train("scratch", seed, ["model.pretrained=null"])
+        if seed in reused:
+            results["runs"].append(reused[seed])
+        else:
+            train("scratch", seed, ["model.pretrained=null"])
         train("distill", seed, [f"objective.teacher.checkpoint={teacher.best_checkpoint}"])
+        if args.only == "distill":
+            continue
         # masked pretraining + export through pipelines/pretrain.py, then fine-tuning from the export
         export = root / f"ev-{stamp}-pretrained-s{seed}.pt"
         extra = [f"objective.teacher.checkpoint={teacher.best_checkpoint}", "eval.at_end=false"]
@@ -423,9 +471,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results["total_wall_min"] = (time.perf_counter() - t_start) / 60
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    plot(results, out.with_suffix(".png"), 1 / args.classes)
-    write_markdown(results, out.with_suffix(".md"))
+    out.with_suffix(".json").write_text(json.dumps(document, indent=2))
+    plot(document, out.with_suffix(".png"), 1 / args.classes)
+    write_markdown(document, out.with_suffix(".md"))
     logger.info("wrote %s.{json,md,png} (%.1f min)", out, results["total_wall_min"])
     return 0
 
