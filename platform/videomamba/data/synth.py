@@ -114,7 +114,7 @@ def describe(objects: list[tuple[str, str]], label: int, num_captions: int = 1) 
         raise ValueError(f"captions per video must be in [1, {len(_PHRASINGS)}], got {num_captions}")
     parts = [(colour, shape, _DIRECTIONS[w % 2][(label >> w) & 1]) for w, (colour, shape) in enumerate(objects)]
     return [
-        prefix + joiner.join(f"a {colour} {shape} {verb} {direction}" for colour, shape, direction in parts)
+        (prefix if len(parts) > 1 else "") + joiner.join(f"a {colour} {shape} {verb} {direction}" for colour, shape, direction in parts)
         for verb, joiner, prefix in _PHRASINGS[:num_captions]
     ]
 
