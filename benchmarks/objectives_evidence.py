@@ -201,6 +201,39 @@ def machine_info() -> dict[str, Any]:
             "os": platform.platform(), "git_commit": commit, "git_dirty": [line[3:] for line in dirty if line.strip()]}
 
 
+def teacher_epochs_of(section: dict[str, Any]) -> int | None:
+    rows = [r for r in section["runs"] if r["kind"] == "teacher"]
+    return rows[0]["epochs"] if rows else None
+
+
+def plot_val_curves(ax, runs: list[dict[str, Any]], kinds, colours, chance: float, title: str) -> None:
+    for kind in kinds:
+        curves = [r["val_top1"] for r in runs if r["kind"] == kind and r["val_top1"]]
+        for c in curves:
+            ax.plot(range(1, len(c) + 1), c, color=colours[kind], alpha=0.35, lw=1)
+        if curves:
+            n = min(len(c) for c in curves)
+            mean = [statistics.fmean(c[e] for c in curves) for e in range(n)]
+            reused = " (comparison 1's runs)" if any(r.get("reused_from") for r in runs if r["kind"] == kind) else ""
+            ax.plot(range(1, n + 1), mean, color=colours[kind], lw=2.2, label=f"{kind}{reused} (mean of {len(curves)})")
+    ax.axhline(chance, color="k", ls=":", lw=1, label=f"chance ({chance:.2f})")
+    ax.set(title=title, xlabel="epoch", ylabel="val top-1", ylim=(0, 1.02))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+
+
+def plot_align(ax, runs: list[dict[str, Any]], kind: str, colour: str, title: str) -> None:
+    for r in runs:
+        if r["kind"] == kind and r["align_loss"]:
+            c = r["align_loss"]
+            ax.plot(range(1, len(c) + 1), c, color=colour, marker=".", label=f"seed {r['seed']}",
+                    alpha=0.4 + 0.6 / (1 + r["seed"]))
+    ax.set(title=title, xlabel="epoch", ylabel="align loss")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def plot(results: dict[str, Any], path: Path, chance: float) -> None:
     import matplotlib
 
@@ -208,48 +241,122 @@ def plot(results: dict[str, Any], path: Path, chance: float) -> None:
     import matplotlib.pyplot as plt
 
     runs = results["runs"]
+    strong = results.get("strong_teacher")
     colours = {"teacher": "tab:gray", "scratch": "tab:blue", "distill": "tab:orange", "finetune": "tab:green",
                "pretrain": "tab:purple"}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    ax = axes[0]
-    for kind in ("teacher", "scratch", "distill", "finetune"):
-        curves = [r["val_top1"] for r in runs if r["kind"] == kind and r["val_top1"]]
-        for i, c in enumerate(curves):
-            ax.plot(range(1, len(c) + 1), c, color=colours[kind], alpha=0.35, lw=1)
-        if curves:
-            n = min(len(c) for c in curves)
-            mean = [statistics.fmean(c[e] for c in curves) for e in range(n)]
-            ax.plot(range(1, n + 1), mean, color=colours[kind], lw=2.2, label=f"{kind} (mean of {len(curves)})")
-    ax.axhline(chance, color="k", ls=":", lw=1, label=f"chance ({chance:.2f})")
-    ax.set(title="val top-1 per epoch (thin: one seed)", xlabel="epoch", ylabel="val top-1", ylim=(0, 1.02))
-    ax.legend(fontsize=8, loc="lower right")
-    for ax, kind, title in ((axes[1], "distill", "distill: align loss (2 - 2 cos), train epoch mean"),
-                            (axes[2], "pretrain", "masked_align: align loss (l2), train epoch mean")):
-        for r in runs:
-            if r["kind"] == kind and r["align_loss"]:
-                c = r["align_loss"]
-                ax.plot(range(1, len(c) + 1), c, color=colours[kind], marker=".", label=f"seed {r['seed']}",
-                        alpha=0.4 + 0.6 / (1 + r["seed"]))
-        ax.set(title=title, xlabel="epoch", ylabel="align loss")
+    rows = 2 if strong and strong["runs"] else 1
+    fig, axes = plt.subplots(rows, 3, figsize=(15, 4.2 * rows), squeeze=False)
+    first = f" (teacher {teacher_epochs_of(results)} ep.)" if rows == 2 else ""
+    plot_val_curves(axes[0][0], runs, ("teacher", "scratch", "distill", "finetune"), colours, chance,
+                    f"val top-1 per epoch{first} (thin: one seed)")
+    plot_align(axes[0][1], runs, "distill", colours["distill"], f"distill{first}: align loss (2 - 2 cos), train epoch mean")
+    plot_align(axes[0][2], runs, "pretrain", colours["pretrain"], "masked_align: align loss (l2), train epoch mean")
+    if rows == 2:
+        ep = teacher_epochs_of(strong)
+        sruns = strong["runs"]
+        plot_val_curves(axes[1][0], sruns, ("teacher", "scratch", "distill"), colours, chance,
+                        f"strong teacher ({ep} ep.): val top-1 per epoch")
+        plot_align(axes[1][1], sruns, "distill", colours["distill"],
+                   f"distill, strong teacher ({ep} ep.): align loss (2 - 2 cos)")
+        ax = axes[1][2]
+        for section, ls in ((results, "--"), (strong, "-")):
+            for r in section["runs"]:
+                if r["kind"] == "teacher" and r["val_top1"]:
+                    c = r["val_top1"]
+                    line, = ax.plot(range(1, len(c) + 1), c, ls=ls, color=colours["teacher"] if ls == "--" else "k",
+                                    label=f"teacher, {r['epochs']} epochs (val)")
+                    if r["test_top1"] is not None:
+                        ax.axhline(r["test_top1"], ls=ls, lw=0.8, color=line.get_color(), alpha=0.6,
+                                   label=f"its test top-1 {r['test_top1']:.3f}")
+        ax.axhline(chance, color="k", ls=":", lw=1)
+        ax.set(title="the two teachers (same D=32 model, seed, data)", xlabel="epoch", ylabel="val top-1", ylim=(0, 1.02))
+        ax.legend(fontsize=8, loc="lower right")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    axes[0].grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
+def summary_table(runs: list[dict[str, Any]], kinds, teacher_label: str = "") -> list[str]:
+    lines = [
+        "| run | objective | epochs | val top-1 (last epoch) | best val top-1 | test top-1 (best ckpt) | align loss first → last epoch | wall (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in kinds:
+        objective = RUNS[kind][1]
+        rs = [r for r in runs if r["kind"] == kind]
+        if not rs:
+            continue
+        if kind == "teacher":
+            objective = (objective[:-1] + teacher_label + ")" if teacher_label else objective) + f", seed {rs[0]['seed']}"
+        reused = any(r.get("reused_from") for r in rs)
+        if reused:
+            objective += f" (the runs of the {rs[0]['reused_from']})"
+        af, al = mean_sd([r["align_first"] for r in rs]), mean_sd([r["align_last"] for r in rs])
+        align = f"{af[0]:.3f} → {al[0]:.3f}" if af[0] is not None else ""
+        lines.append(
+            f"| {kind} | {objective} | {rs[0]['epochs']} | {fmt_ms([r['val_top1_last'] for r in rs])} | "
+            f"{fmt_ms([r['val_top1_best'] for r in rs])} | {fmt_ms([r['test_top1'] for r in rs])} | {align} | "
+            f"{statistics.fmean(r['wall_s'] for r in rs):.0f}{' (then)' if reused else ''} |"
+        )
+    return lines
+
+
+def paired_lines(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], a: str, b: str,
+                 name_a: str | None = None, name_b: str | None = None) -> list[str]:
+    """``a`` - ``b`` per seed (every ``a`` seed against the single teacher when ``b`` is the teacher)."""
+    name_a, name_b = name_a or a, name_b or b
+    lines = []
+    for metric, label in (("test_top1", "test top-1"), ("val_top1_last", "val top-1 (last epoch)")):
+        pairs = [(ra[metric], rb[metric]) for ra in runs_a for rb in runs_b
+                 if ra["kind"] == a and rb["kind"] == b and (ra["seed"] == rb["seed"] or b == "teacher")
+                 and ra[metric] is not None and rb[metric] is not None]
+        if not pairs:
+            continue
+        d = [x - y for x, y in pairs]
+        md, sd = mean_sd(d)
+        wins = sum(x >= y for x, y in pairs)
+        lines.append(f"* `{name_a}` − `{name_b}`, {label}: mean {md:+.3f}" + (f" (sd {sd:.3f})" if sd is not None else "")
+                     + f"; per seed {', '.join(f'{x:+.3f}' for x in d)}; `{name_a}` ≥ `{name_b}` in {wins} of {len(pairs)} seeds.")
+    return lines
+
+
+def per_run_table(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| run | seed | objective | epochs | val top-1 (last) | best val top-1 | test top-1 | align loss first → last | wall (s) | MLflow run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        align = f"{r['align_first']:.3f} → {r['align_last']:.3f}" if r["align_first"] is not None else ""
+        objective = RUNS[r["kind"]][1] + (f" (reused: {r['reused_from']})" if r.get("reused_from") else "")
+        lines.append(f"| {r['kind']} | {r['seed']} | {objective} | {r['epochs']} | {fmt(r['val_top1_last'])} | "
+                     f"{fmt(r['val_top1_best'])} | {fmt(r['test_top1'])} | {align} | {r['wall_s']:.0f} | "
+                     f"`{r['mlflow_run_id'][:8]}` |")
+    return lines
+
+
 def write_markdown(results: dict[str, Any], path: Path) -> None:
     runs, s = results["runs"], results["settings"]
     m = results["machine"]
+    strong = results.get("strong_teacher")
     chance = 1 / s["classes"]
+    ep1 = teacher_epochs_of(results)
     lines = [
         "# Evidence: distillation and masked pretraining on the synthetic motion data",
         "",
         f"Recorded {results['date']} by `{results['command']}` ({results['total_wall_min']:.1f} min wall in all).",
-        "Files: `objectives_evidence.json` (every run, every curve, the exact configs' overrides), "
-        "`objectives_evidence.png` (val accuracy curves, align-loss curves). Code: `benchmarks/objectives_evidence.py`.",
+    ]
+    if strong:
+        ms = strong["machine"]
+        lines.append(
+            f"Second distillation comparison (a stronger teacher: the same D=32 model trained "
+            f"{teacher_epochs_of(strong)} epochs) recorded {strong['date']} by `{strong['command']}` "
+            f"({strong.get('total_wall_min', 0):.1f} min wall) at git {ms['git_commit']}"
+            + (f" with uncommitted changes to {', '.join(ms['git_dirty'])}" if ms.get("git_dirty") else "") + ".")
+    lines += [
+        "Files: `objectives_evidence.json` (every run, every curve, the exact configs' overrides; the second "
+        "comparison under `strong_teacher`), `objectives_evidence.png` (val accuracy curves, align-loss curves"
+        + ("; second row: the strong-teacher comparison" if strong else "") + "). Code: `benchmarks/objectives_evidence.py`.",
         "",
         f"* Machine: {m['cpu']}, {m['cpu_count']} CPU cores, GPU: {m['gpu'] or 'none'}; Python {m['python']}, "
         f"torch {m['torch']}, Ray {m['ray']} (embedded local Ray, 1 training worker per run, runs one after another); "
@@ -269,54 +376,53 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         "`finetune` starts from the seed's `pretrain` export. `scratch` is checked to be `distill`'s config with "
         "the objective replaced by `supervised` (same model, data, optimiser, schedule, epochs, batch).",
         "",
-        "## Summary (mean ± sd over seeds)",
+        f"## Comparison 1 (teacher: {ep1} epochs): summary (mean ± sd over seeds)",
         "",
-        "| run | objective | epochs | val top-1 (last epoch) | best val top-1 | test top-1 (best ckpt) | align loss first → last epoch | wall (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        *summary_table(runs, RUNS),
+        "",
+        "## Comparison 1: paired differences (same seed, same budget; the teacher is one run)",
+        "",
     ]
-    for kind, (_, objective) in RUNS.items():
-        rs = [r for r in runs if r["kind"] == kind]
-        if not rs:
-            continue
-        if kind == "teacher":
-            objective += f", seed {rs[0]['seed']}"
-        af, al = mean_sd([r["align_first"] for r in rs]), mean_sd([r["align_last"] for r in rs])
-        align = f"{af[0]:.3f} → {al[0]:.3f}" if af[0] is not None else ""
-        lines.append(
-            f"| {kind} | {objective} | {rs[0]['epochs']} | {fmt_ms([r['val_top1_last'] for r in rs])} | "
-            f"{fmt_ms([r['val_top1_best'] for r in rs])} | {fmt_ms([r['test_top1'] for r in rs])} | {align} | "
-            f"{statistics.fmean(r['wall_s'] for r in rs):.0f} |"
-        )
-    lines += ["", "## Paired comparisons (same seed, same budget; the teacher is one run)", ""]
     for a, b in (("distill", "scratch"), ("finetune", "scratch"), ("distill", "teacher")):
-        for metric, label in (("test_top1", "test top-1"), ("val_top1_last", "val top-1 (last epoch)")):
-            pairs = [(ra[metric], rb[metric]) for ra in runs for rb in runs
-                     if ra["kind"] == a and rb["kind"] == b and (ra["seed"] == rb["seed"] or b == "teacher")
-                     and ra[metric] is not None and rb[metric] is not None]
-            if not pairs:
-                continue
-            d = [x - y for x, y in pairs]
-            md, sd = mean_sd(d)
-            wins = sum(x >= y for x, y in pairs)
-            lines.append(f"* `{a}` − `{b}`, {label}: mean {md:+.3f}" + (f" (sd {sd:.3f})" if sd is not None else "")
-                         + f"; per seed {', '.join(f'{x:+.3f}' for x in d)}; `{a}` ≥ `{b}` in {wins} of {len(pairs)} seeds.")
+        lines += paired_lines(runs, runs, a, b)
     n_test, n_val = s["test_videos_per_class"] * s["classes"], s["val_videos_per_class"] * s["classes"]
     se = lambda p, n: math.sqrt(p * (1 - p) / n)  # noqa: E731
     lines += [
         "",
         f"Sampling noise of one accuracy: binomial standard error at p = 0.8 is {se(0.8, n_test):.3f} on the "
         f"{n_test} test videos and {se(0.8, n_val):.3f} on the {n_val} val videos (√2 times that for a difference).",
-        "",
-        "## Per run",
-        "",
-        "| run | seed | objective | epochs | val top-1 (last) | best val top-1 | test top-1 | align loss first → last | wall (s) | MLflow run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in runs:
-        align = f"{r['align_first']:.3f} → {r['align_last']:.3f}" if r["align_first"] is not None else ""
-        lines.append(f"| {r['kind']} | {r['seed']} | {RUNS[r['kind']][1]} | {r['epochs']} | {fmt(r['val_top1_last'])} | "
-                     f"{fmt(r['val_top1_best'])} | {fmt(r['test_top1'])} | {align} | {r['wall_s']:.0f} | "
-                     f"`{r['mlflow_run_id'][:8]}` |")
+    if strong and strong["runs"]:
+        ep2, sruns = teacher_epochs_of(strong), strong["runs"]
+        teacher = [r for r in sruns if r["kind"] == "teacher"]
+        lines += [
+            "",
+            f"## Comparison 2: a strong teacher ({ep2} epochs), distillation only",
+            "",
+            f"The same D=32 teacher config, seed and data, `train.epochs={ep2}` (the cosine schedule stretches with "
+            "it; nothing else changes); then per student seed `distill` from its best val checkpoint, with the student "
+            "config and budget of comparison 1 (D=64, 8 epochs). No masked pretraining / fine-tuning runs here."
+            + (" `scratch` (the teacher-free student) does not depend on the teacher: its rows are comparison 1's "
+               "runs (same seeds, same config and overrides, checked by the script), not new runs."
+               if any(r.get("reused_from") for r in sruns) else ""),
+            "",
+            *summary_table(sruns, DISTILL_ONLY, f", {ep2} epochs"),
+        ]
+        if teacher and teacher[0]["val_top1"]:
+            lines += ["", f"Strong teacher's val top-1 per epoch: {', '.join(f'{v:.2f}' for v in teacher[0]['val_top1'])}."]
+        lines += ["", "Paired differences (same seed; the teacher is one run):", ""]
+        lines += paired_lines(sruns, sruns, "distill", "scratch")
+        lines += paired_lines(sruns, sruns, "distill", "teacher")
+        lines += paired_lines(sruns, runs, "distill", "distill", f"distill ({ep2}-ep. teacher)",
+                              f"distill ({ep1}-ep. teacher)")
+    lines += [
+        "",
+        "## Per run" + (" (comparison 1)" if strong else ""),
+        "",
+        *per_run_table(runs),
+    ]
+    if strong and strong["runs"]:
+        lines += ["", "## Per run (comparison 2, strong teacher)", "", *per_run_table(strong["runs"])]
     lines += [
         "",
         f"MLflow: experiment `{EXPERIMENT}` at `{results['tracking_uri']}` (not committed; rerun the command to "
