@@ -14,12 +14,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from videomamba.bench.machine import cpu_model
 from videomamba.ops import selective_scan_fn
 from videomamba.ops.selective_scan_ref import selective_scan_ref
 
@@ -118,15 +118,7 @@ def bench(lengths, repeats: int, ref_repeats: int, quadratic_max_len: int, ref_b
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()}-core CPU ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{os.cpu_count()}-core CPU ({cpu_model()}), torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def _cell(row, key, base=None):

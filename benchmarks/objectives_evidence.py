@@ -184,14 +184,9 @@ def machine_info() -> dict[str, Any]:
     import ray
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from videomamba.bench.machine import cpu_model
+
+    cpu = cpu_model()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     # uncommitted changes to what the runs execute (other files of a shared checkout do not matter)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "platform", "pipelines", "configs", "benchmarks/objectives_evidence.py"],

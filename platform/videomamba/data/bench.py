@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from videomamba.bench.machine import cpu_model
 from videomamba.data.config import DataConfig
 from videomamba.data.manifest import read_manifest, to_columns
 from videomamba.data.pipeline import build_dataset, decode_batch, take_rows
@@ -52,16 +52,7 @@ class BenchResult:
 
 def machine_description() -> str:
     """CPU model and core count (Linux ``/proc/cpuinfo``; ``platform`` elsewhere)."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str) -> tuple[int, float, float]:
