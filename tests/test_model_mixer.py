@@ -9,6 +9,17 @@ from videomamba.modules import BiMamba
 from vm_reference import mixer_ref
 
 
+def assert_same_values_and_grads(m, h, y, y_ref):
+    """``y`` equals ``y_ref``, and so do their gradients w.r.t. the input ``h`` and every parameter."""
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    w = torch.randn_like(y)
+    params = [h] + list(m.parameters())
+    g = torch.autograd.grad((y * w).sum(), params, retain_graph=True)
+    g_ref = torch.autograd.grad((y_ref * w).sum(), params, retain_graph=True)
+    for name, a, b in zip(["input"] + [n for n, _ in m.named_parameters()], g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
+
+
 @pytest.mark.parametrize("length", [1, 9, 40])
 def test_mixer_matches_published_flip_scan_flip(length):
     torch.manual_seed(length)
@@ -19,13 +30,7 @@ def test_mixer_matches_published_flip_scan_flip(length):
     h = torch.randn(2, length, 24, dtype=torch.float64, requires_grad=True)
     y = m(h)
     y_ref = mixer_ref(m, h)
-    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
-    w = torch.randn_like(y)
-    params = [h] + list(m.parameters())
-    g = torch.autograd.grad((y * w).sum(), params)
-    g_ref = torch.autograd.grad((y_ref * w).sum(), params)
-    for name, a, b in zip(["input"] + [n for n, _ in m.named_parameters()], g, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
+    assert_same_values_and_grads(m, h, y, y_ref)
 
 
 def test_mixer_backward_index():
@@ -73,10 +78,4 @@ def test_directional_path_equals_the_bidirectional_one(index):
     index_b = {"none": None, "shared": torch.randperm(13),
                "per_row": torch.stack([torch.randperm(13) for _ in range(2)])}[index]
     y, y_dir = m(h, index_b=index_b), m.forward_directional(h, index_b=index_b)
-    torch.testing.assert_close(y_dir, y, rtol=1e-10, atol=1e-12)
-    w = torch.randn_like(y)
-    params = [h] + list(m.parameters())
-    g = torch.autograd.grad((y * w).sum(), params)
-    g_dir = torch.autograd.grad((y_dir * w).sum(), params)
-    for name, a, b in zip(["input"] + [n for n, _ in m.named_parameters()], g_dir, g):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
+    assert_same_values_and_grads(m, h, y_dir, y)
