@@ -153,35 +153,121 @@ if _HAS_TRITON:
         return dt, raw
 
     @_jit
-    def _scan_fwd_dir(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
-        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
-        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
-        z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-        pid_b, d_start, dim, L, n_state, nchunks,
-        REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-        SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
-        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
-    ):
-        """One direction of the forward scan for channels [d_start, d_start+BLOCK_D) of batch
-        row pid_b. Tiles are (BLOCK_L, BLOCK_D, BLOCK_N), position axis first (see module doc).
-        out/part are contiguous (B, D, L); hs (B, D, nchunks, N); last (B, D, N)."""
-        LOG2E: tl.constexpr = 1.4426950408889634
+    def _channel_setup(A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state,
+                       HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                       BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+        """Per-program channel data: offsets/masks, A (BD, BN) fp32, D and delta bias (BD,)."""
         offs_d = d_start + tl.arange(0, BLOCK_D)
         offs_n = tl.arange(0, BLOCK_N)
-        offs_j = tl.arange(0, BLOCK_L)
         mask_d = offs_d < dim
-        mask_n = offs_n < n_state
-        mask_dn = mask_d[:, None] & mask_n[None, :]
-        A = tl.load(A_ptr + offs_d[:, None] * s_A_d + offs_n[None, :] * s_A_n, mask=mask_dn, other=0.0)
-        A2 = (A.to(tl.float32) * LOG2E)[None, :, :]
+        mask_dn = mask_d[:, None] & (offs_n < n_state)[None, :]
+        A = tl.load(A_ptr + offs_d[:, None] * s_A_d + offs_n[None, :] * s_A_n, mask=mask_dn,
+                    other=0.0).to(tl.float32)
         Dv = tl.zeros([BLOCK_D], dtype=tl.float32)
         if HAS_D:
             Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
         bias = tl.zeros([BLOCK_D], dtype=tl.float32)
         if HAS_BIAS:
             bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        return offs_d, offs_n, mask_d, mask_dn, A, Dv, bias
+
+    @_jit
+    def _tile_index(i, k_lo, k_hi, DESCENDING: tl.constexpr):
+        """The i-th tile of [k_lo, k_hi) in ascending or descending order."""
+        if DESCENDING:
+            k = k_hi - 1 - i
+        else:
+            k = k_lo + i
+        return k
+
+    @_jit
+    def _tile_positions(k, offs_j, L, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
+        """Positions of tile k in processing order (descending when REVERSE), their masks, and
+        the next position in processing order (for a_{t+1} in the backward)."""
+        if REVERSE:
+            pos = k * BLOCK_L + (BLOCK_L - 1 - offs_j)
+            pos1 = pos - 1
+        else:
+            pos = k * BLOCK_L + offs_j
+            pos1 = pos + 1
+        return pos, pos < L, pos1, (pos1 >= 0) & (pos1 < L)
+
+    @_jit
+    def _carry(sh_ptr, ss_ptr, sum_off, offs_n, mask_d, mask_dn, A2, h, start, step, count, n_state):
+        """Fold ``count`` segment summaries into a carried state, segment start, start+step, ...:
+        ``h <- exp(A * ss_j) * h + sh_j`` (sh (BD, BN) and ss (BD,) at (b, d, j))."""
+        for jj in range(0, count):
+            j = start + jj * step
+            hj = tl.load(sh_ptr + (sum_off[:, None] + j) * n_state + offs_n[None, :], mask=mask_dn, other=0.0)
+            sj = tl.load(ss_ptr + sum_off + j, mask=mask_d, other=0.0)
+            h = tl.exp2(A2 * sj[:, None]) * h + hj
+        return h
+
+    @_jit
+    def _fwd_summary_dir(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
+        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
+        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
+        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+    ):
+        """Segment summary of the forward recurrence: the state at the segment's end when it is
+        entered with h = 0, ``sh (B, D, nseg, N)``, and its total delta ``ss (B, D, nseg)`` (the
+        segment multiplies an incoming state by exp(A * ss)). Closed form per tile (no scan):
+        ``h_end = exp(A tot) h + sum_t exp(A (tot - cumsum_t)) delta_t B_t u_t``."""
+        LOG2E: tl.constexpr = 1.4426950408889634
+        offs_d, offs_n, mask_d, mask_dn, A, Dv, bias = _channel_setup(
+            A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, False, HAS_BIAS, BLOCK_D, BLOCK_N)
+        A2 = A * LOG2E
+        offs_j = tl.arange(0, BLOCK_L)
+        mask_n = offs_n < n_state
+        b64 = pid_b.to(tl.int64)
+        u_row = u_ptr + b64 * s_u_b + offs_d[None, :] * s_u_d
+        dt_row = dt_ptr + b64 * s_dt_b + offs_d[None, :] * s_dt_d
+        B_row = B_ptr + b64 * s_B_b + (d_start // dpg_B) * s_B_g + offs_n[None, :] * s_B_n
+        h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
+        sdt = tl.zeros([BLOCK_D], dtype=tl.float32)
+        k_lo = seg * tps
+        k_hi = tl.minimum(k_lo + tps, ntiles)
+        for i in range(0, k_hi - k_lo):
+            k = _tile_index(i, k_lo, k_hi, REVERSE)
+            pos, mask_l, _p1, _m1 = _tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
+            pos = pos[:, None]
+            m2 = mask_l[:, None] & mask_d[None, :]
+            u = tl.load(u_row + pos, mask=m2, other=0.0).to(tl.float32)
+            dt, _raw = _load_delta(dt_row + pos, bias, m2, HAS_BIAS, SOFTPLUS)
+            Bt = tl.load(B_row + pos * s_B_l, mask=mask_l[:, None] & mask_n[None, :], other=0.0).to(tl.float32)
+            tot = tl.sum(dt, axis=0)
+            w = tl.exp2((tot[None, :] - tl.cumsum(dt, axis=0))[:, :, None] * A2[None, :, :])
+            h = tl.exp2(tot[:, None] * A2) * h + tl.sum(w * ((dt * u)[:, :, None] * Bt[:, None, :]), axis=0)
+            sdt += tot
+        sum_off = (b64 * dim + offs_d) * nseg + seg
+        tl.store(sh_ptr + sum_off[:, None] * n_state + offs_n[None, :], h, mask=mask_dn)
+        tl.store(ss_ptr + sum_off, sdt, mask=mask_d)
+
+    @_jit
+    def _fwd_dir(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
+        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
+        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
+        z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
+        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+    ):
+        """One direction of the forward scan over the tiles of segment ``seg``, for channels
+        [d_start, d_start+BLOCK_D) of batch row pid_b, entered with the state carried in from the
+        earlier segments' summaries. Tiles are (BLOCK_L, BLOCK_D, BLOCK_N), position axis first.
+        out/part contiguous (B, D, L); hs (B, D, ntiles, N): the state after each tile; last (B, D, N)."""
+        LOG2E: tl.constexpr = 1.4426950408889634
+        offs_d, offs_n, mask_d, mask_dn, A, Dv, bias = _channel_setup(
+            A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
+        A2 = A * LOG2E
+        offs_j = tl.arange(0, BLOCK_L)
+        mask_n = offs_n < n_state
         b64 = pid_b.to(tl.int64)
         u_row = u_ptr + b64 * s_u_b + offs_d[None, :] * s_u_d  # (1, BD)
         dt_row = dt_ptr + b64 * s_dt_b + offs_d[None, :] * s_dt_d
@@ -189,23 +275,28 @@ if _HAS_TRITON:
         o_off = (b64 * dim + offs_d[None, :]) * L
         B_row = B_ptr + b64 * s_B_b + (d_start // dpg_B) * s_B_g + offs_n[None, :] * s_B_n  # (1, BN)
         C_row = C_ptr + b64 * s_C_b + (d_start // dpg_C) * s_C_g + offs_n[None, :] * s_C_n
-        hs_row = hs_ptr + ((b64 * dim + offs_d[:, None]) * nchunks) * n_state + offs_n[None, :]
+        hs_row = hs_ptr + ((b64 * dim + offs_d[:, None]) * ntiles) * n_state + offs_n[None, :]
+        # state entering the segment: the summaries of the segments before it, in processing order
         h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
+        sum_off = (b64 * dim + offs_d) * nseg
+        if REVERSE:
+            h = _carry(sh_ptr, ss_ptr, sum_off, offs_n, mask_d, mask_dn, A2, h, nseg - 1, -1, nseg - 1 - seg, n_state)
+        else:
+            h = _carry(sh_ptr, ss_ptr, sum_off, offs_n, mask_d, mask_dn, A2, h, 0, 1, seg, n_state)
         last_row = (offs_j == BLOCK_L - 1)[:, None, None]
-        for k in range(0, nchunks):
-            t = k * BLOCK_L + offs_j
-            mask_l = t < L
-            if REVERSE:
-                pos = (L - 1 - t)[:, None]
-            else:
-                pos = t[:, None]
+        k_lo = seg * tps
+        k_hi = tl.minimum(k_lo + tps, ntiles)
+        for i in range(0, k_hi - k_lo):
+            k = _tile_index(i, k_lo, k_hi, REVERSE)
+            pos, mask_l, _p1, _m1 = _tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
+            pos = pos[:, None]
             m2 = mask_l[:, None] & mask_d[None, :]
             mnl = mask_l[:, None] & mask_n[None, :]
             u = tl.load(u_row + pos, mask=m2, other=0.0).to(tl.float32)  # (BL, BD)
             dt, _raw = _load_delta(dt_row + pos, bias, m2, HAS_BIAS, SOFTPLUS)
             Bt = tl.load(B_row + pos * s_B_l, mask=mnl, other=0.0).to(tl.float32)  # (BL, BN)
             Ct = tl.load(C_row + pos * s_C_l, mask=mnl, other=0.0).to(tl.float32)
-            dA = tl.exp2(dt[:, :, None] * A2)  # (BL, BD, BN)
+            dA = tl.exp2(dt[:, :, None] * A2[None, :, :])  # (BL, BD, BN)
             dBu = (dt * u)[:, :, None] * Bt[:, None, :]
             a_cum, b_cum = tl.associative_scan((dA, dBu), 0, _affine_combine)
             hh = a_cum * h[None, :, :] + b_cum
@@ -224,41 +315,87 @@ if _HAS_TRITON:
                 tl.store(out_ptr + o_off + pos, y.to(out_ptr.dtype.element_ty), mask=m2)
             if STORE_STATES:
                 tl.store(hs_row + k * n_state, h, mask=mask_dn)
-        if RETURN_LAST:
-            tl.store(last_ptr + (b64 * dim + offs_d[:, None]) * n_state + offs_n[None, :], h, mask=mask_dn)
+        if RETURN_LAST:  # the segment scanned last holds the final state
+            if REVERSE:
+                is_last = seg == 0
+            else:
+                is_last = seg == nseg - 1
+            tl.store(last_ptr + (b64 * dim + offs_d[:, None]) * n_state + offs_n[None, :], h,
+                     mask=mask_dn & is_last)
 
     @_jit
-    def _scan_bwd_dir(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
+    def _bwd_summary_dir(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
-        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr,
-        du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, dsmall_ptr, dB_ptr, dC_ptr,
-        G_B, G_C,
-        pid_b, d_start, dim, L, n_state, nchunks,
+        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
+        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+    ):
+        """Segment summary of the adjoint recurrence ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` (g =
+        dL/dh; a_{t+1} = exp(A delta at the next position in processing order): the adjoint at
+        the segment's first position when nothing comes in from after it, ``sh``, and the delta
+        summed over the positions one ahead, ``ss`` (the segment multiplies an incoming adjoint
+        by exp(A * ss)). It needs no forward state: ``dy = dout * silu(z)``."""
+        LOG2E: tl.constexpr = 1.4426950408889634
+        offs_d, offs_n, mask_d, mask_dn, A, Dv, bias = _channel_setup(
+            A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, False, HAS_BIAS, BLOCK_D, BLOCK_N)
+        A2 = A * LOG2E
+        offs_j = tl.arange(0, BLOCK_L)
+        mask_n = offs_n < n_state
+        b64 = pid_b.to(tl.int64)
+        dt_row = dt_ptr + b64 * s_dt_b + offs_d[None, :] * s_dt_d
+        z_row = z_ptr + b64 * s_z_b + offs_d[None, :] * s_z_d
+        do_row = dout_ptr + b64 * s_do_b + offs_d[None, :] * s_do_d
+        C_row = C_ptr + b64 * s_C_b + (d_start // dpg_C) * s_C_g + offs_n[None, :] * s_C_n
+        g = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
+        s1 = tl.zeros([BLOCK_D], dtype=tl.float32)
+        k_lo = seg * tps
+        k_hi = tl.minimum(k_lo + tps, ntiles)
+        for i in range(0, k_hi - k_lo):  # tiles last to first in processing order
+            k = _tile_index(i, k_lo, k_hi, not REVERSE)
+            pos, mask_l, pos1, mask_l1 = _tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
+            pos = pos[:, None]
+            m2 = mask_l[:, None] & mask_d[None, :]
+            dt1, _raw1 = _load_delta(dt_row + pos1[:, None], bias, mask_l1[:, None] & mask_d[None, :],
+                                     HAS_BIAS, SOFTPLUS)
+            Ct = tl.load(C_row + pos * s_C_l, mask=mask_l[:, None] & mask_n[None, :], other=0.0).to(tl.float32)
+            dy = tl.load(do_row + pos, mask=m2, other=0.0).to(tl.float32)
+            if HAS_Z:
+                zt = tl.load(z_row + pos, mask=m2, other=0.0).to(tl.float32)
+                dy = dy * zt * _sigmoid(zt)
+            tot1 = tl.sum(dt1, axis=0)
+            w = tl.exp2((tl.cumsum(dt1, axis=0) - dt1)[:, :, None] * A2[None, :, :])  # prod a_1..a_t
+            g = tl.exp2(tot1[:, None] * A2) * g + tl.sum(w * (Ct[:, None, :] * dy[:, :, None]), axis=0)
+            s1 += tot1
+        sum_off = (b64 * dim + offs_d) * nseg + seg
+        tl.store(sh_ptr + sum_off[:, None] * n_state + offs_n[None, :], g, mask=mask_dn)
+        tl.store(ss_ptr + sum_off, s1, mask=mask_d)
+
+    @_jit
+    def _bwd_dir(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
+        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
+        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
+        du_ptr, ddt_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
+        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
-        """Backward of one direction. du, ddt, dz(part) contiguous (B, D, L); dsmall (B, D, N+2)
-        fp32 per-batch partials [dA | dD | dbias]; dB (B, G_B, N, L), dC (B, G_C, N, L) fp32,
-        accumulated atomically."""
+        """Backward of one direction over segment ``seg``. du, ddt, dz(part) contiguous (B, D, L);
+        dsmall (nseg, B, D, N+2) fp32 per-(segment, batch) partials [dA | dD | dbias]; dB
+        (B, G_B, N, L), dC (B, G_C, N, L) fp32, accumulated atomically."""
         LOG2E: tl.constexpr = 1.4426950408889634
-        offs_d = d_start + tl.arange(0, BLOCK_D)
-        offs_n = tl.arange(0, BLOCK_N)
-        offs_j = tl.arange(0, BLOCK_L)
-        mask_d = offs_d < dim
-        mask_n = offs_n < n_state
-        mask_dn = mask_d[:, None] & mask_n[None, :]
-        A = tl.load(A_ptr + offs_d[:, None] * s_A_d + offs_n[None, :] * s_A_n, mask=mask_dn, other=0.0).to(tl.float32)
+        offs_d, offs_n, mask_d, mask_dn, A, Dv, bias = _channel_setup(
+            A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
+        A2 = A * LOG2E
         A3 = A[None, :, :]
-        A2 = A3 * LOG2E
-        Dv = tl.zeros([BLOCK_D], dtype=tl.float32)
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        A23 = A2[None, :, :]
+        offs_j = tl.arange(0, BLOCK_L)
+        mask_n = offs_n < n_state
         b64 = pid_b.to(tl.int64)
         u_row = u_ptr + b64 * s_u_b + offs_d[None, :] * s_u_d  # (1, BD)
         dt_row = dt_ptr + b64 * s_dt_b + offs_d[None, :] * s_dt_d
@@ -271,27 +408,29 @@ if _HAS_TRITON:
         C_row = C_ptr + b64 * s_C_b + gC * s_C_g + offs_n[None, :] * s_C_n
         dB_row = dB_ptr + ((b64 * G_B + gB) * n_state + offs_n[None, :]) * L
         dC_row = dC_ptr + ((b64 * G_C + gC) * n_state + offs_n[None, :]) * L
-        hs_row = hs_ptr + ((b64 * dim + offs_d[:, None]) * nchunks) * n_state + offs_n[None, :]
+        hs_row = hs_ptr + ((b64 * dim + offs_d[:, None]) * ntiles) * n_state + offs_n[None, :]
+        # adjoint entering the segment from after it: dlast, folded through the later segments
         g_carry = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
         if HAS_DLAST:
             g_carry = tl.load(dlast_ptr + (b64 * dim + offs_d[:, None]) * n_state + offs_n[None, :],
                               mask=mask_dn, other=0.0).to(tl.float32)
+        sum_off = (b64 * dim + offs_d) * nseg
+        if REVERSE:
+            g_carry = _carry(sh_ptr, ss_ptr, sum_off, offs_n, mask_d, mask_dn, A2, g_carry, 0, 1, seg, n_state)
+        else:
+            g_carry = _carry(sh_ptr, ss_ptr, sum_off, offs_n, mask_d, mask_dn, A2, g_carry,
+                             nseg - 1, -1, nseg - 1 - seg, n_state)
         dA_acc = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
         dD_acc = tl.zeros([BLOCK_L, BLOCK_D], dtype=tl.float32)  # reduced over L after the loop
         dbias_acc = tl.zeros([BLOCK_L, BLOCK_D], dtype=tl.float32)
         first_row = (offs_j == 0)[:, None, None]
-        for kk in range(0, nchunks):
-            k = nchunks - 1 - kk
-            t = k * BLOCK_L + offs_j
-            t1 = t + 1
-            mask_l = t < L
-            mask_l1 = t1 < L
-            if REVERSE:
-                pos = (L - 1 - t)[:, None]
-                pos1 = (L - 1 - t1)[:, None]
-            else:
-                pos = t[:, None]
-                pos1 = t1[:, None]
+        k_lo = seg * tps
+        k_hi = tl.minimum(k_lo + tps, ntiles)
+        for i in range(0, k_hi - k_lo):  # tiles last to first in processing order
+            k = _tile_index(i, k_lo, k_hi, not REVERSE)
+            pos, mask_l, pos1, mask_l1 = _tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
+            pos = pos[:, None]
+            pos1 = pos1[:, None]
             m2 = mask_l[:, None] & mask_d[None, :]
             m2n = mask_l1[:, None] & mask_d[None, :]
             mnl = mask_l[:, None] & mask_n[None, :]
@@ -301,10 +440,13 @@ if _HAS_TRITON:
             Bt = tl.load(B_row + pos * s_B_l, mask=mnl, other=0.0).to(tl.float32)  # (BL, BN)
             Ct = tl.load(C_row + pos * s_C_l, mask=mnl, other=0.0).to(tl.float32)
             dout = tl.load(do_row + pos, mask=m2, other=0.0).to(tl.float32)
-            # state entering this tile (saved by the forward pass at the previous boundary)
-            h0 = tl.load(hs_row + (k - 1) * n_state, mask=mask_dn & (k > 0), other=0.0)
+            # state entering this tile: saved by the forward after the tile before it in processing order
+            if REVERSE:
+                h0 = tl.load(hs_row + (k + 1) * n_state, mask=mask_dn & (k + 1 < ntiles), other=0.0)
+            else:
+                h0 = tl.load(hs_row + (k - 1) * n_state, mask=mask_dn & (k > 0), other=0.0)
             # recompute the tile's forward states (BL, BD, BN)
-            dA = tl.exp2(dt[:, :, None] * A2)
+            dA = tl.exp2(dt[:, :, None] * A23)
             dBu = (dt * u)[:, :, None] * Bt[:, None, :]
             a_cum, b_cum = tl.associative_scan((dA, dBu), 0, _affine_combine)
             hh = a_cum * h0[None, :, :] + b_cum  # h_t
@@ -322,8 +464,8 @@ if _HAS_TRITON:
                     tl.store(dz_ptr + o_off + pos, dz.to(dz_ptr.dtype.element_ty), mask=m2)
             else:
                 dy = dout
-            # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; a_{t+1} := 1 past the end (g_carry = dlast)
-            a_next = tl.where(mask_l1[:, None, None], tl.exp2(dt1[:, :, None] * A2), 1.0)
+            # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; a := 1 past the end (dt1 = 0 there)
+            a_next = tl.exp2(dt1[:, :, None] * A23)
             beta = Ct[:, None, :] * dy[:, :, None]
             ga, gb = tl.associative_scan((a_next, beta), 0, _affine_combine, reverse=True)
             g = gb + ga * g_carry[None, :, :]
@@ -344,139 +486,146 @@ if _HAS_TRITON:
             dCt = tl.sum(hh * dy[:, :, None], axis=1)
             tl.atomic_add(dB_row + pos, dBt, mask=mnl)
             tl.atomic_add(dC_row + pos, dCt, mask=mnl)
-        s_off = (b64 * dim + offs_d) * (n_state + 2)
+        s_off = ((seg * tl.num_programs(1) + b64) * dim + offs_d) * (n_state + 2)
         tl.store(dsmall_ptr + s_off[:, None] + offs_n[None, :], dA_acc, mask=mask_dn)
         tl.store(dsmall_ptr + s_off + n_state, tl.sum(dD_acc, axis=0), mask=mask_d)
         tl.store(dsmall_ptr + s_off + n_state + 1, tl.sum(dbias_acc, axis=0), mask=mask_d)
 
     @_jit
     def _fwd_kernel(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
-        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
-        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
-        z_ptr, s_z_b, s_z_d, out_ptr, last_ptr,
-        dim, L, n_state, nchunks,
-        REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-        SOFTPLUS: tl.constexpr, STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
+        u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+        s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+        s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+        u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+        s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+        s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+        z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+        dim, L, n_state, ntiles, nseg, tps,
+        NDIR: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
+        HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, SUMMARY: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
+        """Grid (channel blocks, batch, segments). NDIR = 1: direction 0 (reverse if REV0).
+        NDIR = 2 (BiMamba; REV0 False): direction 0 into the fp32 partial, CTA barrier, then
+        direction 1 reversed over the same positions adds it and writes the output once.
+        SUMMARY: only the segment summaries (first launch when there are several segments)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
-        _scan_fwd_dir(
-            u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
-            s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
-            s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
-            z_ptr, s_z_b, s_z_d, out_ptr, out_ptr, last_ptr,
-            pid_b, d_start, dim, L, n_state, nchunks,
-            REVERSE, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, False, False, STORE_STATES, RETURN_LAST,
-            BLOCK_D, BLOCK_N, BLOCK_L,
-        )
+        seg = tl.program_id(2)
+        if SUMMARY:
+            _fwd_summary_dir(
+                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                REV0, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+            if NDIR == 2:
+                _fwd_summary_dir(
+                    u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                    s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                    s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    True, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+        elif NDIR == 1:
+            _fwd_dir(
+                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+                z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, False, STORE_STATES, RETURN_LAST,
+                BLOCK_D, BLOCK_N, BLOCK_L)
+        else:
+            _fwd_dir(
+                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+                z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                False, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, True, STORE_STATES, False,
+                BLOCK_D, BLOCK_N, BLOCK_L)
+            tl.debug_barrier()
+            _fwd_dir(
+                u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False,
+                BLOCK_D, BLOCK_N, BLOCK_L)
 
     @_jit
     def _bwd_kernel(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
-        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
-        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
-        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr,
-        du_ptr, ddt_ptr, dz_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
-        dim, L, n_state, nchunks,
-        REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-        SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
+        u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+        s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+        s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+        du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
+        u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+        s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+        s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+        du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
+        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+        dim, L, n_state, ntiles, nseg, tps,
+        NDIR: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
+        HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+        HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
+        """Backward of :func:`_fwd_kernel`, same grid and direction structure (dz is the one
+        output both directions contribute to: direction 0 into the fp32 partial, barrier,
+        direction 1 adds it)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
-        _scan_bwd_dir(
-            u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr,
-            s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
-            s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
-            z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr,
-            du_ptr, ddt_ptr, dz_ptr, dz_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
-            pid_b, d_start, dim, L, n_state, nchunks,
-            REVERSE, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, False, False,
-            BLOCK_D, BLOCK_N, BLOCK_L,
-        )
-
-    @_jit
-    def _bi_fwd_kernel(
-        fu, fdt, fA, fB, fC, fD, fbias, fhs,
-        fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
-        fs_B_b, fs_B_g, fs_B_n, fs_B_l, fs_C_b, fs_C_g, fs_C_n, fs_C_l, fdpg_B, fdpg_C,
-        bu, bdt, bA, bB, bC, bD, bbias, bhs,
-        bs_u_b, bs_u_d, bs_dt_b, bs_dt_d, bs_A_d, bs_A_n,
-        bs_B_b, bs_B_g, bs_B_n, bs_B_l, bs_C_b, bs_C_g, bs_C_n, bs_C_l, bdpg_B, bdpg_C,
-        z_ptr, s_z_b, s_z_d, out_ptr, part_ptr,
-        dim, L, n_state, nchunks,
-        HAS_DF: tl.constexpr, HAS_DB: tl.constexpr, HAS_BIASF: tl.constexpr, HAS_BIASB: tl.constexpr,
-        SOFTPLUS: tl.constexpr, STORE_STATES: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
-    ):
-        """Both directions for one (batch row, channel block): forward direction into the fp32
-        partial, barrier, backward direction (reverse indexing) adds and writes out."""
-        pid_b = tl.program_id(1)
-        d_start = tl.program_id(0) * BLOCK_D
-        _scan_fwd_dir(
-            fu, fdt, fA, fB, fC, fD, fbias, fhs,
-            fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
-            fs_B_b, fs_B_g, fs_B_n, fs_B_l, fs_C_b, fs_C_g, fs_C_n, fs_C_l, fdpg_B, fdpg_C,
-            z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, out_ptr,
-            pid_b, d_start, dim, L, n_state, nchunks,
-            False, HAS_DF, True, HAS_BIASF, SOFTPLUS, False, True, STORE_STATES, False,
-            BLOCK_D, BLOCK_N, BLOCK_L,
-        )
-        tl.debug_barrier()
-        _scan_fwd_dir(
-            bu, bdt, bA, bB, bC, bD, bbias, bhs,
-            bs_u_b, bs_u_d, bs_dt_b, bs_dt_d, bs_A_d, bs_A_n,
-            bs_B_b, bs_B_g, bs_B_n, bs_B_l, bs_C_b, bs_C_g, bs_C_n, bs_C_l, bdpg_B, bdpg_C,
-            z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, out_ptr,
-            pid_b, d_start, dim, L, n_state, nchunks,
-            True, HAS_DB, True, HAS_BIASB, SOFTPLUS, True, False, STORE_STATES, False,
-            BLOCK_D, BLOCK_N, BLOCK_L,
-        )
-
-    @_jit
-    def _bi_bwd_kernel(
-        fu, fdt, fA, fB, fC, fD, fbias, fhs,
-        fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
-        fs_B_b, fs_B_g, fs_B_n, fs_B_l, fs_C_b, fs_C_g, fs_C_n, fs_C_l, fdpg_B, fdpg_C,
-        fdu, fddt, fdsmall, fdB, fdC, fG_B, fG_C,
-        bu, bdt, bA, bB, bC, bD, bbias, bhs,
-        bs_u_b, bs_u_d, bs_dt_b, bs_dt_d, bs_A_d, bs_A_n,
-        bs_B_b, bs_B_g, bs_B_n, bs_B_l, bs_C_b, bs_C_g, bs_C_n, bs_C_l, bdpg_B, bdpg_C,
-        bdu, bddt, bdsmall, bdB, bdC, bG_B, bG_C,
-        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dz_ptr, dzpart_ptr,
-        dim, L, n_state, nchunks,
-        HAS_DF: tl.constexpr, HAS_DB: tl.constexpr, HAS_BIASF: tl.constexpr, HAS_BIASB: tl.constexpr,
-        SOFTPLUS: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
-    ):
-        pid_b = tl.program_id(1)
-        d_start = tl.program_id(0) * BLOCK_D
-        _scan_bwd_dir(
-            fu, fdt, fA, fB, fC, fD, fbias, fhs,
-            fs_u_b, fs_u_d, fs_dt_b, fs_dt_d, fs_A_d, fs_A_n,
-            fs_B_b, fs_B_g, fs_B_n, fs_B_l, fs_C_b, fs_C_g, fs_C_n, fs_C_l, fdpg_B, fdpg_C,
-            z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, fhs,
-            fdu, fddt, dz_ptr, dzpart_ptr, fdsmall, fdB, fdC, fG_B, fG_C,
-            pid_b, d_start, dim, L, n_state, nchunks,
-            False, HAS_DF, True, HAS_BIASF, SOFTPLUS, False, False, True,
-            BLOCK_D, BLOCK_N, BLOCK_L,
-        )
-        tl.debug_barrier()
-        _scan_bwd_dir(
-            bu, bdt, bA, bB, bC, bD, bbias, bhs,
-            bs_u_b, bs_u_d, bs_dt_b, bs_dt_d, bs_A_d, bs_A_n,
-            bs_B_b, bs_B_g, bs_B_n, bs_B_l, bs_C_b, bs_C_g, bs_C_n, bs_C_l, bdpg_B, bdpg_C,
-            z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, bhs,
-            bdu, bddt, dz_ptr, dzpart_ptr, bdsmall, bdB, bdC, bG_B, bG_C,
-            pid_b, d_start, dim, L, n_state, nchunks,
-            True, HAS_DB, True, HAS_BIASB, SOFTPLUS, False, True, False,
-            BLOCK_D, BLOCK_N, BLOCK_L,
-        )
+        seg = tl.program_id(2)
+        if SUMMARY:
+            _bwd_summary_dir(
+                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                REV0, HAS_Z, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+            if NDIR == 2:
+                _bwd_summary_dir(
+                    u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                    s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                    s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                    z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
+                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    True, HAS_Z, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+        elif NDIR == 1:
+            _bwd_dir(
+                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+                du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
+                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, False,
+                BLOCK_D, BLOCK_N, BLOCK_L)
+        else:
+            _bwd_dir(
+                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+                du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
+                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                False, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, False, True,
+                BLOCK_D, BLOCK_N, BLOCK_L)
+            tl.debug_barrier()
+            _bwd_dir(
+                u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
+                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False,
+                BLOCK_D, BLOCK_N, BLOCK_L)
 
 
-# ----------------------------------------------------------------------------------------------
 # host side
 
 
@@ -502,25 +651,26 @@ def _sm_count(index: int) -> int:
 
 
 def _config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[int, ...], device) -> dict:
-    """Block sizes. On the GPU: one thread per (channel, state) of the block (BLOCK_D * BLOCK_N =
-    32 * num_warps; BLOCK_D = 8, 4 warps at N = 16) and BLOCK_L = 16 positions per thread, so
-    the scan over positions runs serially in each thread's registers with no warp splitting L.
-    BLOCK_D (and the warps) shrink when the grid would not give every SM two programs (small
-    batch). Chosen from the sm_90 SASS of the compiled kernels (warp instructions per element in
-    the loop: forward ~0.8, backward ~3.3, vs ~1.2 / ~4.2 when warps split L and ~1.7 / ~4.5 with
-    L last; no spills, ~80 / ~230 registers; BLOCK_L = 32 spills in the backward); to be
-    confirmed by timing on a GPU.
-    Env overrides: VIDEOMAMBA_TRITON_BLOCK_D / _BLOCK_L / _NUM_WARPS (BLOCK_L=32 halves the saved
-    boundary states)."""
+    """Block sizes and the segmentation of the sequence.
+
+    On the GPU: one thread per (channel, state) of the block (BLOCK_D * BLOCK_N = 32 * num_warps)
+    and BLOCK_L = 16 positions per thread, so the scan over positions runs serially in each
+    thread's registers. The sequence is cut into ``nseg`` segments of ``tps`` tiles scanned by
+    separate programs (grid ``(D / BLOCK_D, batch, nseg)``), enough for ~``SEG_WAVES`` programs
+    per SM: a long sequence on a small batch otherwise leaves most SMs idle or latency-bound
+    (one program walked all of L). Each segment costs a summary pass (closed form, no scan) so
+    that it can start from the right state.
+    Env overrides for tuning on a GPU: VIDEOMAMBA_TRITON_BLOCK_D / _BLOCK_L / _NUM_WARPS /
+    _SEGMENTS (number of segments; 1 = one program walks the whole sequence)."""
     block_n = max(triton.next_power_of_2(n_state), 2)
     if _interpreting() or device.type != "cuda":
         block_d = 4  # small tiles: the interpreter's scan runs per element in Python
         block_l = max(16, min(256 // (block_d * block_n), triton.next_power_of_2(max(length, 1))))
+        target_programs, min_tiles = 0, 1
     else:
         n_sm = _sm_count(device.index if device.index is not None else torch.cuda.current_device())
         block_d, block_l = max(1, min(8, 128 // block_n)), 16
-        while block_d > 2 and batch * triton.cdiv(dim, block_d) < 2 * n_sm:
-            block_d //= 2
+        target_programs, min_tiles = SEG_WAVES * n_sm, 8
     block_d = _env_int("VIDEOMAMBA_TRITON_BLOCK_D") or block_d
     for g in group_dims:  # a channel block must not straddle a B/C group (g = channels per group)
         if g != dim and g % block_d:
@@ -528,7 +678,20 @@ def _config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[i
     block_l = _env_int("VIDEOMAMBA_TRITON_BLOCK_L") or block_l
     num_warps = min(8, max(1, block_d * block_n // 32))
     num_warps = _env_int("VIDEOMAMBA_TRITON_NUM_WARPS") or num_warps
-    return dict(BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps)
+    ntiles = triton.cdiv(max(length, 1), block_l)
+    base = batch * triton.cdiv(dim, block_d)
+    if target_programs:
+        nseg = min(triton.cdiv(target_programs, base), max(1, ntiles // min_tiles))
+    else:
+        nseg = min(3, ntiles)  # the interpreter: exercise the segmented path on small inputs
+    nseg = max(1, min(_env_int("VIDEOMAMBA_TRITON_SEGMENTS") or nseg, ntiles))
+    tps = triton.cdiv(ntiles, nseg)
+    nseg = triton.cdiv(ntiles, tps)
+    return dict(BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps,
+                ntiles=ntiles, nseg=nseg, tps=tps)
+
+
+SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM
 
 
 def _lastdim_contig(t):
@@ -553,29 +716,55 @@ class _Dir:
         self.bias = delta_bias.contiguous() if delta_bias is not None else None
         self.dpg = (dim // self.G_B, dim // self.G_C)
 
-    def ptr_args(self, dummy, hs):
+    def args(self, dummy, hs, sh, ss):
+        """The kernels' per-direction argument block: pointers, then strides."""
         return [self.u, self.delta, self.A, self.B4, self.C4,
                 self.D if self.D is not None else dummy,
-                self.bias if self.bias is not None else dummy, hs]
-
-    def stride_args(self):
-        return [*self.u.stride()[:2], *self.delta.stride()[:2], *self.A.stride(),
+                self.bias if self.bias is not None else dummy, hs, sh, ss,
+                *self.u.stride()[:2], *self.delta.stride()[:2], *self.A.stride(),
                 *self.B4.stride(), *self.C4.stride(), *self.dpg]
 
-    def grad_args(self, buf):
-        """The kernel's per-direction gradient pointers (after stride_args)."""
-        return [buf["du"], buf["ddt"], buf["small"], buf["dB"], buf["dC"], self.G_B, self.G_C]
+
+def _dims(d: _Dir):
+    batch, dim, length = d.u.shape
+    return batch, dim, length, d.A.shape[1]
+
+
+def _summaries(ndir, batch, dim, n_state, cfg, device):
+    """Segment summary buffers (state (ndir, B, D, nseg, N), delta sums (ndir, B, D, nseg)), or
+    None with a single segment (no summary launch)."""
+    if cfg["nseg"] == 1:
+        return None
+    f32 = dict(device=device, dtype=torch.float32)
+    return (torch.empty(ndir, batch, dim, cfg["nseg"], n_state, **f32),
+            torch.empty(ndir, batch, dim, cfg["nseg"], **f32))
+
+
+def _launch_cfg(cfg):
+    return {k: cfg[k] for k in ("BLOCK_D", "BLOCK_N", "BLOCK_L", "num_warps")}
+
+
+def _grid(cfg, batch, dim):
+    return (triton.cdiv(dim, cfg["BLOCK_D"]), batch, cfg["nseg"])
+
+
+def _dir_blocks(dirs, dummy, hss, summ):
+    blocks = []
+    for i, d in enumerate(dirs):
+        sh, ss = (summ[0][i], summ[1][i]) if summ is not None else (dummy, dummy)
+        blocks.append(d.args(dummy, hss[i], sh, ss))
+    return blocks
 
 
 class _GradBuffers:
     """Gradient outputs of one or two directions, packed so that the host side costs few
-    launches: one fp32 (ndir, B, D, N+2) buffer for the per-batch partials [dA | dD | dbias]
-    (one sum), one zeroed fp32 buffer for every dB/dC (one memset, one cast)."""
+    launches: one fp32 (ndir, nseg, B, D, N+2) buffer for the per-(segment, batch) partials
+    [dA | dD | dbias] (one sum), one zeroed fp32 buffer for every dB/dC (one memset, one cast)."""
 
-    def __init__(self, dirs, batch, dim, n_state, length):
+    def __init__(self, dirs, batch, dim, n_state, length, nseg):
         dev = dirs[0].u.device
         self.dirs, self.n_state = dirs, n_state
-        self.small = torch.empty(len(dirs), batch, dim, n_state + 2, device=dev, dtype=torch.float32)
+        self.small = torch.empty(len(dirs), nseg, batch, dim, n_state + 2, device=dev, dtype=torch.float32)
         shapes = [s for d in dirs for s in ((batch, d.G_B, n_state, length), (batch, d.G_C, n_state, length))]
         sizes = [math.prod(s) for s in shapes]
         self.big = torch.zeros(sum(sizes), device=dev, dtype=torch.float32)
@@ -595,10 +784,15 @@ class _GradBuffers:
                 dC=self.big[oc:oc + math.prod(sc)].view(sc),
             ))
 
+    def args(self, i):
+        """The kernel's per-direction gradient block (after the direction's argument block)."""
+        b, d = self.bufs[i], self.dirs[i]
+        return [b["du"], b["ddt"], b["small"], b["dB"], b["dC"], d.G_B, d.G_C]
+
     def grads(self, Bs, Cs):
         """Per direction (du, ddelta, dA, dB, dC, dD, ddelta_bias) in the inputs' dtypes/shapes."""
         n = self.n_state
-        small = self.small.sum(1)  # (ndir, D, N+2)
+        small = self.small.sum((1, 2))  # (ndir, D, N+2)
         dtypes = {t.dtype for t in (*Bs, *Cs)}
         big = self.big.to(dtypes.pop()) if len(dtypes) == 1 else None  # one cast for all dB/dC
         out = []
@@ -616,11 +810,6 @@ class _GradBuffers:
         return out
 
 
-def _dims(d: _Dir):
-    batch, dim, length = d.u.shape
-    return batch, dim, length, d.A.shape[1]
-
-
 def _check(u, A):
     if not triton_available():
         raise RuntimeError("triton is not usable here (needs CUDA, or TRITON_INTERPRET=1)")
@@ -630,53 +819,76 @@ def _check(u, A):
         raise TypeError("complex A is not supported")
 
 
-def _fwd(d: _Dir, z, softplus, reverse, store_states, return_last):
-    batch, dim, length, n_state = _dims(d)
-    cfg = _config(batch, dim, n_state, length, d.dpg, d.u.device)
-    nchunks = triton.cdiv(length, cfg["BLOCK_L"])
-    out = torch.empty(batch, dim, length, device=d.u.device, dtype=d.u.dtype)
-    f32 = dict(device=d.u.device, dtype=torch.float32)
-    hs = torch.empty(batch, dim, nchunks if store_states else 1, n_state, **f32)
-    last = torch.empty(batch, dim, n_state, **f32) if return_last else hs
+def _flags(dirs, reverse, softplus, z):
+    """Constexpr flags shared by the forward and backward launches."""
+    d1 = dirs[-1]
+    return dict(NDIR=len(dirs), REV0=reverse, HAS_D0=dirs[0].D is not None, HAS_D1=d1.D is not None,
+                HAS_BIAS0=dirs[0].bias is not None, HAS_BIAS1=d1.bias is not None, HAS_Z=z is not None,
+                SOFTPLUS=softplus)
+
+
+def _fwd(dirs, z, softplus, reverse, store_states, return_last):
+    """Forward of one direction (``reverse`` applies) or both BiMamba directions (dirs =
+    [forward, backward]; output = their sum). Returns out, per-direction tile states, last, cfg."""
+    df = dirs[0]
+    batch, dim, length, n_state = _dims(df)
+    cfg = _config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device)
+    dev = df.u.device
+    out = torch.empty(batch, dim, length, device=dev, dtype=df.u.dtype)
+    bi = len(dirs) == 2
+    part = torch.empty(batch, dim, length, device=dev, dtype=torch.float32) if bi and out.dtype != torch.float32 else out
+    f32 = dict(device=dev, dtype=torch.float32)
+    hss = [torch.empty(batch, dim, cfg["ntiles"] if store_states else 1, n_state, **f32) for _ in dirs]
+    last = torch.empty(batch, dim, n_state, **f32) if return_last else hss[0]
     zz = _lastdim_contig(z) if z is not None else out
-    grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
-    LAST_LAUNCH["fwd"] = _fwd_kernel[grid](
-        *d.ptr_args(out, hs), *d.stride_args(),
-        zz, zz.stride(0), zz.stride(1), out, last,
-        dim, length, n_state, nchunks,
-        REVERSE=reverse, HAS_D=d.D is not None, HAS_Z=z is not None, HAS_BIAS=d.bias is not None,
-        SOFTPLUS=softplus, STORE_STATES=store_states, RETURN_LAST=return_last, **cfg,
-    )
-    return out, hs, (last if return_last else None), cfg
+    summ = _summaries(len(dirs), batch, dim, n_state, cfg, dev)
+    blocks = _dir_blocks(dirs, out, hss, summ)
+    args = [*blocks[0], *blocks[-1], zz, zz.stride(0), zz.stride(1), out, part, last,
+            dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
+    kw = dict(**_flags(dirs, reverse, softplus, z), STORE_STATES=store_states, RETURN_LAST=return_last,
+              **_launch_cfg(cfg))
+    grid = _grid(cfg, batch, dim)
+    if summ is not None:
+        LAST_LAUNCH["fwd_summary"] = _fwd_kernel[grid](*args, SUMMARY=True, **kw)
+    LAST_LAUNCH["fwd"] = _fwd_kernel[grid](*args, SUMMARY=False, **kw)
+    return out, hss, (last if return_last else None), cfg
 
 
-def _bwd(d: _Dir, z, hs, dout, dlast, softplus, reverse, cfg):
-    batch, dim, length, n_state = _dims(d)
-    nchunks = hs.shape[2]
+def _bwd(dirs, z, hss, dout, dlast, softplus, reverse, cfg):
+    """Backward of :func:`_fwd`: the gradient buffers and dz."""
+    df = dirs[0]
+    batch, dim, length, n_state = _dims(df)
     dout = _lastdim_contig(dout)
-    gb = _GradBuffers([d], batch, dim, n_state, length)
-    dz = torch.empty_like(z, memory_format=torch.contiguous_format) if z is not None else dout
-    zz = _lastdim_contig(z) if z is not None else dout
-    dl = dlast.contiguous() if dlast is not None else hs
-    grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
-    LAST_LAUNCH["bwd"] = _bwd_kernel[grid](
-        *d.ptr_args(dout, hs), *d.stride_args(),
-        zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl,
-        gb.bufs[0]["du"], gb.bufs[0]["ddt"], dz, gb.bufs[0]["small"], gb.bufs[0]["dB"], gb.bufs[0]["dC"],
-        d.G_B, d.G_C,
-        dim, length, n_state, nchunks,
-        REVERSE=reverse, HAS_D=d.D is not None, HAS_Z=z is not None, HAS_BIAS=d.bias is not None,
-        SOFTPLUS=softplus, HAS_DLAST=dlast is not None, **cfg,
-    )
-    return gb, (dz if z is not None else None)
+    gbuf = _GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"])
+    if z is not None:
+        dz = torch.empty(batch, dim, length, device=z.device, dtype=z.dtype)
+        bi = len(dirs) == 2
+        dzpart = torch.empty(batch, dim, length, device=z.device, dtype=torch.float32) \
+            if bi and dz.dtype != torch.float32 else dz
+        zz = _lastdim_contig(z)
+    else:
+        dz = dzpart = zz = dout
+    dl = dlast.contiguous() if dlast is not None else dout
+    summ = _summaries(len(dirs), batch, dim, n_state, cfg, df.u.device)
+    blocks = _dir_blocks(dirs, dout, hss, summ)
+    last = len(dirs) - 1
+    args = [*blocks[0], *gbuf.args(0), *blocks[last], *gbuf.args(last),
+            zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl, dz, dzpart,
+            dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
+    kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None, **_launch_cfg(cfg))
+    grid = _grid(cfg, batch, dim)
+    if summ is not None:
+        LAST_LAUNCH["bwd_summary"] = _bwd_kernel[grid](*args, SUMMARY=True, **kw)
+    LAST_LAUNCH["bwd"] = _bwd_kernel[grid](*args, SUMMARY=False, **kw)
+    return gbuf, (dz if z is not None else None)
 
 
 class _SelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, return_last, reverse):
         d = _Dir(u, delta, A, B, C, D, delta_bias)
-        out, hs, last, cfg = _fwd(d, z, softplus, reverse, store_states=True, return_last=return_last)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, hs)
+        out, hss, last, cfg = _fwd([d], z, softplus, reverse, store_states=True, return_last=return_last)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, hss[0])
         ctx.cfg, ctx.flags = cfg, (softplus, reverse)
         if return_last:  # the last state is differentiable too: its gradient seeds the adjoint
             return out, last
@@ -687,7 +899,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         u, delta, A, B, C, D, z, delta_bias, hs = ctx.saved_tensors
         softplus, reverse = ctx.flags
         d = _Dir(u, delta, A, B, C, D, delta_bias)
-        gb, dz = _bwd(d, z, hs, dout, dlast, softplus, reverse, ctx.cfg)
+        gb, dz = _bwd([d], z, [hs], dout, dlast, softplus, reverse, ctx.cfg)
         du, ddt, dA, dB, dC, dD, dbias = gb.grads([B], [C])[0]
         return du, ddt, dA, dB, dC, dD, dz, dbias, None, None, None
 
@@ -712,43 +924,19 @@ def selective_scan_triton(
         return _SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
                                       bool(return_last_state), bool(reverse))
     d = _Dir(u, delta, A, B, C, D, delta_bias)
-    out, _hs, last, _cfg = _fwd(d, z, bool(delta_softplus), bool(reverse), False, bool(return_last_state))
+    out, _hs, last, _cfg = _fwd([d], z, bool(delta_softplus), bool(reverse), False, bool(return_last_state))
     return (out, last) if return_last_state else out
-
-
-def _bi_fwd(df: _Dir, db: _Dir, z, softplus, store_states):
-    batch, dim, length, n_state = _dims(df)
-    cfg = _config(batch, dim, n_state, length, df.dpg + db.dpg, df.u.device)
-    nchunks = triton.cdiv(length, cfg["BLOCK_L"])
-    dev = df.u.device
-    out = torch.empty(batch, dim, length, device=dev, dtype=df.u.dtype)
-    part = out if out.dtype == torch.float32 else torch.empty(batch, dim, length, device=dev, dtype=torch.float32)
-    shape = (batch, dim, nchunks if store_states else 1, n_state)
-    hs_f = torch.empty(shape, device=dev, dtype=torch.float32)
-    hs_b = torch.empty(shape, device=dev, dtype=torch.float32)
-    zz = _lastdim_contig(z)
-    grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
-    LAST_LAUNCH["bi_fwd"] = _bi_fwd_kernel[grid](
-        *df.ptr_args(out, hs_f), *df.stride_args(),
-        *db.ptr_args(out, hs_b), *db.stride_args(),
-        zz, zz.stride(0), zz.stride(1), out, part,
-        dim, length, n_state, nchunks,
-        HAS_DF=df.D is not None, HAS_DB=db.D is not None,
-        HAS_BIASF=df.bias is not None, HAS_BIASB=db.bias is not None,
-        SOFTPLUS=softplus, STORE_STATES=store_states, **cfg,
-    )
-    return out, hs_f, hs_b, cfg
 
 
 class _BiSelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f,
                 u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b, z, softplus):
-        df = _Dir(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f)
-        db = _Dir(u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b)
-        out, hs_f, hs_b, cfg = _bi_fwd(df, db, z, softplus, store_states=True)
+        dirs = [_Dir(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f),
+                _Dir(u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b)]
+        out, hss, _last, cfg = _fwd(dirs, z, softplus, False, store_states=True, return_last=False)
         ctx.save_for_backward(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f,
-                              u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b, z, hs_f, hs_b)
+                              u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b, z, *hss)
         ctx.cfg, ctx.softplus = cfg, softplus
         return out
 
@@ -756,28 +944,9 @@ class _BiSelectiveScanFn(torch.autograd.Function):
     def backward(ctx, dout):
         (u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f,
          u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b, z, hs_f, hs_b) = ctx.saved_tensors
-        df = _Dir(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f)
-        db = _Dir(u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b)
-        batch, dim, length, n_state = _dims(df)
-        cfg = ctx.cfg
-        dout = _lastdim_contig(dout)
-        zz = _lastdim_contig(z)
-        gbuf = _GradBuffers([df, db], batch, dim, n_state, length)
-        bf, bb = gbuf.bufs
-        dz = torch.empty(batch, dim, length, device=z.device, dtype=z.dtype)
-        dzpart = dz if dz.dtype == torch.float32 else torch.empty(batch, dim, length, device=z.device,
-                                                                  dtype=torch.float32)
-        grid = (triton.cdiv(dim, cfg["BLOCK_D"]), batch)
-
-        LAST_LAUNCH["bi_bwd"] = _bi_bwd_kernel[grid](
-            *df.ptr_args(dout, hs_f), *df.stride_args(), *df.grad_args(bf),
-            *db.ptr_args(dout, hs_b), *db.stride_args(), *db.grad_args(bb),
-            zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dz, dzpart,
-            dim, length, n_state, hs_f.shape[2],
-            HAS_DF=df.D is not None, HAS_DB=db.D is not None,
-            HAS_BIASF=df.bias is not None, HAS_BIASB=db.bias is not None,
-            SOFTPLUS=ctx.softplus, **cfg,
-        )
+        dirs = [_Dir(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f),
+                _Dir(u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b)]
+        gbuf, dz = _bwd(dirs, z, [hs_f, hs_b], dout, None, ctx.softplus, False, ctx.cfg)
         gf, gb = gbuf.grads([B_f, B_b], [C_f, C_b])
         return (*gf, *gb, dz, None)
 
@@ -800,7 +969,7 @@ def bi_selective_scan_triton(
     args = (u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f, u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b, z)
     if _needs_grad(*args):
         return _BiSelectiveScanFn.apply(*args, bool(delta_softplus))
-    df = _Dir(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f)
-    db = _Dir(u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b)
-    out, _f, _b, _cfg = _bi_fwd(df, db, z, bool(delta_softplus), store_states=False)
+    dirs = [_Dir(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f),
+            _Dir(u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b)]
+    out, _hs, _last, _cfg = _fwd(dirs, z, bool(delta_softplus), False, store_states=False, return_last=False)
     return out

@@ -1,0 +1,286 @@
+"""GPU micro-benchmark of the bidirectional selective scan, kernel against kernel.
+
+Ours: :func:`videomamba.ops.selective_scan_triton.bi_selective_scan_triton` (both directions
+in one launch, the backward direction read by index) at its default configuration and at
+every configuration of a sweep (``VIDEOMAMBA_TRITON_BLOCK_D`` x ``VIDEOMAMBA_TRITON_SEGMENTS``).
+Baseline, same run, same inputs: mamba-ssm's CUDA ``selective_scan_fn`` called once per
+direction on inputs flipped beforehand (the flips are not timed; the outputs are added).
+
+Shapes are the BiMamba scans of VideoMamba-Ti/S/M at 224 px (d_inner = 2 x embed, N = 16,
+L = 1 + 196 T) with the benchmark's batches, bf16 activations (u, delta, z, B, C), fp32 A, D
+and delta bias, delta_softplus: what the model feeds the scan under bf16 autocast. Modes:
+``fwd`` (no grad) and ``fwd+bwd`` (the whole autograd op, gradients of every input). CUDA
+events, warm-up first (Triton compiles there), median of ``--repeats``. Correctness: the
+default configuration against the mamba-ssm pair (with the real flips), outputs and input
+gradients, relative to the reference's max.
+
+    PYTHONPATH=platform python -m videomamba.bench.scan_kernels --out DIR [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# (label, d_inner, batch, frames)
+SHAPES = [("ti-64f", 384, 4, 64), ("ti-8f", 384, 32, 8), ("s-64f", 768, 4, 64), ("m-64f", 1152, 4, 64)]
+SWEEP_SHAPES = ("ti-64f", "ti-8f")
+SWEEP = [dict(BLOCK_D=bd, SEGMENTS=s) for bd in (2, 4, 8) for s in (1, 4, 8, 16, 32, 64)] + [
+    dict(BLOCK_D=4, BLOCK_L=32, SEGMENTS=s) for s in (8, 16, 32)]
+KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
+
+
+@contextlib.contextmanager
+def triton_env(cfg: dict | None):
+    """Set VIDEOMAMBA_TRITON_* for the duration (the kernels read them at every call)."""
+    names = {k: f"VIDEOMAMBA_TRITON_{k}" for k in (cfg or {})}
+    old = {n: os.environ.get(n) for n in names.values()}
+    os.environ.update({names[k]: str(v) for k, v in (cfg or {}).items()})
+    try:
+        yield
+    finally:
+        for n, v in old.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
+def make_inputs(dim: int, batch: int, frames: int, device, seed: int = 0, n_state: int = 16) -> dict:
+    """Both directions' scan inputs, as the model produces them under bf16 autocast."""
+    import torch
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    length = 1 + 196 * frames
+    bf = dict(dtype=torch.bfloat16)
+
+    def r(*shape, scale=1.0, shift=0.0, **kw):
+        return (torch.randn(*shape, generator=g) * scale + shift).to(device=device, **kw)
+
+    out = {}
+    for tag in ("f", "b"):
+        dt0 = torch.exp(torch.rand(dim, generator=g) * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
+                        + torch.log(torch.tensor(1e-3)))
+        out |= {
+            f"u_{tag}": r(batch, dim, length, **bf), f"delta_{tag}": r(batch, dim, length, scale=0.5, **bf),
+            f"A_{tag}": -torch.arange(1, n_state + 1, dtype=torch.float32).repeat(dim, 1).to(device),
+            f"B_{tag}": r(batch, n_state, length, **bf), f"C_{tag}": r(batch, n_state, length, **bf),
+            f"D_{tag}": torch.ones(dim, device=device),
+            f"delta_bias_{tag}": (dt0 + torch.log(-torch.expm1(-dt0))).to(device),
+        }
+    out["z"] = r(batch, dim, length, **bf)
+    return out
+
+
+def ours(x: dict):
+    from videomamba.ops.selective_scan_triton import bi_selective_scan_triton
+
+    return bi_selective_scan_triton(*[x[f"{k}_f"] for k in KEYS], *[x[f"{k}_b"] for k in KEYS], x["z"],
+                                    delta_softplus=True)
+
+
+def mamba_pair(x: dict, flipped: dict | None = None):
+    """mamba-ssm per direction. ``flipped``: the backward direction's sequence tensors already
+    flipped (timing; output left in scan order); None: flip here and back (correctness)."""
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
+    def run(tag, src):
+        return selective_scan_fn(src["u"], src["delta"], x[f"A_{tag}"], src["B"], src["C"], x[f"D_{tag}"],
+                                 src["z"], x[f"delta_bias_{tag}"], delta_softplus=True)
+
+    fwd = run("f", {k: x[f"{k}_f"] for k in ("u", "delta", "B", "C")} | {"z": x["z"]})
+    if flipped is not None:
+        return fwd + run("b", flipped)
+    src = {k: x[f"{k}_b"].flip(-1) for k in ("u", "delta", "B", "C")} | {"z": x["z"].flip(-1)}
+    return fwd + run("b", src).flip(-1)
+
+
+def flipped_inputs(x: dict) -> dict:
+    return {k: x[f"{k}_b"].flip(-1).contiguous() for k in ("u", "delta", "B", "C")} | {"z": x["z"].flip(-1).contiguous()}
+
+
+def time_op(fn, *, warmup: int, repeats: int) -> float:
+    """Median ms of ``fn()`` (CUDA events between back-to-back calls)."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    ev = [torch.cuda.Event(enable_timing=True) for _ in range(repeats + 1)]
+    ev[0].record()
+    for i in range(repeats):
+        fn()
+        ev[i + 1].record()
+    torch.cuda.synchronize()
+    return statistics.median(a.elapsed_time(b) for a, b in zip(ev, ev[1:]))
+
+
+def _with_grad(x: dict) -> dict:
+    return {k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in x.items()}
+
+
+def step_fns(x: dict, impl: str):
+    """(fwd, fwd+bwd) closures for ``impl`` in ("ours", "mamba_ssm")."""
+    import torch
+
+    xg = _with_grad(x)
+    gout = torch.randn_like(x["u_f"])
+    if impl == "ours":
+        f_nograd, f_grad = (lambda: ours(x)), (lambda: ours(xg))
+    else:
+        fl, flg = flipped_inputs(x), _with_grad(flipped_inputs(x))
+        f_nograd, f_grad = (lambda: mamba_pair(x, fl)), (lambda: mamba_pair(xg, flg))
+
+    def fwd():
+        with torch.no_grad():
+            f_nograd()
+
+    def fwd_bwd():
+        f_grad().backward(gout)
+
+    return fwd, fwd_bwd
+
+
+def agreement(x: dict) -> dict:
+    """Ours vs the mamba-ssm pair: output and input-gradient errors relative to max |ref|."""
+    import torch
+
+    xo, xm = _with_grad(x), _with_grad(x)
+    yo, ym = ours(xo), mamba_pair(xm)
+    gout = torch.randn_like(ym)
+    yo.backward(gout)
+    ym.backward(gout)
+
+    def rel(a, b):
+        return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12)).item()
+
+    grads = {k: rel(xo[k].grad, xm[k].grad) for k in xo if xo[k].grad is not None}
+    worst = max(grads, key=grads.get)
+    return {"out_rel": rel(yo, ym), "grad_rel_max": grads[worst], "worst_grad": worst}
+
+
+def _launch_info() -> dict:
+    from videomamba.ops import selective_scan_triton as sst
+
+    info = {}
+    for name, h in sst.LAST_LAUNCH.items():
+        info[name] = {k: getattr(h, k, None) for k in ("n_regs", "n_spills")}
+    return info
+
+
+def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3) -> dict:
+    import torch
+
+    from videomamba.ops.selective_scan_triton import _config
+    from .gpu import environment
+
+    device = torch.device("cuda")
+    res = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+           "env": environment(device), "rows": [], "agreement": {}}
+    try:
+        import mamba_ssm  # noqa: F401
+        have_mamba = True
+    except Exception as err:  # noqa: BLE001 - recorded, the run goes on without the baseline
+        have_mamba, res["mamba_ssm_error"] = False, repr(err)
+    shapes = SHAPES[:2] if quick else SHAPES
+    for label, dim, batch, frames in shapes:
+        x = make_inputs(dim, batch, frames, device)
+        length = x["u_f"].shape[-1]
+        cfgs = [None] + (SWEEP if label in SWEEP_SHAPES else [dict(SEGMENTS=1)])
+        impls = [("mamba_ssm", None)] * have_mamba + [("ours", c) for c in cfgs]
+        for impl, cfg in impls:
+            with triton_env(cfg):
+                chosen = _config(batch, dim, 16, length, (dim, dim), device) if impl == "ours" else {}
+                row = {"shape": label, "d_inner": dim, "batch": batch, "L": length, "impl": impl,
+                       "config": cfg or ("default" if impl == "ours" else "-"),
+                       "resolved": {k: chosen[k] for k in ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")} if chosen else {}}
+                try:
+                    fwd, fwd_bwd = step_fns(x, impl)
+                    row["fwd_ms"] = time_op(fwd, warmup=warmup, repeats=repeats)
+                    row["fwd_bwd_ms"] = time_op(fwd_bwd, warmup=warmup, repeats=repeats)
+                    if impl == "ours":
+                        row["launch"] = _launch_info()
+                except Exception as err:  # noqa: BLE001 - a failing config is a row
+                    row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
+                torch.cuda.empty_cache()
+            res["rows"].append(row)
+            log.info("%s", {k: row.get(k) for k in ("shape", "impl", "config", "fwd_ms", "fwd_bwd_ms", "error")})
+        if have_mamba:
+            res["agreement"][label] = agreement(x)
+        del x
+        torch.cuda.empty_cache()
+    _ratios(res["rows"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scan_kernels.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "scan_kernels.md").write_text(report(res))
+    return res
+
+
+def _ratios(rows: list[dict]) -> None:
+    """speed-up = mamba-ssm ms / ours ms on the same shape (> 1: ours faster)."""
+    base = {r["shape"]: r for r in rows if r["impl"] == "mamba_ssm" and "error" not in r}
+    for r in rows:
+        b = base.get(r["shape"])
+        for m in ("fwd_ms", "fwd_bwd_ms"):
+            if b and r.get(m):
+                r[m.replace("_ms", "_x")] = b[m] / r[m]
+
+
+def report(res: dict) -> str:
+    env = res["env"]
+    lines = [
+        "# Bidirectional selective scan: Triton (ours) vs mamba-ssm CUDA, kernel against kernel", "",
+        f"- date: {res['date']}; device: {env.get('device')}; torch {env.get('torch')}, "
+        f"triton {env.get('triton')}, mamba_ssm {env.get('mamba_ssm')}",
+        "- ours: one launch for both directions (plus a summary launch when the sequence is cut into "
+        "segments); mamba-ssm: `selective_scan_fn` once per direction on pre-flipped inputs (flips not timed).",
+        "- bf16 u/delta/z/B/C, fp32 A/D/bias, N = 16, delta_softplus; median ms per call; x = mamba-ssm ms / ours "
+        "(> 1: ours faster).", "",
+        "| shape | d_inner | batch | L | impl | config | resolved (BLOCK_D, BLOCK_L, nseg, warps) | fwd ms | fwd x "
+        "| fwd+bwd ms | fwd+bwd x | note |",
+        "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in res["rows"]:
+        rs = r.get("resolved") or {}
+        cfg = r["config"] if isinstance(r["config"], str) else ", ".join(f"{k}={v}" for k, v in r["config"].items())
+        resolved = ", ".join(str(rs[k]) for k in ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")) if rs else "-"
+
+        def f(k, fmt="{:.3f}"):
+            return fmt.format(r[k]) if r.get(k) is not None else "-"
+
+        lines.append(f"| {r['shape']} | {r['d_inner']} | {r['batch']} | {r['L']} | {r['impl']} | {cfg} | {resolved} "
+                     f"| {f('fwd_ms')} | {f('fwd_x', '{:.2f}')} | {f('fwd_bwd_ms')} | {f('fwd_bwd_x', '{:.2f}')} "
+                     f"| {r.get('error', '')} |")
+    if res["agreement"]:
+        lines += ["", "## Agreement (default config vs mamba-ssm, bf16)", "",
+                  "| shape | out rel err | worst input-grad rel err | worst grad |", "|---|---:|---:|---|"]
+        for label, a in res["agreement"].items():
+            lines.append(f"| {label} | {a['out_rel']:.2e} | {a['grad_rel_max']:.2e} | {a['worst_grad']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--quick", action="store_true", help="Ti shapes only")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    t0 = time.time()
+    run(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup)
+    log.info("done in %.0f s", time.time() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
