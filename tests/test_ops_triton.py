@@ -213,6 +213,25 @@ def test_bi_selective_scan(backend, case):
     _run_both(tri, want, t, dtype, device, rtol=1e-2 if low else 2e-5, grad_rtol=2e-2 if low else 5e-5)
 
 
+# VIDEOMAMBA_TRITON_* overrides: one program per sequence, one segment per tile, and a backward
+# whose channel blocks differ from the forward's
+SCAN_CONFIGS = [
+    {"SEGMENTS": "1"},
+    {"SEGMENTS": "64"},
+    {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "2"},
+]
+
+
+@pytest.mark.parametrize("env", SCAN_CONFIGS, ids=lambda e: "-".join(f"{k}{v}" for k, v in e.items()))
+def test_block_and_segment_overrides(backend, env, monkeypatch):
+    """Segments (summaries carry the state forward and the adjoint backward between programs)
+    and backward blocks of their own give the same values and gradients as the reference."""
+    for k, v in env.items():
+        monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{k}", v)
+    test_bi_selective_scan(backend, (75, (0, 0), True, torch.float32))
+    test_last_state_value_and_grad(backend, True)
+
+
 def test_triton_available():
     assert sst.triton_available() == (HAS_CUDA or sst._INTERPRET)
 

@@ -36,6 +36,7 @@ SHAPES = [("ti-64f", 384, 4, 64), ("ti-8f", 384, 32, 8), ("s-64f", 768, 4, 64), 
 SWEEP_SHAPES = ("ti-64f", "ti-8f")
 SWEEP = [dict(BLOCK_D=bd, SEGMENTS=s) for bd in (2, 4, 8) for s in (1, 4, 8, 16, 32, 64)] + [
     dict(BLOCK_D=4, BLOCK_L=32, SEGMENTS=s) for s in (8, 16, 32)]
+RESOLVED = ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")
 KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
 
 
@@ -177,7 +178,25 @@ def _launch_info() -> dict:
     return info
 
 
-def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3) -> dict:
+def parse_sweep(text: str) -> list[dict]:
+    """``"BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4"`` -> [{"BLOCK_L": 8, "NUM_WARPS": 2}, {"BLOCK_D": 4}]
+    (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
+    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS")
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        cfg = {}
+        for kv in item.split(","):
+            k, _, v = kv.partition("=")
+            k = k.strip().upper()
+            if k not in allowed or not v.strip().isdigit():
+                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}")
+            cfg[k] = int(v)
+        out.append(cfg)
+    return out
+
+
+def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
+        sweep: list[dict] | None = None, shapes: list[str] | None = None) -> dict:
     import torch
 
     from videomamba.ops.selective_scan_triton import _config
@@ -191,18 +210,20 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3) -
         have_mamba = True
     except Exception as err:  # noqa: BLE001 - recorded, the run goes on without the baseline
         have_mamba, res["mamba_ssm_error"] = False, repr(err)
-    shapes = SHAPES[:2] if quick else SHAPES
-    for label, dim, batch, frames in shapes:
+    sweep = SWEEP if sweep is None else sweep
+    todo = [s for s in SHAPES if (shapes is None or s[0] in shapes) and (not quick or s[0] in SWEEP_SHAPES)]
+    for label, dim, batch, frames in todo:
         x = make_inputs(dim, batch, frames, device)
         length = x["u_f"].shape[-1]
-        cfgs = [None] + (SWEEP if label in SWEEP_SHAPES else [dict(SEGMENTS=1)])
+        cfgs = [None] + (sweep if label in SWEEP_SHAPES else [dict(SEGMENTS=1)])
         impls = [("mamba_ssm", None)] * have_mamba + [("ours", c) for c in cfgs]
         for impl, cfg in impls:
             with triton_env(cfg):
-                chosen = _config(batch, dim, 16, length, (dim, dim), device) if impl == "ours" else {}
+                chosen = {kind: _config(batch, dim, 16, length, (dim, dim), device, backward=kind == "bwd")
+                          for kind in ("fwd", "bwd")} if impl == "ours" else {}
                 row = {"shape": label, "d_inner": dim, "batch": batch, "L": length, "impl": impl,
                        "config": cfg or ("default" if impl == "ours" else "-"),
-                       "resolved": {k: chosen[k] for k in ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")} if chosen else {}}
+                       "resolved": {kind: {k: c[k] for k in RESOLVED} for kind, c in chosen.items()}}
                 try:
                     fwd, fwd_bwd = step_fns(x, impl)
                     row["fwd_ms"] = time_op(fwd, warmup=warmup, repeats=repeats)
@@ -245,14 +266,14 @@ def report(res: dict) -> str:
         "segments); mamba-ssm: `selective_scan_fn` once per direction on pre-flipped inputs (flips not timed).",
         "- bf16 u/delta/z/B/C, fp32 A/D/bias, N = 16, delta_softplus; median ms per call; x = mamba-ssm ms / ours "
         "(> 1: ours faster).", "",
-        "| shape | d_inner | batch | L | impl | config | resolved (BLOCK_D, BLOCK_L, nseg, warps) | fwd ms | fwd x "
+        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, nseg, warps) | fwd ms | fwd x "
         "| fwd+bwd ms | fwd+bwd x | note |",
         "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---|",
     ]
     for r in res["rows"]:
         rs = r.get("resolved") or {}
         cfg = r["config"] if isinstance(r["config"], str) else ", ".join(f"{k}={v}" for k, v in r["config"].items())
-        resolved = ", ".join(str(rs[k]) for k in ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")) if rs else "-"
+        resolved = " / ".join(", ".join(str(c[k]) for k in RESOLVED) for c in rs.values()) if rs else "-"
 
         def f(k, fmt="{:.3f}"):
             return fmt.format(r[k]) if r.get(k) is not None else "-"
@@ -274,10 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="Ti shapes only")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--sweep", type=parse_sweep, default=None,
+                   help="Triton configs for the Ti shapes, e.g. 'BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4,SEGMENTS=16'")
+    p.add_argument("--shapes", type=lambda t: [x for x in t.split(",") if x], default=None,
+                   help=f"subset of {[s[0] for s in SHAPES]}")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
-    run(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup)
+    run(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
+        shapes=args.shapes)
     log.info("done in %.0f s", time.time() - t0)
     return 0
 
