@@ -433,12 +433,15 @@ def _version(module: str) -> str | None:
 
 
 def _git_commit() -> str | None:
+    """``$GIT_COMMIT`` when set (a copied checkout's ``.git`` may lag its files), else git's HEAD."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
     with contextlib.suppress(Exception):
         root = Path(__file__).resolve().parents[3]
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if out.returncode == 0:
             return out.stdout.strip()
-    return os.environ.get("GIT_COMMIT")
+    return None
 
 
 def available_backends() -> tuple[list[str], str | None]:
