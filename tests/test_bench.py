@@ -5,6 +5,7 @@ formula, profiles and the correctness checks."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -238,3 +239,41 @@ def test_checks_on_cpu():
     assert [r["pass"] for r in recs if r["kind"] == "load"] == [True]
     agree = [r for r in recs if r["kind"] == "agreement"]
     assert agree and all(r["pass"] and r["logits_rel"] == 0.0 for r in agree)
+
+
+def test_scan_kernels_sweep_env_and_report(monkeypatch):
+    """The kernel benchmark's CPU-side pieces: sweep parsing (bad names rejected by name), the
+    env overrides it sets are restored, ratios are mamba-ssm / ours per shape, and the report
+    shows resolved configs and agreement."""
+    from videomamba.bench import scan_kernels as sk
+
+    assert sk.parse_sweep("BLOCK_L=8,bwd_block_d=16; SEGMENTS=1") == [{"BLOCK_L": 8, "BWD_BLOCK_D": 16},
+                                                                       {"SEGMENTS": 1}]
+    for bad in ("FOO=1", "BLOCK_L=x"):
+        with pytest.raises(ValueError, match="BLOCK_D"):
+            sk.parse_sweep(bad)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BLOCK_L", "32")
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_SEGMENTS", raising=False)
+    with sk.triton_env({"BLOCK_L": 8, "SEGMENTS": 4}):
+        assert os.environ["VIDEOMAMBA_TRITON_BLOCK_L"] == "8" and os.environ["VIDEOMAMBA_TRITON_SEGMENTS"] == "4"
+    assert os.environ["VIDEOMAMBA_TRITON_BLOCK_L"] == "32" and "VIDEOMAMBA_TRITON_SEGMENTS" not in os.environ
+    cfg = {"BLOCK_D": 8, "BLOCK_L": 16, "nseg": 6, "num_warps": 4}
+    rows = [dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="mamba_ssm", config="-", resolved={},
+                 fwd_ms=1.5, fwd_bwd_ms=7.0),
+            dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="ours", config="default",
+                 resolved={"fwd": cfg, "bwd": {**cfg, "BLOCK_D": 16}}, fwd_ms=3.0, fwd_bwd_ms=14.0),
+            dict(shape="ti-8f", d_inner=384, batch=32, L=1569, impl="ours", config={"SEGMENTS": 1}, resolved={},
+                 error="OutOfResources: shared memory")]
+    sk._ratios(rows)
+    assert rows[1]["fwd_x"] == pytest.approx(0.5) and rows[1]["fwd_bwd_x"] == pytest.approx(0.5)
+    assert "fwd_x" not in rows[2]  # no baseline for that shape
+    text = sk.report({"date": "d", "env": {"device": "H100"}, "rows": rows,
+                      "agreement": {"ti-64f": {"out_rel": 5e-3, "grad_rel_max": 7e-3, "worst_grad": "z"}}})
+    assert "| 8, 16, 6, 4 / 16, 16, 6, 4 |" in text and "| 0.50 |" in text
+    assert "SEGMENTS=1" in text and "OutOfResources" in text and "| ti-64f | 5.00e-03 | 7.00e-03 | z |" in text
+
+
+def test_git_commit_env_wins(monkeypatch):
+    """A copied checkout's .git may lag its files: an explicit GIT_COMMIT is what gets recorded."""
+    monkeypatch.setenv("GIT_COMMIT", "abc1234")
+    assert gpu._git_commit() == "abc1234"
