@@ -10,9 +10,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..ops import (
-    bi_selective_scan_fn, causal_conv1d_fn, check_backend, has_fused_inner, mamba_inner_fn, take_along_seq,
-)
+from ..ops import bimamba_inner_fn, check_backend, has_fused_inner, mamba_inner_fn, take_along_seq
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
@@ -76,14 +74,14 @@ class BiMamba(nn.Module):
         dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         dt_proj.bias._no_reinit = True
 
-    def _branch(self, x: torch.Tensor, conv: nn.Conv1d, x_proj: nn.Linear, dt_proj: nn.Linear, reverse: bool):
-        """x (B, d_inner, L) -> scan inputs u, dt (B, d_inner, L), B, C (B, N, L) of one direction.
-        Projections act on the channel dim of L-contiguous tensors (no layout copies)."""
-        u = causal_conv1d_fn(x, rearrange(conv.weight, "d 1 k -> d k"), conv.bias, activation="silu",
-                             reverse=reverse, backend=self.backend)
-        x_dbl = torch.matmul(x_proj.weight, u)  # (B, dt_rank + 2N, L)
-        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
-        return u, torch.matmul(dt_proj.weight, dt), B, C  # dt_proj's bias is the scan's delta_bias
+    def _direction_params(self, backward: bool) -> tuple:
+        """(conv weight, conv bias, x_proj weight, dt_proj weight, A, D, delta bias) of one branch;
+        A = -exp(A_log), and A, D, delta bias at least fp32."""
+        sfx = "_b" if backward else ""
+        conv, x_proj, dt_proj = (getattr(self, f"{m}{sfx}") for m in ("conv1d", "x_proj", "dt_proj"))
+        A_log, D = (self.A_b_log, self.D_b) if backward else (self.A_log, self.D)
+        return (conv.weight, conv.bias, x_proj.weight, dt_proj.weight, -torch.exp(_wide(A_log)), _wide(D),
+                _wide(dt_proj.bias))
 
     def _in_proj(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (B, L, D) -> xz (B, 2 d_inner, L): one GEMM into the L-contiguous layout the
@@ -101,15 +99,8 @@ class BiMamba(nn.Module):
         if has_fused_inner(self.backend, hidden.device):
             return self.forward_directional(hidden, index_b)
         xz = self._in_proj(hidden)
-        x, z = xz.chunk(2, dim=1)
-        u_f, dt_f, B_f, C_f = self._branch(x, self.conv1d, self.x_proj, self.dt_proj, reverse=False)
-        x_b = x if index_b is None else take_along_seq(x, index_b)
-        u_b, dt_b, B_b, C_b = self._branch(x_b, self.conv1d_b, self.x_proj_b, self.dt_proj_b, reverse=True)
-        y = bi_selective_scan_fn(
-            u_f, dt_f, -torch.exp(_wide(self.A_log)), B_f, C_f, _wide(self.D), _wide(self.dt_proj.bias),
-            u_b, dt_b, -torch.exp(_wide(self.A_b_log)), B_b, C_b, _wide(self.D_b), _wide(self.dt_proj_b.bias),
-            z, delta_softplus=True, backend=self.backend, index_b=index_b,
-        )
+        y = bimamba_inner_fn(xz, self._direction_params(False), self._direction_params(True), backend=self.backend,
+                             index_b=index_b)
         return self.out_proj(rearrange(y, "b d l -> b l d"))
 
     def forward_directional(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
@@ -123,13 +114,10 @@ class BiMamba(nn.Module):
         order = None if index_b is None else index_b.flip(-1)  # backward scan order, first to last
         xz_b = xz.flip(-1) if order is None else take_along_seq(xz, order)
         out = [
-            mamba_inner_fn(
-                xz_dir, conv.weight, conv.bias, x_proj.weight, dt_proj.weight, self.out_proj.weight,
-                out_bias, -torch.exp(_wide(A_log)), _wide(D), _wide(dt_proj.bias), backend=self.backend,
-            )
-            for xz_dir, conv, x_proj, dt_proj, A_log, D, out_bias in (
-                (xz, self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D, self.out_proj.bias),
-                (xz_b, self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b, None),
+            mamba_inner_fn(xz_dir, cw, cb, xw, dw, self.out_proj.weight, out_bias, A, D, bias, backend=self.backend)
+            for xz_dir, (cw, cb, xw, dw, A, D, bias), out_bias in (
+                (xz, self._direction_params(False), self.out_proj.bias),
+                (xz_b, self._direction_params(True), None),
             )
         ]
         if order is None:

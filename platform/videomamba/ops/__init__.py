@@ -16,6 +16,7 @@ import os
 import torch
 
 # Submodules are bound by module name (``videomamba.ops.selective_scan_torch`` is the module).
+from . import bimamba_inner as _bi_inner
 from . import causal_conv1d as _conv
 from . import mamba_inner as _inner
 from . import selective_scan_ref as _ref
@@ -23,7 +24,7 @@ from . import selective_scan_torch as _torch_scan
 
 __all__ = [
     "BACKENDS", "available_backends", "backend_status", "check_backend", "resolve_backend", "take_along_seq",
-    "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn", "mamba_inner_fn", "has_fused_inner",
+    "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn", "mamba_inner_fn", "has_fused_inner", "bimamba_inner_fn",
 ]
 
 logger = logging.getLogger(__name__)
@@ -243,3 +244,31 @@ def mamba_inner_fn(
     return _inner.mamba_inner_composed(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
                                        out_proj_weight, out_proj_bias, A, D, delta_bias,
                                        conv_fn=conv_fn, scan_fn=scan_fn)
+
+
+def bimamba_inner_fn(xz, params_f, params_b, backend="auto", index_b=None, recompute: bool | None = None):
+    """Both BiMamba directions after ``in_proj``: xz (B, 2 d_inner, L) -> y_f + y_b (B, d_inner, L).
+
+    ``params_*`` = (conv_weight (d_inner, 1, K), conv_bias or None, x_proj_weight, dt_proj_weight,
+    A (d_inner, N), D (d_inner,), delta_bias (d_inner,)). On ``triton``, while autograd records and
+    without ``index_b``, the conv and projections are recomputed in the backward instead of saved
+    (:class:`~videomamba.ops.bimamba_inner.BiMambaInnerTriton`); elsewhere the ops are composed
+    under autograd. ``recompute`` forces one form (True needs ``triton`` and no ``index_b``)."""
+    backend = resolve_backend(backend, xz.device)
+    if recompute is None:
+        recompute = (backend == "triton" and index_b is None and torch.is_grad_enabled()
+                     and any(t is not None and t.requires_grad for t in (xz, *params_f, *params_b)))
+    if recompute:
+        if backend != "triton" or index_b is not None:
+            raise ValueError(f"recompute=True needs backend 'triton' and no index_b (got {backend!r}, "
+                             f"index_b {'set' if index_b is not None else 'None'})")
+        return _bi_inner.BiMambaInnerTriton.apply(xz, *params_f, *params_b)
+
+    def conv_fn(x, w, b, reverse):
+        return causal_conv1d_fn(x, w, b, activation="silu", reverse=reverse, backend=backend)
+
+    def bi_scan_fn(*args):
+        return bi_selective_scan_fn(*args[:15], delta_softplus=True, backend=backend, index_b=args[15])
+
+    return _bi_inner.bimamba_inner_composed(xz, params_f, params_b, conv_fn=conv_fn, bi_scan_fn=bi_scan_fn,
+                                            take_fn=take_along_seq, index_b=index_b)

@@ -6,9 +6,10 @@ module is its composed reference on the platform's own ops."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from einops import rearrange
+
+from .bimamba_inner import branch
 
 __all__ = ["mamba_inner_composed"]
 
@@ -21,9 +22,7 @@ def mamba_inner_composed(
     (variable B/C from ``x_proj``, ``delta_softplus``). ``conv_fn(x, w (D, K), b)`` and
     ``scan_fn(u, delta, A, B, C, D, z, delta_bias)`` are the backend's ops."""
     x, z = xz.chunk(2, dim=1)
-    u = conv_fn(x, rearrange(conv1d_weight, "d 1 k -> d k"), conv1d_bias)
-    x_dbl = torch.matmul(x_proj_weight, u)  # (B, dt_rank + 2N, L)
-    n = A.shape[-1]
-    dt, B, C = torch.split(x_dbl, [delta_proj_weight.shape[1], n, n], dim=1)
-    y = scan_fn(u, torch.matmul(delta_proj_weight, dt), A, B, C, D, z, delta_bias)
+    u, dt, B, C = branch(x, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A.shape[-1],
+                         reverse=False, conv_fn=lambda x_, w, b, _rev: conv_fn(x_, w, b))
+    y = scan_fn(u, dt, A, B, C, D, z, delta_bias)
     return F.linear(rearrange(y, "b d l -> b l d"), out_proj_weight, out_proj_bias)

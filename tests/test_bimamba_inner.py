@@ -1,0 +1,112 @@
+"""Both BiMamba directions after in_proj as one op: the Triton form that recomputes the conv and
+projections in the backward (saving only xz, the weights and the scan's tile states) against the
+composed form, values and every gradient, fp32 and under bf16 autocast; and what each saves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+from videomamba.modules import BiMamba  # noqa: E402
+from videomamba.ops import bimamba_inner_fn  # noqa: E402
+from videomamba.ops import selective_scan_triton as sst  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not sst.triton_available(), reason="triton needs CUDA or TRITON_INTERPRET=1")
+DEVICE = "cpu" if sst._INTERPRET else "cuda"
+
+
+def _inputs(batch=2, d_inner=8, n=4, length=37, dt_rank=2, k=4, seed=0):
+    """xz and per-direction params (conv_w, conv_b, x_proj_w, dt_proj_w, A, D, delta_bias), leaves."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*s, scale=1.0):
+        return (torch.randn(*s, generator=g) * scale).to(DEVICE).requires_grad_()
+
+    xz = r(batch, 2 * d_inner, length)
+    dirs = []
+    for _ in range(2):
+        A = (-(0.5 + torch.rand(d_inner, n, generator=g))).to(DEVICE).requires_grad_()
+        dirs.append((r(d_inner, 1, k, scale=0.5), r(d_inner, scale=0.1), r(dt_rank + 2 * n, d_inner, scale=0.5),
+                     r(d_inner, dt_rank, scale=0.5), A, r(d_inner), r(d_inner, scale=0.3)))
+    return xz, dirs
+
+
+def _values_and_grads(xz, dirs, recompute, autocast=False):
+    with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=autocast):
+        y = bimamba_inner_fn(xz, dirs[0], dirs[1], backend="triton", recompute=recompute)
+    leaves = [xz, *dirs[0], *dirs[1]]
+    w = torch.randn(y.shape, generator=torch.Generator().manual_seed(9)).to(DEVICE)
+    grads = torch.autograd.grad((y.float() * w).sum(), leaves)
+    return y, grads, y.grad_fn
+
+
+NAMES = ["xz"] + [f"{n}_{d}" for d in "fb" for n in ("conv_w", "conv_b", "x_proj_w", "dt_proj_w", "A", "D", "bias")]
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_recompute_matches_composed(autocast):
+    xz, dirs = _inputs()
+    y, g, fn = _values_and_grads(xz, dirs, recompute=None, autocast=autocast)  # the default picks recompute
+    y_ref, g_ref, fn_ref = _values_and_grads(xz, dirs, recompute=False, autocast=autocast)
+    assert type(fn).__name__ == "BiMambaInnerTritonBackward" and type(fn_ref).__name__ != type(fn).__name__
+    assert y.dtype == y_ref.dtype == (torch.bfloat16 if autocast else torch.float32)
+    tol = 2e-2 if autocast else 1e-5
+    scale = y_ref.float().abs().max()
+    assert (y.float() - y_ref.float()).abs().max() <= tol * scale
+    for name, a, b in zip(NAMES, g, g_ref):
+        assert a is not None and a.shape == b.shape and a.dtype == b.dtype, name
+        err = (a.float() - b.float()).abs().max()
+        assert err <= tol * (b.float().abs().max() + 1e-6), f"d{name}: {err:.3e}"
+
+
+def _saved_bytes(fn) -> int:
+    """Bytes of the distinct storages autograd saves while ``fn()`` runs."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if isinstance(t, torch.Tensor):
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def test_recompute_saves_less_and_module_uses_it():
+    xz, dirs = _inputs(d_inner=16, length=64)
+    params = [tuple(p.detach() for p in d) for d in dirs]  # weights are parameters, not activations
+    xz_leaf = xz.detach().requires_grad_()
+    saved = {r: _saved_bytes(lambda r=r: bimamba_inner_fn(xz_leaf, *params, backend="triton", recompute=r))
+             for r in (True, False)}
+    batch, _, length = xz.shape
+    act = xz.numel() * xz.element_size() // 2  # one (B, d_inner, L) tensor
+    tile_states = 2 * batch * 16 * -(-length // 16) * 4 * 4  # fp32 (N,) state per direction, (b, d), 16 positions
+    weights = sum(p.numel() * p.element_size() for d in params for p in d)
+    # recompute: xz (2 activations), tile states, weights; composed: conv in/out, deltas, z, scan inputs, ...
+    assert saved[True] <= 2 * act + tile_states + weights, (saved, act, tile_states, weights)
+    assert saved[False] >= 6 * act and saved[True] < 0.5 * saved[False], (saved, act)
+
+    m = BiMamba(8, d_state=4, backend="triton").to(DEVICE)
+    h = torch.randn(2, 20, 8, device=DEVICE, requires_grad=True)
+    y = m(h)
+    names, seen, stack = set(), set(), [y.grad_fn]
+    while stack:  # walk the graph: the mixer's op is the recomputing function
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.add(type(node).__name__)
+        stack.extend(f for f, _ in node.next_functions)
+    assert "BiMambaInnerTritonBackward" in names
+    y.sum().backward()
+    assert all(p.grad is not None for p in m.parameters())
+
+
+def test_recompute_needs_triton_and_no_index():
+    xz, dirs = _inputs()
+    with pytest.raises(ValueError, match="recompute=True needs backend 'triton'"):
+        bimamba_inner_fn(xz, dirs[0], dirs[1], backend="torch", recompute=True)
+    with pytest.raises(ValueError, match="index_b set"):
+        bimamba_inner_fn(xz, dirs[0], dirs[1], backend="triton", recompute=True, index_b=torch.arange(37))
