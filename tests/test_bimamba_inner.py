@@ -10,6 +10,7 @@ import torch
 pytest.importorskip("triton")
 from videomamba.modules import BiMamba  # noqa: E402
 from videomamba.ops import bimamba_inner_fn  # noqa: E402
+from videomamba.ops.bimamba_inner import BiMambaInnerTriton  # noqa: E402
 from videomamba.ops import selective_scan_triton as sst  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sst.triton_available(), reason="triton needs CUDA or TRITON_INTERPRET=1")
@@ -74,7 +75,7 @@ def _saved_bytes(fn) -> int:
     return sum(seen.values())
 
 
-def test_recompute_saves_less_and_module_uses_it():
+def test_recompute_saves_less_and_module_uses_it(monkeypatch):
     xz, dirs = _inputs(d_inner=16, length=64)
     params = [tuple(p.detach() for p in d) for d in dirs]  # weights are parameters, not activations
     xz_leaf = xz.detach().requires_grad_()
@@ -88,18 +89,16 @@ def test_recompute_saves_less_and_module_uses_it():
     assert saved[True] <= 2 * act + tile_states + weights, (saved, act, tile_states, weights)
     assert saved[False] >= 6 * act and saved[True] < 0.5 * saved[False], (saved, act)
 
+    calls = []
+    apply = BiMambaInnerTriton.apply
+    monkeypatch.setattr(BiMambaInnerTriton, "apply", lambda *a: calls.append(len(a)) or apply(*a))
     m = BiMamba(8, d_state=4, backend="triton").to(DEVICE)
     h = torch.randn(2, 20, 8, device=DEVICE, requires_grad=True)
     y = m(h)
-    names, seen, stack = set(), set(), [y.grad_fn]
-    while stack:  # walk the graph: the mixer's op is the recomputing function
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        names.add(type(node).__name__)
-        stack.extend(f for f, _ in node.next_functions)
-    assert "BiMambaInnerTritonBackward" in names
+    assert calls == [15]  # the mixer's op is the recomputing function
+    with torch.no_grad():
+        m(h)  # nothing to save without autograd: the composed form
+    assert calls == [15]
     y.sum().backward()
     assert all(p.grad is not None for p in m.parameters())
 
