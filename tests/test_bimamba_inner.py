@@ -109,3 +109,26 @@ def test_recompute_needs_triton_and_no_index():
         bimamba_inner_fn(xz, dirs[0], dirs[1], backend="torch", recompute=True)
     with pytest.raises(ValueError, match="index_b set"):
         bimamba_inner_fn(xz, dirs[0], dirs[1], backend="triton", recompute=True, index_b=torch.arange(37))
+
+
+def test_checkpointed_block_does_not_recompute_twice(monkeypatch):
+    """A block that checkpoints its mixer asks it not to recompute inside as well; values and
+    gradients are those of the plain (recomputing) mixer."""
+    from videomamba.modules.block import Block
+
+    calls = []
+    apply = BiMambaInnerTriton.apply
+    monkeypatch.setattr(BiMambaInnerTriton, "apply", lambda *a: calls.append(len(a)) or apply(*a))
+    torch.manual_seed(0)
+    blk = Block(8, BiMamba(8, d_state=4, backend="triton")).to(DEVICE)
+    x = torch.randn(2, 20, 8, device=DEVICE)
+    out = {}
+    for ckpt in (False, True):
+        h = x.clone().requires_grad_()
+        y = blk.mix(h, None, use_checkpoint=ckpt)
+        grads = torch.autograd.grad(y.square().sum(), [h, *blk.mixer.parameters()])
+        out[ckpt] = (y, grads)
+    assert calls == [15]  # the plain call only
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(out[True][1], out[False][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -92,15 +92,19 @@ class BiMamba(nn.Module):
             xz = xz + self.in_proj.bias[:, None]
         return xz
 
-    def forward(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None,
+                recompute: bool | None = None) -> torch.Tensor:
         """hidden (B, L, D) -> (B, L, D). ``index_b`` ((L,) or (B, L) long): the backward branch
         scans the tokens ``hidden[:, index_b]`` from last to first instead of ``hidden``
-        (default: the same sequence, reversed; see ``bi_selective_scan_fn``)."""
+        (default: the same sequence, reversed; see ``bi_selective_scan_fn``). ``recompute=False``:
+        the op after ``in_proj`` keeps its intermediates for the backward instead of
+        recomputing its conv and projections there (a checkpointing block passes it); otherwise
+        the op's default (``bimamba_inner_fn``). mamba-ssm's fused path always recomputes."""
         if has_fused_inner(self.backend, hidden.device):
             return self.forward_directional(hidden, index_b)
         xz = self._in_proj(hidden)
         y = bimamba_inner_fn(xz, self._direction_params(False), self._direction_params(True), backend=self.backend,
-                             index_b=index_b)
+                             index_b=index_b, recompute=False if recompute is False else None)
         return self.out_proj(rearrange(y, "b d l -> b l d"))
 
     def forward_directional(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,7 +14,8 @@ class Block(nn.Module):
     """``residual = residual + drop_path(hidden); hidden = mixer(RMSNorm(residual))``.
 
     The residual stream is kept in >= fp32. The first block (``residual=None``) starts the
-    stream at its input, without drop path (as published).
+    stream at its input, without drop path (as published). The mixer is called as
+    ``mixer(hidden, index_b)``, or ``mixer(hidden, index_b, recompute=False)`` when checkpointed.
     """
 
     def __init__(self, dim: int, mixer: nn.Module, drop_path: float = 0.0, norm_eps: float = 1e-5):
@@ -30,9 +31,11 @@ class Block(nn.Module):
         return add_rms_norm(hidden, residual, self.norm.weight, self.norm.eps)
 
     def mix(self, normed: torch.Tensor, index_b: torch.Tensor | None = None, use_checkpoint: bool = False):
-        """The mixer, optionally with gradient checkpointing (recomputed in backward)."""
+        """The mixer, optionally with gradient checkpointing (recomputed in backward). A
+        checkpointed mixer is asked not to recompute inside itself as well (``recompute=False``:
+        the activations it keeps live only while the block is recomputed)."""
         if use_checkpoint and torch.is_grad_enabled():
-            return checkpoint(self.mixer, normed, index_b, use_reentrant=False)
+            return checkpoint(self.mixer, normed, index_b, recompute=False, use_reentrant=False)
         return self.mixer(normed, index_b)
 
     def forward(self, hidden, residual=None, index_b=None, use_checkpoint: bool = False):
