@@ -508,13 +508,13 @@ if _HAS_TRITON:
         s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
         z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
         dim, L, n_state, ntiles, nseg, tps,
-        NDIR: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
+        BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, SUMMARY: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
-        """Grid (channel blocks, batch, segments). NDIR = 1: direction 0 (reverse if REV0).
-        NDIR = 2 (BiMamba; REV0 False): direction 0 into the fp32 partial, CTA barrier, then
+        """Grid (channel blocks, batch, segments). Not BI: direction 0 (reverse if REV0).
+        BI (BiMamba; REV0 False): direction 0 into the fp32 partial, CTA barrier, then
         direction 1 reversed over the same positions adds it and writes the output once.
         SUMMARY: only the segment summaries (first launch when there are several segments)."""
         pid_b = tl.program_id(1)
@@ -527,22 +527,13 @@ if _HAS_TRITON:
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
                 pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
                 REV0, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
-            if NDIR == 2:
+            if BI:
                 _fwd_summary_dir(
                     u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
                     s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
                     s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                     pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
                     True, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
-        elif NDIR == 1:
-            _fwd_dir(
-                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
-                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
-                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
-                z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, False, STORE_STATES, RETURN_LAST,
-                BLOCK_D, BLOCK_N, BLOCK_L)
         else:
             _fwd_dir(
                 u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
@@ -550,17 +541,18 @@ if _HAS_TRITON:
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                False, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, True, STORE_STATES, False,
+                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST,
                 BLOCK_D, BLOCK_N, BLOCK_L)
-            tl.debug_barrier()
-            _fwd_dir(
-                u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
-                s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
-                s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
-                z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False,
-                BLOCK_D, BLOCK_N, BLOCK_L)
+            if BI:
+                tl.debug_barrier()
+                _fwd_dir(
+                    u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                    s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                    s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                    z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False,
+                    BLOCK_D, BLOCK_N, BLOCK_L)
 
     @_jit
     def _bwd_kernel(
@@ -574,7 +566,7 @@ if _HAS_TRITON:
         du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
         dim, L, n_state, ntiles, nseg, tps,
-        NDIR: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
+        BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
@@ -593,7 +585,7 @@ if _HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
                 pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
                 REV0, HAS_Z, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
-            if NDIR == 2:
+            if BI:
                 _bwd_summary_dir(
                     u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
                     s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
@@ -601,16 +593,6 @@ if _HAS_TRITON:
                     z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
                     pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
                     True, HAS_Z, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
-        elif NDIR == 1:
-            _bwd_dir(
-                u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
-                s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
-                s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
-                du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
-                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, False,
-                BLOCK_D, BLOCK_N, BLOCK_L)
         else:
             _bwd_dir(
                 u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
@@ -619,18 +601,19 @@ if _HAS_TRITON:
                 du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
                 pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                False, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, False, True,
+                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI,
                 BLOCK_D, BLOCK_N, BLOCK_L)
-            tl.debug_barrier()
-            _bwd_dir(
-                u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
-                s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
-                s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
-                du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
-                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False,
-                BLOCK_D, BLOCK_N, BLOCK_L)
+            if BI:
+                tl.debug_barrier()
+                _bwd_dir(
+                    u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                    s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                    s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                    du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
+                    z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False,
+                    BLOCK_D, BLOCK_N, BLOCK_L)
 
 
 # host side
@@ -841,7 +824,7 @@ def _check(u, A):
 def _flags(dirs, reverse, softplus, z):
     """Constexpr flags shared by the forward and backward launches."""
     d1 = dirs[-1]
-    return dict(NDIR=len(dirs), REV0=reverse, HAS_D0=dirs[0].D is not None, HAS_D1=d1.D is not None,
+    return dict(BI=len(dirs) == 2, REV0=reverse, HAS_D0=dirs[0].D is not None, HAS_D1=d1.D is not None,
                 HAS_BIAS0=dirs[0].bias is not None, HAS_BIAS1=d1.bias is not None, HAS_Z=z is not None,
                 SOFTPLUS=softplus)
 
