@@ -109,20 +109,16 @@ def flipped_inputs(x: dict) -> dict:
     return {k: x[f"{k}_b"].flip(-1).contiguous() for k in ("u", "delta", "B", "C")} | {"z": x["z"].flip(-1).contiguous()}
 
 
-def time_op(fn, *, warmup: int, repeats: int) -> float:
-    """Median ms of ``fn()`` (CUDA events between back-to-back calls)."""
+def time_op(fn, *, warmup: int, repeats: int, device="cuda") -> float:
+    """Median ms of ``fn()``: :func:`videomamba.bench.gpu.time_steps` (CUDA events between
+    back-to-back calls), ``repeats`` timed calls."""
     import torch
 
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ev = [torch.cuda.Event(enable_timing=True) for _ in range(repeats + 1)]
-    ev[0].record()
-    for i in range(repeats):
-        fn()
-        ev[i + 1].record()
-    torch.cuda.synchronize()
-    return statistics.median(a.elapsed_time(b) for a, b in zip(ev, ev[1:]))
+    from .gpu import _Clock, time_steps
+
+    ms, _ = time_steps(fn, _Clock(torch.device(device)), warmup=warmup, repeats=repeats, budget_s=60.0,
+                       min_repeats=repeats)
+    return statistics.median(ms)
 
 
 def _with_grad(x: dict) -> dict:
