@@ -250,3 +250,13 @@ def test_bi_realistic_shape_cuda(dtype):
     _run_both(lambda x: mod.bi_selective_scan_triton(*[x[k] for k in order]),
               lambda x: ref.bi_selective_scan_ref(*[x[k].cuda() for k in order]),
               t, dtype, torch.device("cuda"), rtol=1e-2 if low else 1e-4, grad_rtol=2e-2 if low else 2e-4)
+
+
+@pytest.mark.parametrize("name,value", [("BLOCK_L", "12"), ("SEGMENTS", "0"), ("BWD_NUM_WARPS", "four")])
+def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatch):
+    mod, device = backend
+    monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{name}", value)
+    t = _inputs(1, 4, 3, 20)
+    x = {k: v.float().to(device).requires_grad_() for k, v in t.items()}
+    with pytest.raises(ValueError, match=f"VIDEOMAMBA_TRITON_{name}='{value}': expected a positive integer"):
+        mod.selective_scan_triton(**x, delta_softplus=True).sum().backward()

@@ -622,9 +622,15 @@ if _HAS_TRITON:
 LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
 
 
-def _env_int(name: str) -> int | None:
+def _env_int(name: str, pow2: bool = False) -> int | None:
+    """A tuning override from the environment: None when unset; a bad value raises naming it."""
     v = os.environ.get(name)
-    return int(v) if v else None
+    if not v:
+        return None
+    n = int(v) if v.strip().isdigit() else 0
+    if n < 1 or (pow2 and n & (n - 1)):
+        raise ValueError(f"{name}={v!r}: expected a positive integer{' (a power of two)' if pow2 else ''}")
+    return n
 
 
 def _pow2_divisor(x: int, cap: int) -> int:
@@ -674,12 +680,12 @@ def _config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[i
         num_warps = min(8, max(1, block_d * block_n // (64 if backward else 32)))
         target_programs, min_tiles = SEG_WAVES * n_sm, 8
     env = "VIDEOMAMBA_TRITON_"
-    block_d = (backward and _env_int(env + "BWD_BLOCK_D")) or _env_int(env + "BLOCK_D") or block_d
+    block_d = (backward and _env_int(env + "BWD_BLOCK_D", True)) or _env_int(env + "BLOCK_D", True) or block_d
     for g in group_dims:  # a channel block must not straddle a B/C group (g = channels per group)
         if g != dim and g % block_d:
             block_d = _pow2_divisor(g, block_d)
-    block_l = block_l or _env_int(env + "BLOCK_L") or bl
-    num_warps = (backward and _env_int(env + "BWD_NUM_WARPS")) or _env_int(env + "NUM_WARPS") or num_warps
+    block_l = block_l or _env_int(env + "BLOCK_L", True) or bl
+    num_warps = (backward and _env_int(env + "BWD_NUM_WARPS", True)) or _env_int(env + "NUM_WARPS", True) or num_warps
     ntiles = triton.cdiv(max(length, 1), block_l)
     base = batch * triton.cdiv(dim, block_d)
     if target_programs:
