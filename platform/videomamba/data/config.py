@@ -62,6 +62,11 @@ class DataConfig(BaseModel):
     # --- Ray Data execution ------------------------------------------------------------
     shuffle: bool = Field(True, description="reshuffle the training manifest every epoch")
     seed: int = 0
+    deterministic: bool = Field(
+        True, description="ordered delivery (Ray Data preserve_order): the same clips in the same order to every "
+        "training worker and evaluator whatever the decode tasks' number or timing; False lets a fast decode task "
+        "overtake a slow one (batches then depend on timing; cost measured in benchmarks/determinism.md)"
+    )
     decode_num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per decode task")
     decode_concurrency: int | None = Field(None, ge=1, description="max concurrent decode tasks (None: auto)")
     decode_resources: dict[str, float] = Field(

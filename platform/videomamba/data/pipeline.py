@@ -20,6 +20,13 @@ Train shard) reads Ray Data's execution counter (the one behind
 ``epoch + <executions so far>``. Shuffle order, frame offsets, crops, flips and RandAugment of
 manifest row ``i`` derive from ``(seed, effective epoch, i)`` only: different every epoch,
 identical for the same seed and epoch, whatever the task layout or number of workers.
+
+Order (``cfg.deterministic``, default on): the dataset's own ``DataContext`` asks for ordered
+execution (``execution_options.preserve_order``): blocks leave every stage in manifest-position
+order (the epoch's shuffled order in training) however many decode tasks run and whichever finishes first, and Ray Train's
+``streaming_split`` then deals them to the workers deterministically (it also drops its locality
+hints). So a seed fixes each worker's batches, contents and order. Training hands the same
+option to Ray Train (``ingest_options``), which otherwise replaces a dataset's execution options.
 """
 
 from __future__ import annotations
@@ -243,6 +250,17 @@ def build_dataset(
         batch_size=cfg.decode_batch_size,
         **remote_args,
     )
-    logger.info("%s dataset: %d videos from %s (%s x%d views)", split, n, path, cfg.sampling,
-                np.prod(cfg.views(split)))
+    ds.context.execution_options.preserve_order = cfg.deterministic  # shared by the derived datasets
+    logger.info("%s dataset: %d videos from %s (%s x%d views%s)", split, n, path, cfg.sampling,
+                np.prod(cfg.views(split)), ", ordered" if cfg.deterministic else "")
     return ds
+
+
+def ingest_options(ds):
+    """Ray Train's ``ExecutionOptions`` for ``ds`` (its default ingest options, which Ray Train
+    would otherwise take from the driver's ``DataContext``, keeping ``ds``'s ``preserve_order``)."""
+    import ray.train
+
+    options = ray.train.DataConfig.default_ingest_options()
+    options.preserve_order = bool(ds.context.execution_options.preserve_order)
+    return options

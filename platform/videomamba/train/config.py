@@ -70,7 +70,12 @@ class TrainSection(_Section):
     grad_accum: int = Field(1, ge=1, description="steps per optimizer update")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     ema: EmaSection | None = None
-    seed: int = 0
+    seed: int = Field(0, description="seeds weights, dropout, augmentation, sampling and shuffling (data.deterministic: same batches)")
+    deterministic_algorithms: bool = Field(
+        False, description="torch.use_deterministic_algorithms + cuDNN/cuBLAS settings: bit-exact GPU reruns at some "
+        "speed cost; needs the torch scan backend on CUDA (triton/mamba_ssm backwards use atomics). CPU runs are "
+        "deterministic without it"
+    )
     eval_every: int = Field(1, ge=1, description="validate every N epochs (and at the end)")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N epochs (and at the end)")
     keep_checkpoints: int = Field(2, ge=1, description="best-k checkpoints kept")

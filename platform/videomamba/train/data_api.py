@@ -71,6 +71,16 @@ def build(cfg, split: str, *, seed: int = 0, epoch: int = 0, scope: str = "defau
     return build_dataset(cfg, split, seed=seed, epoch=epoch, scope=scope, manifest=manifest)
 
 
+def ingest_config(datasets: dict[str, Any]):
+    """``ray.train.DataConfig`` that keeps each dataset's ordered delivery (``data.deterministic``):
+    Ray Train would otherwise apply its default ingest options (unordered) to every shard."""
+    import ray.train
+
+    from videomamba.data.pipeline import ingest_options
+
+    return ray.train.DataConfig(execution_options={name: ingest_options(ds) for name, ds in datasets.items()})
+
+
 def skip_metrics(split: str, scope: str = "default") -> dict[str, float]:
     """``data/<split>/skipped`` etc. summed over the epochs seen (empty if unavailable)."""
     from videomamba.data.skips import skip_report

@@ -13,8 +13,20 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
+def sort_views(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rows of per-view ``cols`` (arrays of equal length) sorted by ``(index, view)`` (by ``index``
+    alone, stably, without a ``view`` column): the order in which views arrive from Ray Data or
+    from the training workers then no longer changes any float sum taken over them."""
+    if "index" not in cols:
+        return cols
+    index = np.asarray(cols["index"])
+    order = np.lexsort((np.asarray(cols["view"]), index)) if "view" in cols else np.argsort(index, kind="stable")
+    return {key: np.asarray(values)[order] for key, values in cols.items()}
+
+
 def average_views(index: np.ndarray, logits: np.ndarray, labels: np.ndarray | None = None):
-    """Average the logits of all views (clips x crops) of each video.
+    """Average the logits of all views (clips x crops) of each video, summed in row order in
+    float64 (pass rows in a fixed order, e.g. :func:`sort_views`, for bit-identical means).
 
     Returns ``(unique_index, mean_logits, labels_per_index, views_per_index)``, sorted by index.
     """
@@ -170,14 +182,16 @@ def predict_dataset(
 
 
 def collect(rows, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Concatenate the ``keys`` columns of a (prediction) dataset into arrays."""
+    """Concatenate the ``keys`` columns of a (prediction) dataset into arrays, sorted by
+    ``(index, view)`` when both are among ``keys`` (:func:`sort_views`)."""
     cols: dict[str, list] = {key: [] for key in keys}
     for batch in rows.iter_batches(batch_size=256, batch_format="numpy"):
         for key in cols:
             cols[key].append(batch[key])
     if not cols[keys[0]]:
         raise RuntimeError("evaluation dataset produced no clips")
-    return {key: np.concatenate([np.stack(list(x)) if x.dtype == object else x for x in parts]) for key, parts in cols.items()}
+    out = {key: np.concatenate([np.stack(list(x)) if x.dtype == object else x for x in parts]) for key, parts in cols.items()}
+    return sort_views(out) if "index" in out and "view" in out else out
 
 
 def evaluate_dataset(
@@ -185,7 +199,7 @@ def evaluate_dataset(
 ) -> dict[str, Any]:
     """Multi-view evaluation: predict every view on Ray, average logits per video, compute metrics."""
     rows = predict_dataset(dataset, checkpoint, batch_size=batch_size, num_actors=num_actors)
-    cols = collect(rows, ("index", "label", "logits"))
+    cols = collect(rows, ("index", "view", "label", "logits"))
     return classification_metrics(cols["logits"], cols["label"], index=cols["index"], num_classes=num_classes)
 
 

@@ -320,6 +320,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             callbacks=list(callbacks),
         ),
         datasets=datasets,
+        dataset_config=data_api.ingest_config(datasets),
     )
     try:
         result = trainer.fit()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import tempfile
 import time
 from contextlib import nullcontext
@@ -26,8 +25,9 @@ import torch.distributed as dist
 from videomamba.objectives import build_objective
 from videomamba.train import checkpointing as ckpt
 from videomamba.train import data_api
+from videomamba.train.determinism import check_scan_backend, seed_everything, use_deterministic_algorithms
 from videomamba.train.config import TrainConfig
-from videomamba.train.evaluate import plot_confusion, scalar_metrics
+from videomamba.train.evaluate import plot_confusion, scalar_metrics, sort_views
 from videomamba.train.optim import build_optimizer, build_scheduler
 from videomamba.train.precision import resolve_precision
 from videomamba.train.tracking import NoopTracker, RunTracker
@@ -39,14 +39,6 @@ STOP_NONFINITE = "nonfinite_loss"
 
 class NonFiniteLossError(RuntimeError):
     """Raised by the launcher when a worker stopped on a NaN/inf loss."""
-
-
-def seed_everything(seed: int, epoch: int, rank: int) -> None:
-    """Per (epoch, rank) seeding: resuming at an epoch boundary replays the same random streams."""
-    s = (seed * 1_000_003 + epoch * 1009 + rank) % 2**32
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
 
 
 def _world() -> tuple[int, int]:
@@ -108,9 +100,12 @@ class _Trainer:
         self.rank, self.world = _world()
         self.device = ray.train.torch.get_device()
         self.tracker = RunTracker(rt["tracking_uri"], rt["mlflow_run_id"]) if self.rank == 0 and rt.get("mlflow_run_id") else NoopTracker()
+        use_deterministic_algorithms(cfg.train.deterministic_algorithms)
         seed_everything(cfg.train.seed, 0, self.rank)
 
         model = build_model(rt["model"], cfg.model.pretrained, cfg.model.inflate)
+        if cfg.train.deterministic_algorithms and hasattr(model, "backend"):
+            check_scan_backend(model.backend, self.device)
         self.objective = build_objective(cfg.objective, model).to(self.device)
         self.precision = resolve_precision(cfg.train.precision, self.device)
         global_batch = cfg.train.batch_size * cfg.train.grad_accum * self.world
@@ -330,7 +325,7 @@ class _Trainer:
         model = self._eval_model()
         was_training = model.training
         model.eval()
-        parts: dict[str, list[np.ndarray]] = {"index": [], "label": []}
+        parts: dict[str, list[np.ndarray]] = {"index": [], "view": [], "label": []}
         for batch in self._batches(split, 0, train=False):
             with self.precision.autocast():
                 outputs = self.objective.eval_outputs(model, batch)
@@ -338,6 +333,7 @@ class _Trainer:
                 parts.setdefault(key, []).append(value.float().cpu().numpy())
             parts["label"].append(batch["label"].cpu().numpy())
             parts["index"].append(batch["index"].cpu().numpy())
+            parts["view"].append(batch["view"].cpu().numpy())
         model.train(was_training)
         gathered = [g for g in _gather(parts) if g["index"]]  # workers whose shard was empty add nothing
         if self.rank != 0:
@@ -345,7 +341,8 @@ class _Trainer:
         if not gathered:
             logger.warning("validation split %r produced no clips", split)
             return {}, None
-        cat = {k: np.concatenate([a for g in gathered for a in g[k]]) for k in gathered[0]}
+        # rows in (index, view) order: metrics do not depend on which worker saw which view
+        cat = sort_views({k: np.concatenate([a for g in gathered for a in g[k]]) for k in gathered[0]})
         full = self.objective.eval_metrics(cat, num_classes=len(self.rt["class_names"]), captions=self.rt.get("val_captions"))
         return scalar_metrics(full, "val"), full
 

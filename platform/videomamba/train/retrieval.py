@@ -137,7 +137,7 @@ def evaluate_retrieval(
 
     ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
     rows = predict_dataset(ds, checkpoint, batch_size=batch_size, num_actors=num_actors, output="embedding")
-    cols = collect(rows, ("index", "embedding"))
+    cols = collect(rows, ("index", "view", "embedding"))
     model, _ = load_video_text_model(checkpoint)
     captions = [r.captions for r in data_api.records(data_cfg, split, manifest)]
     full = video_text_metrics(cols["embedding"], cols["index"], captions, model.encode_text)

@@ -47,11 +47,13 @@ def _fmt(value: Any) -> str:
 
 
 def markdown_table(rows: Sequence[dict], params: Sequence[str], metrics: Sequence[str]) -> str:
-    """One line per trial: id, status, epochs, parameters, metrics (last reported), error."""
-    head = ["trial", "status", "epochs", *params, *metrics]
+    """One line per trial: id, status, epochs, seed (``train.seed``), parameters, metrics (last
+    reported), error."""
+    head = ["trial", "status", "epochs", "seed", *params, *metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["trial_id"], r["status"] + (f": {r['error'][:60]}" if r.get("error") else ""), _fmt(r.get("epochs"))]
+        cells = [r["trial_id"], r["status"] + (f": {r['error'][:60]}" if r.get("error") else ""), _fmt(r.get("epochs")),
+                 _fmt(r.get("seed"))]
         cells += [_fmt(r["params"].get(p)) for p in params] + [_fmt(r["metrics"].get(m)) for m in metrics]
         lines.append("| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,11 @@
 - Resume: ``resume=True`` restores the experiment with ``Tuner.restore``; finished and errored
   trials are kept, unfinished ones continue (their training run resumes from its last epoch
   checkpoint, in the same MLflow run), and the searcher (Optuna study) continues where it was.
+- Seeds: a trial trains with its config's ``train.seed`` (the base's, unless the space samples
+  ``train.seed``), recorded as the child run's ``tune.seed`` tag (and ``train.seed`` param) and in
+  the trials table; with ``data.deterministic`` (default) two trials of the same sampled config and
+  seed give the same run (on CPU to the last digit), so differences between trials are the
+  parameters' (sample ``train.seed`` too to see the seed-to-seed spread).
 - Output: ``<storage>/<name>/best_config.yaml``, a ready training config (checked with
   ``load_config``), plus ``trials.md`` / ``trials.json`` / ``trials.png``.
 """
@@ -52,6 +57,7 @@ from videomamba.tune.trial import (
     TrialContext,
     child_run_name,
     run_trial,
+    trial_seed,
 )
 
 logger = logging.getLogger(__name__)
@@ -484,6 +490,7 @@ def collect_trials(grid, space: SearchSpace, plan: Plan, ctx: TrialContext) -> l
             status = report.UNFINISHED
         rows.append({
             "trial_id": trial_id, "status": status, "params": sampled, "overrides": space.overrides(sampled),
+            "seed": trial_seed(ctx, sampled),
             "metrics": {m: metrics.get(m) for m in plan.metrics}, "epochs": metrics.get(EPOCHS_DONE), "error": error,
             "run_id": child.info.run_id if child else None,
         })

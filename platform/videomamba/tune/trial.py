@@ -31,6 +31,8 @@ EPOCHS_DONE = "epochs_completed"
 #: MLflow tags on every child run
 TAG_PARENT, TAG_SEARCH, TAG_TRIAL = "mlflow.parentRunId", "tune.search", "tune.trial_id"
 TAG_PARAMS, TAG_STATUS, TAG_ERROR = "tune.params", "tune.status", "tune.error"
+#: the trial's ``train.seed`` (with ``data.deterministic`` the same config and seed give the same run)
+TAG_SEED = "tune.seed"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,15 @@ def trial_config(ctx: TrialContext, sampled: dict[str, Any], trial_id: str) -> d
     return raw
 
 
+def trial_seed(ctx: TrialContext, sampled: dict[str, Any]) -> int:
+    """The trial's ``train.seed``: sampled, else the base config's, else the schema default.
+    Every trial of a search shares the base seed unless the space samples ``train.seed``."""
+    from videomamba.train.config import TrainSection
+
+    train = ctx.space.apply(ctx.base, sampled).get("train") or {}
+    return int(train.get("seed", TrainSection.model_fields["seed"].default))
+
+
 def child_tags(ctx: TrialContext, trial_id: str, sampled: dict[str, Any]) -> dict[str, str]:
     import json
 
@@ -103,6 +114,7 @@ def child_tags(ctx: TrialContext, trial_id: str, sampled: dict[str, Any]) -> dic
         TAG_SEARCH: ctx.search_name,
         TAG_TRIAL: trial_id,
         TAG_PARAMS: json.dumps(ctx.space.overrides(sampled), sort_keys=True, default=str),
+        TAG_SEED: str(trial_seed(ctx, sampled)),
     }
 
 
