@@ -45,6 +45,10 @@ def register(subparsers) -> None:
     p.add_argument("--randaugment", default=None, help="timm spec, or 'none'")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--epochs", type=int, default=2, help="pipeline epochs (first one cold)")
+    p.add_argument("--decode-concurrency", type=int, default=None, help="max concurrent decode tasks")
+    p.add_argument("--compare-order", action="store_true",
+                   help="instead: ordered (data.deterministic) vs unordered delivery, alternating warm epochs")
+    p.add_argument("--rounds", type=int, default=3, help="--compare-order: warm epochs of each")
     p.add_argument("--record", default=None, help="append a row to this markdown file")
     p.add_argument("--json", default=None)
     p.set_defaults(func=_bench)
@@ -142,7 +146,8 @@ def _bench_config(args):
             raw = yaml.safe_load(f) or {}
         raw = raw.get("data", raw)
     overrides = {"num_frames": args.num_frames, "img_size": args.img_size, "sampling": args.sampling,
-                 "classes_file": args.classes_file, "path_prefix": args.path_prefix}
+                 "classes_file": args.classes_file, "path_prefix": args.path_prefix,
+                 "decode_concurrency": args.decode_concurrency}
     raw.update({k: v for k, v in overrides.items() if v is not None})
     if args.randaugment is not None:
         raw["randaugment"] = None if args.randaugment.lower() == "none" else args.randaugment
@@ -158,6 +163,8 @@ def _bench(args) -> int:
 
     cfg = _bench_config(args)
     _init_ray()
+    if args.compare_order:
+        return _bench_order(cfg, args)
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs)
     table = Table(title=f"data pipeline: {res.videos} videos, T={res.num_frames}, {res.img_size}px "
                         f"({res.machine}, load avg {res.load_avg:.0f})")
@@ -174,6 +181,30 @@ def _bench(args) -> int:
     Console().print(table)
     if args.record:
         record(res, args.record)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res.as_dict(), f, indent=1)
+    return 0
+
+
+def _bench_order(cfg, args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from videomamba.data.bench import record_order, run_order_bench
+
+    res = run_order_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, rounds=args.rounds)
+    table = Table(title=f"ordered vs unordered delivery: {res.videos} videos, T={res.num_frames}, {res.img_size}px "
+                        f"({res.machine}, load avg {res.load_avg[0]:.0f}-{res.load_avg[1]:.0f})")
+    for col in ("delivery", "clips/s (median)", "epoch seconds"):
+        table.add_column(col)
+    table.add_row("ordered (data.deterministic: true)", f"{res.ordered_clips_per_s:.1f}",
+                  " ".join(f"{s:.2f}" for s in res.ordered_epochs_s))
+    table.add_row("unordered", f"{res.unordered_clips_per_s:.1f}", " ".join(f"{s:.2f}" for s in res.unordered_epochs_s))
+    Console().print(table)
+    Console().print(f"ordered / unordered: {res.ratio:.2f}")
+    if args.record:
+        record_order(res, args.record)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res.as_dict(), f, indent=1)

@@ -5,12 +5,16 @@ same manifest rows: the plain loop in this process (single-threaded decord), the
 Data tasks consumed through ``iter_torch_batches`` (what a training worker sees). The pipeline is
 timed on warm epochs (after one cold epoch that starts the worker processes). The loop's CPU time
 is recorded too: on a shared machine clips per CPU-second is the stable number.
+
+``run_order_bench`` times the pipeline with and without ordered delivery (``data.deterministic``)
+side by side in one run (``data bench --compare-order``).
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -131,3 +135,95 @@ def record(result: BenchResult, path: str) -> None:
         if new:
             f.write("# Data pipeline benchmark\n\n" + MARKDOWN_HEADER)
         f.write(markdown_row(result))
+
+
+# ---- ordered vs unordered delivery (data.deterministic) ----------------------------------------
+@dataclass
+class OrderBenchResult:
+    """Clips/s of the pipeline with ordered delivery (``data.deterministic``) and without, timed
+    in alternating warm epochs of one run (ABBA: drifts in machine load cancel)."""
+
+    manifest: str
+    split: str
+    videos: int
+    clips: int  # per epoch
+    rounds: int
+    decode_concurrency: int | None
+    rows_per_block: int
+    ordered_clips_per_s: float  # median over the rounds
+    unordered_clips_per_s: float
+    ratio: float  # ordered / unordered (1.0: no cost)
+    ordered_epochs_s: list[float]
+    unordered_epochs_s: list[float]
+    num_frames: int
+    img_size: int
+    machine: str
+    load_avg: tuple[float, float]  # 1-min load average at start and end
+    date: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_order_bench(
+    cfg: DataConfig, manifest: str, *, split: str = "train", batch_size: int = 8, rounds: int = 3
+) -> OrderBenchResult:
+    """Build the dataset twice (``deterministic`` true/false), run one cold epoch of each, then
+    ``rounds`` warm epochs of each in ABBA order, consumed with ``iter_torch_batches``."""
+    load0 = os.getloadavg()[0]
+    datasets = {
+        flag: build_dataset(cfg.model_copy(update={"deterministic": flag}), split, manifest=manifest, scope="bench")
+        for flag in (True, False)
+    }
+
+    def epoch(flag: bool) -> tuple[int, float]:
+        clips, start = 0, time.perf_counter()
+        for batch in datasets[flag].iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+            clips += len(batch["label"])
+        return clips, time.perf_counter() - start
+
+    for flag in (True, False):
+        epoch(flag)  # cold: worker processes start
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    clips = 0
+    for r in range(rounds):
+        for flag in ((True, False) if r % 2 == 0 else (False, True)):
+            clips, s = epoch(flag)
+            seconds[flag].append(s)
+            logger.info("%s epoch: %d clips in %.2fs", "ordered" if flag else "unordered", clips, s)
+    ordered = clips / float(np.median(seconds[True]))
+    unordered = clips / float(np.median(seconds[False]))
+    return OrderBenchResult(
+        manifest=manifest, split=split, videos=len(read_manifest(manifest, classes_file=cfg.classes_file,
+                                                                   path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)),
+        clips=clips, rounds=rounds, decode_concurrency=cfg.decode_concurrency, rows_per_block=cfg.rows_per_block,
+        ordered_clips_per_s=ordered, unordered_clips_per_s=unordered, ratio=ordered / unordered,
+        ordered_epochs_s=seconds[True], unordered_epochs_s=seconds[False],
+        num_frames=cfg.num_frames, img_size=cfg.img_size, machine=machine_description(),
+        load_avg=(load0, os.getloadavg()[0]), date=datetime.date.today().isoformat(),
+    )
+
+
+ORDER_HEADER = (
+    "| date | machine (load avg start-end) | manifest | videos | T x S | decode tasks (concurrency) | rounds "
+    "| ordered clips/s | unordered clips/s | ordered / unordered |\n"
+    "|---|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def order_markdown_row(r: OrderBenchResult) -> str:
+    tasks = math.ceil(r.videos / r.rows_per_block)
+    return (
+        f"| {r.date} | {r.machine} ({r.load_avg[0]:.0f}-{r.load_avg[1]:.0f}) | `{r.manifest}` | {r.videos} "
+        f"| {r.num_frames} x {r.img_size} | {tasks} ({r.decode_concurrency or 'auto'}) | {r.rounds} "
+        f"| {r.ordered_clips_per_s:.1f} | {r.unordered_clips_per_s:.1f} | {r.ratio:.2f} |\n"
+    )
+
+
+def record_order(result: OrderBenchResult, path: str) -> None:
+    """Append the result as a row of the markdown table in ``path`` (created with a header)."""
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("# Ordered delivery benchmark\n\n" + ORDER_HEADER)
+        f.write(order_markdown_row(result))
