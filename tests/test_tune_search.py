@@ -16,7 +16,7 @@ from videomamba.train import tracking
 from videomamba.tune import report
 from videomamba.tune.runner import ChildRuns, find_child
 from videomamba.tune.space import parse_space
-from videomamba.tune.trial import TAG_ERROR, TAG_PARENT, TAG_STATUS, TAG_TRIAL
+from videomamba.tune.trial import TAG_ERROR, TAG_PARENT, TAG_SEED, TAG_STATUS, TAG_TRIAL
 
 
 # -- ChildRuns without Ray ------------------------------------------------------------------------
@@ -165,6 +165,7 @@ def test_search_end_to_end_with_failure_interrupt_and_resume(ray_local, syntheti
     for r in by_status[report.COMPLETED]:
         child = statuses[r["trial_id"]]
         assert child.info.status == "FINISHED" and float(child.data.params["optim.lr"]) == r["params"]["optim.lr"]
+        assert child.data.tags[TAG_SEED] == child.data.params["train.seed"] == "0" and r["seed"] == 0
         assert len(client.get_metric_history(child.info.run_id, "val/top1")) == 2  # one per epoch
 
     # the trial finished before the interruption was not re-run
