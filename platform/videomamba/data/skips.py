@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 _ACTOR_PREFIX = "videomamba-data-skips-"
+#: reasons recorded for rows that are KEPT (counted as padded, not skipped): ``short`` (frames
+#: repeated) and ``truncated`` (a damaged file decoded up to its last good frame)
+KEPT_REASONS = ("short", "truncated")
 MAX_EXAMPLES = 20
 
 
@@ -46,8 +49,8 @@ class _SkipLedger:
         self.padded: dict[tuple[str, int], set[int]] = {}
 
     def record(self, split: str, epoch: int, index: int, path: str, reason: str) -> None:
-        table = self.padded if reason == "short" else self.skipped
-        if reason == "short":
+        table = self.padded if reason in KEPT_REASONS else self.skipped
+        if reason in KEPT_REASONS:
             table.setdefault((split, epoch), set()).add(index)
         else:
             table.setdefault((split, epoch), {}).setdefault(index, (path, reason))
