@@ -110,11 +110,11 @@ def _ledger(scope: str):
 
 def record_skip(scope: str, split: str, epoch: int, index: int, path: str, reason: str, detail: str = "") -> None:
     """Log and count one bad video (blocking, so counts are complete when its batch is consumed).
-    ``reason == "short"`` counts a padded (kept) video instead of a skipped one."""
+    A reason in ``KEPT_REASONS`` counts a padded (kept) video instead of a skipped one."""
     import ray
 
-    if reason == "short":
-        logger.info("padding short video %s (%s)", path, detail or "frames repeated")
+    if reason in KEPT_REASONS:
+        logger.info("keeping %s video %s (%s)", reason, path, detail or "frames repeated")
     else:
         logger.warning("skipping video %s: %s%s", path, reason, f" ({detail})" if detail else "")
     try:
