@@ -5,8 +5,8 @@ and ``evaluate``) opens the file once with decord, which also gives the frame co
 fps and every frame's presentation timestamp from the container index (no decoding). Frames come
 out in display orientation (decord applies the rotation of the container's display matrix) and
 are resized to ``short_side`` after decoding (:func:`shrink`: bilinear + antialias, torch's uint8
-kernel), so no header probe is needed before the reader is opened. PyAV is used only off the hot path: reading the rotation
-angle for reports (:func:`read_info`, ``data check``), finding the last good frame of a damaged
+kernel), so no header probe is needed before the reader is opened. PyAV is used only off the
+hot path: reading the rotation angle for reports (:func:`read_info`, ``data check``), finding the last good frame of a damaged
 file (once per file and process), and when decord returns a malformed frame buffer (decord2 3.4
 bug on some small widths, e.g. 96 or 48 px, and on rotated videos of such widths).
 

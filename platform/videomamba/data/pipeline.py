@@ -2,8 +2,8 @@
 
 ``build_dataset(cfg, split)`` returns a lazy ``ray.data.Dataset`` with columns
 ``video`` float32 ``(3, T, S, S)``, ``label`` int64, ``index`` int64 (manifest row) and ``view``
-int64 (``clip * num_crops + crop``; in train the clip index of ``clips_per_video``), so ``iter_torch_batches`` yields ``video`` as
-``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video; training
+int64 (``clip * num_crops + crop``; in train the clip index of ``clips_per_video``), so
+``iter_torch_batches`` yields ``video`` as ``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video; training
 emits ``clips_per_video`` rows per video (repeated sampling: one decode of the union of the k clips'
 frames, each clip sampled and augmented on its own; an epoch then has k x the rows and steps, and the
 k clips of a video usually share a batch, see ``DataConfig.clips_per_video``). With
