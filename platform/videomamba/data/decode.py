@@ -298,19 +298,23 @@ def decode_clips(
         frames = _get_batch(reader, decode)
     except DecodeError as err:
         good, announced = _good_frames(path, source, info.num_frames)
-        if not 0 < good < info.num_frames:
+        if good == 0:
             raise
-        announced = max(announced, info.num_frames)
-        logger.info("%s: %d of %d announced frames decode (%s); using those", path, good, announced, err.detail)
-        ts = None if info.timestamps is None else info.timestamps[:good]
-        info = replace(info, num_frames=good, timestamps=ts, truncated=announced - good)
-        indices = _pick(pick, info)
-        unique, inverse = np.unique(indices.ravel(), return_inverse=True)
-        decode = unique
-        try:
-            frames = _get_batch(reader, decode)
-        except DecodeError:  # decord's threaded decoder can stop short of PyAV's good prefix
+        if good >= info.num_frames:  # every frame decodes with PyAV: a decord failure, not damage
+            logger.info("%s: decord failed (%s); decoding with PyAV", path, err.detail)
             frames = _pyav_frames(source, decode)
+        else:  # damaged: sample again from the decodable prefix
+            announced = max(announced, info.num_frames)
+            logger.info("%s: %d of %d announced frames decode (%s); using those", path, good, announced, err.detail)
+            ts = None if info.timestamps is None else info.timestamps[:good]
+            info = replace(info, num_frames=good, timestamps=ts, truncated=announced - good)
+            indices = _pick(pick, info)
+            unique, inverse = np.unique(indices.ravel(), return_inverse=True)
+            decode = unique
+            try:
+                frames = _get_batch(reader, decode)
+            except DecodeError:  # decord's threaded decoder can stop short of PyAV's good prefix
+                frames = _pyav_frames(source, decode)
     if frames is None:
         logger.debug("decord returned malformed frames for %s; decoding with PyAV", path)
         frames = _pyav_frames(source, decode)
