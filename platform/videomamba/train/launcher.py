@@ -114,10 +114,11 @@ def latest_run_name(storage_path: str, prefix: str) -> str | None:
 
 # ------------------------------------------------------------------------------------------------
 def resume_epoch(storage_path: str, name: str) -> int:
-    """The epoch after the run's latest checkpoint (0 when it has none)."""
+    """The epoch after the run's latest checkpoint (0 when it has none). Raises UnsafeCheckpointError
+    when its training state is not in the data-only format (an old pickle, a planted file)."""
     import ray.train
 
-    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.train.checkpointing import check_train_state, local_checkpoint_dir, read_meta
 
     try:
         latest = ray.train.Result.from_path(_join(storage_path, name)).checkpoint
@@ -126,6 +127,7 @@ def resume_epoch(storage_path: str, name: str) -> int:
     if latest is None:
         return 0
     with local_checkpoint_dir(latest) as d:
+        check_train_state(d)  # data-only format, parsed before any worker starts (UnsafeCheckpointError)
         return int(read_meta(d)["epoch"]) + 1
 
 

@@ -190,10 +190,11 @@ class _Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             # model.pt holds the weights that were evaluated; keep the raw ones to resume exactly
             "model": {k: v.cpu() for k, v in self.objective.model.state_dict().items()} if ema_weights else None,
-            "rng": {"scheme": "seed_everything(train.seed, epoch, rank) at every epoch start", "seed": self.cfg.train.seed},
+            # resuming reseeds with seed_everything(train.seed, epoch, rank) at every epoch start;
+            # rank 0's generator states at the save are kept for inspection (ckpt.set_rng_state)
+            "rng": {"scheme": "seed_everything(train.seed, epoch, rank)", "seed": self.cfg.train.seed, "rank0": ckpt.rng_state()},
         }
         meta = {
-            "format": 1,
             "model": self.rt["model"],
             "class_names": self.rt["class_names"],
             "weights": "ema" if ema_weights else "model",
