@@ -282,16 +282,25 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def local_checkpoint_dir(checkpoint: str | os.PathLike | Any) -> Iterator[Path]:
-    """A local directory holding ``checkpoint``: a local path, a URI (``s3://``, ``gs://``, ...)
-    or a ``ray.train.Checkpoint``; remote ones are downloaded to a temporary directory."""
+def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str | None = None) -> Iterator[Path]:
+    """A local directory holding ``checkpoint``: a local path, a URI (``s3://``, ``gs://``, ...),
+    a ``ray.train.Checkpoint``, or an MLflow model logged by videomamba (``models:/NAME/VERSION``,
+    ``runs:/RUN_ID/model``; resolved in ``tracking_uri``, default ``$MLFLOW_TRACKING_URI``, and
+    yielding its ``model.safetensors`` + ``meta.json``); remote ones are downloaded to a temporary
+    directory."""
     from ray.train import Checkpoint
 
+    from videomamba.train import mlflow_model
+
+    if mlflow_model.is_mlflow_uri(checkpoint):
+        with mlflow_model.downloaded_model(checkpoint, tracking_uri) as d:
+            yield d
+        return
     if not isinstance(checkpoint, Checkpoint):
         path = str(checkpoint)
         if "://" not in path or path.startswith("file://"):
             local = Path(path.removeprefix("file://")).expanduser()
-            if not (local / MODEL_FILE).exists():
+            if not (local / MODEL_FILE).exists() and not (local / mlflow_model.WEIGHTS_FILE).exists():
                 raise FileNotFoundError(f"{local}: not a checkpoint directory (no {MODEL_FILE})")
             yield local
             return
@@ -308,9 +317,15 @@ def build_model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
     return videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
 
 
-def load_trained_model(checkpoint: str | os.PathLike | Any, device: str | torch.device = "cpu"):
-    """``(model in eval mode, meta)`` from a training checkpoint (dir, URI or Checkpoint)."""
-    with local_checkpoint_dir(checkpoint) as d:
+def load_trained_model(checkpoint: str | os.PathLike | Any, device: str | torch.device = "cpu", *,
+                       tracking_uri: str | None = None):
+    """``(model in eval mode, meta)`` from a training checkpoint (dir, URI or Checkpoint) or a
+    videomamba MLflow model URI (``models:/...``, ``runs:/...``; see :func:`local_checkpoint_dir`)."""
+    from videomamba.train import mlflow_model
+
+    with local_checkpoint_dir(checkpoint, tracking_uri) as d:
+        if not (d / MODEL_FILE).exists():
+            return mlflow_model.load_model_dir(d, device)
         meta = read_meta(d)
         model = build_model_from_meta(meta)
         state = torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)

@@ -378,34 +378,17 @@ def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> 
             log_model(tracker, d, read_meta(d), registered_name=cfg.mlflow.register_model)
 
 
-def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str, Any], registered_name: str | None = None):
-    """Log the checkpoint's model as an MLflow PyTorch model with an input signature
-    ``float32 (-1, 3, T, H, W)``; register it as ``registered_name`` when given."""
+def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str, Any] | None = None, registered_name: str | None = None):
+    """Log the checkpoint's model into the run as an MLflow pyfunc model of code plus weights
+    (``videomamba.train.mlflow_model``: safetensors + metadata, rebuilt with ``create_model`` on
+    load, no pickle) with the input signature ``float32 (-1, 3, T, H, W)``; registered as
+    ``registered_name`` when given."""
     import mlflow
-    import numpy as np
-    import torch
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
 
-    from videomamba.train.checkpointing import load_trained_model
+    from videomamba.train.mlflow_model import log_pyfunc_model
 
-    model, meta = load_trained_model(checkpoint_dir)
-    t, size = model.num_frames, model.img_size
-    size = size if isinstance(size, (tuple, list)) else (size, size)
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, t, *size), "video")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, model.num_classes), "logits")]),
-    )
     with tracking.mlflow_uri(tracker.tracking_uri), mlflow.start_run(run_id=tracker.run_id):
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            signature=signature,
-            serialization_format="pickle",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "videomamba-platform"],
-            metadata={"class_names": meta.get("class_names"), "videomamba_model": meta.get("model")},
-            registered_model_name=registered_name,
-        )
+        info = log_pyfunc_model(checkpoint_dir, registered_name=registered_name)
     logger.info("logged MLflow model %s%s", info.model_uri, f" (registered as {registered_name!r})" if registered_name else "")
     return info
 
