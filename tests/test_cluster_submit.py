@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from videomamba.cluster.submit import SECRET_EXCLUDES as SECRET_PATTERNS
 from videomamba.cluster.submit import build_runtime_env, find_checkout, resolve_address, to_entrypoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +128,7 @@ def test_secrets_are_never_uploaded_even_when_not_git_ignored(tmp_path, monkeypa
     with caplog.at_level("WARNING", logger="videomamba.cluster.submit"):
         outcome = submit_mod.submit(["train", "--config", "configs/demo.yaml"], working_dir=repo, wait=False,
                                     env=["MLFLOW_TRACKING_USERNAME=alice", "MLFLOW_TRACKING_PASSWORD=pw"])
-    assert "certs/server.pem" in outcome.left_out and set(SECRET_PATTERNS) <= set(client.kwargs["runtime_env"]["excludes"])
+    assert "certs/server.pem" in outcome.left_out and set(submit_mod.SECRET_EXCLUDES) <= set(client.kwargs["runtime_env"]["excludes"])
     line = [r.getMessage() for r in caplog.records if "not uploaded" in r.getMessage()]
     assert len(line) == 1 and ".env, .netrc, certs/server.key" in line[0] and "credentials/ (2 files)" in line[0]
     # credentials travel as job environment variables, not files
