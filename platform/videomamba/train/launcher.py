@@ -232,7 +232,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     class_names = _preflight("data", lambda: data_api.class_names(cfg.data))
     spec = model_spec(cfg, len(class_names))
     probe = _preflight(
-        "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate)
+        "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
     )
     _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
