@@ -126,10 +126,12 @@ def test_secrets_are_never_uploaded_even_when_not_git_ignored(tmp_path, monkeypa
     client = _Client()
     monkeypatch.setattr(submit_mod, "_client", lambda address: client)
     with caplog.at_level("WARNING", logger="videomamba.cluster.submit"):
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # `--env KEY`: the value from this environment
         outcome = submit_mod.submit(["train", "--config", "configs/demo.yaml"], working_dir=repo, wait=False,
-                                    env=["MLFLOW_TRACKING_USERNAME=alice", "MLFLOW_TRACKING_PASSWORD=pw"])
+                                    env=["MLFLOW_TRACKING_USERNAME=alice", "MLFLOW_TRACKING_PASSWORD"])
     assert "certs/server.pem" in outcome.left_out and set(submit_mod.SECRET_EXCLUDES) <= set(client.kwargs["runtime_env"]["excludes"])
     line = [r.getMessage() for r in caplog.records if "not uploaded" in r.getMessage()]
     assert len(line) == 1 and ".env, .netrc, certs/server.key" in line[0] and "credentials/ (2 files)" in line[0]
     # credentials travel as job environment variables, not files
-    assert client.kwargs["runtime_env"]["env_vars"]["MLFLOW_TRACKING_USERNAME"] == "alice"
+    env_vars = client.kwargs["runtime_env"]["env_vars"]
+    assert env_vars["MLFLOW_TRACKING_USERNAME"] == "alice" and env_vars["MLFLOW_TRACKING_PASSWORD"] == "pw"

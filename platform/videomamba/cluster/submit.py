@@ -119,8 +119,12 @@ def _parse_env(items: Mapping[str, str] | Sequence[str] | None) -> dict[str, str
     env = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--env {item!r}: expected KEY=VALUE")
+        if not key:
+            raise ValueError(f"--env {item!r}: expected KEY=VALUE or KEY")
+        if not sep:  # `--env KEY`: this process's value, so a secret is never typed on a command line
+            if key not in os.environ:
+                raise ValueError(f"--env {key}: not set in this environment (expected KEY=VALUE, or KEY of a set variable)")
+            value = os.environ[key]
         env[key] = value
     return env
 

@@ -253,7 +253,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
         metric, mode = "train/loss_epoch", "min"
 
-    tracking_uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root)
+    tracking_uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
     if info is not None:
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
         tracking_uri = tracker.tracking_uri
