@@ -367,7 +367,7 @@ def _uri(checkpoint) -> str:
 
 def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> None:
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
-    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.train.checkpointing import local_checkpoint_dir
 
     tracker.set_tags({"best_checkpoint": run.best_checkpoint})
     tracker.log_metrics({f"best/{k}": v for k, v in run.best_metrics.items() if isinstance(v, (int, float))})
@@ -375,10 +375,10 @@ def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> 
         tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
         tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")
         if cfg.mlflow.log_model:
-            log_model(tracker, d, read_meta(d), registered_name=cfg.mlflow.register_model)
+            log_model(tracker, d, registered_name=cfg.mlflow.register_model)
 
 
-def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str, Any] | None = None, registered_name: str | None = None):
+def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_name: str | None = None):
     """Log the checkpoint's model into the run as an MLflow pyfunc model of code plus weights
     (``videomamba.train.mlflow_model``: safetensors + metadata, rebuilt with ``create_model`` on
     load, no pickle) with the input signature ``float32 (-1, 3, T, H, W)``; registered as
