@@ -39,6 +39,11 @@ class DataConfig(BaseModel):
     num_frames: int = Field(8, ge=1, description="T, frames per clip")
     sampling: Literal["segment", "dense"] = "segment"
     frame_stride: int = Field(4, ge=1, description="dense sampling stride (frames)")
+    clips_per_video: int = Field(
+        1, ge=1, description="training clips per decoded video (repeated sampling, as the VideoMamba/"
+        "UniFormerV2 recipes' num_sample=2): one decode of the union of their frames, each clip with its "
+        "own frame offsets and augmentation; an epoch yields k rows per video (k x the steps per epoch)"
+    )
 
     # --- spatial ---------------------------------------------------------------------
     img_size: int = Field(224, ge=8, description="output H = W")
