@@ -76,6 +76,10 @@ class DataConfig(BaseModel):
     decode_batch_size: int = Field(4, ge=1, description="clips per map_batches call")
     rows_per_block: int = Field(16, ge=1, description="manifest rows per Ray Data block (= decode task)")
     prefetch_batches: int = Field(2, ge=0, description="iter_torch_batches prefetch in the training worker")
+    stream_epochs: bool = Field(
+        True, description="training: one Ray Data execution streams all epochs back to back (each reshuffled "
+        "as its own epoch), so the pipeline does not start again (idle GPUs) at every epoch boundary"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
