@@ -22,6 +22,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,7 @@ class Case:
     clips_per_video: int = 1
     stream_epochs: bool = True
     model_only: bool = False
+    overrides: list[str] = field(default_factory=list)  # extra `--set KEY=VALUE`s of this case
 
 
 @dataclass
@@ -59,13 +61,15 @@ class CaseResult:
 
 
 def parse_case(text: str) -> Case:
-    """``MANIFEST_NAME:CLIPS_PER_VIDEO[:nostream]`` (e.g. ``prepared:2``) or ``model`` (model only)."""
+    """``MANIFEST_NAME:CLIPS_PER_VIDEO[:nostream][:KEY=VALUE...]`` (e.g. ``prepared:2``,
+    ``raw:1:data.decode_concurrency=16``) or ``model`` (model only)."""
     if text == "model":
         return Case("model-only", "", 1, True, True)
     parts = text.split(":")
     name, cpv = parts[0], int(parts[1]) if len(parts) > 1 else 1
-    stream = not (len(parts) > 2 and parts[2] == "nostream")
-    return Case(text, name, cpv, stream, False)
+    extra = parts[2:]
+    stream = "nostream" not in extra
+    return Case(text, name, cpv, stream, False, [x for x in extra if x != "nostream"])
 
 
 class GpuSampler:
@@ -136,8 +140,12 @@ def run_case(base_cfg, case: Case, manifests: dict[str, str], *, epochs: int, wa
     raw["eval"]["at_end"] = False
     raw["mlflow"].update(log_model=False, register_model=None, experiment="bench-e2e")
     raw["run"].update(root=root, storage_path=None,
-                      name=f"e2e-{case.name.replace(':', '-')}-{time.strftime('%H%M%S')}")
+                      name=f"e2e-{re.sub(r'[^A-Za-z0-9_-]+', '-', case.name)}-{time.strftime('%H%M%S')}")
     raw["debug"]["replay_first_batch"] = case.model_only
+    from videomamba.train.config import parse_overrides, set_dotted
+
+    for key, value in parse_overrides(case.overrides):
+        set_dotted(raw, key, value)
     cfg = TrainConfig.model_validate(raw)
     result = CaseResult(case)
     t = time.perf_counter()

@@ -222,6 +222,8 @@ class _Trainer:
                                   "prefetch_batches": self.cfg.data.prefetch_batches}
         if self.cfg.data.captions:  # a string column: collated by hand
             kwargs["collate_fn"] = data_api.TorchCollate(self.device)
+        elif self.cfg.data.pin_memory and self.device.type == "cuda":
+            kwargs["pin_memory"] = True
         if train and self.cfg.train.shuffle_buffer:
             kwargs.update(local_shuffle_buffer_size=self.cfg.train.shuffle_buffer, local_shuffle_seed=self.cfg.train.seed + epoch)
         return shard.iter_torch_batches(**kwargs)
