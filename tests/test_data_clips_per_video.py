@@ -56,6 +56,13 @@ def test_clips_per_video_is_train_only_and_counted_in_rows():
         DataConfig(clips_per_video=0)
 
 
+def test_epoch_rows_count_every_clip(data):
+    from videomamba.train.data_api import num_train_rows
+
+    cfg = DataConfig(train_manifest=str(data / "m.csv"), clips_per_video=2)
+    assert num_train_rows(cfg) == 6 and num_train_rows(cfg.model_copy(update={"clips_per_video": 1})) == 3
+
+
 def test_contrastive_refuses_several_clips_per_video():
     from videomamba.train.config import ConfigError, validate_config
 

@@ -2,8 +2,11 @@
 
 ``build_dataset(cfg, split)`` returns a lazy ``ray.data.Dataset`` with columns
 ``video`` float32 ``(3, T, S, S)``, ``label`` int64, ``index`` int64 (manifest row) and ``view``
-int64 (``clip * num_crops + crop``; 0 in train), so ``iter_torch_batches`` yields ``video`` as
-``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video. With
+int64 (``clip * num_crops + crop``; in train the clip index of ``clips_per_video``), so
+``iter_torch_batches`` yields ``video`` as ``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video; training
+emits ``clips_per_video`` rows per video (repeated sampling: one decode of the union of the k clips'
+frames, each clip sampled and augmented on its own; an epoch then has k x the rows and steps, and the
+k clips of a video usually share a batch, see ``DataConfig.clips_per_video``). With
 ``cfg.captions`` a string column ``caption`` follows: one of the row's captions, drawn from
 ``(seed, effective epoch, row)`` in training (a stream of its own), the first one in evaluation
 (strings: iterate with ``collate_fn``, e.g. ``videomamba.train.data_api.TorchCollate``).
@@ -18,8 +21,8 @@ Epochs and seeds: every execution of the dataset (each epoch's ``iter_*`` over i
 Train shard) reads Ray Data's execution counter (the one behind
 ``RandomSeedConfig(reseed_after_execution=True)``), so the effective epoch is
 ``epoch + <executions so far>`` (a dataset built with ``epochs=E`` spans E epochs per execution:
-``epoch + E * <executions so far> + position // n``). Shuffle order, frame offsets, crops, flips and RandAugment of
-manifest row ``i`` derive from ``(seed, effective epoch, i)`` only: different every epoch,
+``epoch + E * <executions so far> + position // n``). Shuffle order, frame offsets, crops, flips and
+RandAugment of manifest row ``i`` (clip ``c``) derive from ``(seed, effective epoch, i[, c])`` only: different every epoch,
 identical for the same seed and epoch, whatever the task layout or number of workers.
 """
 
@@ -199,7 +202,8 @@ def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, s
         state: dict = {}
         pick = clip_picker(cfg, num_clips, float(batch["start_sec"][i]), float(batch["end_sec"][i]), rngs, state)
         try:
-            clips, info = decode_clips(path, pick, short_side=short_side, num_threads=cfg.decode_threads)
+            clips, info = decode_clips(path, pick, short_side=short_side, num_threads=cfg.decode_threads,
+                                       check_tail=cfg.decode_check_tail)
             views = np.stack([transform(clip, None if rngs is None else rngs[k])
                               for k, clip in enumerate(clips)])  # (N, V, 3, T, S, S)
         except DecodeError as err:

@@ -35,6 +35,9 @@ class ModelSection(_Section):
     drop_path_rate: float = Field(0.1, ge=0, lt=1)
     pretrained: str | None = Field(None, description="checkpoint to fine-tune from (load_checkpoint)")
     inflate: Literal["center", "average"] = Field("center", description="how a 2-D patch embedding is inflated")
+    pretrained_grid: tuple[int, int] | None = Field(
+        None, description="patch grid (rows, cols) the pretrained checkpoint was trained at, for a non-square one "
+                          "without metadata (default: its meta.json, else square)")
 
 
 class OptimSection(_Section):

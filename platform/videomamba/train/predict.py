@@ -52,15 +52,18 @@ def predict_videos(
     split: str = "test",
     device: str | None = None,
     batch_size: int = 8,
+    tracking_uri: str | None = None,
 ) -> list[Prediction]:
-    """Top-k classes (softmax of the view-averaged logits) for each video file."""
+    """Top-k classes (softmax of the view-averaged logits) for each video file. ``checkpoint``: a
+    training checkpoint (directory or URI) or a videomamba MLflow model (``models:/NAME/VERSION``,
+    ``runs:/RUN_ID/model``, resolved in ``tracking_uri``, default ``$MLFLOW_TRACKING_URI``)."""
     from videomamba.data.config import DataConfig
     from videomamba.data.decode import DecodeError
     from videomamba.train.checkpointing import load_trained_model
     from videomamba.train.precision import resolve_precision
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, meta = load_trained_model(checkpoint, dev)
+    model, meta = load_trained_model(checkpoint, dev, tracking_uri=tracking_uri)
     data_cfg = DataConfig.model_validate(meta["config"]["data"])
     names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
     precision = resolve_precision("auto", dev)
