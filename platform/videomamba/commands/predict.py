@@ -29,6 +29,8 @@ def run_command(args) -> int:
             print(f"{pred.path}: ERROR {pred.error}")
             continue
         print(f"{pred.path} ({pred.num_views} views):")
+        if pred.warning:
+            print(f"  WARNING: {pred.warning}")
         for name, prob in pred.top:
             print(f"  {prob:7.2%}  {name}")
     return 1 if failed else 0

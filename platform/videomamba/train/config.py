@@ -155,6 +155,9 @@ class TrainConfig(_Section):
             return self
         if not self.data.captions:
             raise ValueError("data.captions: must be true for objective 'contrastive' (batches carry the captions)")
+        if self.data.clips_per_video > 1:
+            raise ValueError("data.clips_per_video: must be 1 for objective 'contrastive' (clips of one video in a "
+                             "batch would be each other's negatives)")
         if "checkpoint_metric" not in self.train.model_fields_set:
             self.train.checkpoint_metric = "val/r_mean"
         return self

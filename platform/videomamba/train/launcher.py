@@ -247,7 +247,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         return out
 
     datasets = _preflight("data", _datasets)
-    train_size = data_api.num_videos(cfg.data, "train")
+    train_size = data_api.num_train_rows(cfg.data)  # clips per epoch (videos x clips_per_video)
     metric, mode = cfg.train.checkpoint_metric, cfg.train.checkpoint_mode
     if val_split is None and metric.startswith("val/"):
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
