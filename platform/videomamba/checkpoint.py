@@ -182,7 +182,8 @@ def _check_architecture(sd: dict, own: dict, adaptable: set[str]) -> None:
 
 def load_checkpoint(model: nn.Module, path_or_state_dict, *, inflate: str = "center",
                     strict: bool = False) -> LoadReport:
-    """Load a checkpoint (path or state dict, possibly wrapped) into a VideoMamba model.
+    """Load a checkpoint (file, training checkpoint directory (its ``model.pt``) or state dict,
+    possibly wrapped) into a VideoMamba model.
 
     Adapts: a 2D patch embedding inflated to the model's tubelet (``inflate``: ``"center"`` or
     ``"average"``); the spatial position embedding (bicubic over the grid, cls kept) and the
@@ -197,6 +198,8 @@ def load_checkpoint(model: nn.Module, path_or_state_dict, *, inflate: str = "cen
     source = "<state_dict>"
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         source = os.fspath(path_or_state_dict)
+        if os.path.isdir(source):  # a training checkpoint directory: its exported weights
+            source = os.path.join(source, "model.pt")
         path_or_state_dict = torch.load(source, map_location="cpu", weights_only=True)
     sd = dict(unwrap_state_dict(path_or_state_dict))
     own = model.state_dict()
