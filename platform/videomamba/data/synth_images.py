@@ -1,6 +1,11 @@
-"""Synthetic image classification data: the label is the SHAPE drawn (circle, square, triangle,
-cross, ...), with random size, position, small rotation, colours and noise, so colour, position and
-size carry no information. Shapes are invariant to horizontal flips (DeiT's flip is safe).
+"""Synthetic image classification data whose label is one visual property, with random position,
+length, thickness, colours and noise, so none of those carries information:
+
+- ``property="orientation"`` (default): the ORIENTATION of a bar (horizontal, 45 degrees,
+  vertical, 135 degrees, then 22.5-degree steps); a horizontal flip swaps 45 and 135, so train
+  without ``hflip``;
+- ``property="shape"``: the SHAPE drawn (circle, square, triangle, cross, ...), small random
+  rotation; flip-invariant (harder for small models).
 
 ``make_synthetic_images(out_dir, classes=4, images_per_class=64)`` writes the class-per-folder
 layout ``out_dir/{train,val[,test]}/<shape>/<i>.{png,jpg}`` (formats alternate) and
@@ -16,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 SHAPES = ("circle", "square", "triangle", "cross", "diamond", "ring")
+ORIENTATIONS = {"horizontal": 0.0, "deg45": 45.0, "vertical": 90.0, "deg135": 135.0,
+                "deg22": 22.5, "deg67": 67.5, "deg112": 112.5, "deg157": 157.5}
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
 
 
 def draw_shape(shape: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One ``size x size`` uint8 RGB image of ``shape``."""
+    """One ``size x size`` uint8 RGB image of ``shape`` (a name in SHAPES or ORIENTATIONS)."""
     from PIL import Image, ImageDraw
 
     background = rng.integers(0, 256, 3)
@@ -58,7 +65,13 @@ def draw_shape(shape: str, size: int, rng: np.random.Generator) -> np.ndarray:
     cx, cy = (rng.uniform(r * 1.1, size - r * 1.1) for _ in range(2))
     angle = math.radians(rng.uniform(-20, 20))
     fill = tuple(int(v) for v in colour)
-    if shape in ("circle", "ring"):
+    if shape in ORIENTATIONS:  # a bar through (cx, cy) at the class angle (image y points down)
+        a = math.radians(ORIENTATIONS[shape] + rng.uniform(-5, 5))
+        half = size * rng.uniform(0.3, 0.45)
+        dx, dy = half * math.cos(a), -half * math.sin(a)
+        cx, cy = (rng.uniform(size * 0.35, size * 0.65) for _ in range(2))
+        draw.line((cx - dx, cy - dy, cx + dx, cy + dy), fill=fill, width=max(2, int(size * rng.uniform(0.06, 0.12))))
+    elif shape in ("circle", "ring"):
         box = (cx - r, cy - r, cx + r, cy + r)
         draw.ellipse(box, fill=None if shape == "ring" else fill, outline=fill, width=max(2, int(r / 3)))
     else:
@@ -82,17 +95,21 @@ def make_synthetic_images(
     classes: int = 4,
     images_per_class: int = 64,
     *,
+    property: str = "orientation",
     val_per_class: int | None = None,
     test_per_class: int = 0,
     size: int = 64,
     seed: int = 0,
 ) -> SyntheticImages:
-    """Write the shape dataset (see the module doc). ``classes`` in ``[2, len(SHAPES)]``;
-    ``val_per_class`` defaults to ``max(2, images_per_class // 4)``."""
-    if not 2 <= classes <= len(SHAPES):
-        raise ValueError(f"classes must be in [2, {len(SHAPES)}], got {classes}")
+    """Write the dataset (see the module doc). ``property``: ``orientation`` (``classes`` in
+    ``[2, 8]``) or ``shape`` (``[2, 6]``); ``val_per_class`` defaults to ``max(2, images_per_class // 4)``."""
+    choices = {"orientation": list(ORIENTATIONS), "shape": list(SHAPES)}
+    if property not in choices:
+        raise ValueError(f"property must be one of {sorted(choices)}, got {property!r}")
+    if not 2 <= classes <= len(choices[property]):
+        raise ValueError(f"classes must be in [2, {len(choices[property])}] for {property}, got {classes}")
     out = Path(out_dir)
-    names = list(SHAPES[:classes])
+    names = choices[property][:classes]
     val_per_class = max(2, images_per_class // 4) if val_per_class is None else val_per_class
     splits = {"train": images_per_class, "val": val_per_class, "test": test_per_class}
     for k, (split, count) in enumerate(splits.items()):
