@@ -41,6 +41,7 @@ def test_bad_images_raise_with_reason(tmp_path):
     png = Path(_save(tmp_path / "a.png", rgb)).read_bytes()
     (tmp_path / "trunc.jpg").write_bytes(jpg[: len(jpg) // 2])
     (tmp_path / "trunc.png").write_bytes(png[: len(png) // 2])
+    (tmp_path / "header.jpg").write_bytes(jpg[:300])  # cut inside the JPEG header
     (tmp_path / "text.jpg").write_text("not an image at all")
     (tmp_path / "empty.png").write_bytes(b"")
     assert _reason(tmp_path / "missing.jpg") == "missing"
@@ -48,6 +49,7 @@ def test_bad_images_raise_with_reason(tmp_path):
     assert _reason(tmp_path / "text.jpg") == "unreadable"
     assert _reason(tmp_path / "trunc.jpg") == "truncated"
     assert _reason(tmp_path / "trunc.png") == "truncated"
+    assert _reason(tmp_path / "header.jpg") == "truncated"
     assert load_image(str(tmp_path / "a.png")).shape == (64, 64, 3)
 
 

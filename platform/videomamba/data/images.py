@@ -207,6 +207,11 @@ def to_rgb(img) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def _reason(err: Exception) -> str:
+    """``truncated`` when Pillow ran out of data (in the header or the pixels), else ``unreadable``."""
+    return "truncated" if isinstance(err, EOFError) or "truncat" in str(err).lower() else "unreadable"
+
+
 def load_image(path: str, *, exif_transpose: bool = True) -> np.ndarray:
     """Decode one image file (local path or URI) -> uint8 RGB ``(H, W, 3)``, upright.
 
@@ -222,15 +227,13 @@ def load_image(path: str, *, exif_transpose: bool = True) -> np.ndarray:
     except UnidentifiedImageError:
         raise DecodeError("unreadable", "not an image (Pillow cannot identify it)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise DecodeError("unreadable", f"{type(err).__name__}: {err}") from None
+        raise DecodeError(_reason(err), f"{type(err).__name__}: {err}") from None
     try:
         with img:
             try:
                 img.load()
             except (OSError, SyntaxError, ValueError, EOFError) as err:
-                message = str(err)
-                reason = "truncated" if "truncat" in message.lower() or isinstance(err, EOFError) else "unreadable"
-                raise DecodeError(reason, f"{type(err).__name__}: {message}") from None
+                raise DecodeError(_reason(err), f"{type(err).__name__}: {err}") from None
             if exif_transpose:
                 try:
                     img = ImageOps.exif_transpose(img)

@@ -109,7 +109,7 @@ def make_synthetic_images(
     if not 2 <= classes <= len(choices[property]):
         raise ValueError(f"classes must be in [2, {len(choices[property])}] for {property}, got {classes}")
     out = Path(out_dir)
-    names = choices[property][:classes]
+    names = sorted(choices[property][:classes])  # = the sorted class folders (class-per-folder order)
     val_per_class = max(2, images_per_class // 4) if val_per_class is None else val_per_class
     splits = {"train": images_per_class, "val": val_per_class, "test": test_per_class}
     for k, (split, count) in enumerate(splits.items()):
