@@ -44,9 +44,10 @@ def test_image_training_then_video_finetune(ray_local, tmp_path):
 
     skips = data_api.skip_summary("train", scope=run.name)  # the run's ledger, as for videos
     assert skips["skipped"] == 2 and skips["by_reason"] == {"truncated": 1, "unreadable": 1}
+    assert _metric(run, "data/train/skipped") == 2 and _metric(run, "data/train/skipped_truncated") == 1
     assert 0 <= _metric(run, "val/top1") <= 1
     client = MlflowClient(run.tracking_uri)
-    assert client.get_latest_versions("images-e2e")[0].run_id == run.mlflow_run_id
+    assert client.search_model_versions("name='images-e2e'")[0].run_id == run.mlflow_run_id
     from videomamba.train.checkpointing import read_meta
 
     meta = read_meta(run.best_checkpoint)
