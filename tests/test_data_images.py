@@ -222,3 +222,23 @@ def test_distillation_weight_search_space_fits_the_image_demo():
     space = load_space(ROOT / "search_spaces" / "image_distillation.yaml")
     assert "objective.distill_weight" in {p.path for p in space.params}
     space.check_base(yaml.safe_load((ROOT / "configs" / "images_demo.yaml").read_text()))
+
+
+def test_predict_on_image_files(tmp_path):
+    from videomamba.train.predict import predict_videos
+
+    torch.manual_seed(0)
+    model = videomamba.create_model("videomamba_tiny", embed_dim=32, depth=2, img_size=32, num_frames=1, num_classes=2)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    torch.save(model.state_dict(), ckpt / "model.pt")
+    data = DataConfig(kind="image", train_manifest="unused", img_size=32)
+    meta = {"model": {"name": "videomamba_tiny", "kwargs": {"embed_dim": 32, "depth": 2, "img_size": 32, "num_frames": 1,
+                                                             "num_classes": 2}},
+            "class_names": ["a", "b"], "config": {"data": data.model_dump(mode="json")}}
+    (ckpt / "meta.json").write_text(__import__("json").dumps(meta))
+    img = _save(tmp_path / "x.png", Image.new("RGB", (40, 50), (200, 10, 10)))
+    (tmp_path / "bad.jpg").write_text("nope")
+    good, bad = predict_videos(ckpt, [img, str(tmp_path / "bad.jpg")], top_k=2)
+    assert good.num_views == 1 and sorted(n for n, _ in good.top) == ["a", "b"]
+    assert bad.top is None and "not an image" in bad.error

@@ -22,7 +22,13 @@ class Prediction:
 
 def load_views(path: str, data_cfg, split: str = "test") -> np.ndarray:
     """float32 ``(V, 3, T, S, S)``: the evaluation views (clips x crops) of ``split`` for one video,
-    sampled and transformed exactly as the data pipeline does. Raises ``DecodeError``."""
+    sampled and transformed exactly as the data pipeline does (an image checkpoint, ``data.kind:
+    image``: one view ``(1, 3, 1, S, S)`` of an image file). Raises ``DecodeError``."""
+    if data_cfg.kind == "image":
+        from videomamba.data.images import ImageTransform, load_image
+
+        image = load_image(path, exif_transpose=data_cfg.image.exif_transpose)
+        return ImageTransform(data_cfg, split)(image)[None, :, None]
     from videomamba.data import sampling
     from videomamba.data.decode import decode_clips
     from videomamba.data.transforms import ClipTransform
