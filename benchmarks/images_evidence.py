@@ -56,16 +56,18 @@ def report(record: dict) -> str:
     runs = record["runs"]
     lines = [
         "# Evidence: self-distillation on images (synthetic orientation data, CPU)", "",
-        f"Recorded {record['date']} by `python benchmarks/images_evidence.py --seeds {' '.join(map(str, record['seeds']))}` "
+        f"Recorded {record['date']} by `python benchmarks/images_evidence.py "
+        + " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                   for k, v in record["args"].items() if v is not None) + "` "
         f"({record['wall_s'] / 60:.1f} min wall in all) at git {record['git']}.",
         f"Machine: {record['machine']}; Python {record['python']}, torch {record['torch']}, Ray {record['ray']} "
         "(embedded local Ray, 1 training worker per run, runs one after another; the 2 cores were shared with "
         "other developers' jobs, so wall times are indicative only). Raw numbers: `images_evidence.json`.", "",
         "Data: `make_synthetic_images` (label = orientation of a bar: 0/45/90/135 degrees; colour, position, length, "
-        "thickness random; chance 0.25), 128 train / 32 val / 64 test images per class, 40 px, decoded and "
+        f"thickness random; {record['args']['classes']} classes), {record['args']['images_per_class']} train / 32 val / 64 test images per class, 40 px, decoded and "
         "augmented on Ray Data (RandomResizedCrop 0.35-1, RandAugment m6, random erasing 0.1; eval resize 36 + "
         "centre crop 32). Models: the num_frames=1 VideoMamba, patch 8 (1 + 16 tokens), depth 4. "
-        "Teacher D=32 (`configs/images_demo_teacher.yaml`, 12 epochs); students D=64, 6 epochs "
+        f"Teacher D=32 (`configs/images_demo_teacher.yaml`, {len(runs['teacher']['val_top1'])} epochs); students D=64 "
         "(`configs/images_demo.yaml`): `distill` = CE + 1.0 x (2 - 2 cos) on every token vs the frozen teacher; "
         "`scratch` = the same config with `objective={name: supervised, label_smoothing: 0.1}`. "
         "Test = the test folder, evaluated on Ray Data from each run's best-val checkpoint.", "",
@@ -94,6 +96,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--root", default="runs/images_evidence")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "images_evidence"))
+    parser.add_argument("--classes", type=int, default=4)
+    parser.add_argument("--images-per-class", type=int, default=128)
+    parser.add_argument("--teacher-epochs", type=int, default=None, help="default: the config's (12)")
+    parser.add_argument("--student-epochs", type=int, default=None, help="default: the config's (6)")
     args = parser.parse_args()
 
     import ray
@@ -103,15 +109,18 @@ def main() -> None:
 
     root = Path(args.root).resolve()
     t_all = time.time()
-    data = make_synthetic_images(root / "orientations", 4, 128, val_per_class=32, test_per_class=64, size=40, seed=0)
+    data = make_synthetic_images(root / "orientations", args.classes, args.images_per_class, val_per_class=32,
+                                 test_per_class=64, size=40, seed=0)
+    teacher_extra = [f"train.epochs={args.teacher_epochs}"] if args.teacher_epochs else []
+    student_extra = [f"train.epochs={args.student_epochs}"] if args.student_epochs else []
     common = [f"data.train_manifest={data.train_dir}", f"data.val_manifest={data.val_dir}",
               f"data.test_manifest={data.test_dir}", f"run.root={root}"]
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     stamp = time.strftime("%H%M%S")
-    runs = {"teacher": _train("images_demo_teacher.yaml", [*common, f"run.name=teacher-{stamp}"])}
+    runs = {"teacher": _train("images_demo_teacher.yaml", [*common, *teacher_extra, f"run.name=teacher-{stamp}"])}
     teacher_ckpt = runs["teacher"]["best_checkpoint"]
     for seed in args.seeds:
-        base = [*common, f"train.seed={seed}"]
+        base = [*common, *student_extra, f"train.seed={seed}"]
         runs[f"distill/{seed}"] = _train("images_demo.yaml", [
             *base, f"objective.teacher.checkpoint={teacher_ckpt}", f"run.name=distill-{seed}-{stamp}"])
         runs[f"scratch/{seed}"] = _train("images_demo.yaml", [
@@ -124,6 +133,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs, GPU: none",
         "python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
         "wall_s": round(time.time() - t_all, 1), "seeds": args.seeds, "runs": runs,
+        "args": {k: v for k, v in vars(args).items() if k not in ("root", "out")},
     }
     Path(args.out + ".json").write_text(json.dumps(record, indent=2))
     Path(args.out + ".md").write_text(report(record))
