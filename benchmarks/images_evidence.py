@@ -65,8 +65,7 @@ def report(record: dict) -> str:
         "other developers' jobs, so wall times are indicative only). Raw numbers: `images_evidence.json`.", "",
         "Data: `make_synthetic_images` (label = orientation of a bar: 0/45/90/135 degrees; colour, position, length, "
         f"thickness random; {record['args']['classes']} classes), {record['args']['images_per_class']} train / 32 val / 64 test images per class, 40 px, decoded and "
-        "augmented on Ray Data (RandomResizedCrop 0.35-1, RandAugment m6, random erasing 0.1; eval resize 36 + "
-        "centre crop 32). Models: the num_frames=1 VideoMamba, patch 8 (1 + 16 tokens), depth 4. "
+        "augmented on Ray Data as the demo configs say (eval resize 36 + centre crop 32). Models: the num_frames=1 VideoMamba, patch 8 (1 + 16 tokens), depth 4. "
         f"Teacher D=32 (`configs/images_demo_teacher.yaml`, {len(runs['teacher']['val_top1'])} epochs); students D=64 "
         "(`configs/images_demo.yaml`): `distill` = CE + 1.0 x (2 - 2 cos) on every token vs the frozen teacher; "
         "`scratch` = the same config with `objective={name: supervised, label_smoothing: 0.1}`. "
