@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="video data: synth | check | prepare | bench")
+    parser = subparsers.add_parser("data", help="video and image data: synth | synth-images | check | prepare | bench")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("synth", help="write a synthetic dataset whose label is in the temporal order")
@@ -27,6 +27,17 @@ def register(subparsers) -> None:
     p.add_argument("--captions", type=int, default=1, help="captions of the motion per video (1-3 phrasings)")
     p.add_argument("--test-videos-per-class", type=int, default=0, help="also write a held-out test split")
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("synth-images", help="write synthetic class-per-folder images (label: bar orientation or shape)")
+    p.add_argument("out_dir")
+    p.add_argument("--classes", type=int, default=4, help="orientation: 2-8, shape: 2-6 (default 4)")
+    p.add_argument("--property", choices=["orientation", "shape"], default="orientation")
+    p.add_argument("--images-per-class", type=int, default=64, help="train images per class")
+    p.add_argument("--val-per-class", type=int, default=None, help="default max(2, N/4)")
+    p.add_argument("--test-per-class", type=int, default=0, help="also write a held-out test split")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_synth_images)
 
     p = sub.add_parser("check", help="decode every row of a manifest on Ray and summarise")
     _manifest_args(p)
@@ -105,6 +116,18 @@ def _synth(args) -> int:
     print(f"train manifest: {out.train_manifest}\nval manifest:   {out.val_manifest}\nclasses:        {out.classes_file}")
     if out.test_manifest:
         print(f"test manifest:  {out.test_manifest}")
+    return 0
+
+
+def _synth_images(args) -> int:
+    from videomamba.data.synth_images import make_synthetic_images
+
+    out = make_synthetic_images(args.out_dir, args.classes, args.images_per_class, property=args.property,
+                                val_per_class=args.val_per_class, test_per_class=args.test_per_class,
+                                size=args.size, seed=args.seed)
+    print(f"train folder: {out.train_dir}\nval folder:   {out.val_dir}\nclasses:      {out.classes_file}")
+    if out.test_dir:
+        print(f"test folder:  {out.test_dir}")
     return 0
 
 

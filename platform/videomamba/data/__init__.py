@@ -18,6 +18,9 @@ _EXPORTS = {
     "DecodeError": "decode",
     "ClipTransform": "transforms",
     "make_synthetic_dataset": "synth",
+    "build_image_dataset": "images",
+    "load_image": "images",
+    "make_synthetic_images": "synth_images",
     "SyntheticDataset": "synth",
 }
 

@@ -16,6 +16,10 @@ def has_split(cfg, split: str | None) -> bool:
 def _records(cfg, split: str, manifest: str | None = None):
     from videomamba.data.manifest import read_manifest
 
+    if cfg.kind == "image":
+        from videomamba.data.images import read_records
+
+        return read_records(cfg, split, manifest)
     path = manifest or cfg.manifest_for(split)
     return read_manifest(path, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)
 
@@ -49,10 +53,17 @@ def class_names(cfg) -> list[str]:
     """``classes_file`` names; else ``0..num_classes-1``; else ``0..max label`` of the train manifest."""
     from videomamba.data.manifest import load_classes
 
-    if cfg.classes_file:
+    names = None
+    if cfg.kind == "image":  # classes_file, else the class folders of a class-per-folder train split
+        from videomamba.data.images import class_names as image_class_names
+
+        names = image_class_names(cfg)
+    elif cfg.classes_file:
         names = list(load_classes(cfg.classes_file))
+    if names is not None:
         if cfg.num_classes is not None and cfg.num_classes != len(names):
-            raise ValueError(f"data.num_classes={cfg.num_classes} but {cfg.classes_file} lists {len(names)} classes")
+            raise ValueError(f"data.num_classes={cfg.num_classes} but {cfg.classes_file or cfg.train_manifest} "
+                             f"lists {len(names)} classes")
         return names
     if cfg.num_classes:
         return [str(i) for i in range(cfg.num_classes)]
@@ -73,7 +84,10 @@ def num_train_rows(cfg) -> int:
 
 def build(cfg, split: str, *, seed: int = 0, epoch: int = 0, scope: str = "default", manifest: str | None = None,
           epochs: int = 1):
-    from videomamba.data.pipeline import build_dataset
+    if cfg.kind == "image":
+        from videomamba.data.images import build_image_dataset as build_dataset
+    else:
+        from videomamba.data.pipeline import build_dataset
 
     return build_dataset(cfg, split, seed=seed, epoch=epoch, scope=scope, manifest=manifest, epochs=epochs)
 
