@@ -32,11 +32,49 @@ def default_tracking_uri(root: str | os.PathLike = "runs") -> str:
     return f"sqlite:///{Path(root).expanduser().resolve() / 'mlflow.db'}"
 
 
+class TrackingError(RuntimeError):
+    """The MLflow tracking URI cannot be used (server unreachable, store not writable)."""
+
+
 def resolve_tracking_uri(configured: str | None, root: str | os.PathLike = "runs") -> str:
+    """The tracking URI to use; a relative SQLite path (``sqlite:///mlflow.db``) is made absolute
+    (workers do not share the driver's working directory)."""
     uri = configured or default_tracking_uri(root)
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(uri.removeprefix("sqlite:///")).expanduser()
+        if not path.is_absolute() and str(path) != ":memory:":
+            path = path.resolve()
+            uri = f"sqlite:///{path}"
+        path.parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast (before Ray starts) when ``uri`` cannot be used: an ``http(s)://`` tracking server
+    that does not answer its ``/health`` endpoint within ``timeout`` s, a SQLite store whose directory
+    cannot be written. Raises ``TrackingError`` naming the URI and what to check."""
+    import urllib.error
+    import urllib.request
+
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
+                response.read(64)
+        except urllib.error.HTTPError as err:
+            if err.code in (401, 403):
+                return  # it answers; credentials are MLflow's business (MLFLOW_TRACKING_USERNAME/_PASSWORD)
+            raise TrackingError(f"MLflow tracking server {uri} answered {err.code} {err.reason} at {url}") from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingError(
+                f"cannot reach the MLflow tracking server {uri} ({reason}); start it (`mlflow server ...`) "
+                "or fix mlflow.tracking_uri / $MLFLOW_TRACKING_URI"
+            ) from None
+    elif uri.startswith("sqlite:///"):
+        directory = Path(uri.removeprefix("sqlite:///")).parent
+        if not os.access(directory, os.W_OK):
+            raise TrackingError(f"MLflow store {uri}: directory {directory} is not writable")
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
