@@ -24,7 +24,7 @@ from videomamba.data.transforms import resize_frames
 
 logger = logging.getLogger(__name__)
 
-REASONS = ("missing", "empty", "unreadable", "corrupt")
+REASONS = ("missing", "empty", "unreadable", "corrupt", "unsupported")
 DEFAULT_FPS = 30.0
 
 
@@ -55,6 +55,8 @@ def load_source(path: str) -> str | bytes:
             data = storage.read_bytes(path)
         except FileNotFoundError as err:
             raise DecodeError("missing", str(err)) from None
+        except storage.UnsupportedURIError as err:  # https://, ftp://...: no filesystem reads it
+            raise DecodeError("unsupported", str(err)) from None
         except OSError as err:
             raise DecodeError("missing", f"{type(err).__name__}: {err}") from None
         if not data:

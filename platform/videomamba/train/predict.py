@@ -18,6 +18,7 @@ class Prediction:
     top: list[tuple[str, float]] | None  # (class name, probability), best first; None on failure
     num_views: int = 0
     error: str | None = None
+    reason: str | None = None  # why it failed: a DecodeError reason (missing, unsupported...) or "error"
 
 
 def load_views(path: str, data_cfg, split: str = "test") -> np.ndarray:
@@ -68,9 +69,10 @@ def predict_videos(
     for path in paths:
         try:
             views = torch.from_numpy(load_views(path, data_cfg, split))
-        except (DecodeError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - one bad input never stops the others
+            reason = err.reason if isinstance(err, DecodeError) else "error"
             logger.warning("cannot read %s: %s", path, err)
-            out.append(Prediction(path, None, error=f"{type(err).__name__}: {err}"))
+            out.append(Prediction(path, None, error=f"{type(err).__name__}: {err}", reason=reason))
             continue
         with torch.inference_mode(), precision.autocast():
             logits = torch.cat([model(v.to(dev)).float() for v in views.split(batch_size)])
