@@ -217,7 +217,8 @@ class NoopTracker:
 def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None, tags: Mapping[str, Any] = ()) -> RunTracker:
     """Create a new MLflow run in ``experiment`` (created if missing)."""
     exp_id = get_or_create_experiment(tracking_uri, experiment)
-    run = client(tracking_uri).create_run(exp_id, run_name=run_name, tags=dict(tags))
+    # strings: a tracking server (REST store) rejects other tag values that a SQL store would coerce
+    run = client(tracking_uri).create_run(exp_id, run_name=run_name, tags={k: _param_value(v) for k, v in dict(tags).items()})
     logger.info("MLflow run %s (experiment %r) at %s", run.info.run_id, experiment, tracking_uri)
     return RunTracker(tracking_uri, run.info.run_id)
 
