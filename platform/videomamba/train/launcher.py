@@ -412,12 +412,13 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         _log_best(tracker, cfg, run)
         if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
             try:
-                run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, scope=f"{name}-eval")
+                full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval")
             except BaseException as err:
                 tracker.set_tags({"error": f"evaluation: {type(err).__name__}: {err}"[:5000]})
                 tracker.set_status("FAILED")
                 raise
-            run.skips[f"{cfg.eval.split} (evaluation)"] = data_api.skip_summary(cfg.eval.split, f"{name}-eval")
+            run.evaluation = log_evaluation(tracker, full)
+            run.skips[f"{cfg.eval.split} (evaluation)"] = full.get("skip_report", {})
     _log_curves(tracker)
     tracker.set_status("FINISHED")
     return run
@@ -485,17 +486,22 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str
     return info
 
 
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str = "eval", manifest: str | None = None):
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see ``evaluate_checkpoint``),
-    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
+def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None) -> dict[str, Any]:
+    """``evaluate_checkpoint`` of ``checkpoint`` on ``cfg.eval.split`` with the config's settings
+    (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips)."""
     from videomamba.train.evaluate import evaluate_checkpoint
 
-    full = evaluate_checkpoint(
+    return evaluate_checkpoint(
         checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
         max_skip_fraction=cfg.data.max_skip_fraction,
     )
-    return log_evaluation(tracker, full)
+
+
+def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None):
+    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see :func:`evaluate`),
+    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
+    return log_evaluation(tracker, evaluate(cfg, checkpoint, scope=scope, manifest=manifest))
 
 
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:
