@@ -86,19 +86,21 @@ def run_command(args) -> int:
         print(to_yaml(cfg), end="")
         return 0
     from videomamba.data.skips import SkipLimitError
+    from videomamba.train.checkpointing import UnsafeCheckpointError
     from videomamba.train.launcher import RunExistsError, init_ray, preflight_tracking, run_training
     from videomamba.train.loop import DataLossError, NonFiniteLossError
     from videomamba.train.tracking import TrackingError
 
     try:
         preflight_tracking(cfg)  # before Ray starts
-    except TrackingError as err:
+    except (TrackingError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     init_ray(cfg)
     try:
         run = run_training(cfg, resume=bool(args.resume))
-    except (ConfigError, RunExistsError, NonFiniteLossError, DataLossError, SkipLimitError, TrackingError) as err:
+    except (ConfigError, RunExistsError, NonFiniteLossError, DataLossError, SkipLimitError, TrackingError,
+            UnsafeCheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print_summary(run)

@@ -23,6 +23,9 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _ACTOR_PREFIX = "videomamba-data-skips-"
+#: reasons recorded for rows that are KEPT (counted as padded, not skipped): ``short`` (frames
+#: repeated) and ``truncated`` (a damaged file decoded up to its last good frame)
+KEPT_REASONS = ("short", "truncated")
 MAX_EXAMPLES = 20
 
 
@@ -43,7 +46,6 @@ class SkipReport:
         out = {f"{prefix}/skipped": float(self.skipped), f"{prefix}/padded": float(self.padded)}
         out.update({f"{prefix}/skipped_{r}": float(n) for r, n in self.by_reason.items()})
         return out
-
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready ``{"skipped", "padded", "by_reason", "examples"}``."""
@@ -80,7 +82,7 @@ class _SkipLedger:
 
     def record(self, split: str, epoch: int, index: int, path: str, reason: str) -> None:
         self.seq += 1
-        if reason == "short":
+        if reason in KEPT_REASONS:
             self.padded.setdefault((split, epoch), {}).setdefault(index, self.seq)
         else:
             self.skipped.setdefault((split, epoch), {}).setdefault(index, (path, reason, self.seq))
@@ -160,11 +162,11 @@ def _ledger(scope: str):
 
 def record_skip(scope: str, split: str, epoch: int, index: int, path: str, reason: str, detail: str = "") -> None:
     """Log and count one bad video (blocking, so counts are complete when its batch is consumed).
-    ``reason == "short"`` counts a padded (kept) video instead of a skipped one."""
+    A reason in ``KEPT_REASONS`` counts a padded (kept) video instead of a skipped one."""
     import ray
 
-    if reason == "short":
-        logger.info("padding short video %s (%s)", path, detail or "frames repeated")
+    if reason in KEPT_REASONS:
+        logger.info("keeping %s video %s (%s)", reason, path, detail or "frames repeated")
     else:
         logger.warning("skipping video %s: %s%s", path, reason, f" ({detail})" if detail else "")
     ledger = _ledger(scope)
