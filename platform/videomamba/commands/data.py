@@ -174,20 +174,15 @@ def _check(args) -> int:
         n = rep.class_counts.get(label, 0)
         balance.add_row(str(label), name, f"[red]{n}" if n == 0 else str(n))
     console.print(balance)
-    if rep.bad:
-        bad = Table(title="unreadable videos")
-        for col in ("line", "path", "reason", "detail"):
-            bad.add_column(col)
-        for line, path, reason, detail in rep.bad[:50]:
-            bad.add_row(str(line), path, reason, detail[:80])
-        console.print(bad)
-    if rep.warnings:
-        warn = Table(title="damaged videos (kept)")
-        for col in ("line", "path", "warning"):
-            warn.add_column(col, overflow="fold")
-        for line, path, message in rep.warnings[:50]:
-            warn.add_row(str(line), path, message)
-        console.print(warn)
+    if rep.bad:  # plain lines, never a table: every full path, whatever the terminal width (or none)
+        counts = ", ".join(f"{reason} {n}" for reason, n in rep.reasons.items())
+        print(f"\nunreadable videos: {len(rep.bad)} of {rep.rows} ({counts})")
+        for line, path, reason, detail in rep.bad:
+            print(f"  line {line}: {path}\n      {reason}" + (f": {detail}" if detail else ""))
+    if rep.warnings:  # plain lines too: full paths
+        print(f"\ndamaged videos (kept): {len(rep.warnings)}")
+        for line, path, message in rep.warnings:
+            print(f"  line {line}: {path}\n      {message}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep.__dict__ | {"fps": {str(k): v for k, v in rep.fps.items()}}, f, indent=1)

@@ -51,12 +51,22 @@ def run_command(args) -> int:
     from videomamba.train.evaluate import evaluate_checkpoint
     from videomamba.train.launcher import init_ray, log_evaluation
 
+    from videomamba.data.manifest import ManifestError
+    from videomamba.data.skips import SkipLimitError
+
     init_ray()
-    full = evaluate_checkpoint(
-        args.checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=args.manifest,
-        batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors, seed=cfg.train.seed,
-        tracking_uri=args.tracking_uri,
-    )
+    try:
+        full = evaluate_checkpoint(
+            args.checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=args.manifest,
+            batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors, seed=cfg.train.seed,
+            tracking_uri=args.tracking_uri,
+        )
+    except SkipLimitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, ManifestError, OSError) as err:  # classes file vs checkpoint, manifest problems
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if full.get("task") == "retrieval":
         print_retrieval(full)
     else:
@@ -94,6 +104,11 @@ def print_classification(full: dict) -> None:
 
 
 def _print_skipped(full: dict) -> None:
-    skipped = full.get("skips", {}).get(f"data/{full['split']}/skipped")
-    if skipped:
-        print(f"  skipped videos: {int(skipped)}")
+    rep = full.get("skip_report") or {}
+    if not rep.get("skipped"):
+        print("  skipped videos: none")
+        return
+    reasons = ", ".join(f"{r} {n}" for r, n in rep.get("by_reason", {}).items())
+    print(f"  skipped videos: {rep['skipped']} ({reasons})")
+    for path, reason in rep.get("examples", [])[:5]:
+        print(f"    {path} ({reason})")

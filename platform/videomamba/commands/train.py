@@ -53,8 +53,25 @@ def print_summary(run) -> None:
             print("  " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
     if run.evaluation:
         print("evaluation: " + ", ".join(f"{k}={v:.4f}" for k, v in run.evaluation.items() if k.endswith(("top1", "top5", "mean_class_acc"))))
+    print_skips(getattr(run, "skips", {}))
     print(f"MLflow run {run.mlflow_run_id} in {run.tracking_uri}")
     print(f"  browse: videomamba ui --tracking-uri '{run.tracking_uri}'")
+
+
+def print_skips(skips: dict) -> None:
+    """``skipped videos`` lines of a run summary: per split, counts by reason (all epochs summed)."""
+    lines = []
+    for split, rep in skips.items():
+        if rep.get("skipped") or rep.get("padded"):
+            reasons = ", ".join(f"{r} {n}" for r, n in rep.get("by_reason", {}).items())
+            line = f"  {split}: {rep['skipped']} skipped" + (f" ({reasons})" if reasons else "")
+            if rep.get("padded"):
+                line += f", {rep['padded']} padded (short)"
+            lines.append(line)
+            lines += [f"      e.g. {path} ({reason})" for path, reason in rep.get("examples", [])[:3]]
+    print("skipped videos (all epochs):" if lines else "skipped videos: none")
+    for line in lines:
+        print(line)
 
 
 def run_command(args) -> int:
@@ -68,14 +85,22 @@ def run_command(args) -> int:
     if args.dry_run:
         print(to_yaml(cfg), end="")
         return 0
-    from videomamba.train.launcher import RunExistsError, init_ray, run_training
+    from videomamba.data.skips import SkipLimitError
     from videomamba.train.checkpointing import UnsafeCheckpointError
-    from videomamba.train.loop import NonFiniteLossError
+    from videomamba.train.launcher import RunExistsError, init_ray, preflight_tracking, run_training
+    from videomamba.train.loop import DataLossError, NonFiniteLossError
+    from videomamba.train.tracking import TrackingError
 
+    try:
+        preflight_tracking(cfg)  # before Ray starts
+    except (TrackingError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     init_ray(cfg)
     try:
         run = run_training(cfg, resume=bool(args.resume))
-    except (ConfigError, RunExistsError, NonFiniteLossError, UnsafeCheckpointError) as err:
+    except (ConfigError, RunExistsError, NonFiniteLossError, DataLossError, SkipLimitError, TrackingError,
+            UnsafeCheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print_summary(run)

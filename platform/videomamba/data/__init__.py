@@ -11,6 +11,8 @@ _EXPORTS = {
     "skip_report": "skips",
     "reset_skips": "skips",
     "SkipReport": "skips",
+    "SkipLimitError": "skips",
+    "skip_mark": "skips",
     "read_manifest": "manifest",
     "load_classes": "manifest",
     "VideoRecord": "manifest",

@@ -61,6 +61,14 @@ class DataConfig(BaseModel):
         "drawn anew every epoch in training, the first one in evaluation; every row needs one"
     )
 
+    max_skip_fraction: float = Field(
+        0.05, ge=0, le=1,
+        description="most videos of a split that may be skipped (unreadable, missing...) in one epoch, "
+        "validation pass or evaluation, as a fraction of its manifest rows; more stops the run FAILED. "
+        "0: no bad video tolerated. Default 5%: a few missing/broken files of a scraped dataset (Kinetics "
+        "copies lose some) are tolerated, a broken path prefix or codec is not",
+    )
+
     # --- temporal sampling ---------------------------------------------------------
     num_frames: int = Field(8, ge=1, description="T, frames per clip")
     sampling: Literal["segment", "dense"] = "segment"

@@ -387,16 +387,6 @@ def decode_images(batch: dict, *, cfg: DataConfig, split: str, seed: int, scope:
     }
 
 
-_LEDGERS: dict = {}
-
-
-def _keep_ledger(scope: str) -> None:
-    """``ensure_ledger(scope)``, keeping the handle that CREATED the actor: a later call (the val
-    split) returns a non-owner handle, and the actor dies when its creator's handle is dropped."""
-    import ray
-
-    handle = ensure_ledger(scope)
-    _LEDGERS.setdefault((scope, ray.get_runtime_context().get_job_id()), handle)
 
 
 def build_image_dataset(
@@ -421,7 +411,7 @@ def build_image_dataset(
         bad = [r for r in records if r.label >= cfg.num_classes]
         if bad:
             raise ValueError(f"{source}:{bad[0].line}: label {bad[0].label} >= num_classes {cfg.num_classes}")
-    _keep_ledger(scope)
+    ensure_ledger(scope)  # keeps the creating handle for the process's life
     n = len(records)
     columns = {"path": np.array([r.path for r in records], dtype=object),
                "label": np.array([r.label for r in records], dtype=np.int64)}

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from videomamba.train.config import ConfigError, TrainConfig, flatten, to_yaml
-from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
+from videomamba.train.loop import (
+    STOP_DATA,
+    STOP_METRIC,
+    STOP_NONFINITE,
+    DataLossError,
+    NonFiniteLossError,
+    build_model,
+    train_loop_per_worker,
+)
 from videomamba import objectives
 from videomamba.train import tracking
 
@@ -45,6 +53,7 @@ class TrainRun:
     best_checkpoint: str | None = None  # path or URI of the best checkpoint directory
     best_metrics: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] | None = None  # eval.at_end metrics (scalars)
+    skips: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> skip summary (all epochs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -186,6 +195,56 @@ def _preflight(section: str, fn):
         raise ConfigError(f"invalid config:\n  {section}: {type(err).__name__}: {err}") from err
 
 
+def preflight_data(cfg: TrainConfig) -> list[str]:
+    """Check the data a run needs without decoding anything: the classes file and every configured
+    manifest (train, the validation split, the evaluation split) exist and parse. Returns the class
+    names; raises ``ConfigError`` naming the section and file."""
+    from videomamba.train import data_api
+
+    names = _preflight("data", lambda: data_api.class_names(cfg.data))
+    splits = ["train", cfg.train.val_split, cfg.eval.split if cfg.eval.at_end else None]
+    for split in dict.fromkeys(s for s in splits if data_api.has_split(cfg.data, s)):
+        _preflight(f"data.{split}_manifest", lambda split=split: data_api.records(cfg.data, split))
+    return names
+
+
+def preflight_tracking(cfg: TrainConfig) -> str:
+    """The run's tracking URI, checked (``tracking.check_tracking_uri``): call before Ray starts."""
+    uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
+    tracking.check_tracking_uri(uri)
+    return uri
+
+
+def resume_changes(old: dict[str, str], new: dict[str, Any]) -> dict[str, tuple[str | None, str]]:
+    """Config values (flattened params) that differ from the ones the MLflow run was started with:
+    ``{key: (old or None, new)}``."""
+    changes = {}
+    for key, value in new.items():
+        text = tracking._param_value(value)
+        if key == "run.name":  # --resume NAME sets it; not a change of what is trained
+            continue
+        if key in old and old[key] != text:
+            changes[key] = (old[key], text)
+        elif key not in old and not key.startswith(("resume", "derived.")) and key != "run.name":
+            changes[key] = (None, text)
+    return changes
+
+
+def log_resume_changes(tracker: tracking.RunTracker, params: dict[str, Any], resume_index: int) -> dict:
+    """On ``--resume``: MLflow params are immutable, so values that changed since the run started are
+    logged as ``resume<k>.<key>`` params (k = 1 for the first resume), listed in the
+    ``resume<k>.changed`` tag, and warned about. Returns the changes."""
+    changes = resume_changes(tracker.client.get_run(tracker.run_id).data.params, params)
+    if not changes:
+        return changes
+    prefix = f"resume{resume_index}"
+    tracker.log_params({f"{prefix}.{k}": new for k, (_, new) in changes.items()})
+    text = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())
+    tracker.set_tags({f"{prefix}.changed": text})
+    logger.warning("resuming with changed config values (the MLflow run logs them as %s.*): %s", prefix, text)
+    return changes
+
+
 def init_ray(cfg: TrainConfig | None = None) -> None:
     """Connect to the cluster (``RAY_ADDRESS``) or start a local Ray whose logical CPUs leave room
     for the data tasks next to the training workers (small machines are oversubscribed)."""
@@ -211,6 +270,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
 
     from videomamba.train import data_api
 
+    tracking_uri = preflight_tracking(cfg)
     if not ray.is_initialized():
         ray.init()
     storage_path = resolve_storage_path(cfg)
@@ -229,7 +289,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             )
 
     # everything that can fail does so here, before any worker starts
-    class_names = _preflight("data", lambda: data_api.class_names(cfg.data))
+    class_names = preflight_data(cfg)
     spec = model_spec(cfg, len(class_names))
     probe = _preflight(
         "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
@@ -255,12 +315,13 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
         metric, mode = "train/loss_epoch", "min"
 
-    tracking_uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
+    resumed = 0
     if info is not None:
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
         tracking_uri = tracker.tracking_uri
         tracker.set_status("RUNNING")
-        tracker.set_tags({"resumed": int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1, **(tags or {})})
+        resumed = int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1
+        tracker.set_tags({"resumed": resumed, **(tags or {})})
         logger.info("resuming run %r into MLflow run %s", name, tracker.run_id)
     else:
         tracker = tracking.start_run(
@@ -276,16 +337,17 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         )
     del probe
     global_batch = cfg.train.batch_size * cfg.train.grad_accum * cfg.scaling.num_workers
-    tracker.log_params(
-        {
-            **flatten(cfg),
-            "derived.num_params": num_params,
-            "derived.global_batch": global_batch,
-            "derived.num_classes": len(class_names),
-            "derived.train_clips": train_size,
-            "derived.model_kwargs": json.dumps(spec["kwargs"], sort_keys=True),
-        }
-    )
+    params = {
+        **flatten(cfg),
+        "derived.num_params": num_params,
+        "derived.global_batch": global_batch,
+        "derived.num_classes": len(class_names),
+        "derived.train_clips": train_size,
+        "derived.model_kwargs": json.dumps(spec["kwargs"], sort_keys=True),
+    }
+    if resumed:
+        log_resume_changes(tracker, params, resumed)
+    tracker.log_params(params)
     tracker.log_text(to_yaml(cfg), "config/resolved.yaml" if info is None else f"config/resolved-resume-{int(time.time())}.yaml")
 
     local_storage = "://" not in storage_path
@@ -295,6 +357,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "tracking_uri": tracking_uri,
         "mlflow_run_id": tracker.run_id,
         "train_size": train_size,
+        "val_size": data_api.num_videos(cfg.data, val_split) if val_split else 0,
+        "checkpoint_metric": metric,
+        "checkpoint_mode": mode,
         "has_val": val_split is not None,
         "progress": sys.stderr.isatty(),
         "val_split": val_split,
@@ -335,19 +400,32 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         tracker.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
+    from videomamba.data.skips import release_ledger
+
+    run.skips = {s: data_api.skip_summary(s, name) for s in ("train", val_split) if s}
+    release_ledger(name)
     status = result.return_value or {}
     last = result.checkpoint.path if result.checkpoint else None
-    if status.get("status") == STOP_NONFINITE:
-        tracker.set_tags({"stop_reason": STOP_NONFINITE, "last_good_checkpoint": str(last)})
+    errors = {STOP_NONFINITE: NonFiniteLossError, STOP_DATA: DataLossError, STOP_METRIC: ConfigError}
+    if status.get("status") in errors:
+        tracker.set_tags({"stop_reason": status["status"], "last_good_checkpoint": str(last),
+                          "error": status["message"][:5000]})
         tracker.set_status("FAILED")
-        raise NonFiniteLossError(f"{status['message']}. Last good checkpoint: {last}")
+        raise errors[status["status"]](f"{status['message']}. Last good checkpoint: {last or 'none'}")
 
     best = _best(result, metric, mode)
     if best is not None:
         run.best_checkpoint, run.best_metrics = best
         _log_best(tracker, cfg, run)
         if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
-            run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, scope=name)
+            try:
+                full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval")
+            except BaseException as err:
+                tracker.set_tags({"error": f"evaluation: {type(err).__name__}: {err}"[:5000]})
+                tracker.set_status("FAILED")
+                raise
+            run.evaluation = log_evaluation(tracker, full)
+            run.skips[f"{cfg.eval.split} (evaluation)"] = full.get("skip_report", {})
     _log_curves(tracker)
     tracker.set_status("FINISHED")
     return run
@@ -398,16 +476,22 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_nam
     return info
 
 
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str = "eval", manifest: str | None = None):
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see ``evaluate_checkpoint``),
-    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
+def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None) -> dict[str, Any]:
+    """``evaluate_checkpoint`` of ``checkpoint`` on ``cfg.eval.split`` with the config's settings
+    (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips)."""
     from videomamba.train.evaluate import evaluate_checkpoint
 
-    full = evaluate_checkpoint(
+    return evaluate_checkpoint(
         checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
+        max_skip_fraction=cfg.data.max_skip_fraction,
     )
-    return log_evaluation(tracker, full)
+
+
+def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None):
+    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see :func:`evaluate`),
+    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
+    return log_evaluation(tracker, evaluate(cfg, checkpoint, scope=scope, manifest=manifest))
 
 
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:

@@ -35,10 +35,27 @@ from videomamba.train.tracking import NoopTracker, RunTracker
 logger = logging.getLogger(__name__)
 
 STOP_NONFINITE = "nonfinite_loss"
+STOP_DATA = "data_loss"  # too many skipped videos, or an epoch / validation pass without clips
+STOP_METRIC = "missing_metric"  # train.checkpoint_metric not among the first validation's metrics
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised by the launcher when a worker stopped on a NaN/inf loss."""
+
+
+class DataLossError(RuntimeError):
+    """Raised by the launcher when the run stopped on its data: more skipped videos than
+    ``data.max_skip_fraction`` in an epoch or validation pass, or a pass without any clip.
+    The message gives the counts by reason, example paths and the last good checkpoint."""
+
+
+def missing_metric_message(metric: str, metrics: dict[str, Any]) -> str | None:
+    """None if ``metric`` is among ``metrics`` (the first validated epoch's report), else the
+    error naming the metrics that exist."""
+    if metric in metrics:
+        return None
+    have = ", ".join(sorted(k for k in metrics if isinstance(metrics[k], (int, float))))
+    return f"train.checkpoint_metric {metric!r} is not produced by this run; its metrics are: {have}"
 
 
 def seed_everything(seed: int, epoch: int, rank: int) -> None:
@@ -133,6 +150,9 @@ class _Trainer:
             self.optimizer, cfg.schedule, steps_per_epoch=self.updates_per_epoch, epochs=cfg.train.epochs
         )
         self.ema = self._make_ema()
+        self.metric = rt.get("checkpoint_metric") or cfg.train.checkpoint_metric
+        self.mode = rt.get("checkpoint_mode") or cfg.train.checkpoint_mode
+        self.scope = rt.get("data_scope", "default")
         self.start_epoch = 0
         self._train_iter = None  # kept across epochs with data.stream_epochs
         self._replay = None  # debug.replay_first_batch
@@ -332,6 +352,7 @@ class _Trainer:
         keys = sorted(sums)  # the same metric names on every worker (one objective)
         *totals, n, data_s, first_s = _all_reduce([sums[k] for k in keys] + [n_epoch, data_s, first_s], self.device)
         return {
+            "train/clips_epoch": n,
             **{f"train/{k}_epoch": v / max(n, 1) for k, v in zip(keys, totals)},
             "train/clips_per_s_epoch": n / max(elapsed, 1e-9),
             "train/data_wait_frac": data_s / self.world / max(elapsed, 1e-9),
@@ -372,14 +393,46 @@ class _Trainer:
             parts["index"].append(batch["index"].cpu().numpy())
         model.train(was_training)
         gathered = [g for g in _gather(parts) if g["index"]]  # workers whose shard was empty add nothing
-        if self.rank != 0:
-            return {}, None
-        if not gathered:
-            logger.warning("validation split %r produced no clips", split)
+        if self.rank != 0 or not gathered:  # no clips at all: the caller stops the run
             return {}, None
         cat = {k: np.concatenate([a for g in gathered for a in g[k]]) for k in gathered[0]}
         full = self.objective.eval_metrics(cat, num_classes=len(self.rt["class_names"]), captions=self.rt.get("val_captions"))
         return scalar_metrics(full, "val"), full
+
+    # -- data checks -------------------------------------------------------------------------
+    def _skip_mark(self) -> int:
+        from videomamba.data.skips import skip_mark
+
+        return skip_mark(self.scope) if self.rank == 0 else 0
+
+    def _skip_problem(self, split: str, since: int, total: int, what: str, metrics: dict[str, Any]) -> str | None:
+        """Rank 0: the skips of ``split`` recorded since the mark (one epoch / validation pass) as
+        metrics, and the error message when they exceed ``data.max_skip_fraction``."""
+        from videomamba.data.skips import SkipLimitError, check_skips, skip_report
+
+        rep = skip_report(split, scope=self.scope, since=since)
+        metrics[f"data/{split}/skipped_frac"] = rep.skipped / total if total else 0.0
+        try:
+            check_skips(rep, total, self.cfg.data.max_skip_fraction, what)
+        except SkipLimitError as err:
+            return str(err)
+        return None
+
+    def _stop_together(self, problem: str | None) -> bool:
+        """Rank 0 decides (``problem``), every rank learns it (one all-reduce), so all stop together."""
+        self._problem = problem if self.rank == 0 else self._problem
+        return _all_reduce([1.0 if (self.rank == 0 and problem) else 0.0], self.device)[0] > 0
+
+    def _stop(self, epoch: int, message: str, status: str = STOP_DATA) -> dict[str, Any]:
+        import ray.train
+
+        if self.rank == 0:
+            logger.error("%s", message)
+            self.tracker.set_tags({"stop_reason": status})
+            for split in {"train", self.rt.get("val_split") or "train"}:
+                self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
+        ray.train.report({"epoch": epoch, "stopped": status})
+        return {"status": status, "message": message}
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -388,8 +441,12 @@ class _Trainer:
         cfg = self.cfg
         epochs = cfg.train.epochs
         has_val = bool(self.rt.get("has_val"))
+        train_size, val_size = int(self.rt.get("train_size") or 0), int(self.rt.get("val_size") or 0)
+        self._problem: str | None = None
+        metric_checked = False
         for epoch in range(self.start_epoch, epochs):
             seed_everything(cfg.train.seed, epoch, self.rank)
+            mark = self._skip_mark()
             result = self.train_epoch(epoch)
             if isinstance(result, str):
                 logger.error("rank %d: %s", self.rank, result)
@@ -399,20 +456,43 @@ class _Trainer:
             last = epoch == epochs - 1
             save = last or (epoch + 1) % cfg.train.checkpoint_every == 0
             metrics: dict[str, Any] = {"epoch": epoch, "step": self.num_updates, "train/lr": self.current_lr(), **result}
+            problem = None
+            if self.rank == 0:
+                problem = self._skip_problem("train", mark, train_size, f"train split, epoch {epoch}", metrics)
+                if result["train/clips_epoch"] == 0:
+                    problem = f"epoch {epoch} yielded no training clips. " + (problem or "No video was counted as skipped.")
+            if self._stop_together(problem):
+                return self._stop(epoch, self._problem or "stopped by rank 0")
             full = None
+            validated = False
             if has_val and (save or last or (epoch + 1) % cfg.train.eval_every == 0):
+                mark = self._skip_mark()
                 val, full = self.validate(self.rt["val_split"])
                 metrics.update(val)
+                validated = True
+                if self.rank == 0:
+                    split = self.rt["val_split"]
+                    problem = self._skip_problem(split, mark, val_size, f"{split} split, validation after epoch {epoch}", metrics)
+                    if full is None:
+                        problem = f"validation on the {split!r} split after epoch {epoch} yielded no clips. " + (
+                            problem or "No video was counted as skipped.")
+                if self._stop_together(problem):
+                    return self._stop(epoch, self._problem or "stopped by rank 0")
+            if not metric_checked and (validated or not has_val):
+                metric_checked = True
+                if self._stop_together(missing_metric_message(self.metric, metrics) if self.rank == 0 else None):
+                    return self._stop(epoch, self._problem or "stopped by rank 0", STOP_METRIC)
             improved = False
             if self.rank == 0:
-                score = metrics.get(cfg.train.checkpoint_metric)
+                score = metrics.get(self.metric)
                 if score is not None and math.isfinite(score):
-                    better = self.best is None or (score > self.best if cfg.train.checkpoint_mode == "max" else score < self.best)
+                    better = self.best is None or (score > self.best if self.mode == "max" else score < self.best)
                     if better:
                         self.best, improved = score, True
                         metrics["best_epoch"] = epoch
                 self.tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=self.num_updates)
-                self.tracker.log_metrics(data_api.skip_metrics("train", self.rt["data_scope"]), step=self.num_updates)
+                for split in ("train", self.rt.get("val_split")) if has_val else ("train",):
+                    self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
                 if improved and full is not None and "confusion" in full:
                     self._log_confusion(full, epoch)
                 logger.info(

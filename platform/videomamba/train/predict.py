@@ -18,6 +18,7 @@ class Prediction:
     top: list[tuple[str, float]] | None  # (class name, probability), best first; None on failure
     num_views: int = 0
     error: str | None = None
+    reason: str | None = None  # why it failed: a DecodeError reason (missing, unsupported...) or "error"
     warning: str | None = None  # e.g. a damaged file decoded up to its last good frame
 
 
@@ -77,9 +78,10 @@ def predict_videos(
         try:
             views, info = decode_views(path, data_cfg, split)
             views = torch.from_numpy(views)
-        except (DecodeError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - one bad input never stops the others
+            reason = err.reason if isinstance(err, DecodeError) else "error"
             logger.warning("cannot read %s: %s", path, err)
-            out.append(Prediction(path, None, error=f"{type(err).__name__}: {err}"))
+            out.append(Prediction(path, None, error=f"{type(err).__name__}: {err}", reason=reason))
             continue
         warning = None
         if info is not None and info.truncated:

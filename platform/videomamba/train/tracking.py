@@ -32,10 +32,16 @@ def default_tracking_uri(root: str | os.PathLike = "runs") -> str:
     return f"sqlite:///{Path(root).expanduser().resolve() / 'mlflow.db'}"
 
 
+class TrackingError(RuntimeError):
+    """The MLflow tracking URI cannot be used (server unreachable, store not writable)."""
+
+
 def resolve_tracking_uri(configured: str | None, root: str | os.PathLike = "runs") -> str:
-    """The tracking URI to use (see :func:`default_tracking_uri`). Raises ValueError for one with a
-    password in it: the URI is written into checkpoints and run files; credentials belong in
-    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``."""
+    """The tracking URI to use (see :func:`default_tracking_uri`); a relative SQLite path
+    (``sqlite:///mlflow.db``) is made absolute (workers do not share the driver's working
+    directory). Raises ValueError for one with a password in it: the URI is written into
+    checkpoints and run files; credentials belong in ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD``."""
     from urllib.parse import urlsplit
 
     uri = configured or default_tracking_uri(root)
@@ -46,8 +52,40 @@ def resolve_tracking_uri(configured: str | None, root: str | os.PathLike = "runs
             "written into checkpoints and run files; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
         )
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(uri.removeprefix("sqlite:///")).expanduser()
+        if not path.is_absolute() and str(path) != ":memory:":
+            path = path.resolve()
+            uri = f"sqlite:///{path}"
+        path.parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast (before Ray starts) when ``uri`` cannot be used: an ``http(s)://`` tracking server
+    that does not answer its ``/health`` endpoint within ``timeout`` s, a SQLite store whose directory
+    cannot be written. Raises ``TrackingError`` naming the URI and what to check."""
+    import urllib.error
+    import urllib.request
+
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
+                response.read(64)
+        except urllib.error.HTTPError as err:
+            if err.code in (401, 403):
+                return  # it answers; credentials are MLflow's business (MLFLOW_TRACKING_USERNAME/_PASSWORD)
+            raise TrackingError(f"MLflow tracking server {uri} answered {err.code} {err.reason} at {url}") from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingError(
+                f"cannot reach the MLflow tracking server {uri} ({reason}); start it (`mlflow server ...`) "
+                "or fix mlflow.tracking_uri / $MLFLOW_TRACKING_URI"
+            ) from None
+    elif uri.startswith("sqlite:///"):
+        directory = Path(uri.removeprefix("sqlite:///")).parent
+        if not os.access(directory, os.W_OK):
+            raise TrackingError(f"MLflow store {uri}: directory {directory} is not writable")
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -190,7 +228,8 @@ class NoopTracker:
 def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None, tags: Mapping[str, Any] = ()) -> RunTracker:
     """Create a new MLflow run in ``experiment`` (created if missing)."""
     exp_id = get_or_create_experiment(tracking_uri, experiment)
-    run = client(tracking_uri).create_run(exp_id, run_name=run_name, tags=dict(tags))
+    # strings: a tracking server (REST store) rejects other tag values that a SQL store would coerce
+    run = client(tracking_uri).create_run(exp_id, run_name=run_name, tags={k: _param_value(v) for k, v in dict(tags).items()})
     logger.info("MLflow run %s (experiment %r) at %s", run.info.run_id, experiment, tracking_uri)
     return RunTracker(tracking_uri, run.info.run_id)
 
