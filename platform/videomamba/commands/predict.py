@@ -15,10 +15,13 @@ def register(subparsers) -> None:
 
 
 def run_command(args) -> int:
+    from videomamba.commands._common import checkpoint_arg, device_arg
     from videomamba.train.predict import predict_videos
 
+    device = device_arg(args.device)
+    checkpoint = checkpoint_arg(args.checkpoint)
     failed = 0
-    for pred in predict_videos(args.checkpoint, args.videos, top_k=args.top_k, split=args.views, device=args.device):
+    for pred in predict_videos(checkpoint, args.videos, top_k=args.top_k, split=args.views, device=device):
         if pred.top is None:
             failed += 1
             print(f"{pred.path}: ERROR {pred.error}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +57,16 @@ def print_summary(run) -> None:
 
 
 def run_command(args) -> int:
-    from videomamba.train.config import ConfigError, to_yaml
+    """Errors (a bad config: exit 2; a failed run: 1) are reported by the CLI's error layer."""
+    from videomamba.train.config import to_yaml
 
-    try:
-        cfg = resolve_config(args)
-    except (ConfigError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = resolve_config(args)
     if args.dry_run:
         print(to_yaml(cfg), end="")
         return 0
-    from videomamba.train.launcher import RunExistsError, init_ray, run_training
-    from videomamba.train.loop import NonFiniteLossError
+    from videomamba.train.launcher import init_ray, run_training
 
     init_ray(cfg)
-    try:
-        run = run_training(cfg, resume=bool(args.resume))
-    except (ConfigError, RunExistsError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    run = run_training(cfg, resume=bool(args.resume))
     print_summary(run)
     return 0

@@ -81,6 +81,9 @@ def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: st
 
     model = videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
     if pretrained:
+        from videomamba.train.checkpoint_path import pretrained_weights
+
+        pretrained = pretrained_weights(pretrained)  # a training checkpoint or run directory -> its model.pt
         report = videomamba.load_checkpoint(model, pretrained, inflate=inflate)
         logger.info("initialised from %s: %s", pretrained, report)
     return model
