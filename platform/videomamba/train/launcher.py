@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videomamba.train.config import ConfigError, TrainConfig, flatten, to_yaml
+from videomamba.train.config import ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
 from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
 from videomamba import objectives
 from videomamba.train import tracking
@@ -211,6 +211,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
 
     if not ray.is_initialized():
         ray.init()
+    cfg = absolute_paths(cfg)  # workers and the checkpoints' recorded config: independent of this cwd
     storage_path = resolve_storage_path(cfg)
     name = cfg.run.name
     info = None
