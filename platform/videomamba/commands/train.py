@@ -25,7 +25,8 @@ def register(subparsers) -> None:
         "--resume", nargs="?", const=True, default=False, metavar="RUN_NAME",
         help="continue an interrupted run (default: the latest run of this experiment) in the same MLflow run",
     )
-    p.add_argument("--dry-run", action="store_true", help="validate and print the resolved config, then exit")
+    p.add_argument("--dry-run", action="store_true", help="run the real run's checks (config, data files, model on the meta device, "
+                   "placeholders) without starting Ray, print the resolved config, exit")
     p.set_defaults(func=run_command)
 
 
@@ -62,11 +63,17 @@ def run_command(args) -> int:
 
     cfg = resolve_config(args)
     if args.dry_run:
-        print(to_yaml(cfg), end="")
-        return 0
-    from videomamba.train.launcher import init_ray, run_training
+        from videomamba.train.config import absolute_paths
+        from videomamba.train.preflight import preflight
 
-    init_ray(cfg)
+        report = preflight(cfg)  # what the real run checks before Ray starts (ConfigError: exit 2)
+        print(to_yaml(absolute_paths(cfg)), end="")
+        print("# preflight passed (no Ray started):")
+        for line in report.lines():
+            print(f"#   {line}")
+        return 0
+    from videomamba.train.launcher import run_training
+
     run = run_training(cfg, resume=bool(args.resume))
     print_summary(run)
     return 0

@@ -21,7 +21,6 @@ from typing import Any
 
 from videomamba.train.config import ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
 from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
-from videomamba import objectives
 from videomamba.train import tracking
 
 logger = logging.getLogger(__name__)
@@ -209,8 +208,6 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
 
     from videomamba.train import data_api
 
-    if not ray.is_initialized():
-        ray.init()
     cfg = absolute_paths(cfg)  # workers and the checkpoints' recorded config: independent of this cwd
     storage_path = resolve_storage_path(cfg)
     name = cfg.run.name
@@ -228,12 +225,14 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             )
 
     # everything that can fail does so here, before any worker starts
-    class_names = _preflight("data", lambda: data_api.class_names(cfg.data))
-    spec = model_spec(cfg, len(class_names))
+    from videomamba.train.preflight import preflight
+
+    checked = preflight(cfg)  # the same checks as `videomamba train --dry-run`, before Ray starts
+    init_ray(cfg)
+    class_names, spec = checked.class_names, checked.model_spec
     probe = _preflight(
         "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate)
     )
-    _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, resources = _resources(cfg)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
