@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def register(subparsers) -> None:
         "--resume", nargs="?", const=True, default=False, metavar="RUN_NAME",
         help="continue an interrupted run (default: the latest run of this experiment) in the same MLflow run",
     )
+    p.add_argument("--force", action="store_true", help="with --resume: run again even if the run is complete")
     p.add_argument("--dry-run", action="store_true", help="run the real run's checks (config, data files, model on the meta device, "
                    "placeholders) without starting Ray, print the resolved config, exit")
     p.set_defaults(func=run_command)
@@ -44,17 +46,43 @@ def resolve_config(args):
     return load_config(args.config, overrides)
 
 
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+
+
+# what the end-of-run summary shows of an evaluation (classification; retrieval both ways)
+SUMMARY_KEYS = ("top1", "top5", "mean_class_acc", "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr",
+                "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr")
+
+
 def print_summary(run) -> None:
     print(f"\nrun {run.name}: {run.path}")
     if run.best_checkpoint:
         print(f"best checkpoint: {run.best_checkpoint}")
         shown = {k: v for k, v in run.best_metrics.items() if k.startswith("val/") and isinstance(v, float)}
         if shown:
-            print("  " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+            print("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
     if run.evaluation:
-        print("evaluation: " + ", ".join(f"{k}={v:.4f}" for k, v in run.evaluation.items() if k.endswith(("top1", "top5", "mean_class_acc"))))
+        keys = [k for k in run.evaluation if k.rsplit("/", 1)[-1] in SUMMARY_KEYS]
+        keys.sort(key=lambda k: SUMMARY_KEYS.index(k.rsplit("/", 1)[-1]))
+        print("evaluation: " + ", ".join(f"{k}={_fmt(run.evaluation[k])}" for k in keys))
     print(f"MLflow run {run.mlflow_run_id} in {run.tracking_uri}")
     print(f"  browse: videomamba ui --tracking-uri '{run.tracking_uri}'")
+
+
+def resume_command(args, name: str) -> str:
+    """The exact command line that resumes run ``name`` (this invocation's options + ``--resume``)."""
+    import shlex
+
+    parts = ["videomamba", "train", "--config", args.config]
+    for item in args.overrides:
+        parts += ["--set", item]
+    if args.num_workers is not None:
+        parts += ["--num-workers", str(args.num_workers)]
+    if args.gpus_per_worker is not None:
+        parts += ["--gpus-per-worker", f"{args.gpus_per_worker:g}"]
+    parts += ["--resume", name]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def run_command(args) -> int:
@@ -72,8 +100,23 @@ def run_command(args) -> int:
         for line in report.lines():
             print(f"#   {line}")
         return 0
-    from videomamba.train.launcher import run_training
+    from videomamba.train.launcher import RunInterrupted, resume_state, run_training
 
-    run = run_training(cfg, resume=bool(args.resume))
+    if args.resume and not args.force:
+        state = resume_state(cfg)
+        if state is not None and state.complete:
+            print(f"run {state.name} is complete ({state.epochs} epochs); nothing to do. "
+                  f"Raise train.epochs to train on (--set train.epochs=N), or pass --force to re-run "
+                  "its final evaluation and model logging.")
+            return 0
+    try:
+        run = run_training(cfg, resume=bool(args.resume))
+    except RunInterrupted as stop:
+        where = (f"after epoch {stop.epoch}; its checkpoint is kept: {stop.checkpoint}" if stop.epoch is not None
+                 else "before its first checkpoint (nothing to resume from yet)")
+        print(f"\ninterrupted: run {stop.name} stopped {where}", file=sys.stderr)
+        print("MLflow run marked KILLED. Resume with:", file=sys.stderr)
+        print(f"  {resume_command(args, stop.name)}", file=sys.stderr)
+        return 130
     print_summary(run)
     return 0

@@ -32,6 +32,29 @@ class RunExistsError(RuntimeError):
     """The Ray Train run directory exists and ``resume`` was not requested."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the MLflow run is marked KILLED; checkpoints written so far are kept.
+    ``epoch`` is the last checkpointed epoch (None: none yet), ``checkpoint`` its directory."""
+
+    def __init__(self, name: str, storage_path: str, epoch: int | None, checkpoint: str | None):
+        super().__init__(f"run {name!r} interrupted")
+        self.name, self.storage_path, self.epoch, self.checkpoint = name, storage_path, epoch, checkpoint
+
+
+@dataclass
+class ResumeState:
+    """Where a run to be resumed stands (:func:`resume_state`)."""
+
+    name: str
+    next_epoch: int  # the epoch a resume would train next
+    epochs: int  # train.epochs of the config now
+    finished: bool  # the run ended normally (and did not stop early)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished and self.next_epoch >= self.epochs
+
+
 @dataclass
 class TrainRun:
     """What :func:`run_training` returns."""
@@ -112,6 +135,44 @@ def latest_run_name(storage_path: str, prefix: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
+def latest_checkpoint(storage_path: str, name: str) -> tuple[int, str] | None:
+    """``(epoch, checkpoint path)`` of the run's latest checkpoint (None: none)."""
+    import pyarrow.fs
+
+    fs, base = _fs(storage_path)
+    try:
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(_join(base, name), allow_not_found=True))
+    except OSError:
+        return None
+    found = sorted(e.path for e in entries if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith("epoch_")
+                   and fs.get_file_info(_join(e.path, "meta.json")).type == pyarrow.fs.FileType.File)
+    if not found:
+        return None
+    path = found[-1]
+    epoch = int(path.rsplit("epoch_", 1)[1])
+    return epoch, path if "://" not in storage_path else f"{storage_path.split('://', 1)[0]}://{path}"
+
+
+def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | None:
+    """The run ``--resume`` would continue (``name``, else ``run.name``, else the experiment's
+    latest), without starting Ray; None when there is no such run."""
+    storage_path = resolve_storage_path(absolute_paths(cfg))
+    name = name or cfg.run.name or latest_run_name(storage_path, f"{cfg.mlflow.experiment}-")
+    info = read_run_info(storage_path, name) if name else None
+    if info is None:
+        return None
+    latest = latest_checkpoint(storage_path, name)
+    next_epoch = latest[0] + 1 if latest else 0
+    finished = bool(info.get("finished"))
+    if not finished and info.get("mlflow_run_id"):
+        try:  # runs written before run info recorded "finished"
+            run = tracking.RunTracker(info["tracking_uri"], info["mlflow_run_id"])
+            finished = run.client.get_run(run.run_id).info.status == "FINISHED"
+        except Exception as err:  # noqa: BLE001 - unknown: treat as not finished
+            logger.debug("cannot read the MLflow run: %s", err)
+    return ResumeState(name, next_epoch, cfg.train.epochs, finished)
+
+
 def resume_epoch(storage_path: str, name: str) -> int:
     """The epoch after the run's latest checkpoint (0 when it has none)."""
     import ray.train
@@ -256,6 +317,10 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
         tracking_uri = tracker.tracking_uri
         tracker.set_status("RUNNING")
+        stale = tracker.client.get_run(tracker.run_id).data.tags
+        for key in ("error", "interrupted_at_epoch"):  # from the interruption being resumed
+            if key in stale:
+                tracker.client.delete_tag(tracker.run_id, key)
         tracker.set_tags({"resumed": int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1, **(tags or {})})
         logger.info("resuming run %r into MLflow run %s", name, tracker.run_id)
     else:
@@ -323,9 +388,14 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     )
     try:
         result = trainer.fit()
+    except KeyboardInterrupt:
+        latest = latest_checkpoint(storage_path, name)
+        tracker.set_tags({"interrupted_at_epoch": latest[0] + 1 if latest else 0})
+        tracker.set_status("KILLED")
+        raise RunInterrupted(name, storage_path, *(latest or (None, None))) from None
     except BaseException as err:
         tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
-        tracker.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        tracker.set_status("FAILED")
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
     status = result.return_value or {}
@@ -343,6 +413,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, scope=name)
     _log_curves(tracker)
     tracker.set_status("FINISHED")
+    _write_run_info(storage_path, name, {**(read_run_info(storage_path, name) or {}), "finished": time.time(),
+                                         "best_checkpoint": run.best_checkpoint})
     return run
 
 
