@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
-from videomamba import errors
+from videomamba import console, errors
 
 # Each entry is a module in videomamba.commands exposing ``register(subparsers)``;
 # ``register`` adds its parser and sets ``func`` (called with the parsed args, returns an exit code).
@@ -17,7 +16,8 @@ COMMAND_MODULES = ["info", "data", "train", "evaluate", "predict", "retrieve", "
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videomamba", description="VideoMamba on Ray")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="debug logging")
+                        help="more output: -v everything Ray and MLflow log (quiet by default when stderr is not "
+                             "a terminal), -vv debug logging")
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of an error (also ${errors.DEBUG_ENV}=1); accepted after the command too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -45,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = debug = debug or args.debug or errors.debug_enabled()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    console.configure(args.verbose)  # quiet when stderr is not a terminal, unless -v
     if not getattr(args, "func", None):
         parser.print_help()
         return errors.EXIT_USAGE

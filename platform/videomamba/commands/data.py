@@ -61,8 +61,10 @@ def _init_ray() -> None:
     """Join ``RAY_ADDRESS`` if set, else start a local Ray."""
     import ray
 
+    from videomamba import console
+
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False)
+        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False, **console.ray_init_kwargs())
 
 
 def _check_synth_args(args) -> None:

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from videomamba.train.config import ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
 from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
+from videomamba import console
 from videomamba.train import tracking
 
 logger = logging.getLogger(__name__)
@@ -251,11 +251,14 @@ def init_ray(cfg: TrainConfig | None = None) -> None:
 
     if ray.is_initialized():
         return
+    from videomamba import console
+
     if os.environ.get("RAY_ADDRESS"):
-        ray.init()
+        ray.init(**console.ray_init_kwargs())
         return
     workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker if cfg else 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False)
+    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False,
+             **console.ray_init_kwargs())
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=None) -> TrainRun:
@@ -357,7 +360,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "mlflow_run_id": tracker.run_id,
         "train_size": train_size,
         "has_val": val_split is not None,
-        "progress": sys.stderr.isatty(),
+        "progress": console.progress_bars(),
+        "quiet": console.quiet(),
         "val_split": val_split,
         # the val captions per manifest row, read here: workers do not share the driver's cwd
         "val_captions": [list(r.captions) for r in data_api.records(cfg.data, val_split)]
@@ -382,6 +386,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
                 checkpoint_score_order=mode,
             ),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            logging_config=console.train_logging_config(),
             callbacks=list(callbacks),
         ),
         datasets=datasets,

@@ -108,6 +108,10 @@ class _Trainer:
 
         self.cfg = cfg = TrainConfig.model_validate(config["cfg"])
         self.rt = rt = config["runtime"]
+        if rt.get("quiet"):
+            from videomamba.console import quiet_train_worker
+
+            quiet_train_worker()
         self.rank, self.world = _world()
         self.device = ray.train.torch.get_device()
         self.tracker = RunTracker(rt["tracking_uri"], rt["mlflow_run_id"]) if self.rank == 0 and rt.get("mlflow_run_id") else NoopTracker()
