@@ -444,8 +444,10 @@ def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> 
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
     from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
 
-    tracker.set_tags({"best_checkpoint": run.best_checkpoint})
-    tracker.log_metrics({f"best/{k}": v for k, v in run.best_metrics.items() if isinstance(v, (int, float))})
+    # summary values as tags + a table, not metrics: one-point metrics would each get a chart
+    best = {k: v for k, v in run.best_metrics.items() if isinstance(v, (int, float))}
+    tracker.set_tags({"best_checkpoint": run.best_checkpoint, **{f"best/{k}": f"{v:.6g}" for k, v in best.items()}})
+    tracker.log_dict(best, "best_checkpoint/metrics.json")
     with local_checkpoint_dir(run.best_checkpoint) as d:
         tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
         tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")
