@@ -6,7 +6,7 @@
   checkpoint by the run's own ``train.checkpoint_metric`` (recorded in each ``meta.json``), else
   its latest ``epoch_*`` one.
 
-Anything else raises :class:`videomamba.errors.UsageError` saying what was found and what to pass.
+URIs (``s3://``, ``gs://``, MLflow ``runs:/`` / ``models:/``) are passed through. Anything else raises :class:`videomamba.errors.UsageError` saying what was found and what to pass.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,16 @@ class ResolvedCheckpoint:
         return self.path
 
 
+WEIGHTS_FILES = (MODEL_FILE, "model.safetensors")  # training checkpoint / downloaded MLflow model
+
+
 def _is_checkpoint_dir(path: Path) -> bool:
-    return (path / MODEL_FILE).is_file() and (path / META_FILE).is_file()
+    return any((path / name).is_file() for name in WEIGHTS_FILES) and (path / META_FILE).is_file()
+
+
+def _is_uri(text: str) -> bool:
+    """``s3://...``, ``gs://...``, MLflow ``runs:/...``/``models:/...`` (not ``file://``)."""
+    return bool(re.match(r"^[A-Za-z][\w+.-]*:/", text)) and not text.startswith("file:")
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -75,7 +84,7 @@ def resolve_checkpoint(arg: str | os.PathLike, *, option: str = "--checkpoint") 
     """Resolve ``arg`` (see the module docstring). URIs other than ``file://`` are returned as given
     (they are checked when downloaded). Raises UsageError naming ``option``."""
     text = str(arg)
-    if "://" in text and not text.startswith("file://"):
+    if _is_uri(text):
         return ResolvedCheckpoint(text)
     path = Path(text.removeprefix("file://")).expanduser().absolute()  # Ray actors do not share the cwd
     if not path.exists():
@@ -103,7 +112,7 @@ def resolve_checkpoint(arg: str | os.PathLike, *, option: str = "--checkpoint") 
 def pretrained_weights(path: str) -> str:
     """``model.pretrained``: a weights file as given; a training checkpoint directory -> its
     ``model.pt``; a run directory -> its best checkpoint's ``model.pt``; URIs as given."""
-    if "://" in path and not path.startswith("file://"):
+    if _is_uri(path):
         return path
     local = Path(path.removeprefix("file://")).expanduser()
     if not local.exists():
@@ -113,7 +122,7 @@ def pretrained_weights(path: str) -> str:
     resolved = resolve_checkpoint(local, option="model.pretrained")
     if resolved.note:
         logger.info("%s", resolved.note)
-    return str(Path(resolved.path) / MODEL_FILE)
+    return str(next(Path(resolved.path) / n for n in WEIGHTS_FILES if (Path(resolved.path) / n).is_file()))
 
 
 def portable_data_config(data_cfg, meta: dict):
