@@ -120,7 +120,10 @@ def get_or_create_experiment(tracking_uri: str, name: str) -> str:
 
 
 def git_commit(path: str | os.PathLike | None = None) -> str:
-    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``."""
+    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``.
+    ``$VIDEOMAMBA_GIT_COMMIT`` (set by ``videomamba submit``: jobs do not ship ``.git``) wins."""
+    if path is None and os.environ.get("VIDEOMAMBA_GIT_COMMIT"):
+        return os.environ["VIDEOMAMBA_GIT_COMMIT"]
     path = path or Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
