@@ -289,9 +289,12 @@ def test_tune_checks_its_data_before_ray_and_mlflow(monkeypatch, data, tmp_path,
     assert "no-val.csv" in capsys.readouterr().err
 
 
-def test_data_check_prints_every_full_path_off_a_terminal(monkeypatch, capsys):
+def test_data_check_prints_every_full_path_off_a_terminal(monkeypatch, capsys, tmp_path):
     from videomamba.commands import data as data_cmd
     from videomamba.data import check
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text("path,label\nv.mp4,0\n")  # read by the CLI's manifest check first
 
     deep = "/tmp/" + "/".join(["a-rather-long-directory-name"] * 6)
     bad = [(i + 2, f"{deep}/corrupt_video_{i:03d}.mp4", "corrupt", "moov atom not found") for i in range(60)]

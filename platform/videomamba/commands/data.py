@@ -101,13 +101,37 @@ def _init_ray() -> None:
     """Join ``RAY_ADDRESS`` if set, else start a local Ray."""
     import ray
 
+    from videomamba import console
+
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False)
+        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False, **console.ray_init_kwargs())
+
+
+def _check_synth_args(args) -> None:
+    """The generator's limits, as option errors (before any video is written)."""
+    from videomamba.data.synth import _PHRASINGS, _num_windows
+    from videomamba.errors import UsageError
+
+    if not 2 <= args.classes <= 16:
+        raise UsageError(f"--classes {args.classes}: the synthetic generator makes 2 to 16 classes "
+                         "(one motion direction bit per time window)")
+    need = 2 * _num_windows(args.classes)
+    if args.frames < need:
+        raise UsageError(f"--frames {args.frames}: {args.classes} classes need at least {need} frames")
+    if args.size % 2 or args.size < 16:
+        raise UsageError(f"--size {args.size}: must be even and >= 16")
+    if not 1 <= args.captions <= len(_PHRASINGS):
+        raise UsageError(f"--captions {args.captions}: must be 1 to {len(_PHRASINGS)}")
+    for name in ("videos_per_class", "val_videos_per_class", "test_videos_per_class", "fps"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name in ("videos_per_class", "fps") else 0):
+            raise UsageError(f"--{name.replace('_', '-')} {value}: must be >= {1 if name in ('videos_per_class', 'fps') else 0}")
 
 
 def _synth(args) -> int:
     from videomamba.data.synth import make_synthetic_dataset
 
+    _check_synth_args(args)
     out = make_synthetic_dataset(
         args.out_dir, args.classes, args.videos_per_class, val_videos_per_class=args.val_videos_per_class,
         frames=args.frames, size=args.size, fps=args.fps, seed=args.seed, codec=args.codec, progress=True,
@@ -135,8 +159,10 @@ def _check(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from videomamba.commands._common import manifest_arg
     from videomamba.data.check import check_manifest
 
+    manifest_arg(args.manifest, "manifest", classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format)
     _init_ray()
     rep = check_manifest(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix,
                          fmt=args.format, full=args.full, num_cpus=args.num_cpus)
@@ -250,7 +276,11 @@ def _bench(args) -> int:
 
     from videomamba.data.bench import record, run_bench
 
+    from videomamba.commands._common import manifest_arg
+
     cfg = _bench_config(args)
+    manifest_arg(args.manifest, "manifest", classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
+                 fmt=cfg.manifest_format)
     _init_ray()
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs,
                     prepared=args.prepared, bare=args.bare)

@@ -21,10 +21,13 @@ def register(subparsers) -> None:
 def run_command(args) -> int:
     from collections import Counter
 
+    from videomamba.commands._common import checkpoint_arg, device_arg
     from videomamba.train.predict import predict_videos
 
+    device = device_arg(args.device)
+    checkpoint = checkpoint_arg(args.checkpoint)
     failed: Counter = Counter()
-    preds = predict_videos(args.checkpoint, args.videos, top_k=args.top_k, split=args.views, device=args.device,
+    preds = predict_videos(checkpoint, args.videos, top_k=args.top_k, split=args.views, device=device,
                            tracking_uri=args.tracking_uri)
     for pred in preds:
         if pred.top is None:

@@ -10,11 +10,17 @@ from typing import Any
 
 import numpy as np
 
+from videomamba.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 
 class NoClipsError(RuntimeError):
     """An evaluation dataset produced no clip at all."""
+
+
+class ClassListMismatch(UsageError, ValueError):
+    """The classes file used to read the data names classes the checkpoint does not have (exit 2)."""
 
 
 def class_label_map(file_names: Sequence[str], model_names: Sequence[str]) -> np.ndarray | None:
@@ -27,7 +33,7 @@ def class_label_map(file_names: Sequence[str], model_names: Sequence[str]) -> np
         return None
     unknown = [n for n in file_names if n not in model_names]
     if unknown or len(set(file_names)) != len(file_names):
-        raise ValueError(
+        raise ClassListMismatch(
             f"the classes file does not match the checkpoint's classes ({len(unknown)} unknown: "
             f"{unknown[:10]}).\n  classes file: {file_names}\n  checkpoint:   {model_names}"
         )

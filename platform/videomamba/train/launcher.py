@@ -12,14 +12,13 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videomamba.train.config import ConfigError, TrainConfig, flatten, to_yaml
+from videomamba.train.config import ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
 from videomamba.train.loop import (
     STOP_DATA,
     STOP_METRIC,
@@ -29,7 +28,7 @@ from videomamba.train.loop import (
     build_model,
     train_loop_per_worker,
 )
-from videomamba import objectives
+from videomamba import console, objectives
 from videomamba.train import tracking
 
 logger = logging.getLogger(__name__)
@@ -39,6 +38,29 @@ RUN_INFO_FILE = "videomamba_run.json"
 
 class RunExistsError(RuntimeError):
     """The Ray Train run directory exists and ``resume`` was not requested."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the MLflow run is marked KILLED; checkpoints written so far are kept.
+    ``epoch`` is the last checkpointed epoch (None: none yet), ``checkpoint`` its directory."""
+
+    def __init__(self, name: str, storage_path: str, epoch: int | None, checkpoint: str | None):
+        super().__init__(f"run {name!r} interrupted")
+        self.name, self.storage_path, self.epoch, self.checkpoint = name, storage_path, epoch, checkpoint
+
+
+@dataclass
+class ResumeState:
+    """Where a run to be resumed stands (:func:`resume_state`)."""
+
+    name: str
+    next_epoch: int  # the epoch a resume would train next
+    epochs: int  # train.epochs of the config now
+    finished: bool  # the run ended normally (and did not stop early)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished and self.next_epoch >= self.epochs
 
 
 @dataclass
@@ -122,6 +144,44 @@ def latest_run_name(storage_path: str, prefix: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
+def latest_checkpoint(storage_path: str, name: str) -> tuple[int, str] | None:
+    """``(epoch, checkpoint path)`` of the run's latest checkpoint (None: none)."""
+    import pyarrow.fs
+
+    fs, base = _fs(storage_path)
+    try:
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(_join(base, name), allow_not_found=True))
+    except OSError:
+        return None
+    found = sorted(e.path for e in entries if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith("epoch_")
+                   and fs.get_file_info(_join(e.path, "meta.json")).type == pyarrow.fs.FileType.File)
+    if not found:
+        return None
+    path = found[-1]
+    epoch = int(path.rsplit("epoch_", 1)[1])
+    return epoch, path if "://" not in storage_path else f"{storage_path.split('://', 1)[0]}://{path}"
+
+
+def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | None:
+    """The run ``--resume`` would continue (``name``, else ``run.name``, else the experiment's
+    latest), without starting Ray; None when there is no such run."""
+    storage_path = resolve_storage_path(absolute_paths(cfg))
+    name = name or cfg.run.name or latest_run_name(storage_path, f"{cfg.mlflow.experiment}-")
+    info = read_run_info(storage_path, name) if name else None
+    if info is None:
+        return None
+    latest = latest_checkpoint(storage_path, name)
+    next_epoch = latest[0] + 1 if latest else 0
+    finished = bool(info.get("finished"))
+    if not finished and info.get("mlflow_run_id"):
+        try:  # runs written before run info recorded "finished"
+            run = tracking.RunTracker(info["tracking_uri"], info["mlflow_run_id"])
+            finished = run.client.get_run(run.run_id).info.status == "FINISHED"
+        except Exception as err:  # noqa: BLE001 - unknown: treat as not finished
+            logger.debug("cannot read the MLflow run: %s", err)
+    return ResumeState(name, next_epoch, cfg.train.epochs, finished)
+
+
 def resume_epoch(storage_path: str, name: str) -> int:
     """The epoch after the run's latest checkpoint (0 when it has none). Raises UnsafeCheckpointError
     when its training state is not in the data-only format (an old pickle, a planted file)."""
@@ -252,11 +312,14 @@ def init_ray(cfg: TrainConfig | None = None) -> None:
 
     if ray.is_initialized():
         return
+    from videomamba import console
+
     if os.environ.get("RAY_ADDRESS"):
-        ray.init()
+        ray.init(**console.ray_init_kwargs())
         return
     workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker if cfg else 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False)
+    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False,
+             **console.ray_init_kwargs())
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=None) -> TrainRun:
@@ -270,9 +333,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
 
     from videomamba.train import data_api
 
-    tracking_uri = preflight_tracking(cfg)
-    if not ray.is_initialized():
-        ray.init()
+    cfg = absolute_paths(cfg)  # workers and the checkpoints' recorded config: independent of this cwd
+    tracking_uri = preflight_tracking(cfg)  # an unreachable tracking server fails before Ray starts
     storage_path = resolve_storage_path(cfg)
     name = cfg.run.name
     info = None
@@ -289,12 +351,14 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             )
 
     # everything that can fail does so here, before any worker starts
-    class_names = preflight_data(cfg)
-    spec = model_spec(cfg, len(class_names))
+    from videomamba.train.preflight import preflight
+
+    checked = preflight(cfg)  # the same checks as `videomamba train --dry-run`, before Ray starts
+    init_ray(cfg)
+    class_names, spec = checked.class_names, checked.model_spec
     probe = _preflight(
         "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
     )
-    _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, resources = _resources(cfg)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
@@ -320,7 +384,11 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
         tracking_uri = tracker.tracking_uri
         tracker.set_status("RUNNING")
-        resumed = int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1
+        stale = tracker.client.get_run(tracker.run_id).data.tags
+        for key in ("error", "interrupted_at_epoch"):  # from the interruption being resumed
+            if key in stale:
+                tracker.client.delete_tag(tracker.run_id, key)
+        resumed = int(stale.get("resumed", 0)) + 1
         tracker.set_tags({"resumed": resumed, **(tags or {})})
         logger.info("resuming run %r into MLflow run %s", name, tracker.run_id)
     else:
@@ -361,7 +429,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "checkpoint_metric": metric,
         "checkpoint_mode": mode,
         "has_val": val_split is not None,
-        "progress": sys.stderr.isatty(),
+        "progress": console.progress_bars(),
+        "quiet": console.quiet(),
         "val_split": val_split,
         # the val captions per manifest row, read here: workers do not share the driver's cwd
         "val_captions": [list(r.captions) for r in data_api.records(cfg.data, val_split)]
@@ -389,15 +458,21 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
                 checkpoint_score_order=mode,
             ),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            logging_config=console.train_logging_config(),
             callbacks=list(callbacks),
         ),
         datasets=datasets,
     )
     try:
         result = trainer.fit()
+    except KeyboardInterrupt:
+        latest = latest_checkpoint(storage_path, name)
+        tracker.set_tags({"interrupted_at_epoch": latest[0] + 1 if latest else 0})
+        tracker.set_status("KILLED")
+        raise RunInterrupted(name, storage_path, *(latest or (None, None))) from None
     except BaseException as err:
         tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
-        tracker.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        tracker.set_status("FAILED")
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
     from videomamba.data.skips import release_ledger
@@ -428,6 +503,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             run.skips[f"{cfg.eval.split} (evaluation)"] = full.get("skip_report", {})
     _log_curves(tracker)
     tracker.set_status("FINISHED")
+    _write_run_info(storage_path, name, {**(read_run_info(storage_path, name) or {}), "finished": time.time(),
+                                         "best_checkpoint": run.best_checkpoint})
     return run
 
 
@@ -452,8 +529,10 @@ def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> 
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
     from videomamba.train.checkpointing import local_checkpoint_dir
 
-    tracker.set_tags({"best_checkpoint": run.best_checkpoint})
-    tracker.log_metrics({f"best/{k}": v for k, v in run.best_metrics.items() if isinstance(v, (int, float))})
+    # summary values as tags + a table, not metrics: one-point metrics would each get a chart
+    best = {k: v for k, v in run.best_metrics.items() if isinstance(v, (int, float))}
+    tracker.set_tags({"best_checkpoint": run.best_checkpoint, **{f"best/{k}": f"{v:.6g}" for k, v in best.items()}})
+    tracker.log_dict(best, "best_checkpoint/metrics.json")
     with local_checkpoint_dir(run.best_checkpoint) as d:
         tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
         tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")

@@ -100,6 +100,9 @@ def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: st
 
     model = videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
     if pretrained:
+        from videomamba.train.checkpoint_path import pretrained_weights
+
+        pretrained = pretrained_weights(pretrained)  # a training checkpoint or run directory -> its weights
         report = videomamba.load_checkpoint(model, pretrained, inflate=inflate, pos_grid=pos_grid)
         logger.info("initialised from %s: %s", pretrained, report)
     return model
@@ -124,6 +127,10 @@ class _Trainer:
 
         self.cfg = cfg = TrainConfig.model_validate(config["cfg"])
         self.rt = rt = config["runtime"]
+        if rt.get("quiet"):
+            from videomamba.console import quiet_train_worker
+
+            quiet_train_worker()
         self.rank, self.world = _world()
         self.device = ray.train.torch.get_device()
         self.tracker = RunTracker(rt["tracking_uri"], rt["mlflow_run_id"]) if self.rank == 0 and rt.get("mlflow_run_id") else NoopTracker()

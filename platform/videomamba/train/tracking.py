@@ -127,22 +127,41 @@ def client(tracking_uri: str):
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+#: MLflow UI (3.x): an experiment whose ``mlflow.experimentKind`` tag is ``custom_model_development``
+#: opens on its runs table; untagged ones open on the GenAI overview (traces). Values: the UI's
+#: ExperimentKind enum (mlflow/server/js, mlflow 3.17).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+#: metrics that are counters or sizes, not curves (never plotted in curves.png)
+NOT_CURVES = ("epoch", "step", "best_epoch", "num_videos", "num_views", "num_captions")
+
+
 def get_or_create_experiment(tracking_uri: str, name: str) -> str:
+    """The experiment's id (created with the run store's artifact location when missing), marked
+    as a model-training experiment (:data:`EXPERIMENT_KIND_TAG`) unless it already has a kind."""
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return c.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
-    except Exception:  # created concurrently
-        exp = c.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        try:
+            exp_id = c.create_experiment(name, artifact_location=default_artifact_location(tracking_uri),
+                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except Exception:  # created concurrently
+            exp = c.get_experiment_by_name(name)
+            if exp is None:
+                raise
+        else:
+            return exp_id
+    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):  # made before this tag was set: mark it now
+        c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
 
 
 def git_commit(path: str | os.PathLike | None = None) -> str:
-    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``."""
+    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``.
+    ``$VIDEOMAMBA_GIT_COMMIT`` (set by ``videomamba submit``: jobs do not ship ``.git``) wins."""
+    if path is None and os.environ.get("VIDEOMAMBA_GIT_COMMIT"):
+        return os.environ["VIDEOMAMBA_GIT_COMMIT"]
     path = path or Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
@@ -234,8 +253,16 @@ def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None
     return RunTracker(tracking_uri, run.info.run_id)
 
 
+def is_curve(key: str, history) -> bool:
+    """A metric worth a panel: several points that change, not a counter or a size (:data:`NOT_CURVES`)."""
+    if key.rsplit("/", 1)[-1] in NOT_CURVES or key.startswith("best/"):
+        return False
+    return len(history) > 1 and len({m.value for m in history}) > 1
+
+
 def plot_curves(tracking_uri: str, run_id: str, path: str | os.PathLike, keys: tuple[str, ...] = ()) -> str | None:
-    """Plot the run's metric histories (one panel per metric) to a PNG; None if nothing to plot."""
+    """Plot the run's metric curves (one panel per metric; :func:`is_curve`: no single points,
+    constant series or counters) to a PNG; None if nothing to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,7 +271,7 @@ def plot_curves(tracking_uri: str, run_id: str, path: str | os.PathLike, keys: t
     c = client(tracking_uri)
     keys = keys or tuple(sorted(c.get_run(run_id).data.metrics))
     series = {k: c.get_metric_history(run_id, k) for k in keys}
-    series = {k: sorted(v, key=lambda m: (m.step, m.timestamp)) for k, v in series.items() if len(v) > 1}
+    series = {k: sorted(v, key=lambda m: (m.step, m.timestamp)) for k, v in series.items() if is_curve(k, v)}
     if not series:
         return None
     cols = min(3, len(series))
