@@ -214,6 +214,17 @@ def test_manifest_in_a_legacy_encoding_fails_in_one_line_naming_file_and_fix(tmp
         load_classes(str(tmp_path / "c2.txt"))
 
 
+def test_cli_reports_a_manifest_encoding_error_in_one_line(tmp_path, monkeypatch, capsys):
+    from videomamba.cli import main
+    from videomamba.commands import data as data_command
+
+    monkeypatch.setattr(data_command, "_init_ray", lambda: None)
+    (tmp_path / "m.csv").write_bytes("path,label\r\nv.mp4,défilé\r\n".encode("cp1252"))
+    assert main(["data", "check", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'm.csv'}:2: not valid UTF-8") and "\n" not in err
+
+
 # ---- 6. UCF101 split files: classInd.txt "1 ApplyEyeMakeup", 1-based list labels -----------------
 NAMES = ["ApplyEyeMakeup", "ApplyLipstick", "Archery"]
 

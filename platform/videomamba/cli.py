@@ -37,7 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as err:
+        from videomamba.data.manifest import ManifestError
+
+        if isinstance(err, ManifestError):  # a bad manifest / classes file: one line naming file, line and fix
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":
