@@ -255,5 +255,5 @@ def test_one_based_labels_with_a_plain_classes_file_are_never_shifted_silently(u
 
 def test_numbered_classes_with_gaps_are_rejected(tmp_path):
     (tmp_path / "c.txt").write_text("1 a\n3 b\n")
-    with pytest.raises(ValueError, match="c.txt: numbered classes must be numbered"):
+    with pytest.raises(ManifestError, match="c.txt:1: numbered classes must be numbered"):
         load_classes(str(tmp_path / "c.txt"))
