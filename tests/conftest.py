@@ -51,3 +51,14 @@ def gpu():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     return torch.device("cuda")
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite store in a temp dir, proxied artifacts);
+    see ``tests/support/mlflow_server.py`` (``start_mlflow_server`` for variants, e.g. auth)."""
+    from support.mlflow_server import start_mlflow_server
+
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()

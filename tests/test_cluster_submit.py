@@ -127,7 +127,7 @@ def test_secrets_are_never_uploaded_even_when_not_git_ignored(tmp_path, monkeypa
     monkeypatch.setattr(submit_mod, "_client", lambda address: client)
     with caplog.at_level("WARNING", logger="videomamba.cluster.submit"):
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # `--env KEY`: the value from this environment
-        outcome = submit_mod.submit(["train", "--config", "configs/demo.yaml"], working_dir=repo, wait=False,
+        outcome = submit_mod.submit(["train", "--config", "configs/demo.yaml"], working_dir=repo, wait=False, probe=False,
                                     env=["MLFLOW_TRACKING_USERNAME=alice", "MLFLOW_TRACKING_PASSWORD"])
     assert "certs/server.pem" in outcome.left_out and set(submit_mod.SECRET_EXCLUDES) <= set(client.kwargs["runtime_env"]["excludes"])
     line = [r.getMessage() for r in caplog.records if "not uploaded" in r.getMessage()]

@@ -89,8 +89,10 @@ def test_resume_continues_from_the_checkpoint(ray_local, tiny_data, tmp_path):
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_run(run_id).info.status == "FAILED"
 
+    assert "error" in client.get_run(run_id).data.tags
     run = run_training(validate_config(raw), resume=True)
     assert run.mlflow_run_id == run_id and client.get_run(run_id).data.tags["resumed"] == "1"
+    assert "error" not in client.get_run(run_id).data.tags  # no stale error tag from the interruption
     assert _epochs_logged(run.tracking_uri, run_id) == [0, 1, 2]  # epochs 0-1 not trained again
     state = load_train_state(run.result.checkpoint.path)
     assert state["epoch"] == 2 and state["num_updates"] == 3  # 3 epochs x (2 steps / grad_accum 2)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
+
+from videomamba import console, errors
 
 # Each entry is a module in videomamba.commands exposing ``register(subparsers)``;
 # ``register`` adds its parser and sets ``func`` (called with the parsed args, returns an exit code).
@@ -14,7 +15,11 @@ COMMAND_MODULES = ["info", "data", "train", "evaluate", "predict", "retrieve", "
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videomamba", description="VideoMamba on Ray")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more output: -v everything Ray and MLflow log (quiet by default when stderr is not "
+                             "a terminal), -vv debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an error (also ${errors.DEBUG_ENV}=1); accepted after the command too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -27,25 +32,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Take ``--debug`` from anywhere before a ``--`` (``videomamba evaluate ... --debug`` works too)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head = [a for a in argv[:end] if a != "--debug"]
+    return head + argv[end:], len(head) != end
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors become one line on stderr and an exit code (see ``videomamba.errors``)."""
+    argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    args.debug = debug = debug or args.debug or errors.debug_enabled()
+    console.configure(args.verbose)  # quiet when stderr is not a terminal, unless -v
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return errors.EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except Exception as err:
-        from videomamba.data.manifest import ManifestError
-
-        if isinstance(err, ManifestError):  # a bad manifest / classes file: one line naming file, line and fix
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the CLI's one error layer
+        if debug:
+            raise
+        code, message = errors.describe(err)
+        if code == errors.EXIT_INTERRUPTED:
+            print("\ninterrupted", file=sys.stderr)
+        else:
+            hint = "" if code == errors.EXIT_USAGE else f"  (traceback: --debug or {errors.DEBUG_ENV}=1)"
+            print(f"error: {message}{hint}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -853,7 +853,9 @@ def add_arguments(p) -> None:
     p.add_argument("--memory-fit", action="store_true", help="VideoMamba-M, 64 frames, batch 8, checkpointed training")
     p.add_argument("--profile", action="append", default=[], metavar="MODEL:BACKEND:FRAMES[:MODE]",
                    help="torch.profiler top kernels of one step (BACKEND may be 'all'); repeatable")
-    p.add_argument("--no-bench", dest="bench", action="store_false", help="only the other sections")
+    p.add_argument("--no-bench", dest="bench", action="store_false", default=None, help="only the other sections")
+    p.add_argument("--bench", dest="bench", action="store_true",
+                   help="the speed benchmark too when --check is given (--check alone only checks)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false", help="run everything in this process")
     p.add_argument("--device", default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -868,7 +870,9 @@ def options_from_args(args) -> Options:
         repeats=pick(args.repeats, 10, 20), warmup=pick(args.warmup, 2, 5),
         config_budget_s=pick(args.config_budget, 2.0, 10.0), max_step_s=pick(args.max_step, 5.0, 20.0),
         time_limit_s=args.time_limit, img_size=args.img_size, num_classes=args.num_classes, depth=args.depth,
-        dtype=args.dtype, baseline=args.baseline, out=args.out, bench=args.bench, check=args.check,
+        dtype=args.dtype, baseline=args.baseline, out=args.out,
+        bench=args.bench if args.bench is not None else not args.check,  # --check alone: only the checks
+        check=args.check,
         memory_fit=args.memory_fit, profile=args.profile, isolate=args.isolate, device=args.device,
         argv=_command_line(),
     )

@@ -17,8 +17,10 @@ as given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -232,6 +234,8 @@ def submit(
     entrypoint_num_cpus: float | None = None,
     entrypoint_resources: Mapping[str, float] | None = None,
     wait: bool = True,
+    probe: bool = True,
+    probe_timeout_s: float = 300.0,
     follow_logs: bool = True,
     log_sink: Callable[[str], None] | None = None,
     timeout_s: float | None = None,
@@ -242,6 +246,13 @@ def submit(
     With ``wait`` it streams the job's logs to ``log_sink`` (default: stdout) until the job ends
     and returns its final status; otherwise it returns right after submission (status PENDING).
     Ctrl-C stops following, not the job (``ray job stop <id>`` does that).
+
+    Before a ``python ...`` job, ``probe`` runs a tiny job with the same interpreter and
+    runtime_env that imports torch, ray and videomamba (:func:`probe_python`), so a head whose
+    ``python`` is not the project's environment fails here, naming ``--python``. The local git
+    commit (``-dirty`` when modified) reaches the job as ``$VIDEOMAMBA_GIT_COMMIT`` (MLflow's
+    ``git_commit`` tag). A head with token authentication and no token here raises
+    :class:`videomamba.errors.UsageError` saying what to set.
     """
     entrypoint = to_entrypoint(command, python=python)
     env_spec = build_runtime_env(working_dir, ship_package=ship_package, env=env, excludes=excludes, base=runtime_env)
@@ -249,16 +260,27 @@ def submit(
     if left_out:
         logger.warning("not uploaded (may hold secrets; pass credentials with --env KEY=VALUE): %s", ", ".join(left_out))
     addr = resolve_address(address)
-    client = _client(addr)
-    job_id = _submit_with_retry(
-        client,
-        entrypoint=entrypoint,
-        runtime_env=env_spec,
-        submission_id=submission_id,
-        metadata={"submitted_by": "videomamba submit", **(metadata or {})},
-        entrypoint_num_cpus=entrypoint_num_cpus,
-        entrypoint_resources=dict(entrypoint_resources) if entrypoint_resources else None,
-    )
+    env_vars = env_spec.setdefault("env_vars", {})
+    if GIT_COMMIT_ENV not in env_vars:  # .git is not shipped: the job learns its commit from here
+        from videomamba.train.tracking import git_commit
+
+        env_vars[GIT_COMMIT_ENV] = git_commit(env_spec["working_dir"]) if "://" not in str(env_spec["working_dir"]) \
+            else "unknown"
+    with _auth_errors(addr):
+        client = _client(addr)
+        if probe and entrypoint.split()[0] == shlex.quote(python) and (addr, python, ship_package) not in _PROBED:
+            probe_python(client, python, env_spec, ship_package=ship_package, timeout_s=probe_timeout_s)
+            _PROBED.add((addr, python, ship_package))  # once per cluster and interpreter in a process
+        job_id = _submit_with_retry(
+            client,
+            entrypoint=entrypoint,
+            runtime_env=env_spec,
+            submission_id=submission_id,
+            metadata={"submitted_by": "videomamba submit", "git_commit": env_vars[GIT_COMMIT_ENV],
+                      **(metadata or {})},
+            entrypoint_num_cpus=entrypoint_num_cpus,
+            entrypoint_resources=dict(entrypoint_resources) if entrypoint_resources else None,
+        )
     logger.info("submitted job %s to %s: %s", job_id, addr, entrypoint)
     outcome = JobOutcome(job_id=job_id, address=addr, status="PENDING", entrypoint=entrypoint, runtime_env=env_spec,
                          left_out=left_out)
@@ -287,6 +309,64 @@ def submit(
     log = logger.info if outcome.ok else logger.error
     log("job %s %s%s", job_id, outcome.status, f": {outcome.message}" if outcome.message and not outcome.ok else "")
     return outcome
+
+
+GIT_COMMIT_ENV = "VIDEOMAMBA_GIT_COMMIT"
+PROBE_MODULES = ("torch", "ray", "videomamba")
+_PROBE_MARK = "videomamba-probe-ok"
+_PROBED: set[tuple[str, str, bool]] = set()
+
+
+@contextlib.contextmanager
+def _auth_errors(address: str):
+    """Turn Ray's token-authentication failures into a UsageError saying what to set."""
+    try:
+        yield
+    except Exception as err:
+        if type(err).__name__ != "AuthenticationError" and "Authentication required" not in str(err) \
+                and "Authentication failed" not in str(err):
+            raise
+        from videomamba.errors import UsageError
+
+        failed = "Authentication failed" in str(err)
+        raise UsageError(
+            f"the Ray cluster at {address} requires token authentication and "
+            + ("rejected the token found here" if failed else "no token was found here"),
+            "set RAY_AUTH_MODE=token and the head's token: RAY_AUTH_TOKEN=<token>, or RAY_AUTH_TOKEN_PATH=<file>, "
+            "or copy it to ~/.ray/auth_token (on the head: ~/.ray/auth_token, or `ray get-auth-token`)",
+        ) from None
+
+
+def probe_python(client, python: str, runtime_env: Mapping[str, Any], *, ship_package: bool = True,
+                 timeout_s: float = 300.0) -> str:
+    """Run ``<python> -c 'import torch, ray, videomamba'`` as a job with ``runtime_env``; returns its
+    output line. Raises UsageError naming ``--python`` when the interpreter is missing or lacks a module."""
+    from videomamba.errors import UsageError
+
+    code = (f"import sys; import {', '.join(PROBE_MODULES)}; "
+            f"print('{_PROBE_MARK}', sys.executable, torch.__version__, ray.__version__)")
+    job_id = _submit_with_retry(client, entrypoint=shlex.join([python, "-c", code]), runtime_env=dict(runtime_env),
+                                metadata={"submitted_by": "videomamba submit (environment probe)"})
+    status = wait_for_job(client, job_id, timeout_s)
+    logs = client.get_job_logs(job_id) or ""
+    if status == "SUCCEEDED" and _PROBE_MARK in logs:
+        line = next(ln for ln in logs.splitlines() if _PROBE_MARK in ln)
+        logger.info("cluster environment: %s", line.replace(_PROBE_MARK, "").strip())
+        return line
+    missing = re.search(r"No module named '([\w.]+)'", logs)
+    where = "the shipped platform/" if ship_package else "the cluster's installed packages"
+    if missing:
+        problem = f"the job's interpreter `{python}` on the cluster cannot import {missing.group(1)!r}"
+        if missing.group(1).split(".")[0] == "videomamba":
+            problem += f" (looked in {where})"
+    elif re.search(r"not found|No such file", logs):
+        problem = f"the job's interpreter `{python}` was not found on the cluster"
+    else:
+        tail = " / ".join(logs.strip().splitlines()[-3:])
+        problem = f"the environment probe job {job_id} ended {status}: {tail[:300]}"
+    raise UsageError(problem, "pass --python /path/to/env/bin/python (an interpreter with the project's "
+                              "dependencies on every node) or a --runtime-env with pip/conda/py_executable; "
+                              "--no-probe skips this check")
 
 
 def _submit_with_retry(client, retry_s: float = 90, **kwargs) -> str:

@@ -4,7 +4,7 @@ on an actor pool, logits averaged over clips x crops per video)."""
 from __future__ import annotations
 
 import json
-import sys
+import math
 
 from videomamba.commands.train import add_config_arguments
 
@@ -27,10 +27,14 @@ def register(subparsers) -> None:
 
 
 def run_command(args) -> int:
+    from videomamba.commands._common import checkpoint_arg, manifest_arg
+    from videomamba.errors import UsageError
+    from videomamba.train.checkpoint_path import portable_data_config
     from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
-    from videomamba.train.config import ConfigError, load_config
+    from videomamba.train.config import load_config
 
-    with local_checkpoint_dir(args.checkpoint, args.tracking_uri) as d:
+    checkpoint = checkpoint_arg(args.checkpoint)
+    with local_checkpoint_dir(checkpoint, args.tracking_uri) as d:
         meta = read_meta(d)
     overrides = list(args.overrides)
     if args.batch_size:
@@ -39,21 +43,30 @@ def run_command(args) -> int:
         overrides.append(f"eval.num_actors={args.num_actors}")
     if args.split:
         overrides.append(f"eval.split={args.split}")
-    try:  # the checkpoint's own config, unless another one is given
-        cfg = load_config(args.config, overrides, base=None if args.config else meta["config"])
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.manifest is None and not getattr(cfg.data, f"{cfg.eval.split}_manifest", None):
-        print(f"error: no --manifest and data.{cfg.eval.split}_manifest is not set", file=sys.stderr)
-        return 2
+    # the checkpoint's own config, unless another one is given (ConfigError: exit 2)
+    cfg = load_config(args.config, overrides, base=None if args.config else meta["config"])
+    data_cfg = portable_data_config(cfg.data, meta)
+    split = cfg.eval.split
+    manifest = args.manifest
+    if manifest is None:
+        manifest = getattr(data_cfg, f"{split}_manifest", None)
+        if not manifest:
+            raise UsageError(f"no --manifest and data.{split}_manifest is not set",
+                             "pass --manifest FILE (or --split val|train)")
+        option = f"data.{split}_manifest (from the {'config' if args.config else 'checkpoint'})"
+    else:
+        option = "--manifest"
+    manifest_arg(manifest, option, classes_file=data_cfg.classes_file, path_prefix=data_cfg.path_prefix,
+                 fmt=data_cfg.manifest_format)
 
     from videomamba.train.evaluate import evaluate_checkpoint
     from videomamba.train.launcher import init_ray, log_evaluation
 
+    if args.log_mlflow and not (meta.get("mlflow") or {}).get("run_id"):
+        raise UsageError(f"--log-mlflow: the checkpoint {checkpoint} records no MLflow run")
     init_ray()
     full = evaluate_checkpoint(
-        args.checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=args.manifest,
+        checkpoint, data_cfg=data_cfg, split=split, manifest=manifest,
         batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors, seed=cfg.train.seed,
         tracking_uri=args.tracking_uri,
     )
@@ -63,17 +76,28 @@ def run_command(args) -> int:
         print_classification(full)
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in full.items()}, f, indent=2)
+            json.dump(json_safe(full), f, indent=2, allow_nan=False)
     if args.log_mlflow:
         from videomamba.train.tracking import RunTracker
 
-        run = meta.get("mlflow") or {}
-        if not run.get("run_id"):
-            print("error: the checkpoint records no MLflow run", file=sys.stderr)
-            return 1
+        run = meta["mlflow"]
         log_evaluation(RunTracker(run["tracking_uri"], run["run_id"]), full)
         print(f"logged into MLflow run {run['run_id']}")
     return 0
+
+
+def json_safe(value):
+    """Arrays to lists and non-finite floats (an absent class's accuracy) to ``None`` (JSON null):
+    strict JSON readers reject ``NaN``."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def print_retrieval(full: dict) -> None:
@@ -94,6 +118,11 @@ def print_classification(full: dict) -> None:
 
 
 def _print_skipped(full: dict) -> None:
-    skipped = full.get("skips", {}).get(f"data/{full['split']}/skipped")
-    if skipped:
-        print(f"  skipped videos: {int(skipped)}")
+    rep = full.get("skip_report") or {}
+    if not rep.get("skipped"):
+        print("  skipped videos: none")
+        return
+    reasons = ", ".join(f"{r} {n}" for r, n in rep.get("by_reason", {}).items())
+    print(f"  skipped videos: {rep['skipped']} ({reasons})")
+    for path, reason in rep.get("examples", [])[:5]:
+        print(f"    {path} ({reason})")

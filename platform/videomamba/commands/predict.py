@@ -19,13 +19,19 @@ def register(subparsers) -> None:
 
 
 def run_command(args) -> int:
+    from collections import Counter
+
+    from videomamba.commands._common import checkpoint_arg, device_arg
     from videomamba.train.predict import predict_videos
 
-    failed = 0
-    for pred in predict_videos(args.checkpoint, args.videos, top_k=args.top_k, split=args.views, device=args.device,
-                               tracking_uri=args.tracking_uri):
+    device = device_arg(args.device)
+    checkpoint = checkpoint_arg(args.checkpoint)
+    failed: Counter = Counter()
+    preds = predict_videos(checkpoint, args.videos, top_k=args.top_k, split=args.views, device=device,
+                           tracking_uri=args.tracking_uri)
+    for pred in preds:
         if pred.top is None:
-            failed += 1
+            failed[pred.reason or "error"] += 1
             print(f"{pred.path}: ERROR {pred.error}")
             continue
         print(f"{pred.path} ({pred.num_views} views):")
@@ -33,4 +39,7 @@ def run_command(args) -> int:
             print(f"  WARNING: {pred.warning}")
         for name, prob in pred.top:
             print(f"  {prob:7.2%}  {name}")
+    if failed:
+        reasons = ", ".join(f"{r} {n}" for r, n in failed.items())
+        print(f"{sum(failed.values())} of {len(preds)} videos not predicted ({reasons})")
     return 1 if failed else 0

@@ -10,7 +10,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("retrieve", help="text-to-video search with a video-text checkpoint", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="checkpoint directory or URI of a contrastive run")
     p.add_argument("--query", action="append", required=True, help="a text query (repeat for several)")
-    p.add_argument("--manifest", required=True, help="the videos to search (CSV/JSONL/list manifest)")
+    p.add_argument("--manifest", required=True, help="the videos to search: a CSV/JSONL manifest (labels optional) or a plain list of video paths")
+    p.add_argument("--path-prefix", default=None, help="joined to relative video paths (default: the manifest's dir)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--views", choices=["test", "val"], default="val",
                    help="evaluation views of this split (clips x crops) averaged per video")
@@ -20,9 +21,14 @@ def register(subparsers) -> None:
 
 
 def run_command(args) -> int:
+    from videomamba.commands._common import checkpoint_arg, device_arg, manifest_arg
     from videomamba.train.retrieval import retrieve
 
-    results = retrieve(args.checkpoint, args.query, args.manifest, top_k=args.top_k, split=args.views, device=args.device)
+    device = device_arg(args.device)
+    checkpoint = checkpoint_arg(args.checkpoint)
+    manifest_arg(args.manifest, "--manifest", require_labels=False, path_prefix=args.path_prefix)
+    results = retrieve(checkpoint, args.query, args.manifest, top_k=args.top_k, split=args.views, device=device,
+                       path_prefix=args.path_prefix)
     for query, hits in zip(args.query, results):
         print(f"query: {query}")
         for rank, hit in enumerate(hits, 1):

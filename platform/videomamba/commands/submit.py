@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-ship-package", action="store_true",
                    help="use the videomamba installed on the cluster instead of this checkout's platform/")
     p.add_argument("--python", default="python", help="interpreter name on the cluster (default: python)")
+    p.add_argument("--no-probe", action="store_true",
+                   help="skip the check (a tiny job) that the cluster's --python imports torch, ray and videomamba")
     p.add_argument("--submission-id", default=None, help="job id to use (default: generated)")
     p.add_argument("--entrypoint-num-cpus", type=float, default=None, help="CPUs reserved for the driver")
     p.add_argument("--entrypoint-resources", default=None, metavar="JSON",
@@ -86,6 +88,7 @@ def run_command(args) -> int:
             entrypoint_num_cpus=args.entrypoint_num_cpus,
             entrypoint_resources=json.loads(args.entrypoint_resources) if args.entrypoint_resources else None,
             wait=not args.no_wait,
+            probe=not args.no_probe,
             timeout_s=args.timeout,
         )
     except (FileNotFoundError, ValueError) as err:  # bad checkout, --env, --runtime-env, command

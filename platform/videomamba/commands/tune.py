@@ -44,11 +44,17 @@ def run_command(args) -> int:
     from videomamba.tune.runner import SearchError, base_tree, run_search
     from videomamba.tune.space import SpaceError, load_space
 
+    from videomamba.train.launcher import preflight_data, preflight_tracking
+    from videomamba.train.tracking import TrackingError
+
     try:
         cfg = load_config(args.config, args.overrides)
         space = load_space(args.space)
         space.check_base(base_tree(cfg))
-    except (ConfigError, SpaceError) as err:
+        preflight_data(cfg)  # manifests and classes file exist and parse: before Ray Tune or MLflow
+        if not args.check and not args.resume:
+            preflight_tracking(cfg)
+    except (ConfigError, SpaceError, TrackingError) as err:
         print(err, file=sys.stderr)
         return 2
     if args.check:
@@ -62,7 +68,7 @@ def run_command(args) -> int:
             modes=args.mode, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed, name=args.name, storage_path=args.storage_path,
             trial_resources={"CPU": args.trial_cpus} if args.trial_cpus else None, best_config_out=args.best_config_out,
         )
-    except (SearchError, SpaceError, ConfigError) as err:
+    except (SearchError, SpaceError, ConfigError, TrackingError) as err:
         print(err, file=sys.stderr)
         return 2
     from videomamba.tune import report

@@ -11,6 +11,8 @@ _EXPORTS = {
     "skip_report": "skips",
     "reset_skips": "skips",
     "SkipReport": "skips",
+    "SkipLimitError": "skips",
+    "skip_mark": "skips",
     "read_manifest": "manifest",
     "load_classes": "manifest",
     "VideoRecord": "manifest",
@@ -18,6 +20,9 @@ _EXPORTS = {
     "DecodeError": "decode",
     "ClipTransform": "transforms",
     "make_synthetic_dataset": "synth",
+    "build_image_dataset": "images",
+    "load_image": "images",
+    "make_synthetic_images": "synth_images",
     "SyntheticDataset": "synth",
 }
 

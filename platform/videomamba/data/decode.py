@@ -39,7 +39,7 @@ from videomamba.data.transforms import resize_frames
 
 logger = logging.getLogger(__name__)
 
-REASONS = ("missing", "empty", "unreadable", "corrupt", "window")
+REASONS = ("missing", "empty", "unreadable", "corrupt", "window", "unsupported")
 DEFAULT_FPS = 30.0
 _GOOD_FRAMES: dict[tuple, tuple[int, int]] = {}  # (path, size, mtime) -> (decodable, announced) frames
 
@@ -88,6 +88,8 @@ def load_source(path: str) -> str | bytes:
             data = storage.read_bytes(path)
         except FileNotFoundError as err:
             raise DecodeError("missing", str(err)) from None
+        except storage.UnsupportedURIError as err:  # https://, ftp://...: no filesystem reads it
+            raise DecodeError("unsupported", str(err)) from None
         except OSError as err:
             raise DecodeError("missing", f"{type(err).__name__}: {err}") from None
         if not data:

@@ -11,7 +11,10 @@ Accepted layouts (``fmt="auto"`` picks by extension and first line):
   ``template``; the path is ``<id>.webm`` and the class name the template without brackets, via
   ``labels.json``), or a JSON array of ``{path, label, ...}`` records.
 
-A label is an integer or a class name looked up in the classes file. Relative paths are joined to
+A label is an integer or a class name looked up in the classes file; where labels are not used
+(``require_labels=False``: text-to-video search over unlabelled footage) the label column may be
+missing (a path-only CSV, a plain list of videos) and every label is :data:`UNLABELLED`.
+Relative paths are joined to
 ``path_prefix`` (default: the manifest's directory). A malformed row raises ``ManifestError``
 naming the file and line.
 """
@@ -35,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: separates several captions of one video in a CSV ``caption`` cell
 CAPTION_SEP = "|"
+#: the label of every record read with ``require_labels=False``
+UNLABELLED = -1
 _COLUMN_SEP = "\x1f"  # joins a row's captions in the pipeline's string column (never in a caption)
 
 
@@ -152,21 +157,23 @@ def load_classes(path: str) -> list[str]:
     return read_classes(path).names
 
 
-def _detect_format(path: str, text: str) -> str:
+def _detect_format(path: str, text: str, require_labels: bool = True) -> str:
     if path.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if path.endswith(".json"):
         return "ssv2_json"
     first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
     header = [h.strip().lower() for h in first.split(",")]
-    return "csv" if "path" in header and "label" in header else "list"
+    return "csv" if "path" in header and ("label" in header or not require_labels) else "list"
 
 
 class _Parser:
     """Turns raw fields into ``VideoRecord``s, raising ``ManifestError`` with the line."""
 
-    def __init__(self, source: str, classes: ClassIndex | None, prefix: str, classes_file: str | None = None):
+    def __init__(self, source: str, classes: ClassIndex | None, prefix: str, classes_file: str | None = None,
+                 require_labels: bool = True):
         self.source, self.prefix, self.classes_file = source, prefix, classes_file
+        self.require_labels = require_labels
         self.classes = classes.names if classes is not None else None
         self.first_id = classes.first_id if classes is not None else 0
         self.class_index = {name: i for i, name in enumerate(self.classes or [])}
@@ -175,6 +182,8 @@ class _Parser:
         raise ManifestError(self.source, line, message)
 
     def label(self, value, line: int) -> int:
+        if not self.require_labels:
+            return UNLABELLED
         if isinstance(value, bool) or value is None or value == "":
             self.fail(line, f"missing or invalid label {value!r}")
         if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
@@ -271,6 +280,8 @@ class _Parser:
                 folder = parts[0].replace("\\", "/").split("/")[0]
                 if folder in self.class_index and "/" in parts[0].replace("\\", "/"):
                     parts = [parts[0], folder]
+            if len(parts) == 1 and not self.require_labels:
+                parts.append(None)
             if len(parts) != 2:
                 self.fail(line, f"expected 'path label', got {len(parts)} fields: {raw!r}")
             yield self.record({"path": parts[0], "label": parts[1]}, line)
@@ -299,12 +310,15 @@ def read_manifest(
     classes_file: str | None = None,
     path_prefix: str | None = None,
     fmt: str = "auto",
+    require_labels: bool = True,
 ) -> list[VideoRecord]:
-    """Parse a manifest (local path or URI) into records with resolved paths and integer labels."""
+    """Parse a manifest (local path or URI) into records with resolved paths and integer labels
+    (``require_labels=False``: labels ignored, may be absent; every label :data:`UNLABELLED`)."""
     text = read_text(path)
-    fmt = _detect_format(path, text) if fmt == "auto" else fmt
-    classes = read_classes(classes_file) if classes_file else None
-    parser = _Parser(path, classes, storage.dirname(path) if path_prefix is None else path_prefix, classes_file)
+    fmt = _detect_format(path, text, require_labels) if fmt == "auto" else fmt
+    classes = read_classes(classes_file) if classes_file and require_labels else None
+    parser = _Parser(path, classes, storage.dirname(path) if path_prefix is None else path_prefix, classes_file,
+                     require_labels)
     rows = {"csv": parser.csv_rows, "jsonl": parser.jsonl_rows, "list": parser.list_rows, "ssv2_json": parser.ssv2_rows}
     if fmt not in rows:
         raise ValueError(f"unknown manifest format {fmt!r}")

@@ -26,15 +26,27 @@ def dirname(path: str) -> str:
 _FILESYSTEMS: dict[str, tuple] = {}
 
 
+class UnsupportedURIError(ValueError):
+    """A URI whose scheme no pyarrow filesystem reads (``https://``, ``ftp://``...)."""
+
+
 def _resolve(uri: str):
-    """``scheme://host/key`` -> (pyarrow filesystem, path in it), one filesystem per scheme+host."""
+    """``scheme://host/key`` -> (pyarrow filesystem, path in it), one filesystem per scheme+host.
+    Raises ``UnsupportedURIError`` for schemes pyarrow has no filesystem for."""
+    import pyarrow
     from pyarrow import fs
 
     scheme, rest = uri.split("://", 1)
     host = rest.split("/", 1)[0]
     key = f"{scheme}://{host}"
     if key not in _FILESYSTEMS:
-        filesystem, fs_path = fs.FileSystem.from_uri(uri)
+        try:
+            filesystem, fs_path = fs.FileSystem.from_uri(uri)
+        except pyarrow.ArrowInvalid as err:
+            raise UnsupportedURIError(
+                f"unsupported URI scheme {scheme + '://'!r} ({err}); videos are read from local paths or "
+                "pyarrow filesystems (s3://, gs://, hdfs://, file://): download the file first"
+            ) from None
         # Some filesystems keep the host in the path (s3: "bucket/key"), others drop it (hdfs).
         _FILESYSTEMS[key] = (filesystem, fs_path.startswith(host) and bool(host))
     filesystem, keep_host = _FILESYSTEMS[key]

@@ -283,11 +283,13 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str | None = None) -> Iterator[Path]:
-    """A local directory holding ``checkpoint``: a local path, a URI (``s3://``, ``gs://``, ...),
-    a ``ray.train.Checkpoint``, or an MLflow model logged by videomamba (``models:/NAME/VERSION``,
-    ``runs:/RUN_ID/model``; resolved in ``tracking_uri``, default ``$MLFLOW_TRACKING_URI``, and
-    yielding its ``model.safetensors`` + ``meta.json``); remote ones are downloaded to a temporary
-    directory."""
+    """A local directory holding ``checkpoint``: a local path (a checkpoint directory, its
+    ``model.pt``, or a run directory: its best checkpoint; see ``checkpoint_path``), a URI
+    (``s3://``, ``gs://``, ...), a ``ray.train.Checkpoint``, or an MLflow model logged by videomamba
+    (``models:/NAME/VERSION``, ``runs:/RUN_ID/model``; resolved in ``tracking_uri``, default
+    ``$MLFLOW_TRACKING_URI``, and yielding its ``model.safetensors`` + ``meta.json``); remote ones
+    are downloaded to a temporary directory. Raises ``videomamba.errors.UsageError`` for a local
+    path that is none of these."""
     from ray.train import Checkpoint
 
     from videomamba.train import mlflow_model
@@ -299,10 +301,9 @@ def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str 
     if not isinstance(checkpoint, Checkpoint):
         path = str(checkpoint)
         if "://" not in path or path.startswith("file://"):
-            local = Path(path.removeprefix("file://")).expanduser()
-            if not (local / MODEL_FILE).exists() and not (local / mlflow_model.WEIGHTS_FILE).exists():
-                raise FileNotFoundError(f"{local}: not a checkpoint directory (no {MODEL_FILE})")
-            yield local
+            from videomamba.train.checkpoint_path import resolve_checkpoint
+
+            yield Path(resolve_checkpoint(path, option="checkpoint").path)  # also model.pt / a run dir
             return
         checkpoint = Checkpoint(path)
     with checkpoint.as_directory() as d:

@@ -118,11 +118,15 @@ class RunSection(_Section):
 
 
 class DebugSection(_Section):
-    """Fault injection for tests."""
+    """Fault injection for tests, and measurement aids."""
 
     fail_at_epoch: int | None = Field(None, ge=0, description="one worker os._exit()s mid-epoch, once")
     nan_at_epoch: int | None = Field(None, ge=0, description="the loss becomes NaN at this epoch's first step")
     max_steps_per_epoch: int | None = Field(None, ge=1)
+    replay_first_batch: bool = Field(
+        False, description="every step reuses the first batch: the training step's throughput without data "
+        "wait (model-only baseline of `videomamba bench e2e`)"
+    )
 
 
 class TrainConfig(_Section):
@@ -247,3 +251,49 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def to_yaml(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# config fields that hold local paths (relative ones are read from the current directory)
+_PATH_FIELDS = {
+    "data": ("train_manifest", "val_manifest", "test_manifest", "classes_file", "path_prefix"),
+    "model": ("pretrained",),
+    "run": ("root", "storage_path"),
+}
+_OBJECTIVE_PATH_KEYS = ("checkpoint", "weights")  # teachers' weights, anywhere under objective:
+_OBJECTIVE_MAYBE_PATH_KEYS = ("model",)  # a text/teacher model name, or a local directory
+
+
+def _absolute(value: Any, must_exist: bool = False) -> Any:
+    if not isinstance(value, str) or not value or "://" in value or os.path.isabs(value):
+        return value
+    path = os.path.expanduser(value)
+    if must_exist and not os.path.exists(path):
+        return value
+    return os.path.abspath(path)
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with every relative local path (manifests, classes file, pretrained weights, run
+    root, teacher/text-tower directories) made absolute against the current directory, so that
+    a checkpoint's recorded config (and Ray workers, whose cwd differs) find the same files."""
+    tree = cfg.model_dump(mode="json", exclude_unset=False)
+    for section, keys in _PATH_FIELDS.items():
+        for key in keys:
+            tree[section][key] = _absolute(tree[section].get(key))
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _OBJECTIVE_PATH_KEYS:
+                    node[key] = _absolute(value)
+                elif key in _OBJECTIVE_MAYBE_PATH_KEYS:
+                    node[key] = _absolute(value, must_exist=True)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree["objective"])
+    return validate_config(tree)

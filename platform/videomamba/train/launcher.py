@@ -12,16 +12,23 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videomamba.train.config import ConfigError, TrainConfig, flatten, to_yaml
-from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
-from videomamba import objectives
+from videomamba.train.config import ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
+from videomamba.train.loop import (
+    STOP_DATA,
+    STOP_METRIC,
+    STOP_NONFINITE,
+    DataLossError,
+    NonFiniteLossError,
+    build_model,
+    train_loop_per_worker,
+)
+from videomamba import console, objectives
 from videomamba.train import tracking
 
 logger = logging.getLogger(__name__)
@@ -31,6 +38,29 @@ RUN_INFO_FILE = "videomamba_run.json"
 
 class RunExistsError(RuntimeError):
     """The Ray Train run directory exists and ``resume`` was not requested."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the MLflow run is marked KILLED; checkpoints written so far are kept.
+    ``epoch`` is the last checkpointed epoch (None: none yet), ``checkpoint`` its directory."""
+
+    def __init__(self, name: str, storage_path: str, epoch: int | None, checkpoint: str | None):
+        super().__init__(f"run {name!r} interrupted")
+        self.name, self.storage_path, self.epoch, self.checkpoint = name, storage_path, epoch, checkpoint
+
+
+@dataclass
+class ResumeState:
+    """Where a run to be resumed stands (:func:`resume_state`)."""
+
+    name: str
+    next_epoch: int  # the epoch a resume would train next
+    epochs: int  # train.epochs of the config now
+    finished: bool  # the run ended normally (and did not stop early)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished and self.next_epoch >= self.epochs
 
 
 @dataclass
@@ -45,6 +75,7 @@ class TrainRun:
     best_checkpoint: str | None = None  # path or URI of the best checkpoint directory
     best_metrics: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] | None = None  # eval.at_end metrics (scalars)
+    skips: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> skip summary (all epochs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -113,6 +144,44 @@ def latest_run_name(storage_path: str, prefix: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
+def latest_checkpoint(storage_path: str, name: str) -> tuple[int, str] | None:
+    """``(epoch, checkpoint path)`` of the run's latest checkpoint (None: none)."""
+    import pyarrow.fs
+
+    fs, base = _fs(storage_path)
+    try:
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(_join(base, name), allow_not_found=True))
+    except OSError:
+        return None
+    found = sorted(e.path for e in entries if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith("epoch_")
+                   and fs.get_file_info(_join(e.path, "meta.json")).type == pyarrow.fs.FileType.File)
+    if not found:
+        return None
+    path = found[-1]
+    epoch = int(path.rsplit("epoch_", 1)[1])
+    return epoch, path if "://" not in storage_path else f"{storage_path.split('://', 1)[0]}://{path}"
+
+
+def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | None:
+    """The run ``--resume`` would continue (``name``, else ``run.name``, else the experiment's
+    latest), without starting Ray; None when there is no such run."""
+    storage_path = resolve_storage_path(absolute_paths(cfg))
+    name = name or cfg.run.name or latest_run_name(storage_path, f"{cfg.mlflow.experiment}-")
+    info = read_run_info(storage_path, name) if name else None
+    if info is None:
+        return None
+    latest = latest_checkpoint(storage_path, name)
+    next_epoch = latest[0] + 1 if latest else 0
+    finished = bool(info.get("finished"))
+    if not finished and info.get("mlflow_run_id"):
+        try:  # runs written before run info recorded "finished"
+            run = tracking.RunTracker(info["tracking_uri"], info["mlflow_run_id"])
+            finished = run.client.get_run(run.run_id).info.status == "FINISHED"
+        except Exception as err:  # noqa: BLE001 - unknown: treat as not finished
+            logger.debug("cannot read the MLflow run: %s", err)
+    return ResumeState(name, next_epoch, cfg.train.epochs, finished)
+
+
 def resume_epoch(storage_path: str, name: str) -> int:
     """The epoch after the run's latest checkpoint (0 when it has none). Raises UnsafeCheckpointError
     when its training state is not in the data-only format (an old pickle, a planted file)."""
@@ -186,6 +255,56 @@ def _preflight(section: str, fn):
         raise ConfigError(f"invalid config:\n  {section}: {type(err).__name__}: {err}") from err
 
 
+def preflight_data(cfg: TrainConfig) -> list[str]:
+    """Check the data a run needs without decoding anything: the classes file and every configured
+    manifest (train, the validation split, the evaluation split) exist and parse. Returns the class
+    names; raises ``ConfigError`` naming the section and file."""
+    from videomamba.train import data_api
+
+    names = _preflight("data", lambda: data_api.class_names(cfg.data))
+    splits = ["train", cfg.train.val_split, cfg.eval.split if cfg.eval.at_end else None]
+    for split in dict.fromkeys(s for s in splits if data_api.has_split(cfg.data, s)):
+        _preflight(f"data.{split}_manifest", lambda split=split: data_api.records(cfg.data, split))
+    return names
+
+
+def preflight_tracking(cfg: TrainConfig) -> str:
+    """The run's tracking URI, checked (``tracking.check_tracking_uri``): call before Ray starts."""
+    uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
+    tracking.check_tracking_uri(uri)
+    return uri
+
+
+def resume_changes(old: dict[str, str], new: dict[str, Any]) -> dict[str, tuple[str | None, str]]:
+    """Config values (flattened params) that differ from the ones the MLflow run was started with:
+    ``{key: (old or None, new)}``."""
+    changes = {}
+    for key, value in new.items():
+        text = tracking._param_value(value)
+        if key == "run.name":  # --resume NAME sets it; not a change of what is trained
+            continue
+        if key in old and old[key] != text:
+            changes[key] = (old[key], text)
+        elif key not in old and not key.startswith(("resume", "derived.")) and key != "run.name":
+            changes[key] = (None, text)
+    return changes
+
+
+def log_resume_changes(tracker: tracking.RunTracker, params: dict[str, Any], resume_index: int) -> dict:
+    """On ``--resume``: MLflow params are immutable, so values that changed since the run started are
+    logged as ``resume<k>.<key>`` params (k = 1 for the first resume), listed in the
+    ``resume<k>.changed`` tag, and warned about. Returns the changes."""
+    changes = resume_changes(tracker.client.get_run(tracker.run_id).data.params, params)
+    if not changes:
+        return changes
+    prefix = f"resume{resume_index}"
+    tracker.log_params({f"{prefix}.{k}": new for k, (_, new) in changes.items()})
+    text = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())
+    tracker.set_tags({f"{prefix}.changed": text})
+    logger.warning("resuming with changed config values (the MLflow run logs them as %s.*): %s", prefix, text)
+    return changes
+
+
 def init_ray(cfg: TrainConfig | None = None) -> None:
     """Connect to the cluster (``RAY_ADDRESS``) or start a local Ray whose logical CPUs leave room
     for the data tasks next to the training workers (small machines are oversubscribed)."""
@@ -193,11 +312,14 @@ def init_ray(cfg: TrainConfig | None = None) -> None:
 
     if ray.is_initialized():
         return
+    from videomamba import console
+
     if os.environ.get("RAY_ADDRESS"):
-        ray.init()
+        ray.init(**console.ray_init_kwargs())
         return
     workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker if cfg else 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False)
+    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False,
+             **console.ray_init_kwargs())
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=None) -> TrainRun:
@@ -211,8 +333,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
 
     from videomamba.train import data_api
 
-    if not ray.is_initialized():
-        ray.init()
+    cfg = absolute_paths(cfg)  # workers and the checkpoints' recorded config: independent of this cwd
+    tracking_uri = preflight_tracking(cfg)  # an unreachable tracking server fails before Ray starts
     storage_path = resolve_storage_path(cfg)
     name = cfg.run.name
     info = None
@@ -229,19 +351,23 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             )
 
     # everything that can fail does so here, before any worker starts
-    class_names = _preflight("data", lambda: data_api.class_names(cfg.data))
-    spec = model_spec(cfg, len(class_names))
+    from videomamba.train.preflight import preflight
+
+    checked = preflight(cfg)  # the same checks as `videomamba train --dry-run`, before Ray starts
+    init_ray(cfg)
+    class_names, spec = checked.class_names, checked.model_spec
     probe = _preflight(
         "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
     )
-    _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, resources = _resources(cfg)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
 
     def _datasets():
-        out = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name)}
+        span = max(1, cfg.train.epochs - start_epoch) if cfg.data.stream_epochs else 1
+        out = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name,
+                                       epochs=span)}
         if val_split:
             out[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed, scope=name)
         return out
@@ -253,12 +379,17 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
         metric, mode = "train/loss_epoch", "min"
 
-    tracking_uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
+    resumed = 0
     if info is not None:
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
         tracking_uri = tracker.tracking_uri
         tracker.set_status("RUNNING")
-        tracker.set_tags({"resumed": int(tracker.client.get_run(tracker.run_id).data.tags.get("resumed", 0)) + 1, **(tags or {})})
+        stale = tracker.client.get_run(tracker.run_id).data.tags
+        for key in ("error", "interrupted_at_epoch"):  # from the interruption being resumed
+            if key in stale:
+                tracker.client.delete_tag(tracker.run_id, key)
+        resumed = int(stale.get("resumed", 0)) + 1
+        tracker.set_tags({"resumed": resumed, **(tags or {})})
         logger.info("resuming run %r into MLflow run %s", name, tracker.run_id)
     else:
         tracker = tracking.start_run(
@@ -274,16 +405,17 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         )
     del probe
     global_batch = cfg.train.batch_size * cfg.train.grad_accum * cfg.scaling.num_workers
-    tracker.log_params(
-        {
-            **flatten(cfg),
-            "derived.num_params": num_params,
-            "derived.global_batch": global_batch,
-            "derived.num_classes": len(class_names),
-            "derived.train_clips": train_size,
-            "derived.model_kwargs": json.dumps(spec["kwargs"], sort_keys=True),
-        }
-    )
+    params = {
+        **flatten(cfg),
+        "derived.num_params": num_params,
+        "derived.global_batch": global_batch,
+        "derived.num_classes": len(class_names),
+        "derived.train_clips": train_size,
+        "derived.model_kwargs": json.dumps(spec["kwargs"], sort_keys=True),
+    }
+    if resumed:
+        log_resume_changes(tracker, params, resumed)
+    tracker.log_params(params)
     tracker.log_text(to_yaml(cfg), "config/resolved.yaml" if info is None else f"config/resolved-resume-{int(time.time())}.yaml")
 
     local_storage = "://" not in storage_path
@@ -293,13 +425,20 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "tracking_uri": tracking_uri,
         "mlflow_run_id": tracker.run_id,
         "train_size": train_size,
+        "val_size": data_api.num_videos(cfg.data, val_split) if val_split else 0,
+        "checkpoint_metric": metric,
+        "checkpoint_mode": mode,
         "has_val": val_split is not None,
-        "progress": sys.stderr.isatty(),
+        "progress": console.progress_bars(),
+        "quiet": console.quiet(),
         "val_split": val_split,
         # the val captions per manifest row, read here: workers do not share the driver's cwd
         "val_captions": [list(r.captions) for r in data_api.records(cfg.data, val_split)]
         if cfg.data.captions and val_split else None,
         "data_scope": name,
+        "data_prepared": data_api.is_prepared(cfg.data.train_manifest),
+        "decode_cpus": max(0.0, float(ray.cluster_resources().get("CPU", 0))
+                           - cfg.scaling.num_workers * cfg.scaling.cpus_per_worker),
         "fail_marker": str(Path(storage_path) / name / ".debug_fail_fired")
         if local_storage
         else str(Path(tempfile.gettempdir()) / f"videomamba-{name}.debug_fail_fired"),
@@ -319,32 +458,53 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
                 checkpoint_score_order=mode,
             ),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            logging_config=console.train_logging_config(),
             callbacks=list(callbacks),
         ),
         datasets=datasets,
     )
     try:
         result = trainer.fit()
+    except KeyboardInterrupt:
+        latest = latest_checkpoint(storage_path, name)
+        tracker.set_tags({"interrupted_at_epoch": latest[0] + 1 if latest else 0})
+        tracker.set_status("KILLED")
+        raise RunInterrupted(name, storage_path, *(latest or (None, None))) from None
     except BaseException as err:
         tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
-        tracker.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        tracker.set_status("FAILED")
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
+    from videomamba.data.skips import release_ledger
+
+    run.skips = {s: data_api.skip_summary(s, name) for s in ("train", val_split) if s}
+    release_ledger(name)
     status = result.return_value or {}
     last = result.checkpoint.path if result.checkpoint else None
-    if status.get("status") == STOP_NONFINITE:
-        tracker.set_tags({"stop_reason": STOP_NONFINITE, "last_good_checkpoint": str(last)})
+    errors = {STOP_NONFINITE: NonFiniteLossError, STOP_DATA: DataLossError, STOP_METRIC: ConfigError}
+    if status.get("status") in errors:
+        tracker.set_tags({"stop_reason": status["status"], "last_good_checkpoint": str(last),
+                          "error": status["message"][:5000]})
         tracker.set_status("FAILED")
-        raise NonFiniteLossError(f"{status['message']}. Last good checkpoint: {last}")
+        raise errors[status["status"]](f"{status['message']}. Last good checkpoint: {last or 'none'}")
 
     best = _best(result, metric, mode)
     if best is not None:
         run.best_checkpoint, run.best_metrics = best
         _log_best(tracker, cfg, run)
         if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
-            run.evaluation = evaluate_and_log(tracker, cfg, run.best_checkpoint, scope=name)
+            try:
+                full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval")
+            except BaseException as err:
+                tracker.set_tags({"error": f"evaluation: {type(err).__name__}: {err}"[:5000]})
+                tracker.set_status("FAILED")
+                raise
+            run.evaluation = log_evaluation(tracker, full)
+            run.skips[f"{cfg.eval.split} (evaluation)"] = full.get("skip_report", {})
     _log_curves(tracker)
     tracker.set_status("FINISHED")
+    _write_run_info(storage_path, name, {**(read_run_info(storage_path, name) or {}), "finished": time.time(),
+                                         "best_checkpoint": run.best_checkpoint})
     return run
 
 
@@ -369,8 +529,10 @@ def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> 
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
     from videomamba.train.checkpointing import local_checkpoint_dir
 
-    tracker.set_tags({"best_checkpoint": run.best_checkpoint})
-    tracker.log_metrics({f"best/{k}": v for k, v in run.best_metrics.items() if isinstance(v, (int, float))})
+    # summary values as tags + a table, not metrics: one-point metrics would each get a chart
+    best = {k: v for k, v in run.best_metrics.items() if isinstance(v, (int, float))}
+    tracker.set_tags({"best_checkpoint": run.best_checkpoint, **{f"best/{k}": f"{v:.6g}" for k, v in best.items()}})
+    tracker.log_dict(best, "best_checkpoint/metrics.json")
     with local_checkpoint_dir(run.best_checkpoint) as d:
         tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
         tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")
@@ -393,16 +555,22 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_nam
     return info
 
 
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str = "eval", manifest: str | None = None):
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see ``evaluate_checkpoint``),
-    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
+def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None) -> dict[str, Any]:
+    """``evaluate_checkpoint`` of ``checkpoint`` on ``cfg.eval.split`` with the config's settings
+    (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips)."""
     from videomamba.train.evaluate import evaluate_checkpoint
 
-    full = evaluate_checkpoint(
+    return evaluate_checkpoint(
         checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
+        max_skip_fraction=cfg.data.max_skip_fraction,
     )
-    return log_evaluation(tracker, full)
+
+
+def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None):
+    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see :func:`evaluate`),
+    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
+    return log_evaluation(tracker, evaluate(cfg, checkpoint, scope=scope, manifest=manifest))
 
 
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:

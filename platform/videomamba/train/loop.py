@@ -35,10 +35,27 @@ from videomamba.train.tracking import NoopTracker, RunTracker
 logger = logging.getLogger(__name__)
 
 STOP_NONFINITE = "nonfinite_loss"
+STOP_DATA = "data_loss"  # too many skipped videos, or an epoch / validation pass without clips
+STOP_METRIC = "missing_metric"  # train.checkpoint_metric not among the first validation's metrics
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised by the launcher when a worker stopped on a NaN/inf loss."""
+
+
+class DataLossError(RuntimeError):
+    """Raised by the launcher when the run stopped on its data: more skipped videos than
+    ``data.max_skip_fraction`` in an epoch or validation pass, or a pass without any clip.
+    The message gives the counts by reason, example paths and the last good checkpoint."""
+
+
+def missing_metric_message(metric: str, metrics: dict[str, Any]) -> str | None:
+    """None if ``metric`` is among ``metrics`` (the first validated epoch's report), else the
+    error naming the metrics that exist."""
+    if metric in metrics:
+        return None
+    have = ", ".join(sorted(k for k in metrics if isinstance(metrics[k], (int, float))))
+    return f"train.checkpoint_metric {metric!r} is not produced by this run; its metrics are: {have}"
 
 
 def seed_everything(seed: int, epoch: int, rank: int) -> None:
@@ -83,6 +100,9 @@ def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: st
 
     model = videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
     if pretrained:
+        from videomamba.train.checkpoint_path import pretrained_weights
+
+        pretrained = pretrained_weights(pretrained)  # a training checkpoint or run directory -> its weights
         report = videomamba.load_checkpoint(model, pretrained, inflate=inflate, pos_grid=pos_grid)
         logger.info("initialised from %s: %s", pretrained, report)
     return model
@@ -107,6 +127,10 @@ class _Trainer:
 
         self.cfg = cfg = TrainConfig.model_validate(config["cfg"])
         self.rt = rt = config["runtime"]
+        if rt.get("quiet"):
+            from videomamba.console import quiet_train_worker
+
+            quiet_train_worker()
         self.rank, self.world = _world()
         self.device = ray.train.torch.get_device()
         self.tracker = RunTracker(rt["tracking_uri"], rt["mlflow_run_id"]) if self.rank == 0 and rt.get("mlflow_run_id") else NoopTracker()
@@ -133,7 +157,12 @@ class _Trainer:
             self.optimizer, cfg.schedule, steps_per_epoch=self.updates_per_epoch, epochs=cfg.train.epochs
         )
         self.ema = self._make_ema()
+        self.metric = rt.get("checkpoint_metric") or cfg.train.checkpoint_metric
+        self.mode = rt.get("checkpoint_mode") or cfg.train.checkpoint_mode
+        self.scope = rt.get("data_scope", "default")
         self.start_epoch = 0
+        self._train_iter = None  # kept across epochs with data.stream_epochs
+        self._replay = None  # debug.replay_first_batch
         self.num_updates = 0
         self.best: float | None = None
         self._restore(ray.train.get_checkpoint())
@@ -219,12 +248,34 @@ class _Trainer:
         import ray.train
 
         shard = ray.train.get_dataset_shard(split)
-        kwargs: dict[str, Any] = {"batch_size": self.cfg.train.batch_size, "drop_last": train}
+        kwargs: dict[str, Any] = {"batch_size": self.cfg.train.batch_size, "drop_last": train,
+                                  "prefetch_batches": self.cfg.data.prefetch_batches}
         if self.cfg.data.captions:  # a string column: collated by hand
             kwargs["collate_fn"] = data_api.TorchCollate(self.device)
+        elif self.cfg.data.pin_memory and self.device.type == "cuda":
+            kwargs["pin_memory"] = True
         if train and self.cfg.train.shuffle_buffer:
             kwargs.update(local_shuffle_buffer_size=self.cfg.train.shuffle_buffer, local_shuffle_seed=self.cfg.train.seed + epoch)
         return shard.iter_torch_batches(**kwargs)
+
+    def _train_batches(self, epoch: int):
+        """The iterator this epoch's steps draw from. With ``data.stream_epochs`` it is one iterator
+        over a dataset spanning all epochs, kept across epochs (no pipeline restart at an epoch
+        boundary); with ``debug.replay_first_batch`` every step gets (a copy of) the first batch."""
+        if self.cfg.data.stream_epochs:
+            if self._train_iter is None:
+                self._train_iter = iter(self._batches("train", epoch, train=True))
+            it = self._train_iter
+        else:
+            it = iter(self._batches("train", epoch, train=True))
+        if not self.cfg.debug.replay_first_batch:
+            return it
+        if self._replay is None:
+            self._replay = next(it, None)
+        if self._replay is None:
+            return iter(())
+        return ({k: v.clone() if torch.is_tensor(v) else v for k, v in self._replay.items()}
+                for _ in range(self.steps_per_epoch))
 
     def _maybe_inject_failure(self, epoch: int, step: int) -> None:
         dbg = self.cfg.debug
@@ -252,15 +303,19 @@ class _Trainer:
         # per-clip sums of every metric the objective returns (loss, acc, align_loss, ...)
         sums: dict[str, float] = {}
         window: dict[str, float] = {}
-        n_epoch = n_window = data_s = 0.0
+        n_epoch = n_window = data_s = first_s = 0.0
         t_window = time.perf_counter()
         bar = _progress(self.steps_per_epoch, f"epoch {epoch}", self.rank == 0 and bool(self.rt.get("progress")))
         t_epoch = t_fetch = time.perf_counter()
-        step = -1
-        for step, batch in enumerate(self._batches("train", epoch, train=True)):
-            if step >= self.steps_per_epoch:
+        batches = self._train_batches(epoch)
+        for step in range(self.steps_per_epoch):
+            batch = next(batches, None)
+            if batch is None:  # the epoch lost rows to unusable videos
                 break
-            data_s += time.perf_counter() - t_fetch
+            wait = time.perf_counter() - t_fetch
+            data_s += wait
+            if step == 0:
+                first_s = wait
             self._maybe_inject_failure(epoch, step)
             self.objective.set_progress((epoch + step / self.steps_per_epoch) / cfg.train.epochs)
             update = (step + 1) % accum == 0
@@ -302,11 +357,13 @@ class _Trainer:
             bar.close()
         elapsed = time.perf_counter() - t_epoch
         keys = sorted(sums)  # the same metric names on every worker (one objective)
-        *totals, n, data_s = _all_reduce([sums[k] for k in keys] + [n_epoch, data_s], self.device)
+        *totals, n, data_s, first_s = _all_reduce([sums[k] for k in keys] + [n_epoch, data_s, first_s], self.device)
         return {
+            "train/clips_epoch": n,
             **{f"train/{k}_epoch": v / max(n, 1) for k, v in zip(keys, totals)},
             "train/clips_per_s_epoch": n / max(elapsed, 1e-9),
             "train/data_wait_frac": data_s / self.world / max(elapsed, 1e-9),
+            "train/first_batch_s": first_s / self.world,  # the epoch's start-up wait (pipeline (re)start)
             "train/epoch_s": elapsed,
         }
 
@@ -343,14 +400,46 @@ class _Trainer:
             parts["index"].append(batch["index"].cpu().numpy())
         model.train(was_training)
         gathered = [g for g in _gather(parts) if g["index"]]  # workers whose shard was empty add nothing
-        if self.rank != 0:
-            return {}, None
-        if not gathered:
-            logger.warning("validation split %r produced no clips", split)
+        if self.rank != 0 or not gathered:  # no clips at all: the caller stops the run
             return {}, None
         cat = {k: np.concatenate([a for g in gathered for a in g[k]]) for k in gathered[0]}
         full = self.objective.eval_metrics(cat, num_classes=len(self.rt["class_names"]), captions=self.rt.get("val_captions"))
         return scalar_metrics(full, "val"), full
+
+    # -- data checks -------------------------------------------------------------------------
+    def _skip_mark(self) -> int:
+        from videomamba.data.skips import skip_mark
+
+        return skip_mark(self.scope) if self.rank == 0 else 0
+
+    def _skip_problem(self, split: str, since: int, total: int, what: str, metrics: dict[str, Any]) -> str | None:
+        """Rank 0: the skips of ``split`` recorded since the mark (one epoch / validation pass) as
+        metrics, and the error message when they exceed ``data.max_skip_fraction``."""
+        from videomamba.data.skips import SkipLimitError, check_skips, skip_report
+
+        rep = skip_report(split, scope=self.scope, since=since)
+        metrics[f"data/{split}/skipped_frac"] = rep.skipped / total if total else 0.0
+        try:
+            check_skips(rep, total, self.cfg.data.max_skip_fraction, what)
+        except SkipLimitError as err:
+            return str(err)
+        return None
+
+    def _stop_together(self, problem: str | None) -> bool:
+        """Rank 0 decides (``problem``), every rank learns it (one all-reduce), so all stop together."""
+        self._problem = problem if self.rank == 0 else self._problem
+        return _all_reduce([1.0 if (self.rank == 0 and problem) else 0.0], self.device)[0] > 0
+
+    def _stop(self, epoch: int, message: str, status: str = STOP_DATA) -> dict[str, Any]:
+        import ray.train
+
+        if self.rank == 0:
+            logger.error("%s", message)
+            self.tracker.set_tags({"stop_reason": status})
+            for split in {"train", self.rt.get("val_split") or "train"}:
+                self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
+        ray.train.report({"epoch": epoch, "stopped": status})
+        return {"status": status, "message": message}
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -359,8 +448,12 @@ class _Trainer:
         cfg = self.cfg
         epochs = cfg.train.epochs
         has_val = bool(self.rt.get("has_val"))
+        train_size, val_size = int(self.rt.get("train_size") or 0), int(self.rt.get("val_size") or 0)
+        self._problem: str | None = None
+        metric_checked = False
         for epoch in range(self.start_epoch, epochs):
             seed_everything(cfg.train.seed, epoch, self.rank)
+            mark = self._skip_mark()
             result = self.train_epoch(epoch)
             if isinstance(result, str):
                 logger.error("rank %d: %s", self.rank, result)
@@ -370,26 +463,58 @@ class _Trainer:
             last = epoch == epochs - 1
             save = last or (epoch + 1) % cfg.train.checkpoint_every == 0
             metrics: dict[str, Any] = {"epoch": epoch, "step": self.num_updates, "train/lr": self.current_lr(), **result}
+            problem = None
+            if self.rank == 0:
+                problem = self._skip_problem("train", mark, train_size, f"train split, epoch {epoch}", metrics)
+                if result["train/clips_epoch"] == 0:
+                    problem = f"epoch {epoch} yielded no training clips. " + (problem or "No video was counted as skipped.")
+            if self._stop_together(problem):
+                return self._stop(epoch, self._problem or "stopped by rank 0")
             full = None
+            validated = False
             if has_val and (save or last or (epoch + 1) % cfg.train.eval_every == 0):
+                mark = self._skip_mark()
                 val, full = self.validate(self.rt["val_split"])
                 metrics.update(val)
+                validated = True
+                if self.rank == 0:
+                    split = self.rt["val_split"]
+                    problem = self._skip_problem(split, mark, val_size, f"{split} split, validation after epoch {epoch}", metrics)
+                    if full is None:
+                        problem = f"validation on the {split!r} split after epoch {epoch} yielded no clips. " + (
+                            problem or "No video was counted as skipped.")
+                if self._stop_together(problem):
+                    return self._stop(epoch, self._problem or "stopped by rank 0")
+            if not metric_checked and (validated or not has_val):
+                metric_checked = True
+                if self._stop_together(missing_metric_message(self.metric, metrics) if self.rank == 0 else None):
+                    return self._stop(epoch, self._problem or "stopped by rank 0", STOP_METRIC)
             improved = False
             if self.rank == 0:
-                score = metrics.get(cfg.train.checkpoint_metric)
+                score = metrics.get(self.metric)
                 if score is not None and math.isfinite(score):
-                    better = self.best is None or (score > self.best if cfg.train.checkpoint_mode == "max" else score < self.best)
+                    better = self.best is None or (score > self.best if self.mode == "max" else score < self.best)
                     if better:
                         self.best, improved = score, True
                         metrics["best_epoch"] = epoch
                 self.tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=self.num_updates)
-                self.tracker.log_metrics(data_api.skip_metrics("train", self.rt["data_scope"]), step=self.num_updates)
+                for split in ("train", self.rt.get("val_split")) if has_val else ("train",):
+                    self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
                 if improved and full is not None and "confusion" in full:
                     self._log_confusion(full, epoch)
                 logger.info(
                     "epoch %d/%d: %s", epoch, epochs - 1,
                     ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)),
                 )
+                steady = metrics["train/data_wait_frac"] - metrics["train/first_batch_s"] / max(metrics["train/epoch_s"], 1e-9)
+                hint = data_api.data_wait_hint(  # steady state: the first batch's wait is start-up
+                    steady, epoch=epoch, epoch_s=metrics["train/epoch_s"],
+                    clips_per_s=metrics["train/clips_per_s_epoch"], decode_cpus=self.rt.get("decode_cpus"),
+                    prepared=self.rt.get("data_prepared"), clips_per_video=cfg.data.clips_per_video,
+                )
+                if hint:
+                    logger.warning("%s", hint)
+                    self.tracker.set_tags({"data_wait_hint": hint})
             if save:
                 with tempfile.TemporaryDirectory() as tmp:
                     checkpoint = None

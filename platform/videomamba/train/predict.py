@@ -18,6 +18,7 @@ class Prediction:
     top: list[tuple[str, float]] | None  # (class name, probability), best first; None on failure
     num_views: int = 0
     error: str | None = None
+    reason: str | None = None  # why it failed: a DecodeError reason (missing, unsupported...) or "error"
     warning: str | None = None  # e.g. a damaged file decoded up to its last good frame
 
 
@@ -29,13 +30,18 @@ def load_views(path: str, data_cfg, split: str = "test") -> np.ndarray:
 
 def decode_views(path: str, data_cfg, split: str = "test"):
     """``(views, info)``: :func:`load_views` plus the ``VideoInfo`` found while decoding
-    (``info.truncated`` > 0: a damaged file, decoded up to its last good frame)."""
+    (``info.truncated`` > 0: a damaged file, decoded up to its last good frame; None for an image)."""
     from videomamba.data.config import DataConfig
     from videomamba.data.decode import decode_clips
     from videomamba.data.pipeline import clip_picker
     from videomamba.data.transforms import ClipTransform
 
     data_cfg = data_cfg if isinstance(data_cfg, DataConfig) else DataConfig.model_validate(data_cfg)
+    if data_cfg.kind == "image":  # an image checkpoint: one view (1, 3, 1, S, S) of an image file, info None
+        from videomamba.data.images import ImageTransform, load_image
+
+        image = load_image(path, exif_transpose=data_cfg.image.exif_transpose)
+        return ImageTransform(data_cfg, split)(image)[None, :, None], None
     num_clips, _ = data_cfg.views(split)
     pick = clip_picker(data_cfg, num_clips, float("nan"), float("nan"), None, {})
     clips, info = decode_clips(path, pick, short_side=data_cfg.eval_short_side, num_threads=data_cfg.decode_threads)
@@ -72,12 +78,13 @@ def predict_videos(
         try:
             views, info = decode_views(path, data_cfg, split)
             views = torch.from_numpy(views)
-        except (DecodeError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - one bad input never stops the others
+            reason = err.reason if isinstance(err, DecodeError) else "error"
             logger.warning("cannot read %s: %s", path, err)
-            out.append(Prediction(path, None, error=f"{type(err).__name__}: {err}"))
+            out.append(Prediction(path, None, error=f"{type(err).__name__}: {err}", reason=reason))
             continue
         warning = None
-        if info.truncated:
+        if info is not None and info.truncated:
             warning = (f"damaged file: only {info.num_frames} of the {info.num_frames + info.truncated} frames its "
                        "index announces decode; predicted from those")
             logger.warning("%s: %s", path, warning)

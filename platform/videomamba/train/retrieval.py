@@ -162,10 +162,13 @@ def retrieve(
     split: str = "test",
     device: str | None = None,
     batch_size: int = 8,
+    path_prefix: str | None = None,
 ) -> list[list[Hit]]:
     """For each text query, the ``top_k`` best-matching videos of ``manifest`` (in-process, no
     Ray): every video is decoded with the evaluation views of ``split`` (as ``predict``), its
-    view embeddings averaged. Unreadable videos are skipped with a warning."""
+    view embeddings averaged. Unreadable videos are skipped with a warning. Labels are not used:
+    the manifest may be a path-only CSV/JSONL or a plain list of videos; relative paths are
+    joined to ``path_prefix`` (default: the manifest's directory)."""
     from videomamba.data.config import DataConfig
     from videomamba.data.decode import DecodeError
     from videomamba.data.manifest import read_manifest
@@ -176,8 +179,7 @@ def retrieve(
     model, meta = load_video_text_model(checkpoint, dev)
     data_cfg = DataConfig.model_validate(meta["config"]["data"])
     precision = resolve_precision("auto", dev)
-    classes = data_cfg.classes_file if data_cfg.classes_file and os.path.exists(data_cfg.classes_file) else None
-    records = read_manifest(manifest, classes_file=classes, path_prefix=data_cfg.path_prefix)
+    records = read_manifest(manifest, path_prefix=path_prefix, require_labels=False)
     kept, embeddings = [], []
     for record in records:
         try:

@@ -32,10 +32,16 @@ def default_tracking_uri(root: str | os.PathLike = "runs") -> str:
     return f"sqlite:///{Path(root).expanduser().resolve() / 'mlflow.db'}"
 
 
+class TrackingError(RuntimeError):
+    """The MLflow tracking URI cannot be used (server unreachable, store not writable)."""
+
+
 def resolve_tracking_uri(configured: str | None, root: str | os.PathLike = "runs") -> str:
-    """The tracking URI to use (see :func:`default_tracking_uri`). Raises ValueError for one with a
-    password in it: the URI is written into checkpoints and run files; credentials belong in
-    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``."""
+    """The tracking URI to use (see :func:`default_tracking_uri`); a relative SQLite path
+    (``sqlite:///mlflow.db``) is made absolute (workers do not share the driver's working
+    directory). Raises ValueError for one with a password in it: the URI is written into
+    checkpoints and run files; credentials belong in ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD``."""
     from urllib.parse import urlsplit
 
     uri = configured or default_tracking_uri(root)
@@ -46,8 +52,40 @@ def resolve_tracking_uri(configured: str | None, root: str | os.PathLike = "runs
             "written into checkpoints and run files; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
         )
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(uri.removeprefix("sqlite:///")).expanduser()
+        if not path.is_absolute() and str(path) != ":memory:":
+            path = path.resolve()
+            uri = f"sqlite:///{path}"
+        path.parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast (before Ray starts) when ``uri`` cannot be used: an ``http(s)://`` tracking server
+    that does not answer its ``/health`` endpoint within ``timeout`` s, a SQLite store whose directory
+    cannot be written. Raises ``TrackingError`` naming the URI and what to check."""
+    import urllib.error
+    import urllib.request
+
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
+                response.read(64)
+        except urllib.error.HTTPError as err:
+            if err.code in (401, 403):
+                return  # it answers; credentials are MLflow's business (MLFLOW_TRACKING_USERNAME/_PASSWORD)
+            raise TrackingError(f"MLflow tracking server {uri} answered {err.code} {err.reason} at {url}") from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingError(
+                f"cannot reach the MLflow tracking server {uri} ({reason}); start it (`mlflow server ...`) "
+                "or fix mlflow.tracking_uri / $MLFLOW_TRACKING_URI"
+            ) from None
+    elif uri.startswith("sqlite:///"):
+        directory = Path(uri.removeprefix("sqlite:///")).parent
+        if not os.access(directory, os.W_OK):
+            raise TrackingError(f"MLflow store {uri}: directory {directory} is not writable")
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -89,22 +127,41 @@ def client(tracking_uri: str):
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+#: MLflow UI (3.x): an experiment whose ``mlflow.experimentKind`` tag is ``custom_model_development``
+#: opens on its runs table; untagged ones open on the GenAI overview (traces). Values: the UI's
+#: ExperimentKind enum (mlflow/server/js, mlflow 3.17).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+#: metrics that are counters or sizes, not curves (never plotted in curves.png)
+NOT_CURVES = ("epoch", "step", "best_epoch", "num_videos", "num_views", "num_captions")
+
+
 def get_or_create_experiment(tracking_uri: str, name: str) -> str:
+    """The experiment's id (created with the run store's artifact location when missing), marked
+    as a model-training experiment (:data:`EXPERIMENT_KIND_TAG`) unless it already has a kind."""
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return c.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
-    except Exception:  # created concurrently
-        exp = c.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        try:
+            exp_id = c.create_experiment(name, artifact_location=default_artifact_location(tracking_uri),
+                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except Exception:  # created concurrently
+            exp = c.get_experiment_by_name(name)
+            if exp is None:
+                raise
+        else:
+            return exp_id
+    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):  # made before this tag was set: mark it now
+        c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
 
 
 def git_commit(path: str | os.PathLike | None = None) -> str:
-    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``."""
+    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``.
+    ``$VIDEOMAMBA_GIT_COMMIT`` (set by ``videomamba submit``: jobs do not ship ``.git``) wins."""
+    if path is None and os.environ.get("VIDEOMAMBA_GIT_COMMIT"):
+        return os.environ["VIDEOMAMBA_GIT_COMMIT"]
     path = path or Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
@@ -190,13 +247,22 @@ class NoopTracker:
 def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None, tags: Mapping[str, Any] = ()) -> RunTracker:
     """Create a new MLflow run in ``experiment`` (created if missing)."""
     exp_id = get_or_create_experiment(tracking_uri, experiment)
-    run = client(tracking_uri).create_run(exp_id, run_name=run_name, tags=dict(tags))
+    # strings: a tracking server (REST store) rejects other tag values that a SQL store would coerce
+    run = client(tracking_uri).create_run(exp_id, run_name=run_name, tags={k: _param_value(v) for k, v in dict(tags).items()})
     logger.info("MLflow run %s (experiment %r) at %s", run.info.run_id, experiment, tracking_uri)
     return RunTracker(tracking_uri, run.info.run_id)
 
 
+def is_curve(key: str, history) -> bool:
+    """A metric worth a panel: several points that change, not a counter or a size (:data:`NOT_CURVES`)."""
+    if key.rsplit("/", 1)[-1] in NOT_CURVES or key.startswith("best/"):
+        return False
+    return len(history) > 1 and len({m.value for m in history}) > 1
+
+
 def plot_curves(tracking_uri: str, run_id: str, path: str | os.PathLike, keys: tuple[str, ...] = ()) -> str | None:
-    """Plot the run's metric histories (one panel per metric) to a PNG; None if nothing to plot."""
+    """Plot the run's metric curves (one panel per metric; :func:`is_curve`: no single points,
+    constant series or counters) to a PNG; None if nothing to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,7 +271,7 @@ def plot_curves(tracking_uri: str, run_id: str, path: str | os.PathLike, keys: t
     c = client(tracking_uri)
     keys = keys or tuple(sorted(c.get_run(run_id).data.metrics))
     series = {k: c.get_metric_history(run_id, k) for k in keys}
-    series = {k: sorted(v, key=lambda m: (m.step, m.timestamp)) for k, v in series.items() if len(v) > 1}
+    series = {k: sorted(v, key=lambda m: (m.step, m.timestamp)) for k, v in series.items() if is_curve(k, v)}
     if not series:
         return None
     cols = min(3, len(series))

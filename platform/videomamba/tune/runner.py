@@ -342,6 +342,12 @@ def run_search(
     space.check_base(base)
     check_metrics(cfg, plan)
     storage = _storage(cfg, storage_path)
+    # the base config's data and tracking store, before Ray Tune starts or any MLflow run exists
+    from videomamba.train.launcher import preflight_data, preflight_tracking
+
+    preflight_data(cfg)
+    if not resume:
+        preflight_tracking(cfg)
 
     from ray.train.v2._internal.constants import is_v2_enabled
 

@@ -1,0 +1,436 @@
+"""Image datasets on Ray Data (``data.kind: image``): ImageNet-style training of the
+``num_frames=1`` VideoMamba through the same training, evaluation and tracking path as video.
+
+Sources (``data.<split>_manifest``):
+
+- a **class-per-folder** directory (``root/<class>/<image>``, torchvision ``ImageFolder`` layout;
+  local or a pyarrow URI): classes are the sorted folder names of the TRAIN folder (or
+  ``classes_file``), so a val folder missing a class keeps the same indices;
+- a CSV/JSONL/list manifest (``path,label`` / ``path label``: also the ``train.txt`` / ``val.txt``
+  lists of the DeiT/VideoMamba release and Caffe's ``val.txt`` for ImageNet's validation set), read by
+  :func:`videomamba.data.manifest.read_manifest`;
+- ImageNet's validation solution CSV (``LOC_val_solution.csv``: ``ImageId,PredictionString``;
+  the label is the first WordNet id, looked up in ``classes_file`` or the train folder's classes;
+  images are ``<ImageId>.JPEG`` under ``path_prefix``, default the CSV's directory).
+
+Decoding (:func:`load_image`, PIL) runs in Ray Data CPU tasks, never in the training worker: the
+EXIF orientation is applied (``ImageOps.exif_transpose``), every mode becomes 8-bit RGB (CMYK,
+grayscale, palette, alpha dropped; 16-bit grayscale scaled by 1/257, not clipped). Unusable images
+raise :class:`~videomamba.data.decode.DecodeError` with a reason in :data:`REASONS` (``missing``,
+``empty``, ``unreadable``: not an image or an unsupported mode, ``truncated``) and are skipped and
+counted through :mod:`videomamba.data.skips`, as bad videos are.
+
+Transforms (:class:`ImageTransform`) are timm's ``create_transform``: DeiT training
+(RandomResizedCrop, flip, AutoAugment/RandAugment, colour jitter without AA, random erasing) and
+evaluation by resize (short side ``img_size / crop_pct``) then centre crop. Rows are
+``video`` float32 ``(3, 1, S, S)`` (1-frame clips), ``label``, ``index`` (manifest row), ``view``
+(0): the columns of :func:`videomamba.data.pipeline.build_dataset`, so objectives, the training
+loop and evaluation are shared. Every random choice of row ``i`` in epoch ``e`` (repeat ``r``)
+comes from ``(seed, e, i, r)``. Repeated augmentation (``data.image.repeated_aug = R``, DeiT's
+RASampler) makes each epoch ``R`` consecutive differently augmented copies of ``n / R`` images.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import random
+from functools import partial
+
+import numpy as np
+
+from videomamba.data import storage
+from videomamba.data.config import DataConfig, Split
+from videomamba.data.decode import DecodeError, load_source
+from videomamba.data.manifest import ManifestError, VideoRecord, load_classes, read_manifest
+from videomamba.data.skips import ensure_ledger, record_skip
+
+logger = logging.getLogger(__name__)
+
+REASONS = ("missing", "empty", "unreadable", "truncated")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+_IMAGENET_VAL_HEADER = ("imageid", "predictionstring")
+_SELECT_STREAM, _AUG_STREAM = 0x1A6E, 0xA06
+
+
+# ---- manifests ---------------------------------------------------------------------------------
+def _is_dir(path: str) -> bool:
+    if not storage.is_uri(path):
+        return os.path.isdir(path)
+    import pyarrow.fs
+
+    filesystem, fs_path = pyarrow.fs.FileSystem.from_uri(path)
+    return filesystem.get_file_info(fs_path).type == pyarrow.fs.FileType.Directory
+
+
+def _list_files(root: str) -> list[str]:
+    """Every file under ``root`` as ``<class>/<...>/<name>`` relative paths (sorted)."""
+    if not storage.is_uri(root):
+        out = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            dirnames.sort()
+            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in sorted(filenames)]
+        return out
+    import pyarrow.fs
+
+    filesystem, fs_path = pyarrow.fs.FileSystem.from_uri(root)
+    infos = filesystem.get_file_info(pyarrow.fs.FileSelector(fs_path, recursive=True))
+    base = fs_path.rstrip("/") + "/"
+    return sorted(i.path[len(base):] for i in infos if i.type == pyarrow.fs.FileType.File)
+
+
+def folder_classes(root: str) -> list[str]:
+    """Sorted class folder names of a class-per-folder ``root`` (hidden folders ignored)."""
+    classes = sorted({rel.split("/")[0] for rel in _list_files(root) if "/" in rel.replace(os.sep, "/")})
+    classes = [c for c in classes if not c.startswith(".")]
+    if not classes:
+        raise ManifestError(root, 1, "no class folders (expected root/<class>/<image>)")
+    return classes
+
+
+def read_folder(root: str, classes: list[str]) -> list[VideoRecord]:
+    """Records of a class-per-folder ``root``: every image file (by extension) under ``root/<class>/``."""
+    index = {name: i for i, name in enumerate(classes)}
+    root = root if storage.is_uri(root) else os.path.abspath(root)  # workers may run in another cwd
+    records, unknown = [], set()
+    for rel in _list_files(root):
+        parts = rel.replace(os.sep, "/").split("/")
+        if len(parts) < 2 or parts[0].startswith(".") or not parts[-1].lower().endswith(IMAGE_EXTENSIONS):
+            continue
+        if parts[0] not in index:
+            unknown.add(parts[0])
+            continue
+        records.append(VideoRecord(path=storage.join(root, rel), label=index[parts[0]], line=len(records) + 1))
+    if unknown:
+        raise ManifestError(root, 1, f"class folders not in the class list: {sorted(unknown)[:5]} "
+                            f"({len(unknown)} in all; the classes come from data.classes_file or the train folder)")
+    if not records:
+        raise ManifestError(root, 1, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {root}/<class>/")
+    return records
+
+
+def read_imagenet_val_csv(path: str, classes: list[str], path_prefix: str | None = None) -> list[VideoRecord]:
+    """ImageNet's ``LOC_val_solution.csv`` (``ImageId,PredictionString``; label = first WordNet id)."""
+    import csv
+
+    index = {name: i for i, name in enumerate(classes)}
+    prefix = storage.dirname(path) if path_prefix is None else path_prefix
+    records = []
+    reader = csv.reader(io.StringIO(storage.read_text(path)))
+    next(reader, None)
+    for row in reader:
+        if not row or not row[0].strip():
+            continue
+        line = reader.line_num
+        wnid = row[1].split()[0] if len(row) > 1 and row[1].split() else ""
+        if wnid not in index:
+            raise ManifestError(path, line, f"unknown class {wnid!r} (not in the class list)")
+        name = row[0].strip()
+        name = name if name.lower().endswith(IMAGE_EXTENSIONS) else f"{name}.JPEG"
+        records.append(VideoRecord(path=storage.join(prefix, name), label=index[wnid], line=line))
+    if not records:
+        raise ManifestError(path, 1, "manifest has no rows")
+    return records
+
+
+def _is_imagenet_val_csv(path: str) -> bool:
+    if storage.is_uri(path) or not path.lower().endswith(".csv"):
+        return False
+    with open(path, encoding="utf-8-sig") as f:
+        header = tuple(h.strip().lower() for h in f.readline().split(","))
+    return header[:2] == _IMAGENET_VAL_HEADER
+
+
+def class_names(cfg: DataConfig) -> list[str] | None:
+    """``classes_file`` names, else the train folder's class folders, else None (integer labels)."""
+    if cfg.classes_file:
+        return load_classes(cfg.classes_file)
+    if cfg.train_manifest and _is_dir(cfg.train_manifest):
+        return folder_classes(cfg.train_manifest)
+    return None
+
+
+def read_records(cfg: DataConfig, split: str, manifest: str | None = None) -> list[VideoRecord]:
+    """The split's images as records (``path``, ``label``) from any source in the module doc."""
+    path = manifest or cfg.manifest_for(split)
+    if _is_dir(path):
+        classes = class_names(cfg) or folder_classes(path)
+        return read_folder(path, classes)
+    if _is_imagenet_val_csv(path):
+        classes = class_names(cfg)
+        if classes is None:
+            raise ManifestError(path, 1, "ImageNet validation CSV needs data.classes_file or a class-per-folder train split")
+        return read_imagenet_val_csv(path, classes, cfg.path_prefix)
+    classes_file = cfg.classes_file
+    if classes_file is None and cfg.train_manifest and _is_dir(cfg.train_manifest):
+        # class names in the manifest: look them up in the train folder's classes
+        return _read_with_classes(path, folder_classes(cfg.train_manifest), cfg)
+    return read_manifest(path, classes_file=classes_file, path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)
+
+
+def _read_with_classes(path: str, classes: list[str], cfg: DataConfig) -> list[VideoRecord]:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(classes) + "\n")
+    try:
+        return read_manifest(path, classes_file=f.name, path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)
+    finally:
+        os.unlink(f.name)
+
+
+# ---- decoding ----------------------------------------------------------------------------------
+def to_rgb(img) -> np.ndarray:
+    """A PIL image of any mode -> uint8 ``(H, W, 3)``. 16-bit (``I;16*``) and 32-bit integer
+    (``I``, as older Pillow opens 16-bit PNGs) grayscale is scaled from 0..65535 by 1/257; float
+    (``F``) from 0..1 (or 0..255 when larger); palette images with transparency go through RGBA;
+    CMYK, YCbCr, L, LA, RGBA, 1 by Pillow's ``convert("RGB")`` (alpha dropped)."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        gray = np.rint(np.asarray(img).astype(np.float64) / 257.0)
+        gray = np.clip(gray, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        a = a * 255.0 if np.nanmax(a) <= 1.0 else a
+        gray = np.clip(np.rint(np.nan_to_num(a)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode != "RGB":
+        try:
+            img = img.convert("RGB")
+        except ValueError as err:
+            raise DecodeError("unreadable", f"unsupported image mode {mode}: {err}") from None
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _reason(err: Exception) -> str:
+    """``truncated`` when Pillow ran out of data (in the header or the pixels), else ``unreadable``."""
+    return "truncated" if isinstance(err, EOFError) or "truncat" in str(err).lower() else "unreadable"
+
+
+def load_image(path: str, *, exif_transpose: bool = True) -> np.ndarray:
+    """Decode one image file (local path or URI) -> uint8 RGB ``(H, W, 3)``, upright.
+
+    Raises :class:`~videomamba.data.decode.DecodeError`: ``missing``, ``empty`` (zero bytes),
+    ``unreadable`` (not an image, corrupt header, unsupported mode), ``truncated`` (data ends early).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    source = load_source(path)  # missing / empty
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        img = Image.open(stream)
+    except UnidentifiedImageError:
+        raise DecodeError("unreadable", "not an image (Pillow cannot identify it)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DecodeError(_reason(err), f"{type(err).__name__}: {err}") from None
+    try:
+        with img:
+            try:
+                img.load()
+            except (OSError, SyntaxError, ValueError, EOFError) as err:
+                raise DecodeError(_reason(err), f"{type(err).__name__}: {err}") from None
+            if exif_transpose:
+                try:
+                    img = ImageOps.exif_transpose(img)
+                except Exception as err:  # a malformed EXIF block: keep the stored orientation
+                    logger.warning("ignoring unreadable EXIF orientation of %s: %s", path, err)
+            return to_rgb(img)
+    except DecodeError:
+        raise
+    except Exception as err:  # any other Pillow failure on this file
+        raise DecodeError("unreadable", f"{type(err).__name__}: {err}") from None
+
+
+# ---- transforms --------------------------------------------------------------------------------
+class ImageTransform:
+    """timm ``create_transform`` for a split: ``(uint8 (H, W, 3), seed) -> float32 (3, S, S)``.
+
+    Training: DeiT's RandomResizedCrop(``train_scale``, ``train_ratio``, ``image.interpolation``),
+    horizontal flip (``hflip``), ``image.auto_augment`` (or colour jitter without it), ToTensor,
+    normalise, RandomErasing(``re_prob``, ``re_mode``, ``re_count``). Evaluation: resize the short
+    side to ``int(img_size / crop_pct)``, centre crop ``img_size``, normalise. With a ``seed`` the
+    random draws (Python, NumPy and torch generators, which timm uses) are replayed from it and the
+    process's generator states are restored afterwards.
+    """
+
+    def __init__(self, cfg: DataConfig, split: str):
+        from timm.data import create_transform
+
+        self.train = split == "train"
+        img = cfg.image
+        common = {"input_size": cfg.img_size, "mean": tuple(cfg.mean), "std": tuple(cfg.std)}
+        if self.train:
+            self.transform = create_transform(
+                is_training=True, scale=tuple(cfg.train_scale), ratio=tuple(cfg.train_ratio),
+                hflip=0.5 if cfg.hflip else 0.0, vflip=0.0, color_jitter=img.color_jitter,
+                auto_augment=img.auto_augment, interpolation=img.interpolation,
+                re_prob=img.re_prob, re_mode=img.re_mode, re_count=img.re_count, **common,
+            )
+        else:
+            self.transform = create_transform(
+                is_training=False, interpolation=img.eval_interpolation, crop_pct=img.crop_pct, **common
+            )
+
+    def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        pil = Image.fromarray(image)
+        if seed is None:
+            return self.transform(pil).numpy()
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                random.seed(seed)
+                np.random.seed(seed % 2**32)
+                torch.manual_seed(seed)
+                return self.transform(pil).numpy()
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def augment_seed(seed: int, epoch: int, index: int, repeat: int = 0) -> int:
+    """The seed of every random augmentation of manifest row ``index`` (copy ``repeat``) in ``epoch``."""
+    return int(np.random.SeedSequence([_AUG_STREAM, seed, epoch, index, repeat]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def epoch_rows(n: int, seed: int, epoch: int, shuffle: bool, repeats: int) -> tuple[np.ndarray, np.ndarray]:
+    """(manifest row, repeat) of each of the epoch's ``n`` positions: a permutation of the rows,
+    each repeated ``repeats`` times in a row and cut to ``n`` (DeiT's RASampler, one process)."""
+    rows = np.random.default_rng([_SELECT_STREAM, seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    if repeats <= 1:
+        return rows, np.zeros(n, np.int64)
+    return np.repeat(rows, repeats)[:n], np.tile(np.arange(repeats), n)[:n]
+
+
+# ---- the Ray Data pipeline ---------------------------------------------------------------------
+_CACHE: dict = {}
+
+
+def _cached(key, make):
+    if key not in _CACHE:
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def select_images(batch: dict, *, manifest, seed: int, epoch: int, shuffle: bool, repeats: int,
+                  epochs: int = 1) -> dict:
+    """``{"id": (m,)}`` positions -> the images (path, label, index, repeat, epoch) at those positions.
+    A dataset spanning ``epochs`` epochs has ``epochs * n`` positions: position ``p`` is position
+    ``p % n`` of effective epoch ``epoch + executions * epochs + p // n`` (as ``select_rows``)."""
+    import ray
+
+    from videomamba.data.pipeline import current_execution_index
+
+    columns = _cached(("manifest", manifest.hex()), lambda: ray.get(manifest))
+    n = len(columns["label"])
+    pos = batch["id"].astype(np.int64)
+    epochs_of = epoch + current_execution_index() * epochs + pos // n
+    pos = pos % n
+    rows = np.empty(len(pos), np.int64)
+    repeat = np.empty(len(pos), np.int64)
+    for e in np.unique(epochs_of):
+        e = int(e)
+        at = epochs_of == e
+        order, rep = _cached(("rows", n, seed, e, shuffle, repeats), lambda: epoch_rows(n, seed, e, shuffle, repeats))
+        rows[at], repeat[at] = order[pos[at]], rep[pos[at]]
+    return {
+        "path": columns["path"][rows],
+        "label": columns["label"][rows],
+        "index": rows,
+        "repeat": repeat,
+        "epoch": epochs_of.astype(np.int64),
+    }
+
+
+def _empty(size: int) -> dict[str, np.ndarray]:
+    return {"video": np.zeros((0, 3, 1, size, size), np.float32), "label": np.zeros(0, np.int64),
+            "index": np.zeros(0, np.int64), "view": np.zeros(0, np.int64)}
+
+
+def decode_images(batch: dict, *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
+    """Image rows -> ``video (N, 3, 1, S, S)`` rows; unusable images are dropped and counted, never raised."""
+    train = split == "train"
+    transform = _cached(("transform", cfg.model_dump_json(), split), lambda: ImageTransform(cfg, split))
+    out: dict[str, list] = {"video": [], "label": [], "index": [], "view": []}
+    for i in range(len(batch["index"])):
+        path, index, epoch = str(batch["path"][i]), int(batch["index"][i]), int(batch["epoch"][i])
+        try:
+            image = load_image(path, exif_transpose=cfg.image.exif_transpose)
+            x = transform(image, augment_seed(seed, epoch, index, int(batch["repeat"][i])) if train else None)
+        except DecodeError as err:
+            record_skip(scope, split, epoch, index, path, err.reason, err.detail)
+            continue
+        except Exception as err:  # never let one image take the epoch down
+            logger.exception("unexpected error on %s", path)
+            record_skip(scope, split, epoch, index, path, "error", f"{type(err).__name__}: {err}")
+            continue
+        out["video"].append(x[:, None].astype(np.float32, copy=False))
+        out["label"].append(int(batch["label"][i]))
+        out["index"].append(index)
+        out["view"].append(0)
+    if not out["video"]:
+        return _empty(cfg.img_size)
+    return {
+        "video": np.stack(out["video"]),
+        "label": np.asarray(out["label"], np.int64),
+        "index": np.asarray(out["index"], np.int64),
+        "view": np.asarray(out["view"], np.int64),
+    }
+
+
+
+
+def build_image_dataset(
+    cfg: DataConfig,
+    split: Split,
+    *,
+    seed: int | None = None,
+    epoch: int = 0,
+    scope: str = "default",
+    manifest: str | None = None,
+    epochs: int = 1,
+):
+    """Lazy ``ray.data.Dataset`` of images for ``split``; the contract of
+    :func:`videomamba.data.pipeline.build_dataset` (columns, epochs, seeds, ``scope``) with
+    ``video`` of shape ``(3, 1, S, S)`` and one view per image."""
+    import ray
+
+    seed = cfg.seed if seed is None else seed
+    records = read_records(cfg, split, manifest)
+    source = manifest or cfg.manifest_for(split)
+    if cfg.num_classes is not None:
+        bad = [r for r in records if r.label >= cfg.num_classes]
+        if bad:
+            raise ValueError(f"{source}:{bad[0].line}: label {bad[0].label} >= num_classes {cfg.num_classes}")
+    ensure_ledger(scope)  # keeps the creating handle for the process's life
+    n = len(records)
+    columns = {"path": np.array([r.path for r in records], dtype=object),
+               "label": np.array([r.label for r in records], dtype=np.int64)}
+    manifest_ref = ray.put(columns)
+    train = split == "train"
+    remote_args = {"num_cpus": cfg.decode_num_cpus, "concurrency": cfg.decode_concurrency}
+    if cfg.decode_resources:
+        remote_args["resources"] = dict(cfg.decode_resources)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    ds = ray.data.range(n * epochs, override_num_blocks=max(1, math.ceil(n * epochs / cfg.rows_per_block)))
+    ds = ds.map_batches(
+        partial(select_images, manifest=manifest_ref, seed=seed, epoch=epoch, shuffle=train and cfg.shuffle,
+                repeats=cfg.image.repeated_aug if train else 1, epochs=epochs),
+        batch_format="numpy", batch_size=None, udf_modifying_row_count=False, **remote_args,
+    )
+    ds = ds.map_batches(
+        partial(decode_images, cfg=cfg, split=split, seed=seed, scope=scope),
+        batch_format="numpy", batch_size=cfg.decode_batch_size, **remote_args,
+    )
+    logger.info("%s image dataset: %d images from %s", split, n, source)
+    return ds

@@ -1,0 +1,157 @@
+"""Checks a training run makes before Ray starts, shared by ``videomamba train --dry-run`` and
+``run_training``: everything a real run would hit in its first seconds, as :class:`ConfigError`
+lines naming the config field.
+
+- recipe placeholders (``/path/to/...``) still in the config;
+- data files: the manifests and classes file exist and parse, the first video of each manifest
+  is where the manifest says (local paths);
+- the model: built on the meta device (no memory, no weights) from ``model.name`` +
+  ``model.overrides``, so a misspelt override, an unknown scan order or backend, or sizes that do
+  not divide fail here; ``model.pretrained`` exists;
+- the objective's own checks (e.g. that the text tower can be found).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from videomamba.train.config import ConfigError, TrainConfig, flatten
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER = "/path/to/"
+
+
+@dataclass
+class PreflightReport:
+    """What the checks found (printed by ``--dry-run``)."""
+
+    class_names: list[str]
+    model_spec: dict[str, Any]
+    num_params: int
+    videos: dict[str, int] = field(default_factory=dict)  # split -> manifest rows
+
+    def lines(self) -> list[str]:
+        kwargs = ", ".join(f"{k}={v}" for k, v in self.model_spec["kwargs"].items())
+        out = [f"model {self.model_spec['name']} ({kwargs}): {self.num_params / 1e6:.2f}M parameters"]
+        out.append(f"classes: {len(self.class_names)} ({', '.join(self.class_names[:5])}"
+                   + (", ..." if len(self.class_names) > 5 else "") + ")")
+        out += [f"{split}: {n} videos" for split, n in self.videos.items()]
+        return out
+
+
+def _fail(lines: list[str]) -> None:
+    if lines:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {line}" for line in lines))
+
+
+def check_placeholders(cfg: TrainConfig) -> None:
+    """Refuse the shipped recipes' ``/path/to/...`` values."""
+    bad = [f"{key}: {value!r} is a placeholder of the recipe; set a real path (--set {key}=...)"
+           for key, value in flatten(cfg).items() if isinstance(value, str) and PLACEHOLDER in value]
+    _fail(bad)
+
+
+def _local_missing(path: str | None) -> bool:
+    return bool(path) and "://" not in path and not os.path.exists(path)
+
+
+def check_data(cfg: TrainConfig) -> tuple[list[str], dict[str, int]]:
+    """``(class names, {split: videos})``; raises ConfigError naming each missing/bad data file."""
+    from videomamba.data.manifest import ManifestError, read_manifest
+    from videomamba.train import data_api
+
+    data = cfg.data
+    problems = []
+    if _local_missing(data.classes_file):
+        problems.append(f"data.classes_file: {data.classes_file}: file not found")
+    if not data.train_manifest:
+        problems.append("data.train_manifest: required for training")
+    splits = [s for s in ("train", "val", "test") if getattr(data, f"{s}_manifest")]
+    for split in splits:
+        path = getattr(data, f"{split}_manifest")
+        if _local_missing(path):
+            problems.append(f"data.{split}_manifest: {path}: file not found")
+    _fail(problems)
+    videos = {}
+    for split in splits:
+        path = getattr(data, f"{split}_manifest")
+        try:
+            records = read_manifest(path, classes_file=data.classes_file, path_prefix=data.path_prefix,
+                                    fmt=data.manifest_format)
+        except (ManifestError, ValueError, OSError) as err:
+            problems.append(f"data.{split}_manifest: {err}")
+            continue
+        videos[split] = len(records)
+        first = records[0].path
+        if _local_missing(first):
+            hint = "data.path_prefix" if data.path_prefix else "data.path_prefix (relative paths: the manifest's dir)"
+            problems.append(f"data.{split}_manifest: {path}:{records[0].line}: video {first} not found (check {hint})")
+    _fail(problems)
+    try:
+        names = data_api.class_names(data)
+    except (ValueError, OSError) as err:
+        _fail([f"data: {err}"])
+    return names, videos
+
+
+def _unknown_overrides(name: str, overrides: dict[str, Any]) -> list[str]:
+    """``model.overrides`` keys the model constructor does not take (misspellings)."""
+    import difflib
+
+    from videomamba.models.videomamba import VideoMamba
+
+    params = inspect.signature(VideoMamba.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    valid = [p for p in params if p != "self"]
+    out = []
+    for key in overrides:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            out.append(f"model.overrides.{key}: not an argument of {name}"
+                       + (f" (did you mean {close[0]}?)" if close else f"; valid: {', '.join(valid)}"))
+    return out
+
+
+def check_model(cfg: TrainConfig, spec: dict[str, Any]):
+    """The model built on the meta device (shapes only); ConfigError naming the field otherwise."""
+    import torch
+
+    import videomamba
+
+    _fail(_unknown_overrides(spec["name"], cfg.model.overrides))
+    try:
+        with torch.device("meta"):
+            model = videomamba.create_model(spec["name"], **spec["kwargs"])
+    except (ValueError, TypeError, RuntimeError) as err:
+        field_name = "model.name" if "unknown model" in str(err) else "model.overrides"
+        _fail([f"{field_name}: {err}"])
+    if cfg.model.pretrained:
+        from videomamba.train.checkpoint_path import pretrained_weights
+
+        try:
+            pretrained_weights(cfg.model.pretrained)
+        except Exception as err:  # noqa: BLE001 - UsageError naming model.pretrained
+            _fail([str(err) if str(err).startswith("model.pretrained") else f"model.pretrained: {err}"])
+    return model
+
+
+def preflight(cfg: TrainConfig) -> PreflightReport:
+    """All checks above (no Ray, no weights); raises ConfigError listing what to fix."""
+    from videomamba import objectives
+    from videomamba.train.launcher import model_spec
+
+    check_placeholders(cfg)
+    class_names, videos = check_data(cfg)
+    spec = model_spec(cfg, len(class_names))
+    model = check_model(cfg, spec)
+    try:
+        objectives.preflight(cfg.objective)
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
+        _fail([f"objective: {err}"])
+    return PreflightReport(class_names, spec, sum(p.numel() for p in model.parameters()), videos)
