@@ -70,11 +70,12 @@ def run_command(args) -> int:
         return 0
     from videomamba.train.launcher import RunExistsError, init_ray, run_training
     from videomamba.train.loop import NonFiniteLossError
+    from videomamba.train.resources import PlacementTimeoutError
 
     init_ray(cfg)
     try:
         run = run_training(cfg, resume=bool(args.resume))
-    except (ConfigError, RunExistsError, NonFiniteLossError) as err:
+    except (ConfigError, RunExistsError, NonFiniteLossError, PlacementTimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print_summary(run)

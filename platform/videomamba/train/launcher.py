@@ -22,7 +22,7 @@ from typing import Any
 from videomamba.train.config import ConfigError, TrainConfig, flatten, to_yaml
 from videomamba.train.loop import STOP_NONFINITE, NonFiniteLossError, build_model, train_loop_per_worker
 from videomamba import objectives
-from videomamba.train import tracking
+from videomamba.train import resources, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,13 @@ def _resources(cfg: TrainConfig) -> tuple[float, dict[str, float]]:
     return gpus, res
 
 
+def _check_resources(cfg: TrainConfig, gpus: float) -> "resources.ResourceRequest":
+    """Refuse a run whose workers and decode task can never fit the cluster (InsufficientResourcesError)."""
+    request = resources.request_for(cfg, gpus)
+    resources.check_fits(request, resources.cluster_capacity(), what=f"the run ({cfg.scaling.num_workers} workers)")
+    return request
+
+
 def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) -> dict[str, Any]:
     import ray
     import torch
@@ -235,6 +242,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, resources = _resources(cfg)
+    request = _check_resources(cfg, gpus)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
 
@@ -302,6 +310,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         if local_storage
         else str(Path(tempfile.gettempdir()) / f"videomamba-{name}.debug_fail_fired"),
     }
+    attempt_s, retries = resources.placement_attempts(cfg.scaling.placement_timeout_s)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "runtime": runtime},
@@ -316,16 +325,24 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
                 checkpoint_score_attribute=metric,
                 checkpoint_score_order=mode,
             ),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures, controller_failure_limit=retries),
             callbacks=list(callbacks),
         ),
         datasets=datasets,
     )
     try:
-        result = trainer.fit()
+        with resources.start_timeout(attempt_s):
+            result = trainer.fit()
     except BaseException as err:
+        if any(getattr(cb, "stop_requested", lambda: False)() for cb in callbacks):
+            tracker.set_status("KILLED")  # ended from outside (a Tune trial stopped by its scheduler)
+            raise resources.RunStopped(f"run {name!r} was stopped from outside") from err
+        if resources.is_placement_timeout(err):
+            err = resources.placement_timeout_error(request, cfg.scaling.placement_timeout_s, f"run {name!r}")
         tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
         tracker.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        if isinstance(err, resources.PlacementTimeoutError):
+            raise err from None
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
     status = result.return_value or {}
