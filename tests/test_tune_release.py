@@ -44,6 +44,7 @@ def test_request_totals_and_what_can_never_fit():
     gpu = resources.request_for(_cfg(workers=2, gpus=1), gpus=1)
     assert "GPU: needs 2, the cluster has 0" in resources.unfit(gpu, _capacity({"CPU": 64}))
     pinned = resources.request_for(_cfg(decode_res={"decode_node": 0.01}), gpus=0)
+    assert resources.request_for(_cfg(decode=0.25), gpus=0).decode == {"CPU": 1.0}  # the 1-CPU read tasks
     assert resources.unfit(pinned, _capacity({"CPU": 64})) == ["decode_node: needs 0.01, the cluster has 0"]
 
     # enough in total, but one worker is larger than any node
@@ -119,7 +120,8 @@ def synthetic(tmp_path_factory):
 
 
 def tiny_config(root, data, **scaling):
-    """2 workers x 0.5 CPU + decode 0.5 CPU: one trial at a time fits 2 CPUs, with 0.49 to spare."""
+    """2 workers x 0.4 CPU + the data stage's 1 CPU (read tasks; decode 0.5) + 0.01 for the trial
+    driver: one trial at a time fits 2 CPUs, with 0.19 to spare."""
     from videomamba.train.config import validate_config
 
     return validate_config({
@@ -131,7 +133,7 @@ def tiny_config(root, data, **scaling):
         "optim": {"lr": 1.0e-3, "reference_batch_size": None},
         "schedule": {"warmup_epochs": 0, "min_lr": 0.0},
         "train": {"epochs": 2, "batch_size": 4, "log_every": 1, "keep_checkpoints": 1},
-        "scaling": {"num_workers": 2, "cpus_per_worker": 0.5, "placement_timeout_s": 30, **scaling},
+        "scaling": {"num_workers": 2, "cpus_per_worker": 0.4, "placement_timeout_s": 30, **scaling},
         "eval": {"at_end": False},
         "mlflow": {"experiment": "release-test", "log_model": False},
         "run": {"root": str(root)},
@@ -140,25 +142,24 @@ def tiny_config(root, data, **scaling):
 
 # ASHA on train/lr (deterministic: the cosine schedule's lr at an epoch's end is proportional to the
 # base lr), so which trials stop after their first epoch does not depend on what the model learns.
-# The 4th point asks 2 x 1.5 CPUs of a 2-CPU cluster: that trial errors with the numbers.
+# The 3rd point asks 2 x 1.5 + 1 CPUs of a 2-CPU cluster: that trial errors with the numbers.
 SPACE = """\
 search:
   metric: train/lr
   mode: max
-  num_samples: 7
+  num_samples: 6
   max_concurrent: 1
   scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
   points_to_evaluate:
-    - {optim.lr: 1.0e-3, scaling.cpus_per_worker: 0.5}
-    - {optim.lr: 1.0e-4, scaling.cpus_per_worker: 0.5}   # below the rung: stopped after epoch 1
-    - {optim.lr: 2.0e-3, scaling.cpus_per_worker: 0.5}
-    - {optim.lr: 1.0e-3, scaling.cpus_per_worker: 1.5}   # 3 CPUs of 2: cannot start
-    - {optim.lr: 5.0e-5, scaling.cpus_per_worker: 0.5}   # stopped
-    - {optim.lr: 3.0e-3, scaling.cpus_per_worker: 0.5}
-    - {optim.lr: 1.0e-5, scaling.cpus_per_worker: 0.5}   # stopped
+    - {optim.lr: 1.0e-3, scaling.cpus_per_worker: 0.4}   # 2 epochs (ASHA stops it at max_t)
+    - {optim.lr: 1.0e-4, scaling.cpus_per_worker: 0.4}   # below the rung: stopped after epoch 1
+    - {optim.lr: 1.0e-3, scaling.cpus_per_worker: 1.5}   # 4 CPUs of 2: cannot start
+    - {optim.lr: 2.0e-3, scaling.cpus_per_worker: 0.4}   # 2 epochs
+    - {optim.lr: 5.0e-5, scaling.cpus_per_worker: 0.4}   # stopped after epoch 1
+    - {optim.lr: 1.0e-5, scaling.cpus_per_worker: 0.4}   # stopped after epoch 1
 parameters:
   optim.lr: {type: loguniform, low: 1.0e-5, high: 3.0e-3}
-  scaling.cpus_per_worker: {type: choice, values: [0.5, 1.5]}
+  scaling.cpus_per_worker: {type: choice, values: [0.4, 1.5]}
 """
 
 
@@ -200,15 +201,15 @@ def test_early_stopped_trials_release_everything_and_the_search_finishes(ray_two
     by_status: dict[str, list] = {}
     for row in result.trials:
         by_status.setdefault(row["status"], []).append(row)
-    assert not result.interrupted and len(result.trials) == 7, result.trials
+    assert not result.interrupted and len(result.trials) == 6, result.trials
     assert len(by_status.get(report.STOPPED, [])) == 3, result.trials
-    assert len(by_status.get(report.COMPLETED, [])) == 3, result.trials
+    assert len(by_status.get(report.COMPLETED, [])) == 2, result.trials  # ended at max_t, finished by themselves
     [failed] = by_status[report.ERROR]
-    assert "cannot fit this cluster" in failed["error"] and "CPU: needs 3.01, the cluster has 2" in failed["error"]
+    assert "cannot fit this cluster" in failed["error"] and "CPU: needs 4.01, the cluster has 2" in failed["error"]
 
     # after every trial (stopped, completed or failed) the cluster is back to where it started,
     # but for the ended trial's own driver reservation, which Tune returns when its actor is gone
-    assert len(probe.seen) == 7
+    assert len(probe.seen) == 6
     for trial_id, free, pgs in probe.seen:
         assert free == pytest.approx(start_cpus - TRIAL_DRIVER_CPUS, abs=1e-6), (trial_id, free, pgs)
         assert all(b == {0: {"CPU": TRIAL_DRIVER_CPUS}} for b in pgs), (trial_id, pgs)  # Tune's, not Train's
@@ -228,7 +229,7 @@ def test_a_run_whose_workers_cannot_be_placed_fails_with_the_numbers(ray_two_cpu
 
     ray = ray_two_cpus
     cfg = tiny_config(tmp_path / "runs", synthetic, placement_timeout_s=4)
-    squatter = placement_group([{"CPU": 1.5}])  # another run holds 1.5 of the 2 CPUs
+    squatter = placement_group([{"CPU": 1.5}])  # another run holds 1.5 of the 2 CPUs: 0.8 do not fit
     ray.get(squatter.ready())
     try:
         t0 = time.monotonic()
@@ -239,7 +240,7 @@ def test_a_run_whose_workers_cannot_be_placed_fails_with_the_numbers(ray_two_cpu
         remove_placement_group(squatter)
     text = str(err.value)
     assert "could not place its workers within 4 s (scaling.placement_timeout_s)" in text
-    assert "2 training workers x {CPU: 0.5}" in text and "{CPU: 0.5} free of {CPU: 2}" in text
+    assert "2 training workers x {CPU: 0.4}" in text and "{CPU: 0.5} free of {CPU: 2}" in text
     assert "1 placement group (training runs) hold {CPU: 1.5}" in text
     assert elapsed < 120
 

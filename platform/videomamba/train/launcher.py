@@ -241,7 +241,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     )
     _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
-    gpus, resources = _resources(cfg)
+    gpus, worker_res = _resources(cfg)
     request = _check_resources(cfg, gpus)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
@@ -315,7 +315,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "runtime": runtime},
         scaling_config=ray.train.ScalingConfig(
-            num_workers=cfg.scaling.num_workers, use_gpu=bool(gpus), resources_per_worker=resources
+            num_workers=cfg.scaling.num_workers, use_gpu=bool(gpus), resources_per_worker=worker_res
         ),
         run_config=ray.train.RunConfig(
             name=name,

@@ -3,8 +3,10 @@
 A run (a ``videomamba train`` or one Tune trial) asks for ``scaling.num_workers`` training workers
 of ``{CPU: scaling.cpus_per_worker, GPU: scaling.gpus_per_worker, **scaling.resources_per_worker}``
 each (Ray Train reserves them as one placement group), plus the Ray Data decode tasks that feed
-them (at least one task of ``{CPU: data.decode_num_cpus, **data.decode_resources}`` must fit next
-to the workers, or no clip ever reaches them), plus, in a search, the trial's driver function.
+them, plus, in a search, the trial's driver function. The data stage needs room for one task of
+``{CPU: max(1, data.decode_num_cpus), **data.decode_resources}`` next to the workers, or no clip
+ever reaches them: the pipeline's read stage (``ray.data.range`` over the manifest rows) runs
+tasks of 1 CPU (Ray Data's default, not configurable there) before the decode tasks.
 
 - :func:`request_for` -> :class:`ResourceRequest`; :func:`cluster_capacity` -> :class:`Capacity`
   (total, free and the largest node, read from the GCS: no dashboard needed).
@@ -38,6 +40,8 @@ DEFAULT_PLACEMENT_TIMEOUT_S = 600.0
 ATTEMPT_S = 60.0
 #: Ray Train's per-attempt worker-group start timeout (read by its controller)
 START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+#: CPUs of one read task of the data pipeline (Ray Data's default for ``ray.data.range``)
+READ_TASK_CPUS = 1.0
 #: resources that are counted, not reserved (never part of a request or of "free")
 _UNCOUNTED = ("memory", "object_store_memory")
 
@@ -127,7 +131,7 @@ def worker_resources(scaling, gpus: float) -> dict[str, float]:
 
 def request_for(cfg, gpus: float, driver: Mapping[str, float] | None = None) -> ResourceRequest:
     """The request of a run of ``cfg`` (a ``TrainConfig``) whose workers use ``gpus`` GPUs each."""
-    decode = {"CPU": float(cfg.data.decode_num_cpus), **cfg.data.decode_resources}
+    decode = {"CPU": max(READ_TASK_CPUS, float(cfg.data.decode_num_cpus)), **cfg.data.decode_resources}
     return ResourceRequest(cfg.scaling.num_workers, worker_resources(cfg.scaling, gpus), decode, dict(driver or {}))
 
 

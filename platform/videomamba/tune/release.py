@@ -55,7 +55,14 @@ class RunRegistry:
         self._runs: dict[str, dict[str, Any]] = {}
 
     def _run(self, trial_id: str) -> dict[str, Any]:
-        return self._runs.setdefault(trial_id, {"controller": None, "pgs": [], "stopping": False})
+        return self._runs.setdefault(trial_id, {"controller": None, "pgs": [], "stopping": False, "finished": False})
+
+    def mark_finished(self, trial_id: str) -> None:
+        """The trial's function returned (or raised): its run ended by itself."""
+        self._run(trial_id)["finished"] = True
+
+    def finished(self, trial_id: str) -> bool:
+        return bool(self._runs.get(trial_id, {}).get("finished"))
 
     def set_controller(self, trial_id: str, controller) -> None:
         self._run(trial_id)["controller"] = controller
@@ -181,11 +188,15 @@ def missing(baseline: dict[str, float], allowance: dict[str, float]) -> dict[str
 class ReleaseTrials(ray.tune.Callback):
     """Tune callback: see the module docstring. ``driver`` is one trial driver's own resources
     (held by Tune until the trial actor is gone); ``per_trial`` what one trial's run holds at
-    most (workers + decode), allowed for each trial still running."""
+    most (workers + decode), allowed for each trial still running. ``epochs(trial_config)`` is
+    the number of epochs a trial trains: a trial Tune ends after its last epoch (ASHA stops
+    trials at ``max_t`` too) is given up to ``timeout_s`` to finish by itself (its best
+    checkpoint, MLflow model and evaluation) instead of being aborted."""
 
     def __init__(self, search_name: str, per_trial: dict[str, float], driver: dict[str, float],
-                 timeout_s: float = RELEASE_TIMEOUT_S):
+                 epochs=None, timeout_s: float = RELEASE_TIMEOUT_S):
         self.search_name, self.per_trial, self.driver, self.timeout_s = search_name, per_trial, driver, timeout_s
+        self.epochs = epochs
         self.baseline: dict[str, float] = {}
         self.waits: list[float] = []  # seconds each release took (tests, logs)
 
@@ -208,6 +219,15 @@ class ReleaseTrials(ray.tune.Callback):
     def on_experiment_end(self, trials, **info):
         self.release_all()
 
+    def _trained_all_epochs(self, trial) -> bool:
+        from videomamba.tune.trial import EPOCHS_DONE
+
+        done = (trial.last_result or {}).get(EPOCHS_DONE)
+        try:
+            return done is not None and self.epochs is not None and done >= self.epochs(trial.config)
+        except Exception:  # noqa: BLE001 - unknown: treat as stopped
+            return False
+
     def release_all(self) -> None:
         registry = self.registry
         try:
@@ -225,11 +245,17 @@ class ReleaseTrials(ray.tune.Callback):
         try:
             registry = self.registry
             if registry is not None:
+                if self._trained_all_epochs(trial):
+                    while (not ray.get(registry.finished.remote(trial.trial_id))
+                           and time.monotonic() - start < self.timeout_s):
+                        time.sleep(_POLL_S)
                 release_run(registry, trial.trial_id)
         except Exception:  # noqa: BLE001 - never end the search for bookkeeping
             logger.exception("could not release the training run of trial %s", trial.trial_id)
+        # other trials may hold a run's worth; Tune holds each live or staged trial's driver reservation
         running = sum(1 for t in trials if t is not trial and t.status == "RUNNING")
-        allowance = {k: self.driver.get(k, 0.0) * (running + 1) + self.per_trial.get(k, 0.0) * running
+        staged = sum(1 for t in trials if t is not trial and t.status == "PENDING")
+        allowance = {k: self.driver.get(k, 0.0) * (running + staged + 1) + self.per_trial.get(k, 0.0) * running
                      for k in set(self.driver) | set(self.per_trial)}
         if not self.baseline:
             return

@@ -50,6 +50,7 @@ from videomamba.tune.trial import (
     TAG_STATUS,
     TAG_TRIAL,
     TrialContext,
+    TrialEpochs,
     child_run_name,
     run_trial,
 )
@@ -426,14 +427,14 @@ def run_search(
     driver = trial_resources or {"CPU": TRIAL_DRIVER_CPUS}
     registry = release.start_registry(name)  # trials' Train runs register here; ReleaseTrials ends them
     request = trial_request(cfg, driver)
-    releaser = release.ReleaseTrials(name, per_trial=request.run, driver=driver)
+    releaser = release.ReleaseTrials(name, per_trial=request.run, driver=driver, epochs=TrialEpochs(base, space))
     try:
         trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, ctx=ctx), driver)
         if resume:
             tuner = ray.tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
                                            resume_errored=retry_failed, restart_errored=False)
         else:
-            tuner = _new_tuner(trainable, cfg, space, plan, ctx, storage, name, [releaser, *(callbacks or [])], verbose)
+            tuner = _new_tuner(trainable, cfg, space, plan, ctx, storage, name, callbacks or [], verbose, releaser)
         grid = tuner.fit()
     except BaseException as err:
         parent.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
@@ -473,7 +474,7 @@ def _start_parent(tracking_uri: str, cfg, space: SearchSpace, plan: Plan, name: 
 
 
 def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, storage: str, name: str,
-               callbacks: list, verbose: int):
+               callbacks: list, verbose: int, releaser=None):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
@@ -498,7 +499,9 @@ def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext
         run_config=ray.tune.RunConfig(
             name=name, storage_path=storage, verbose=verbose,
             failure_config=ray.tune.FailureConfig(max_failures=0),
-            callbacks=[ChildRuns(ctx.tracking_uri, ctx.experiment, ctx.parent_run_id, name, space), *callbacks],
+            # the releaser first: the child runs are settled once a stopped trial's run has ended
+            callbacks=[*([releaser] if releaser else []),
+                       ChildRuns(ctx.tracking_uri, ctx.experiment, ctx.parent_run_id, name, space), *callbacks],
         ),
     )
 

@@ -106,6 +106,18 @@ def child_tags(ctx: TrialContext, trial_id: str, sampled: dict[str, Any]) -> dic
     }
 
 
+class TrialEpochs:
+    """``trial config -> train.epochs`` of that trial (picklable, for ``release.ReleaseTrials``)."""
+
+    def __init__(self, base: dict, space: SearchSpace):
+        self.base, self.space = base, space
+
+    def __call__(self, sampled: dict[str, Any]) -> int:
+        from videomamba.train.config import validate_config
+
+        return validate_config(self.space.apply(self.base, sampled)).train.epochs
+
+
 def _restore_workdir(ctx: TrialContext) -> None:
     """Tune runs a trial in its trial directory; relative paths of the config (manifests,
     checkpoints) mean the directory the search was started from: the driver's when it exists on
@@ -144,6 +156,9 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     except RunStopped:
         logger.info("trial %s: its training run was stopped by the search", trial_id)
         return
+    finally:
+        if registry is not None:
+            registry.mark_finished.remote(trial_id)
     final = run.result.metrics or {}
     missing = [m for m in ctx.metrics if not isinstance(final.get(m), (int, float)) or not math.isfinite(final[m])]
     if missing:
