@@ -59,6 +59,13 @@ def test_request_totals_and_what_can_never_fit():
     assert "one trial cannot fit this cluster" in text and "{CPU: 3.01}" in text and "{CPU: 2}" in text
 
 
+def test_placement_group_resources_are_not_counted():
+    res = {"CPU": 2.0, "memory": 1e9, "node:10.0.0.1": 1.0, "CPU_group_0_f014cedab29716b6a942b2bb5a0301000000": 0.01,
+           "CPU_group_f014cedab29716b6a942b2bb5a0301000000": 0.01, "bundle_group_f014cedab29716b6a942b2bb5a0301000000": 1000,
+           "decode_node": 1.0}
+    assert resources.counted(res) == {"CPU": 2.0, "decode_node": 1.0}
+
+
 def test_placement_bound_is_split_into_attempts(monkeypatch):
     assert resources.placement_attempts(600) == (60.0, 9)  # 10 attempts of 60 s
     assert resources.placement_attempts(5) == (5.0, 0)
@@ -205,7 +212,7 @@ def test_early_stopped_trials_release_everything_and_the_search_finishes(ray_two
     assert len(by_status.get(report.STOPPED, [])) == 3, result.trials
     assert len(by_status.get(report.COMPLETED, [])) == 2, result.trials  # ended at max_t, finished by themselves
     [failed] = by_status[report.ERROR]
-    assert "cannot fit this cluster" in failed["error"] and "CPU: needs 4.01, the cluster has 2" in failed["error"]
+    assert "cannot fit this cluster" in failed["error"] and "CPU: needs 4, the cluster has 2" in failed["error"]
 
     # after every trial (stopped, completed or failed) the cluster is back to where it started,
     # but for the ended trial's own driver reservation, which Tune returns when its actor is gone

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -143,8 +144,17 @@ def resolve_gpus(cfg, total: Mapping[str, float]) -> float:
     return float(gpus)
 
 
-def _counted(res: Mapping[str, float]) -> dict[str, float]:
-    return {k: float(v) for k, v in res.items() if k not in _UNCOUNTED and not k.startswith("node:")}
+_PG_RESOURCE = re.compile(r"_group_(\d+_)?[0-9a-f]{16,}$")
+
+
+def counted(res: Mapping[str, float]) -> dict[str, float]:
+    """The reservable resources of a Ray resource dict: without memory, node ids and the
+    per-placement-group resources Ray adds (``CPU_group_<id>``, ``bundle_group_<i>_<id>``)."""
+    return {k: float(v) for k, v in res.items()
+            if k not in _UNCOUNTED and not k.startswith("node:") and not _PG_RESOURCE.search(k)}
+
+
+_counted = counted
 
 
 def cluster_capacity() -> Capacity:

@@ -89,7 +89,15 @@ def registry_name(search_name: str) -> str:
 
 def start_registry(search_name: str):
     """The search's :class:`RunRegistry` (a named actor of this job, owned by the caller)."""
-    return RunRegistry.options(name=registry_name(search_name), get_if_exists=True).remote()
+    return RunRegistry.options(name=registry_name(search_name)).remote()
+
+
+def stop_registry(registry, search_name: str, timeout_s: float = 10.0) -> None:
+    """Kill the registry and wait until its name is free (a resumed search reuses it)."""
+    ray.kill(registry)
+    deadline = time.monotonic() + timeout_s
+    while get_registry(search_name) is not None and time.monotonic() < deadline:
+        time.sleep(_POLL_S)
 
 
 def get_registry(search_name: str):
@@ -171,7 +179,9 @@ def release_run(registry, trial_id: str, timeout_s: float = ABORT_TIMEOUT_S) -> 
 
 
 def _counted(res: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in res.items() if k in ("CPU", "GPU") or not (k.startswith("node:") or k in ("memory", "object_store_memory"))}
+    from videomamba.train.resources import counted
+
+    return counted(res)
 
 
 def missing(baseline: dict[str, float], allowance: dict[str, float]) -> dict[str, float]:

@@ -442,7 +442,7 @@ def run_search(
         raise
     finally:
         releaser.release_all()  # runs of trials Tune ended without a callback (Ctrl-C, driver errors)
-        ray.kill(registry)
+        release.stop_registry(registry, name)
     return _finish(grid, cfg, space, plan, ctx, parent, exp_path, best_config_out)
 
 
