@@ -138,3 +138,66 @@ def test_unexpected_keys_reported_and_strict():
     assert report.unexpected == ["extra_decoder_weight"]
     with pytest.raises(CheckpointMismatchError, match="unexpected"):
         videomamba.load_checkpoint(model(), sd, strict=True)
+
+
+@pytest.mark.parametrize("prefixes", [
+    ["module."], ["_orig_mod."], ["module.", "_orig_mod."], ["_orig_mod.", "module."],  # DDP(compile) / compile(DDP)
+    ["_orig_mod.", "module.", "_orig_mod."], ["model.", "_orig_mod.", "module."], ["module.", "model."],
+])
+def test_any_order_of_wrapper_prefixes(prefixes, tmp_path):
+    """Case 07: torch.compile(DDP(model)) saves `_orig_mod.module.*`; every stacking of the known
+    wrappers (DDP, torch.compile, a wrapping `model` module) loads, from a dict or a file."""
+    src = model(num_frames=4).state_dict()
+    wrapped = {"".join(prefixes) + k: v for k, v in src.items()}
+    torch.save({"model": wrapped, "epoch": 3}, tmp_path / "ckpt.pth")
+    for obj in (wrapped, tmp_path / "ckpt.pth"):
+        dst = model(num_frames=4)
+        report = videomamba.load_checkpoint(dst, obj, strict=True)
+        assert report.complete and report.loaded == len(src)
+        _equal_except(dst.state_dict(), src)
+    # a "model." that only some keys carry is not a wrapper: left alone
+    partial = {**src, "model.extra": torch.zeros(1)}
+    assert "model.extra" in unwrap_state_dict(partial)
+
+
+def _nonsquare(tmp_path):
+    """Case 08: a checkpoint trained at 32x48 px (patch grid 2x3 = 6 positions, not a square)."""
+    src = model(num_frames=4, img_size=(32, 48), num_classes=3)
+    return src, src.state_dict()
+
+
+def test_non_square_grid_from_an_argument(tmp_path):
+    src, sd = _nonsquare(tmp_path)
+    torch.save({"model": sd}, tmp_path / "nonsquare.pth")
+    dst = model(num_frames=4, img_size=(48, 64), num_classes=3)
+    with pytest.raises(CheckpointMismatchError, match=r"6 patch positions are not a square grid.*pass pos_grid=\(rows, cols\)"):
+        videomamba.load_checkpoint(dst, tmp_path / "nonsquare.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"pos_grid 3x3 = 9 positions, but the checkpoint has 6"):
+        videomamba.load_checkpoint(dst, tmp_path / "nonsquare.pth", pos_grid=(3, 3))
+    report = videomamba.load_checkpoint(dst, tmp_path / "nonsquare.pth", pos_grid=(2, 3), strict=True)
+    assert report.complete and any(a.startswith("pos_embed: bicubic (1, 7, 16) -> (1, 13, 16)") for a in report.adapted)
+    want = resize_spatial_pos_embed(sd["pos_embed"], (3, 4), old_size=(2, 3))
+    torch.testing.assert_close(dst.pos_embed.detach(), want)
+    # the same grid read (2, 3) and not (3, 2): a constant-per-column grid stays so along columns
+    with torch.inference_mode():
+        assert torch.isfinite(dst(torch.randn(1, 3, 4, 48, 64))).all()
+
+
+def test_non_square_grid_from_the_checkpoint_metadata(tmp_path):
+    """A videomamba training checkpoint (model.pt + meta.json) or a dict carrying img_size needs no argument."""
+    from videomamba.train import checkpointing as ckpt
+    from videomamba.train.loop import build_model
+
+    src, sd = _nonsquare(tmp_path)
+    kwargs = {**CFG, "num_frames": 4, "img_size": [32, 48], "num_classes": 3}
+    d = ckpt.save_checkpoint(tmp_path / "epoch_0009", model_state=sd, meta={"model": {"name": "videomamba_tiny", "kwargs": kwargs}})
+    want = resize_spatial_pos_embed(sd["pos_embed"], (3, 4), old_size=(2, 3))
+    for source in (d, d / "model.pt", {"model": sd, "img_size": [32, 48]}, {"model": sd, "args": {"img_size": [32, 48], "patch_size": 16}}):
+        dst = model(num_frames=4, img_size=(48, 64), num_classes=3)
+        videomamba.load_checkpoint(dst, source, strict=True)
+        torch.testing.assert_close(dst.pos_embed.detach(), want)
+    # fine-tuning from it in a training config (model.pretrained), and model.pretrained_grid for a bare file
+    spec = {"name": "videomamba_tiny", "kwargs": {**kwargs, "img_size": [48, 64]}}
+    torch.testing.assert_close(build_model(spec, str(d / "model.pt")).pos_embed.detach(), want)
+    torch.save(sd, tmp_path / "bare.pth")
+    torch.testing.assert_close(build_model(spec, str(tmp_path / "bare.pth"), pos_grid=(2, 3)).pos_embed.detach(), want)

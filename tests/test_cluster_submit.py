@@ -90,3 +90,48 @@ def test_cli_parses_the_command_after_double_dash():
     assert args.address == "http://127.0.0.1:1" and args.no_wait and args.env == ["A=1"]
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     assert command == ["train", "--config", "c.yaml", "--set", "x=1"]
+
+
+def test_secrets_are_never_uploaded_even_when_not_git_ignored(tmp_path, monkeypatch, caplog):
+    """.env, keys, .netrc, credentials folders: left out of the upload (Ray's own packaging), at any
+    depth, although .gitignore does not list them; submit says what it left out."""
+    from ray._private.runtime_env.packaging import create_package
+
+    from videomamba.cluster import submit as submit_mod
+
+    repo = tmp_path / "repo"
+    keep = ["platform/videomamba/__init__.py", "platform/videomamba/keys.py", "configs/demo.yaml",
+            "configs/env.yaml", "docs/credentials.md", ".gitignore"]
+    secrets = [".env", "configs/.env.prod", "deploy/prod.env", "certs/server.pem", "certs/server.key", ".netrc",
+               "pipelines/id_ed25519", "credentials/gcp.json", "credentials/aws/config",
+               "platform/videomamba/.netrc", "sa-credentials.json"]
+    for f in keep + secrets:
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        (repo / f).write_text("x")
+    (repo / ".gitignore").write_text("*.pyc\n")  # the secrets are not git-ignored
+    env = build_runtime_env(repo)
+    create_package(str(repo), tmp_path / "pkg.zip", include_gitignore=True, excludes=env["excludes"])
+    shipped = {n for n in zipfile.ZipFile(tmp_path / "pkg.zip").namelist() if not n.endswith("/")}
+    assert shipped == set(keep)
+
+    assert submit_mod.secret_files(repo) == [
+        ".env", ".netrc", "certs/server.key", "certs/server.pem", "configs/.env.prod", "credentials/ (2 files)",
+        "deploy/prod.env", "pipelines/id_ed25519", "platform/videomamba/.netrc", "sa-credentials.json"]
+
+    class _Client:  # the Jobs API, not reached: what submit sends is what counts
+        def submit_job(self, **kwargs):
+            self.kwargs = kwargs
+            return "raysubmit_1"
+
+    client = _Client()
+    monkeypatch.setattr(submit_mod, "_client", lambda address: client)
+    with caplog.at_level("WARNING", logger="videomamba.cluster.submit"):
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # `--env KEY`: the value from this environment
+        outcome = submit_mod.submit(["train", "--config", "configs/demo.yaml"], working_dir=repo, wait=False,
+                                    env=["MLFLOW_TRACKING_USERNAME=alice", "MLFLOW_TRACKING_PASSWORD"])
+    assert "certs/server.pem" in outcome.left_out and set(submit_mod.SECRET_EXCLUDES) <= set(client.kwargs["runtime_env"]["excludes"])
+    line = [r.getMessage() for r in caplog.records if "not uploaded" in r.getMessage()]
+    assert len(line) == 1 and ".env, .netrc, certs/server.key" in line[0] and "credentials/ (2 files)" in line[0]
+    # credentials travel as job environment variables, not files
+    env_vars = client.kwargs["runtime_env"]["env_vars"]
+    assert env_vars["MLFLOW_TRACKING_USERNAME"] == "alice" and env_vars["MLFLOW_TRACKING_PASSWORD"] == "pw"

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from videomamba.data.sampling import (
+    EmptyWindowError,
     clip_span,
     dense_indices,
     frame_window,
     is_short,
+    retime,
     sample_indices,
     segment_indices,
 )
@@ -103,5 +105,32 @@ def test_frame_window():
     assert frame_window(300, 30.0, None, None) == (0, 300)
     assert frame_window(300, 30.0, 1.0, 2.5) == (30, 45)
     assert frame_window(300, 30.0, 9.9, 50.0) == (297, 3)  # clamped to the video
-    assert frame_window(300, 30.0, 20.0, None) == (299, 1)  # start past the end: last frame
     assert frame_window(300, 30.0, float("nan"), float("nan")) == (0, 300)
+    assert frame_window(300, 30.0, 1.01, 2.5) == (30, 45)  # frame 30 is on screen at 1.01 s
+
+
+@pytest.mark.parametrize("start,end", [(20.0, None), (14.0, 24.0), (10.0, 12.0)])
+def test_window_beyond_the_video_raises(start, end):
+    # Kinetics rows with seconds of the original upload on a trimmed 10 s clip: no frame at all
+    # (it used to become a clip of the frozen last frame)
+    with pytest.raises(EmptyWindowError, match="holds no frame"):
+        frame_window(300, 30.0, start, end)
+
+
+def test_frame_window_uses_the_frames_own_timestamps():
+    # variable frame rate: 10 frames at 5 fps (0.0 .. 1.8 s), then 60 at 30 fps (2.0 .. 3.97 s)
+    ts = np.concatenate([0.2 * np.arange(10), 2.0 + np.arange(60) / 30])
+    first, length = frame_window(70, 70 / 4.0, 2.0, 3.0, ts)  # avg fps 17.5 would give frames 35..52
+    assert (first, length) == (10, 30)
+    assert np.all((ts[first:first + length] >= 2.0) & (ts[first:first + length] < 3.0))
+    # sampling inside the window is even in time: the 5 fps part gets its share of frames, not a third
+    ts = np.concatenate([0.2 * np.arange(10), 2.0 + np.arange(60) / 30])
+    idx = retime(segment_indices(70, 8), ts)
+    assert np.all(np.diff(ts[idx]) > 0.3) and ts[idx[0]] < 0.5 and ts[idx[-1]] > 3.4
+
+
+def test_retime_is_identity_for_constant_rate():
+    idx = np.arange(90)
+    np.testing.assert_array_equal(retime(idx, np.arange(90) / 30), idx)
+    np.testing.assert_array_equal(retime(idx, np.round(np.arange(90) / 30, 3)), idx)  # ms-rounded (WebM)
+    np.testing.assert_array_equal(retime(idx, None), idx)

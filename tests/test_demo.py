@@ -73,11 +73,16 @@ def test_demo_end_to_end(ray_local, tmp_path, monkeypatch, capsys):
     assert main(["predict", "--checkpoint", str(best), "--top-k", "2", str(video)]) == 0
     printed = capsys.readouterr().out
     assert "00000.mp4 (2 views)" in printed and ("left" in printed and "right" in printed)
+    assert main(["predict", "--checkpoint", "models:/videomamba-demo/1", "--tracking-uri", uri, "--top-k", "2",
+                 str(video)]) == 0
+    assert capsys.readouterr().out == printed  # the registered model is the best checkpoint
 
     # multi-view evaluation of the checkpoint on Ray (Ray Data actor pool), as a user would run it
     report = tmp_path / "eval.json"
     manifest = tmp_path / "runs" / "demo_data" / "val.csv"
-    assert main(["evaluate", "--checkpoint", str(best), "--manifest", str(manifest), "--output", str(report)]) == 0
+    # (through the registered MLflow model: pyfunc of safetensors + meta, no pickle)
+    assert main(["evaluate", "--checkpoint", "models:/videomamba-demo/1", "--tracking-uri", uri,
+                 "--manifest", str(manifest), "--output", str(report)]) == 0
     result = json.loads(report.read_text())
     assert result["num_videos"] == 8 and result["num_views"] == 16 and 0 <= result["top1"] <= 1
     assert result["top1"] == pytest.approx(metrics["test/top1"])  # same checkpoint, same views

@@ -97,6 +97,47 @@ def test_resume_continues_from_the_checkpoint(ray_local, tiny_data, tmp_path):
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+def test_resume_refuses_a_planted_pickle(ray_local, tiny_data, tmp_path, capsys):
+    """Someone who can write the checkpoint storage replaces the latest checkpoint's training state
+    with a pickle that creates a file when unpickled: `videomamba train --resume` refuses it with a
+    clear message before any worker starts, and nothing in it runs. An old-format checkpoint
+    (train_state.pt) gets the upgrade message."""
+    import pickle
+
+    import yaml
+
+    from videomamba.cli import main
+    from videomamba.train import checkpointing as ckpt
+    from videomamba.train.launcher import run_training
+
+    raw = tiny_config(tiny_data, tmp_path, **{"train.epochs": 1, "scaling.num_workers": 1, "run.name": "planted"})
+    run = run_training(validate_config(raw))
+    latest = Path(run.result.checkpoint.path)
+    marker = tmp_path / "pwned"
+
+    class Plant:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (latest / ckpt.STATE_TENSORS_FILE).write_bytes(pickle.dumps({"optimizer": Plant()}))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**raw, "train": {**raw["train"], "epochs": 2}}))
+    assert main(["train", "--config", str(config), "--resume", "planted"]) == 1
+    err = capsys.readouterr().err
+    assert f"{latest / ckpt.STATE_TENSORS_FILE}: it is a Python pickle" in err and "refusing to resume" in err
+    assert not marker.exists()
+
+    # a format-1 checkpoint: the pickle under its old name, which is never opened
+    for name in (ckpt.STATE_TENSORS_FILE, ckpt.STATE_JSON_FILE):
+        (latest / name).unlink()
+    (latest / ckpt.LEGACY_STATE_FILE).write_bytes(pickle.dumps({"optimizer": Plant()}))
+    assert main(["train", "--config", str(config), "--resume", "planted"]) == 1
+    assert "videomamba checkpoint upgrade" in capsys.readouterr().err
+    assert not marker.exists()
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_run(run.mlflow_run_id).info.status == "FINISHED"  # not reopened
+
+
 def test_nan_loss_stops_with_last_good_checkpoint(ray_local, tiny_data, tmp_path):
     from videomamba.train.loop import NonFiniteLossError
     from videomamba.train.launcher import run_training

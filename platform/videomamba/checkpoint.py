@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 PATCH_KEY, POS_KEY, TPOS_KEY = "patch_embed.proj.weight", "pos_embed", "temporal_pos_embedding"
 HEAD_KEYS = ("head.weight", "head.bias")
 _WRAPPERS = ("model", "module", "state_dict", "model_ema")
-_PREFIXES = ("module.", "_orig_mod.")
+_PREFIXES = ("module.", "_orig_mod.")  # DDP / torch.compile: per key, in any order and number
+_WHOLE_PREFIXES = ("model.", "model_ema.")  # a wrapping module: stripped when every key has it
 
 
 class CheckpointMismatchError(ValueError):
@@ -100,10 +101,20 @@ def summarize_keys(keys, limit: int = 8) -> str:
     return ", ".join(parts[:limit]) + more
 
 
+def _strip_prefix(key: str) -> str:
+    while True:
+        prefix = next((p for p in _PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            return key
+        key = key[len(prefix):]
+
+
 def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     """Checkpoint object -> flat state dict: unwraps ``{"model": ...}`` / ``{"module": ...}`` /
     ``{"state_dict": ...}``, strips ``module.`` (DDP) and ``_orig_mod.`` (torch.compile)
-    prefixes, drops non-tensor entries."""
+    prefixes in any order and number (``compile(DDP(m))``: ``_orig_mod.module.``), then a
+    ``model.`` / ``model_ema.`` prefix that every key carries (a wrapping module such as a
+    training objective), drops non-tensor entries."""
     while isinstance(obj, dict):
         inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
         if inner is None or any(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -111,15 +122,13 @@ def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
         obj = inner
     if not isinstance(obj, dict):
         raise CheckpointMismatchError(f"checkpoint is a {type(obj).__name__}, not a state dict")
-    out = {}
-    for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        for prefix in _PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
-    return out
+    out = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    while True:
+        out = {_strip_prefix(k): v for k, v in out.items()}
+        whole = next((p for p in _WHOLE_PREFIXES if out and all(k.startswith(p) for k in out)), None)
+        if whole is None:
+            return out
+        out = {k[len(whole):]: v for k, v in out.items()}
 
 
 def inflate_patch_embed(weight: torch.Tensor, time_kernel: int, mode: str = "center") -> torch.Tensor:
@@ -180,8 +189,65 @@ def _check_architecture(sd: dict, own: dict, adaptable: set[str]) -> None:
                                       + "; ".join(problems + detail))
 
 
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, (int, float)) else (int(value[0]), int(value[1]))
+
+
+def checkpoint_grid(meta: Any, patch_size) -> tuple[int, int] | None:
+    """The patch grid ``(rows, cols)`` a checkpoint was trained at, from its metadata: a dict with
+    ``img_size`` (``[H, W]`` or an int) directly, under ``kwargs``/``args``/``config``, or under
+    ``model.kwargs`` (a videomamba training checkpoint's ``meta.json``); ``img_size / patch_size``.
+    None when the metadata does not say."""
+    if not isinstance(meta, dict):
+        return None
+    for node in (meta, meta.get("kwargs"), meta.get("args"), meta.get("config"),
+                 (meta.get("model") or {}).get("kwargs") if isinstance(meta.get("model"), dict) else None):
+        if isinstance(node, dict) and node.get("img_size") is not None:
+            h, w = _pair(node["img_size"])
+            ph, pw = _pair(node.get("patch_size") or patch_size)
+            return h // ph, w // pw
+    return None
+
+
+def _read_source(source: str) -> tuple[Any, dict | None, str]:
+    """(loaded object, metadata next to it, path read): a training checkpoint directory gives its
+    ``model.pt`` and ``meta.json``; a file gives itself and a sibling ``meta.json`` if any."""
+    import json
+
+    path = source
+    if os.path.isdir(source):
+        path = os.path.join(source, "model.pt")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{source}: a directory without model.pt (not a training checkpoint)")
+    meta_path = os.path.join(os.path.dirname(path), "meta.json")
+    meta = None
+    if os.path.exists(meta_path):
+        try:
+            meta = json.loads(open(meta_path).read())
+        except ValueError:
+            logger.warning("%s: not valid JSON; ignored", meta_path)
+    return torch.load(path, map_location="cpu", weights_only=True), meta, path
+
+
+def _old_grid(pos_embed: torch.Tensor, pos_grid) -> tuple[int, int]:
+    n = pos_embed.shape[1] - 1  # cls first
+    if pos_grid is not None:
+        rows, cols = _pair(pos_grid)
+        if rows * cols != n:
+            raise CheckpointMismatchError(
+                f"{POS_KEY}: pos_grid {rows}x{cols} = {rows * cols} positions, but the checkpoint has {n}")
+        return rows, cols
+    side = int(round(n ** 0.5))
+    if side * side != n:
+        raise CheckpointMismatchError(
+            f"{POS_KEY}: the checkpoint's {n} patch positions are not a square grid and its metadata does not "
+            "give the size it was trained at; pass pos_grid=(rows, cols) to load_checkpoint (img_size / patch_size, "
+            "e.g. 32x48 px at patch 16 -> (2, 3)), or model.pretrained_grid in a training config")
+    return side, side
+
+
 def load_checkpoint(model: nn.Module, path_or_state_dict, *, inflate: str = "center",
-                    strict: bool = False) -> LoadReport:
+                    strict: bool = False, pos_grid: tuple[int, int] | None = None) -> LoadReport:
     """Load a checkpoint (path or state dict, possibly wrapped) into a VideoMamba model.
 
     Adapts: a 2D patch embedding inflated to the model's tubelet (``inflate``: ``"center"`` or
@@ -189,15 +255,24 @@ def load_checkpoint(model: nn.Module, path_or_state_dict, *, inflate: str = "cen
     temporal one (linear) resized to the model's grid; a head of another shape dropped (the
     model's freshly initialised head is kept). ``strict=True`` additionally fails on missing
     or unexpected keys (a dropped head is allowed). Files are read with
-    ``torch.load(weights_only=True, map_location="cpu")``.
-    Raises CheckpointMismatchError for another architecture, listing the keys that differ.
+    ``torch.load(weights_only=True, map_location="cpu")``; a training checkpoint directory loads
+    its ``model.pt``.
+
+    ``pos_grid``: the patch grid ``(rows, cols)`` the checkpoint's spatial position embedding was
+    trained at (``img_size / patch_size``), needed to resize a non-square one; by default it is
+    taken from the checkpoint's metadata (a ``meta.json`` next to the file, or ``img_size`` entries
+    in the checkpoint dict, see :func:`checkpoint_grid`), else a square grid is assumed.
+    Raises CheckpointMismatchError for another architecture, listing the keys that differ, and for
+    a non-square position embedding whose grid nothing gives.
     """
     if inflate not in ("center", "average"):
         raise ValueError(f"inflate must be 'center' or 'average', got {inflate!r}")
     source = "<state_dict>"
+    meta = path_or_state_dict if isinstance(path_or_state_dict, dict) else None
     if isinstance(path_or_state_dict, (str, os.PathLike)):
-        source = os.fspath(path_or_state_dict)
-        path_or_state_dict = torch.load(source, map_location="cpu", weights_only=True)
+        path_or_state_dict, meta, source = _read_source(os.fspath(path_or_state_dict))
+    if pos_grid is None:
+        pos_grid = checkpoint_grid(meta, model.patch_embed.patch_size) or checkpoint_grid(path_or_state_dict, model.patch_embed.patch_size)
     sd = dict(unwrap_state_dict(path_or_state_dict))
     own = model.state_dict()
     _check_architecture(sd, own, adaptable={PATCH_KEY, POS_KEY, TPOS_KEY, *HEAD_KEYS})
@@ -214,7 +289,7 @@ def load_checkpoint(model: nn.Module, path_or_state_dict, *, inflate: str = "cen
         old = sd[POS_KEY]
         if old.shape[-1] != own[POS_KEY].shape[-1]:
             raise CheckpointMismatchError(f"{POS_KEY}: width {old.shape[-1]} vs model {own[POS_KEY].shape[-1]}")
-        sd[POS_KEY] = resize_spatial_pos_embed(old, model.patch_embed.grid_size)
+        sd[POS_KEY] = resize_spatial_pos_embed(old, model.patch_embed.grid_size, _old_grid(old, pos_grid))
         report.adapted.append(f"{POS_KEY}: bicubic {tuple(old.shape)} -> {tuple(own[POS_KEY].shape)} (cls kept)")
     if TPOS_KEY in sd and sd[TPOS_KEY].shape != own[TPOS_KEY].shape:
         old = sd[TPOS_KEY]

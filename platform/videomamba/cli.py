@@ -9,7 +9,7 @@ import sys
 
 # Each entry is a module in videomamba.commands exposing ``register(subparsers)``;
 # ``register`` adds its parser and sets ``func`` (called with the parsed args, returns an exit code).
-COMMAND_MODULES = ["info", "data", "train", "evaluate", "predict", "retrieve", "demo", "ui", "tune", "submit", "bench"]
+COMMAND_MODULES = ["info", "data", "train", "evaluate", "predict", "retrieve", "demo", "ui", "tune", "submit", "bench", "checkpoint"]
 
 
 def build_parser() -> argparse.ArgumentParser:

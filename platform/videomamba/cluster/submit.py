@@ -2,7 +2,9 @@
 
 The project checkout is shipped as the job's ``working_dir`` (minus hidden top-level directories
 such as ``.git``/``.venv``, ``runs``, ``mlruns``, ``data`` and build outputs; ``.gitignore`` is
-honoured) and ``platform/`` is put on the job's ``PYTHONPATH``, so the driver, the Ray Train workers and the Ray Data tasks all import
+honoured; files that may hold secrets -- ``.env``, ``*.pem``, ``*.key``, ``.netrc``, credentials
+folders, ... (:data:`SECRET_EXCLUDES`) -- are never uploaded, git-ignored or not, and a warning names
+them) and ``platform/`` is put on the job's ``PYTHONPATH``, so the driver, the Ray Train workers and the Ray Data tasks all import
 the *submitted* ``videomamba``, whatever version the cluster has installed. Relative paths in the
 command (``configs/demo.yaml``, ``pipelines/train.py``) resolve inside the shipped checkout.
 
@@ -43,6 +45,16 @@ DEFAULT_EXCLUDES = (
     "*.egg-info/",
     "*.pyc",
 )
+# files that may hold secrets, at any depth: never uploaded (credentials reach a job through
+# `--env KEY=VALUE`, e.g. MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)
+SECRET_EXCLUDES = (
+    ".env", ".env.*", "*.env", ".envrc",
+    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk",
+    "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519",
+    ".netrc", "_netrc", ".pgpass", ".git-credentials", ".htpasswd", ".pypirc",
+    "credentials/", ".credentials/", "secrets/", ".secrets/", "*credentials*.json",
+    ".aws/", ".ssh/", ".gnupg/", ".kube/", ".docker/", ".azure/", ".config/gcloud/",
+)
 PACKAGE_DIR = "platform"  # the src-layout root, relative to the working_dir
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -57,6 +69,7 @@ class JobOutcome:
     message: str | None = None
     entrypoint: str = ""
     runtime_env: dict[str, Any] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)  # secret files not uploaded (see secret_files)
 
     @property
     def ok(self) -> bool:
@@ -106,8 +119,12 @@ def _parse_env(items: Mapping[str, str] | Sequence[str] | None) -> dict[str, str
     env = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--env {item!r}: expected KEY=VALUE")
+        if not key:
+            raise ValueError(f"--env {item!r}: expected KEY=VALUE or KEY")
+        if not sep:  # `--env KEY`: this process's value, so a secret is never typed on a command line
+            if key not in os.environ:
+                raise ValueError(f"--env {key}: not set in this environment (expected KEY=VALUE, or KEY of a set variable)")
+            value = os.environ[key]
         env[key] = value
     return env
 
@@ -136,7 +153,9 @@ def build_runtime_env(
     if not wd.is_dir():
         raise FileNotFoundError(f"working dir {wd} does not exist")
     runtime_env.setdefault("working_dir", str(wd))
-    runtime_env["excludes"] = list(dict.fromkeys([*runtime_env.get("excludes", []), *DEFAULT_EXCLUDES, *excludes]))
+    runtime_env["excludes"] = list(
+        dict.fromkeys([*runtime_env.get("excludes", []), *DEFAULT_EXCLUDES, *SECRET_EXCLUDES, *excludes])
+    )
     env_vars = {**runtime_env.get("env_vars", {}), **_parse_env(env)}
     if ship_package:
         if not (wd / PACKAGE_DIR / "videomamba" / "__init__.py").exists():
@@ -152,6 +171,31 @@ def build_runtime_env(
     if env_vars:
         runtime_env["env_vars"] = env_vars
     return runtime_env
+
+
+def secret_files(working_dir: str | os.PathLike, excludes: Sequence[str] = ()) -> list[str]:
+    """What :data:`SECRET_EXCLUDES` leaves out of an upload of ``working_dir``: relative paths of
+    matching files, and of matching folders as ``dir/ (N files)``; folders that ``DEFAULT_EXCLUDES``
+    and ``excludes`` leave out anyway are not searched. Matched with Ray's own gitwildmatch rules."""
+    from ray._private.thirdparty.pathspec import PathSpec
+
+    root = Path(working_dir).expanduser().resolve()
+    skipped = PathSpec.from_lines("gitwildmatch", [*DEFAULT_EXCLUDES, *excludes])
+    secret = PathSpec.from_lines("gitwildmatch", SECRET_EXCLUDES)
+    found = []
+    for here, dirs, files in os.walk(root):
+        rel = Path(here).relative_to(root)
+        for d in sorted(dirs):
+            path = (rel / d).as_posix()
+            if secret.match_file(path + "/"):
+                count = sum(len(f) for _, _, f in os.walk(Path(here) / d))
+                found.append(f"{path}/ ({count} file{'s' if count != 1 else ''})")
+                dirs.remove(d)
+            elif skipped.match_file(path + "/"):
+                dirs.remove(d)
+        found += [(rel / f).as_posix() for f in sorted(files)
+                  if secret.match_file((rel / f).as_posix()) and not skipped.match_file((rel / f).as_posix())]
+    return sorted(found)
 
 
 def _client(address: str):
@@ -201,6 +245,9 @@ def submit(
     """
     entrypoint = to_entrypoint(command, python=python)
     env_spec = build_runtime_env(working_dir, ship_package=ship_package, env=env, excludes=excludes, base=runtime_env)
+    left_out = secret_files(env_spec["working_dir"], excludes) if "://" not in str(env_spec["working_dir"]) else []
+    if left_out:
+        logger.warning("not uploaded (may hold secrets; pass credentials with --env KEY=VALUE): %s", ", ".join(left_out))
     addr = resolve_address(address)
     client = _client(addr)
     job_id = _submit_with_retry(
@@ -213,7 +260,8 @@ def submit(
         entrypoint_resources=dict(entrypoint_resources) if entrypoint_resources else None,
     )
     logger.info("submitted job %s to %s: %s", job_id, addr, entrypoint)
-    outcome = JobOutcome(job_id=job_id, address=addr, status="PENDING", entrypoint=entrypoint, runtime_env=env_spec)
+    outcome = JobOutcome(job_id=job_id, address=addr, status="PENDING", entrypoint=entrypoint, runtime_env=env_spec,
+                         left_out=left_out)
     if not wait:
         return outcome
     sink = log_sink or _stdout_sink

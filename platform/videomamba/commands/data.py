@@ -100,7 +100,11 @@ def _check(args) -> int:
     if rep.frames:
         summary.add_row("frames min / max", f"{min(rep.frames)} / {max(rep.frames)}")
     console.print(summary)
-    for title, counts in (("resolution (WxH)", rep.resolutions), ("fps", rep.fps)):
+    rotated = {k: v for k, v in rep.rotations.items() if k}
+    tables = [("resolution (WxH)", rep.resolutions), ("fps", rep.fps)]
+    if rotated:  # display matrix: frames are decoded rotated, as players show them
+        tables.append(("rotation (degrees clockwise)", rep.rotations))
+    for title, counts in tables:
         table = Table(title=title)
         table.add_column(title)
         table.add_column("videos", justify="right")
@@ -125,6 +129,13 @@ def _check(args) -> int:
         for line, path, reason, detail in rep.bad[:50]:
             bad.add_row(str(line), path, reason, detail[:80])
         console.print(bad)
+    if rep.warnings:
+        warn = Table(title="damaged videos (kept)")
+        for col in ("line", "path", "warning"):
+            warn.add_column(col, overflow="fold")
+        for line, path, message in rep.warnings[:50]:
+            warn.add_row(str(line), path, message)
+        console.print(warn)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep.__dict__ | {"fps": {str(k): v for k, v in rep.fps.items()}}, f, indent=1)
@@ -174,6 +185,13 @@ def _bench(args) -> int:
     Console().print(table)
     if args.record:
         record(res, args.record)
+    if rep.warnings:
+        warn = Table(title="damaged videos (kept)")
+        for col in ("line", "path", "warning"):
+            warn.add_column(col, overflow="fold")
+        for line, path, message in rep.warnings[:50]:
+            warn.add_row(str(line), path, message)
+        console.print(warn)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res.as_dict(), f, indent=1)

@@ -11,7 +11,11 @@ from videomamba.commands.train import add_config_arguments
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate a checkpoint (multi-view) on Ray", description=__doc__)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory or URI (with model.pt, meta.json)")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint directory or URI (with model.pt, meta.json), or an MLflow model URI "
+                        "(models:/NAME/VERSION, runs:/RUN_ID/model)")
+    p.add_argument("--tracking-uri", help="MLflow store for models:/ and runs:/ URIs "
+                                          "(default: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)")
     p.add_argument("--manifest", help="manifest to evaluate (default: the split's manifest in the config)")
     p.add_argument("--split", default=None, help="views and manifest of this split (default: eval.split, 'test')")
     add_config_arguments(p, required=False)
@@ -26,7 +30,7 @@ def run_command(args) -> int:
     from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
     from videomamba.train.config import ConfigError, load_config
 
-    with local_checkpoint_dir(args.checkpoint) as d:
+    with local_checkpoint_dir(args.checkpoint, args.tracking_uri) as d:
         meta = read_meta(d)
     overrides = list(args.overrides)
     if args.batch_size:
@@ -51,6 +55,7 @@ def run_command(args) -> int:
     full = evaluate_checkpoint(
         args.checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=args.manifest,
         batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors, seed=cfg.train.seed,
+        tracking_uri=args.tracking_uri,
     )
     if full.get("task") == "retrieval":
         print_retrieval(full)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="classify video files with a checkpoint", description=__doc__)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory or URI (with model.pt, meta.json)")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint directory or URI (with model.pt, meta.json), or an MLflow model URI "
+                        "(models:/NAME/VERSION, runs:/RUN_ID/model)")
+    p.add_argument("--tracking-uri", help="MLflow store for models:/ and runs:/ URIs "
+                                          "(default: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (local paths or URIs)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--views", choices=["test", "val"], default="test",
@@ -18,12 +22,15 @@ def run_command(args) -> int:
     from videomamba.train.predict import predict_videos
 
     failed = 0
-    for pred in predict_videos(args.checkpoint, args.videos, top_k=args.top_k, split=args.views, device=args.device):
+    for pred in predict_videos(args.checkpoint, args.videos, top_k=args.top_k, split=args.views, device=args.device,
+                               tracking_uri=args.tracking_uri):
         if pred.top is None:
             failed += 1
             print(f"{pred.path}: ERROR {pred.error}")
             continue
         print(f"{pred.path} ({pred.num_views} views):")
+        if pred.warning:
+            print(f"  WARNING: {pred.warning}")
         for name, prob in pred.top:
             print(f"  {prob:7.2%}  {name}")
     return 1 if failed else 0

@@ -22,6 +22,8 @@ def register(subparsers) -> None:
         epilog="examples:\n"
         "  videomamba submit -- train --config configs/demo.yaml\n"
         "  videomamba submit --env MLFLOW_TRACKING_URI=http://10.0.0.5:5000 -- train --config C.yaml --set run.storage_path=s3://b/ckpt\n"
+        "  videomamba submit --env MLFLOW_TRACKING_URI=http://10.0.0.5:5000 --env MLFLOW_TRACKING_USERNAME \\\n"
+        "      --env MLFLOW_TRACKING_PASSWORD -- train --config C.yaml   # credentials from this shell\n"
         "  videomamba submit --no-wait -- python pipelines/train.py --config configs/demo.yaml",
     )
     p.add_argument("--address", default=None,
@@ -30,7 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--working-dir", default=None,
                    help="checkout to ship (default: the one around the current directory)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment variable for the job (repeatable), e.g. MLFLOW_TRACKING_URI=...")
+                   help="environment variable for the job (repeatable), e.g. MLFLOW_TRACKING_URI=...; a bare KEY "
+                        "passes this shell's value (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD: credentials "
+                        "travel this way, never in uploaded files)")
     p.add_argument("--runtime-env", default=None, metavar="FILE",
                    help="YAML/JSON runtime_env merged under the generated one (pip, env_vars, ...)")
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",

@@ -69,13 +69,14 @@ def run_command(args) -> int:
         print(to_yaml(cfg), end="")
         return 0
     from videomamba.train.launcher import RunExistsError, init_ray, run_training
+    from videomamba.train.checkpointing import UnsafeCheckpointError
     from videomamba.train.loop import NonFiniteLossError
     from videomamba.train.resources import PlacementTimeoutError
 
     init_ray(cfg)
     try:
         run = run_training(cfg, resume=bool(args.resume))
-    except (ConfigError, RunExistsError, NonFiniteLossError, PlacementTimeoutError) as err:
+    except (ConfigError, RunExistsError, NonFiniteLossError, UnsafeCheckpointError, PlacementTimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print_summary(run)

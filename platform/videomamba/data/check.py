@@ -10,6 +10,7 @@ from functools import partial
 
 import numpy as np
 
+from videomamba.data import sampling
 from videomamba.data.decode import DecodeError, decode_clips, read_info
 from videomamba.data.manifest import load_classes, read_manifest
 
@@ -27,6 +28,8 @@ class CheckReport:
     frames: list[int] = field(default_factory=list)
     resolutions: dict[str, int] = field(default_factory=dict)  # "WxH" -> rows
     fps: dict[float, int] = field(default_factory=dict)
+    rotations: dict[int, int] = field(default_factory=dict)  # display rotation (degrees clockwise) -> rows
+    warnings: list[tuple[int, str, str]] = field(default_factory=list)  # (line, path, message): kept rows
     class_counts: dict[int, int] = field(default_factory=dict)  # label -> rows (all rows)
     class_names: list[str] | None = None
 
@@ -39,25 +42,37 @@ class CheckReport:
 
 
 def check_row(batch: dict[str, np.ndarray], *, full: bool, num_threads: int = 1) -> dict[str, np.ndarray]:
-    """Per row: header info and a decode of first/middle/last frame (every frame with ``full``)."""
-    out: dict[str, list] = {k: [] for k in ("line", "ok", "reason", "detail", "frames", "fps", "width", "height")}
-    for line, path in zip(batch["line"], batch["path"]):
-        path = str(path)
+    """Per row: header info (frames, fps, display size and rotation), a decode of the first, middle
+    and last frame (every frame with ``full``; a damaged file is found either way, see
+    ``decode``), and the row's ``start_sec,end_sec`` window against the video's timestamps."""
+    keys = ("line", "ok", "reason", "detail", "frames", "fps", "width", "height", "rotation", "duration", "warning")
+    out: dict[str, list] = {k: [] for k in keys}
+    starts = batch.get("start_sec", np.full(len(batch["line"]), np.nan))
+    ends = batch.get("end_sec", np.full(len(batch["line"]), np.nan))
+    for line, path, start, end in zip(batch["line"], batch["path"], starts, ends):
+        path, warning = str(path), ""
         try:
-            info = read_info(path, num_threads=num_threads)
+            header = read_info(path, num_threads=num_threads)
 
             def pick(i):
                 n = i.num_frames
                 return np.arange(n) if full else np.unique([0, n // 2, n - 1])
 
-            decode_clips(path, pick, num_threads=num_threads)
-            row = (True, "", "", info.num_frames, info.fps, info.width, info.height)
+            _, info = decode_clips(path, pick, num_threads=num_threads)
+            if info.truncated:
+                warning = (f"truncated: {info.num_frames} of {info.num_frames + info.truncated} frames decode "
+                           "(training uses those and counts the row as truncated)")
+            row = (True, "", "", info.num_frames, info.fps, info.width, info.height, header.rotation or 0,
+                   info.duration)
+            sampling.frame_window(info.num_frames, info.fps, float(start), float(end), info.timestamps)
+        except sampling.EmptyWindowError as err:
+            row = (False, "window", f"{err}; training skips this row", *row[3:])
         except DecodeError as err:
-            row = (False, err.reason, err.detail, 0, 0.0, 0, 0)
+            row = (False, err.reason, err.detail, 0, 0.0, 0, 0, 0, 0.0)
         except Exception as err:  # report, never abort the check
-            row = (False, "error", f"{type(err).__name__}: {err}", 0, 0.0, 0, 0)
+            row = (False, "error", f"{type(err).__name__}: {err}", 0, 0.0, 0, 0, 0, 0.0)
         out["line"].append(int(line))
-        for key, value in zip(("ok", "reason", "detail", "frames", "fps", "width", "height"), row):
+        for key, value in zip(keys[1:], (*row, warning)):
             out[key].append(value)
     return {k: np.asarray(v) for k, v in out.items()}
 
@@ -77,27 +92,34 @@ def check_manifest(
 
     records = read_manifest(manifest, classes_file=classes_file, path_prefix=path_prefix, fmt=fmt)
     by_line = {r.line: r for r in records}
-    ds = ray.data.from_items([{"line": r.line, "path": r.path} for r in records],
+    nan = float("nan")
+    items = [{"line": r.line, "path": r.path, "start_sec": nan if r.start_sec is None else r.start_sec,
+              "end_sec": nan if r.end_sec is None else r.end_sec} for r in records]
+    ds = ray.data.from_items(items,
                              override_num_blocks=max(1, -(-len(records) // rows_per_task)))
     ds = ds.map_batches(partial(check_row, full=full), batch_format="numpy", batch_size=rows_per_task,
                         num_cpus=num_cpus)
     results = ds.take_all()
     report = CheckReport(manifest=manifest, rows=len(records), ok=0,
                          class_names=load_classes(classes_file) if classes_file else None)
-    reasons, res, fps = Counter(), Counter(), Counter()
+    reasons, res, fps, rotations = Counter(), Counter(), Counter(), Counter()
     for row in sorted(results, key=lambda r: r["line"]):
         rec = by_line[int(row["line"])]
         if row["ok"]:
             report.ok += 1
             report.frames.append(int(row["frames"]))
-            report.durations.append(int(row["frames"]) / float(row["fps"]))
+            report.durations.append(float(row["duration"]))
             res[f"{row['width']}x{row['height']}"] += 1
             fps[round(float(row["fps"]), 2)] += 1
+            rotations[int(row["rotation"])] += 1
+            if str(row["warning"]):
+                report.warnings.append((rec.line, rec.path, str(row["warning"])))
         else:
             reasons[str(row["reason"])] += 1
             report.bad.append((rec.line, rec.path, str(row["reason"]), str(row["detail"])))
     report.reasons = dict(reasons.most_common())
     report.resolutions = dict(res.most_common())
     report.fps = dict(fps.most_common())
+    report.rotations = dict(rotations.most_common())
     report.class_counts = dict(sorted(Counter(r.label for r in records).items()))
     return report

@@ -21,13 +21,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from videomamba.data import storage
+
+logger = logging.getLogger(__name__)
 
 #: separates several captions of one video in a CSV ``caption`` cell
 CAPTION_SEP = "|"
@@ -57,18 +61,95 @@ class VideoRecord:
         return self.captions[0] if self.captions else None
 
 
-def load_classes(path: str) -> list[str]:
-    """Class names ordered by index: text (one a line), JSON list, or JSON ``{name: index}``."""
-    text = storage.read_text(path)
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def read_text(path: str) -> str:
+    """A manifest's or classes file's text: UTF-8, or UTF-8/16/32 with a byte-order mark (what
+    spreadsheet tools write as "CSV UTF-8" / "Unicode text"). Anything else raises
+    ``ManifestError`` naming the file, the line and the fix (no guessing of legacy encodings:
+    a wrong guess would change class names silently)."""
+    data = storage.read_bytes(path)
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as err:
+                raise _encoding_error(path, data, err, encoding) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _encoding_error(path, data, err, "utf-8") from None
+
+
+def _encoding_error(path: str, data: bytes, err: UnicodeDecodeError, encoding: str) -> ManifestError:
+    line = data[: err.start].count(b"\n") + 1
+    return ManifestError(
+        path, line,
+        f"not valid {encoding.upper()} (byte 0x{data[err.start]:02x}); save the file as UTF-8 "
+        f"(spreadsheets: 'CSV UTF-8'; or iconv -f cp1252 -t utf-8 {os.path.basename(path)} > fixed.csv, "
+        "with the encoding it was written in)",
+    )
+
+
+@dataclass(frozen=True)
+class ClassIndex:
+    """Class names of a classes file, ordered by index, and the integer id of the first one.
+
+    ``first_id`` is 1 for numbered files that count from 1 (UCF101/HMDB51 ``classInd.txt``:
+    ``1 ApplyEyeMakeup``); integer labels in manifests read with this file use the same ids,
+    so label ``first_id + k`` is ``names[k]`` (internally label ``k``).
+    """
+
+    names: list[str]
+    first_id: int = 0
+
+
+_NUMBERED = re.compile(r"^\s*(\d+)\s*[\s,;:]\s*(\S.*?)\s*$")
+
+
+def read_classes(path: str) -> ClassIndex:
+    """A classes file: text (one name a line, or ``N name`` lines numbered from 0 or 1), JSON list,
+    or JSON ``{name: id}`` (ids from 0 or 1). Raises ``ValueError`` naming the file for numbered
+    files whose numbers are not consecutive."""
+    text = read_text(path)
     if path.endswith(".json"):
         obj = json.loads(text)
         if isinstance(obj, dict):
-            by_index = {int(v): str(k) for k, v in obj.items()}
-            if sorted(by_index) != list(range(len(by_index))):
-                raise ValueError(f"{path}: class indices must be 0..{len(by_index) - 1}")
-            return [by_index[i] for i in range(len(by_index))]
-        return [str(name) for name in obj]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+            by_id = {int(v): str(k) for k, v in obj.items()}
+            return _numbered(path, by_id)
+        return ClassIndex([str(name) for name in obj])
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    matches = [_NUMBERED.match(line) for line in lines]
+    if lines and all(matches):
+        by_id: dict[int, str] = {}
+        for m in matches:
+            if int(m.group(1)) in by_id:
+                raise ValueError(f"{path}: class id {m.group(1)} appears twice")
+            by_id[int(m.group(1))] = m.group(2)
+        return _numbered(path, by_id)
+    return ClassIndex(lines)
+
+
+def _numbered(path: str, by_id: dict[int, str]) -> ClassIndex:
+    first = min(by_id, default=0)
+    if first not in (0, 1) or sorted(by_id) != list(range(first, first + len(by_id))):
+        raise ValueError(
+            f"{path}: numbered classes must be numbered 0..{len(by_id) - 1} or 1..{len(by_id)} without gaps, "
+            f"got {sorted(by_id)[:5]}..."
+        )
+    return ClassIndex([by_id[i] for i in range(first, first + len(by_id))], first)
+
+
+def load_classes(path: str) -> list[str]:
+    """Class names ordered by index (see :func:`read_classes` for the accepted layouts)."""
+    return read_classes(path).names
 
 
 def _detect_format(path: str, text: str) -> str:
@@ -84,9 +165,11 @@ def _detect_format(path: str, text: str) -> str:
 class _Parser:
     """Turns raw fields into ``VideoRecord``s, raising ``ManifestError`` with the line."""
 
-    def __init__(self, source: str, classes: list[str] | None, prefix: str):
-        self.source, self.classes, self.prefix = source, classes, prefix
-        self.class_index = {name: i for i, name in enumerate(classes or [])}
+    def __init__(self, source: str, classes: ClassIndex | None, prefix: str, classes_file: str | None = None):
+        self.source, self.prefix, self.classes_file = source, prefix, classes_file
+        self.classes = classes.names if classes is not None else None
+        self.first_id = classes.first_id if classes is not None else 0
+        self.class_index = {name: i for i, name in enumerate(self.classes or [])}
 
     def fail(self, line: int, message: str):
         raise ManifestError(self.source, line, message)
@@ -95,7 +178,7 @@ class _Parser:
         if isinstance(value, bool) or value is None or value == "":
             self.fail(line, f"missing or invalid label {value!r}")
         if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-            label = int(value)
+            label = int(value) - self.first_id  # 1-based ids of a numbered classes file (UCF101)
         elif isinstance(value, str) and value.strip() in self.class_index:
             label = self.class_index[value.strip()]
         elif isinstance(value, str) and self.classes is None:
@@ -103,7 +186,13 @@ class _Parser:
         else:
             self.fail(line, f"unknown label {value!r}")
         if label < 0 or (self.classes is not None and label >= len(self.classes)):
-            self.fail(line, f"label {label} out of range")
+            if self.classes is None:
+                self.fail(line, f"label {value!r} out of range (labels are 0-based class indices)")
+            first = self.first_id
+            self.fail(line, f"label {value!r} out of range: {self.classes_file} numbers its "
+                            f"{len(self.classes)} classes {first}..{first + len(self.classes) - 1}"
+                            + (" (for 1-based labels, e.g. UCF101/HMDB51 lists, give the numbered classInd.txt "
+                               "as classes file)" if first == 0 and label == len(self.classes) else ""))
         return label
 
     def seconds(self, value, name: str, line: int) -> float | None:
@@ -178,6 +267,10 @@ class _Parser:
             parts = [p.strip() for p in raw.split(",")] if "," in raw else raw.split()
             if len(parts) == 3 and parts[1].isdigit():  # TSN/TSM: path num_frames label
                 parts = [parts[0], parts[2]]
+            if len(parts) == 1 and self.classes is not None:  # UCF101 testlist: the class is the directory
+                folder = parts[0].replace("\\", "/").split("/")[0]
+                if folder in self.class_index and "/" in parts[0].replace("\\", "/"):
+                    parts = [parts[0], folder]
             if len(parts) != 2:
                 self.fail(line, f"expected 'path label', got {len(parts)} fields: {raw!r}")
             yield self.record({"path": parts[0], "label": parts[1]}, line)
@@ -208,16 +301,22 @@ def read_manifest(
     fmt: str = "auto",
 ) -> list[VideoRecord]:
     """Parse a manifest (local path or URI) into records with resolved paths and integer labels."""
-    text = storage.read_text(path)
+    text = read_text(path)
     fmt = _detect_format(path, text) if fmt == "auto" else fmt
-    classes = load_classes(classes_file) if classes_file else None
-    parser = _Parser(path, classes, storage.dirname(path) if path_prefix is None else path_prefix)
+    classes = read_classes(classes_file) if classes_file else None
+    parser = _Parser(path, classes, storage.dirname(path) if path_prefix is None else path_prefix, classes_file)
     rows = {"csv": parser.csv_rows, "jsonl": parser.jsonl_rows, "list": parser.list_rows, "ssv2_json": parser.ssv2_rows}
     if fmt not in rows:
         raise ValueError(f"unknown manifest format {fmt!r}")
     records = list(rows[fmt](text))
     if not records:
         raise ManifestError(path, 1, "manifest has no rows")
+    if classes is not None and classes.first_id == 0 and fmt == "list" and len(records) > 1:
+        labels = {r.label for r in records}
+        if 0 not in labels and max(labels) == len(classes.names) - 1:
+            logger.warning("%s: no row has label 0 but some have %d, the last class of %s: if the list's labels are "
+                           "1-based (UCF101/HMDB51), give the numbered classInd.txt as classes file", path,
+                           max(labels), classes_file)
     return records
 
 

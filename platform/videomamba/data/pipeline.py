@@ -2,8 +2,11 @@
 
 ``build_dataset(cfg, split)`` returns a lazy ``ray.data.Dataset`` with columns
 ``video`` float32 ``(3, T, S, S)``, ``label`` int64, ``index`` int64 (manifest row) and ``view``
-int64 (``clip * num_crops + crop``; 0 in train), so ``iter_torch_batches`` yields ``video`` as
-``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video. With
+int64 (``clip * num_crops + crop``; in train the clip index of ``clips_per_video``), so
+``iter_torch_batches`` yields ``video`` as ``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video; training
+emits ``clips_per_video`` rows per video (repeated sampling: one decode of the union of the k clips'
+frames, each clip sampled and augmented on its own; an epoch then has k x the rows and steps, and the
+k clips of a video usually share a batch, see ``DataConfig.clips_per_video``). With
 ``cfg.captions`` a string column ``caption`` follows: one of the row's captions, drawn from
 ``(seed, effective epoch, row)`` in training (a stream of its own), the first one in evaluation
 (strings: iterate with ``collate_fn``, e.g. ``videomamba.train.data_api.TorchCollate``).
@@ -18,7 +21,7 @@ Epochs and seeds: every execution of the dataset (each epoch's ``iter_*`` over i
 Train shard) reads Ray Data's execution counter (the one behind
 ``RandomSeedConfig(reseed_after_execution=True)``), so the effective epoch is
 ``epoch + <executions so far>``. Shuffle order, frame offsets, crops, flips and RandAugment of
-manifest row ``i`` derive from ``(seed, effective epoch, i)`` only: different every epoch,
+manifest row ``i`` (clip ``c``) derive from ``(seed, effective epoch, i[, c])`` only: different every epoch,
 identical for the same seed and epoch, whatever the task layout or number of workers.
 """
 
@@ -50,9 +53,12 @@ def current_execution_index() -> int:
     return int(getattr(DataContext.get_current(), "_execution_idx", 0) or 0)
 
 
-def clip_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The generator behind every random choice for manifest row ``index`` in ``epoch``."""
-    return np.random.default_rng([_CLIP_STREAM, seed, epoch, index])
+def clip_rng(seed: int, epoch: int, index: int, clip: int = 0) -> np.random.Generator:
+    """The generator behind every random choice (frame offsets, crop, flip, RandAugment) of clip
+    ``clip`` of manifest row ``index`` in ``epoch`` (clip 0: the only clip when
+    ``clips_per_video`` is 1)."""
+    key = [_CLIP_STREAM, seed, epoch, index] + ([clip] if clip else [])
+    return np.random.default_rng(key)
 
 
 def pick_caption(joined: str, seed: int, epoch: int, index: int, train: bool) -> str:
@@ -137,38 +143,59 @@ def _empty(cfg: DataConfig) -> dict[str, np.ndarray]:
     return out
 
 
-def _clip_picker(cfg: DataConfig, num_clips: int, start: float, end: float, rng, state: dict):
-    """``pick(info) -> (num_clips, T)`` frame indices inside the row's time window."""
+def clip_picker(cfg: DataConfig, num_clips: int, start: float, end: float, rngs, state: dict):
+    """``pick(info) -> (num_clips, T)`` frame indices inside the row's time window (selected by the
+    frames' own timestamps); ``rngs``: one generator per clip (training) or ``None`` (evaluation:
+    clip ``k`` of ``num_clips`` evenly placed)."""
 
     def pick(info) -> np.ndarray:
-        first, length = sampling.frame_window(info.num_frames, info.fps, start, end)
+        first, length = sampling.frame_window(info.num_frames, info.fps, start, end, info.timestamps)
         state["short"] = sampling.is_short(cfg.sampling, length, cfg.num_frames, cfg.frame_stride)
         state["length"] = length
         clips = [
             sampling.sample_indices(cfg.sampling, length, cfg.num_frames, cfg.frame_stride,
-                                    rng=rng, clip=k, num_clips=num_clips)
+                                    rng=None if rngs is None else rngs[k], clip=0 if rngs else k,
+                                    num_clips=1 if rngs else num_clips)
             for k in range(num_clips)
         ]
-        return first + np.stack(clips)
+        window_ts = None if info.timestamps is None else info.timestamps[first:first + length]
+        return first + sampling.retime(np.stack(clips), window_ts)
 
     return pick
 
 
-def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
-    """Manifest rows -> clip rows; unusable videos are dropped (and counted), never raised."""
-    train = split == "train"
+def clips_per_row(cfg: DataConfig, split: str) -> int:
+    """Rows the pipeline emits per usable video: ``clips_per_video`` in training (repeated
+    sampling), ``num_clips * num_crops`` views in evaluation."""
+    if split == "train":
+        return cfg.clips_per_video
     num_clips, num_crops = cfg.views(split)
+    return num_clips * num_crops
+
+
+def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
+    """Manifest rows -> clip rows; unusable videos are dropped (and counted), never raised.
+
+    Training emits ``cfg.clips_per_video`` rows per video (``view`` = clip 0..k-1): the frames of
+    all k clips are decoded in one pass (their union, each frame once), then each clip is
+    augmented on its own. Clip ``c``'s frame offsets and augmentation come from
+    ``clip_rng(seed, epoch, row, c)``; clip 0 is exactly the clip of ``clips_per_video=1``.
+    """
+    train = split == "train"
+    num_clips, num_crops = (cfg.clips_per_video, 1) if train else cfg.views(split)
     transform = _transform(cfg, split)
     short_side = cfg.train_short_side if train else cfg.eval_short_side
     out = {name: [] for name in _columns(cfg)}
     for i in range(len(batch["index"])):
         path, index, epoch = str(batch["path"][i]), int(batch["index"][i]), int(batch["epoch"][i])
-        rng = clip_rng(seed, epoch, index) if train else None
+        rngs = [clip_rng(seed, epoch, index, c) for c in range(num_clips)] if train else None
         state: dict = {}
-        pick = _clip_picker(cfg, num_clips, float(batch["start_sec"][i]), float(batch["end_sec"][i]), rng, state)
+        pick = clip_picker(cfg, num_clips, float(batch["start_sec"][i]), float(batch["end_sec"][i]), rngs, state)
         try:
-            clips, _ = decode_clips(path, pick, short_side=short_side, num_threads=cfg.decode_threads)
-            views = np.stack([transform(clip, rng) for clip in clips])  # (N, V, 3, T, S, S)
+            clips, info = decode_clips(path, pick, short_side=short_side, num_threads=cfg.decode_threads,
+                                       check_tail=cfg.decode_check_tail)
+            views = np.stack([transform(clip, None if rngs is None else rngs[k])
+                              for k, clip in enumerate(clips)])  # (N, V, 3, T, S, S)
         except DecodeError as err:
             record_skip(scope, split, epoch, index, path, err.reason, err.detail)
             continue
@@ -176,6 +203,9 @@ def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, s
             logger.exception("unexpected error on %s", path)
             record_skip(scope, split, epoch, index, path, "error", f"{type(err).__name__}: {err}")
             continue
+        if info.truncated:
+            record_skip(scope, split, epoch, index, path, "truncated",
+                        f"{info.num_frames} of {info.num_frames + info.truncated} frames decode")
         if state.get("short"):
             record_skip(scope, split, epoch, index, path, "short", f"{state['length']} frames")
         out["video"].append(views.reshape(-1, *views.shape[2:]))

@@ -83,13 +83,58 @@ def is_short(mode: str, length: int, num_frames: int, stride: int = 1) -> bool:
     return length < need
 
 
-def frame_window(length: int, fps: float, start_sec: float | None, end_sec: float | None) -> tuple[int, int]:
-    """``[start_sec, end_sec)`` as (first frame, number of frames), clamped to the video, at least 1."""
-    first = 0 if start_sec is None or not math.isfinite(start_sec) else int(math.floor(start_sec * fps))
-    first = min(max(first, 0), length - 1)
-    end = length if end_sec is None or not math.isfinite(end_sec) else int(math.ceil(end_sec * fps))
-    end = min(max(end, first + 1), length)
+class EmptyWindowError(ValueError):
+    """A ``start_sec,end_sec`` window that holds no frame of the video (e.g. seconds of the
+    original upload copied onto an already trimmed clip)."""
+
+
+def frame_window(
+    length: int,
+    fps: float,
+    start_sec: float | None,
+    end_sec: float | None,
+    timestamps: np.ndarray | None = None,
+) -> tuple[int, int]:
+    """``[start_sec, end_sec)`` as (first frame, number of frames).
+
+    With ``timestamps`` (``(length,)`` seconds from the first frame, increasing: the frames' own
+    presentation times) the window runs from the frame on screen at ``start_sec`` to the last frame
+    that starts before ``end_sec``, so variable frame rate videos get the right seconds; without
+    them frame ``i`` is at ``i / fps``. A window that
+    ends past the video is cut at its end; one that starts at or after the end of the video (or
+    holds no frame) raises ``EmptyWindowError``. NaN/None bounds mean the video's start/end.
+    """
+    has_start = start_sec is not None and math.isfinite(start_sec)
+    has_end = end_sec is not None and math.isfinite(end_sec)
+    if timestamps is None:
+        timestamps = np.arange(length, dtype=np.float64) / fps
+    ts = np.asarray(timestamps, dtype=np.float64)[:length]
+    step = (ts[-1] - ts[0]) / (length - 1) if length > 1 else 1 / fps
+    duration = float(ts[-1] + step)
+    eps = 1e-6
+    # first: the frame on screen at start_sec; end: frames that start before end_sec
+    first = max(0, int(np.searchsorted(ts, start_sec + eps, side="right")) - 1) if has_start else 0
+    end = int(np.searchsorted(ts, end_sec - eps, side="left")) if has_end else length
+    if (has_start and start_sec >= duration - eps) or end <= first:
+        raise EmptyWindowError(
+            f"window {start_sec if has_start else 0:g}-{end_sec if has_end else duration:g} s holds no frame "
+            f"of the video ({length} frames, {duration:.2f} s)"
+        )
     return first, end - first
+
+
+def retime(indices: np.ndarray, timestamps: np.ndarray | None) -> np.ndarray:
+    """Map indices sampled on an even grid of ``L = len(timestamps)`` points to the frames nearest
+    to the grid's times, so a variable frame rate window is sampled evenly in time (the identity
+    for a constant rate, also with millisecond-rounded timestamps, or ``timestamps=None``).
+    ``timestamps``: the window's frames, increasing."""
+    if timestamps is None or len(timestamps) < 2:
+        return indices
+    ts = np.asarray(timestamps, dtype=np.float64)
+    grid = ts[0] + (ts[-1] - ts[0]) * np.asarray(indices, dtype=np.float64) / (len(ts) - 1)
+    right = np.clip(np.searchsorted(ts, grid, side="left"), 1, len(ts) - 1)
+    nearer_left = grid - ts[right - 1] <= ts[right] - grid
+    return np.where(nearer_left, right - 1, right).astype(np.int64)
 
 
 def _check(length: int, num_frames: int, clip: int, num_clips: int) -> None:

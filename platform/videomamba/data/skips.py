@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 _ACTOR_PREFIX = "videomamba-data-skips-"
+#: reasons recorded for rows that are KEPT (counted as padded, not skipped): ``short`` (frames
+#: repeated) and ``truncated`` (a damaged file decoded up to its last good frame)
+KEPT_REASONS = ("short", "truncated")
 MAX_EXAMPLES = 20
 
 
@@ -46,8 +49,8 @@ class _SkipLedger:
         self.padded: dict[tuple[str, int], set[int]] = {}
 
     def record(self, split: str, epoch: int, index: int, path: str, reason: str) -> None:
-        table = self.padded if reason == "short" else self.skipped
-        if reason == "short":
+        table = self.padded if reason in KEPT_REASONS else self.skipped
+        if reason in KEPT_REASONS:
             table.setdefault((split, epoch), set()).add(index)
         else:
             table.setdefault((split, epoch), {}).setdefault(index, (path, reason))
@@ -107,11 +110,11 @@ def _ledger(scope: str):
 
 def record_skip(scope: str, split: str, epoch: int, index: int, path: str, reason: str, detail: str = "") -> None:
     """Log and count one bad video (blocking, so counts are complete when its batch is consumed).
-    ``reason == "short"`` counts a padded (kept) video instead of a skipped one."""
+    A reason in ``KEPT_REASONS`` counts a padded (kept) video instead of a skipped one."""
     import ray
 
-    if reason == "short":
-        logger.info("padding short video %s (%s)", path, detail or "frames repeated")
+    if reason in KEPT_REASONS:
+        logger.info("keeping %s video %s (%s)", reason, path, detail or "frames repeated")
     else:
         logger.warning("skipping video %s: %s%s", path, reason, f" ({detail})" if detail else "")
     try:

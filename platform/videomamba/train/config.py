@@ -35,6 +35,9 @@ class ModelSection(_Section):
     drop_path_rate: float = Field(0.1, ge=0, lt=1)
     pretrained: str | None = Field(None, description="checkpoint to fine-tune from (load_checkpoint)")
     inflate: Literal["center", "average"] = Field("center", description="how a 2-D patch embedding is inflated")
+    pretrained_grid: tuple[int, int] | None = Field(
+        None, description="patch grid (rows, cols) the pretrained checkpoint was trained at, for a non-square one "
+                          "without metadata (default: its meta.json, else square)")
 
 
 class OptimSection(_Section):
@@ -155,6 +158,9 @@ class TrainConfig(_Section):
             return self
         if not self.data.captions:
             raise ValueError("data.captions: must be true for objective 'contrastive' (batches carry the captions)")
+        if self.data.clips_per_video > 1:
+            raise ValueError("data.clips_per_video: must be 1 for objective 'contrastive' (clips of one video in a "
+                             "batch would be each other's negatives)")
         if "checkpoint_metric" not in self.train.model_fields_set:
             self.train.checkpoint_metric = "val/r_mean"
         return self

@@ -65,6 +65,12 @@ def num_videos(cfg, split: str, manifest: str | None = None) -> int:
     return len(_records(cfg, split, manifest))
 
 
+def num_train_rows(cfg) -> int:
+    """Rows (clips) one training epoch yields: videos x ``data.clips_per_video``; the loop's steps
+    per epoch and the schedules are derived from it."""
+    return num_videos(cfg, "train") * cfg.clips_per_video
+
+
 def build(cfg, split: str, *, seed: int = 0, epoch: int = 0, scope: str = "default", manifest: str | None = None):
     from videomamba.data.pipeline import build_dataset
 

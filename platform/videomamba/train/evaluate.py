@@ -124,7 +124,8 @@ class _Predictor:
     """Actor: loads a checkpoint once, maps batches of clips to ``logits`` (the classifier) or,
     with ``output="embedding"``, to the unit video embeddings of a ``contrastive`` checkpoint."""
 
-    def __init__(self, checkpoint: str, device: str | None = None, precision: str = "auto", output: str = "logits"):
+    def __init__(self, checkpoint: str, device: str | None = None, precision: str = "auto", output: str = "logits",
+                 tracking_uri: str | None = None):
         import torch
 
         from videomamba.train.checkpointing import load_trained_model
@@ -137,7 +138,7 @@ class _Predictor:
 
             self.model = load_video_text_model(checkpoint, self.device)[0].encode_video
         elif output == "logits":
-            self.model, _ = load_trained_model(checkpoint, self.device)
+            self.model, _ = load_trained_model(checkpoint, self.device, tracking_uri=tracking_uri)
         else:
             raise ValueError(f"output: unknown {output!r} (logits | embedding)")
         self.output = output
@@ -152,16 +153,19 @@ class _Predictor:
 
 
 def predict_dataset(
-    dataset, checkpoint: str, *, batch_size: int = 8, num_actors: int = 1, num_gpus: float | None = None, output: str = "logits"
+    dataset, checkpoint: str, *, batch_size: int = 8, num_actors: int = 1, num_gpus: float | None = None, output: str = "logits",
+    tracking_uri: str | None = None,
 ):
-    """Ray Data dataset of ``index, view, label, <output>`` rows (an actor pool of predictors)."""
+    """Ray Data dataset of ``index, view, label, <output>`` rows (an actor pool of predictors).
+    ``tracking_uri``: where the actors resolve an MLflow model URI (``models:/...``)."""
     import ray
 
     if num_gpus is None:
         num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     return dataset.map_batches(
         _Predictor,
-        fn_constructor_kwargs={"checkpoint": str(checkpoint), "device": "cuda" if num_gpus else "cpu", "output": output},
+        fn_constructor_kwargs={"checkpoint": str(checkpoint), "device": "cuda" if num_gpus else "cpu", "output": output,
+                               "tracking_uri": tracking_uri},
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, num_actors)),
         num_gpus=num_gpus,
@@ -181,10 +185,10 @@ def collect(rows, keys: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def evaluate_dataset(
-    dataset, checkpoint: str, *, num_classes: int, batch_size: int = 8, num_actors: int = 1
+    dataset, checkpoint: str, *, num_classes: int, batch_size: int = 8, num_actors: int = 1, tracking_uri: str | None = None
 ) -> dict[str, Any]:
     """Multi-view evaluation: predict every view on Ray, average logits per video, compute metrics."""
-    rows = predict_dataset(dataset, checkpoint, batch_size=batch_size, num_actors=num_actors)
+    rows = predict_dataset(dataset, checkpoint, batch_size=batch_size, num_actors=num_actors, tracking_uri=tracking_uri)
     cols = collect(rows, ("index", "label", "logits"))
     return classification_metrics(cols["logits"], cols["label"], index=cols["index"], num_classes=num_classes)
 
@@ -199,8 +203,12 @@ def evaluate_checkpoint(
     num_actors: int = 1,
     seed: int = 0,
     scope: str = "eval",
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
     """Multi-view evaluation of a training checkpoint on ``split`` (or ``manifest``) on Ray.
+    ``checkpoint`` may also be a videomamba MLflow model URI (``models:/NAME/VERSION``,
+    ``runs:/RUN_ID/model``), resolved in ``tracking_uri`` (default ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///runs/mlflow.db``) by the driver and by every predictor actor.
 
     ``data_cfg`` defaults to the checkpoint's own ``data`` config; class names come from its meta.
     Returns :func:`classification_metrics` plus ``class_names``, ``split`` and ``skips``; for a
@@ -208,9 +216,13 @@ def evaluate_checkpoint(
     """
     from videomamba.data.config import DataConfig
     from videomamba.train import data_api
+    from videomamba.train import tracking
     from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.train.mlflow_model import is_mlflow_uri
 
-    with local_checkpoint_dir(checkpoint) as d:
+    if is_mlflow_uri(checkpoint):  # the actors resolve it in the same store (absolute path)
+        tracking_uri = tracking_uri or tracking.default_tracking_uri("runs")
+    with local_checkpoint_dir(checkpoint, tracking_uri) as d:
         meta = read_meta(d)
     if data_cfg is None:
         data_cfg = DataConfig.model_validate(meta["config"]["data"])
@@ -221,6 +233,7 @@ def evaluate_checkpoint(
                                   num_actors=num_actors, seed=seed, scope=scope)
     class_names = meta["class_names"]
     ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
-    full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size, num_actors=num_actors)
+    full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size, num_actors=num_actors,
+                            tracking_uri=tracking_uri)
     full.update(class_names=class_names, split=split, skips=data_api.skip_metrics(split, scope))
     return full

@@ -114,10 +114,11 @@ def latest_run_name(storage_path: str, prefix: str) -> str | None:
 
 # ------------------------------------------------------------------------------------------------
 def resume_epoch(storage_path: str, name: str) -> int:
-    """The epoch after the run's latest checkpoint (0 when it has none)."""
+    """The epoch after the run's latest checkpoint (0 when it has none). Raises UnsafeCheckpointError
+    when its training state is not in the data-only format (an old pickle, a planted file)."""
     import ray.train
 
-    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.train.checkpointing import check_train_state, local_checkpoint_dir, read_meta
 
     try:
         latest = ray.train.Result.from_path(_join(storage_path, name)).checkpoint
@@ -126,6 +127,7 @@ def resume_epoch(storage_path: str, name: str) -> int:
     if latest is None:
         return 0
     with local_checkpoint_dir(latest) as d:
+        check_train_state(d)  # data-only format, parsed before any worker starts (UnsafeCheckpointError)
         return int(read_meta(d)["epoch"]) + 1
 
 
@@ -237,7 +239,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     class_names = _preflight("data", lambda: data_api.class_names(cfg.data))
     spec = model_spec(cfg, len(class_names))
     probe = _preflight(
-        "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate)
+        "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
     )
     _preflight("objective", lambda: objectives.preflight(cfg.objective))
     num_params = sum(p.numel() for p in probe.parameters())
@@ -253,13 +255,13 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         return out
 
     datasets = _preflight("data", _datasets)
-    train_size = data_api.num_videos(cfg.data, "train")
+    train_size = data_api.num_train_rows(cfg.data)  # clips per epoch (videos x clips_per_video)
     metric, mode = cfg.train.checkpoint_metric, cfg.train.checkpoint_mode
     if val_split is None and metric.startswith("val/"):
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
         metric, mode = "train/loss_epoch", "min"
 
-    tracking_uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root)
+    tracking_uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
     if info is not None:
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
         tracking_uri = tracker.tracking_uri
@@ -382,7 +384,7 @@ def _uri(checkpoint) -> str:
 
 def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> None:
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
-    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.train.checkpointing import local_checkpoint_dir
 
     tracker.set_tags({"best_checkpoint": run.best_checkpoint})
     tracker.log_metrics({f"best/{k}": v for k, v in run.best_metrics.items() if isinstance(v, (int, float))})
@@ -390,37 +392,20 @@ def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> 
         tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
         tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")
         if cfg.mlflow.log_model:
-            log_model(tracker, d, read_meta(d), registered_name=cfg.mlflow.register_model)
+            log_model(tracker, d, registered_name=cfg.mlflow.register_model)
 
 
-def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, meta: dict[str, Any], registered_name: str | None = None):
-    """Log the checkpoint's model as an MLflow PyTorch model with an input signature
-    ``float32 (-1, 3, T, H, W)``; register it as ``registered_name`` when given."""
+def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_name: str | None = None):
+    """Log the checkpoint's model into the run as an MLflow pyfunc model of code plus weights
+    (``videomamba.train.mlflow_model``: safetensors + metadata, rebuilt with ``create_model`` on
+    load, no pickle) with the input signature ``float32 (-1, 3, T, H, W)``; registered as
+    ``registered_name`` when given."""
     import mlflow
-    import numpy as np
-    import torch
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
 
-    from videomamba.train.checkpointing import load_trained_model
+    from videomamba.train.mlflow_model import log_pyfunc_model
 
-    model, meta = load_trained_model(checkpoint_dir)
-    t, size = model.num_frames, model.img_size
-    size = size if isinstance(size, (tuple, list)) else (size, size)
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, t, *size), "video")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, model.num_classes), "logits")]),
-    )
     with tracking.mlflow_uri(tracker.tracking_uri), mlflow.start_run(run_id=tracker.run_id):
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            signature=signature,
-            serialization_format="pickle",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "videomamba-platform"],
-            metadata={"class_names": meta.get("class_names"), "videomamba_model": meta.get("model")},
-            registered_model_name=registered_name,
-        )
+        info = log_pyfunc_model(checkpoint_dir, registered_name=registered_name)
     logger.info("logged MLflow model %s%s", info.model_uri, f" (registered as {registered_name!r})" if registered_name else "")
     return info
 

@@ -75,13 +75,15 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
 
 
-def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: str = "center") -> torch.nn.Module:
-    """``create_model(spec["name"], **spec["kwargs"])``, optionally initialised from a checkpoint."""
+def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: str = "center",
+                pos_grid: tuple[int, int] | None = None) -> torch.nn.Module:
+    """``create_model(spec["name"], **spec["kwargs"])``, optionally initialised from a checkpoint
+    (``pos_grid``: its patch grid when non-square and not in its metadata)."""
     import videomamba
 
     model = videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
     if pretrained:
-        report = videomamba.load_checkpoint(model, pretrained, inflate=inflate)
+        report = videomamba.load_checkpoint(model, pretrained, inflate=inflate, pos_grid=pos_grid)
         logger.info("initialised from %s: %s", pretrained, report)
     return model
 
@@ -110,7 +112,7 @@ class _Trainer:
         self.tracker = RunTracker(rt["tracking_uri"], rt["mlflow_run_id"]) if self.rank == 0 and rt.get("mlflow_run_id") else NoopTracker()
         seed_everything(cfg.train.seed, 0, self.rank)
 
-        model = build_model(rt["model"], cfg.model.pretrained, cfg.model.inflate)
+        model = build_model(rt["model"], cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
         self.objective = build_objective(cfg.objective, model).to(self.device)
         self.precision = resolve_precision(cfg.train.precision, self.device)
         global_batch = cfg.train.batch_size * cfg.train.grad_accum * self.world
@@ -190,10 +192,11 @@ class _Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             # model.pt holds the weights that were evaluated; keep the raw ones to resume exactly
             "model": {k: v.cpu() for k, v in self.objective.model.state_dict().items()} if ema_weights else None,
-            "rng": {"scheme": "seed_everything(train.seed, epoch, rank) at every epoch start", "seed": self.cfg.train.seed},
+            # resuming reseeds with seed_everything(train.seed, epoch, rank) at every epoch start;
+            # rank 0's generator states at the save are kept for inspection (ckpt.set_rng_state)
+            "rng": {"scheme": "seed_everything(train.seed, epoch, rank)", "seed": self.cfg.train.seed, "rank0": ckpt.rng_state()},
         }
         meta = {
-            "format": 1,
             "model": self.rt["model"],
             "class_names": self.rt["class_names"],
             "weights": "ema" if ema_weights else "model",

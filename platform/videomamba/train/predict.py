@@ -18,30 +18,30 @@ class Prediction:
     top: list[tuple[str, float]] | None  # (class name, probability), best first; None on failure
     num_views: int = 0
     error: str | None = None
+    warning: str | None = None  # e.g. a damaged file decoded up to its last good frame
 
 
 def load_views(path: str, data_cfg, split: str = "test") -> np.ndarray:
     """float32 ``(V, 3, T, S, S)``: the evaluation views (clips x crops) of ``split`` for one video,
     sampled and transformed exactly as the data pipeline does. Raises ``DecodeError``."""
-    from videomamba.data import sampling
+    return decode_views(path, data_cfg, split)[0]
+
+
+def decode_views(path: str, data_cfg, split: str = "test"):
+    """``(views, info)``: :func:`load_views` plus the ``VideoInfo`` found while decoding
+    (``info.truncated`` > 0: a damaged file, decoded up to its last good frame)."""
+    from videomamba.data.config import DataConfig
     from videomamba.data.decode import decode_clips
+    from videomamba.data.pipeline import clip_picker
     from videomamba.data.transforms import ClipTransform
 
+    data_cfg = data_cfg if isinstance(data_cfg, DataConfig) else DataConfig.model_validate(data_cfg)
     num_clips, _ = data_cfg.views(split)
-
-    def pick(info) -> np.ndarray:
-        first, length = sampling.frame_window(info.num_frames, info.fps, None, None)
-        clips = [
-            sampling.sample_indices(data_cfg.sampling, length, data_cfg.num_frames, data_cfg.frame_stride,
-                                    clip=k, num_clips=num_clips)
-            for k in range(num_clips)
-        ]
-        return first + np.stack(clips)
-
-    clips, _ = decode_clips(path, pick, short_side=data_cfg.eval_short_side, num_threads=data_cfg.decode_threads)
+    pick = clip_picker(data_cfg, num_clips, float("nan"), float("nan"), None, {})
+    clips, info = decode_clips(path, pick, short_side=data_cfg.eval_short_side, num_threads=data_cfg.decode_threads)
     transform = ClipTransform.from_config(data_cfg, split)
     views = np.stack([transform(clip) for clip in clips])  # (clips, crops, 3, T, S, S)
-    return views.reshape(-1, *views.shape[2:])
+    return views.reshape(-1, *views.shape[2:]), info
 
 
 def predict_videos(
@@ -52,29 +52,39 @@ def predict_videos(
     split: str = "test",
     device: str | None = None,
     batch_size: int = 8,
+    tracking_uri: str | None = None,
 ) -> list[Prediction]:
-    """Top-k classes (softmax of the view-averaged logits) for each video file."""
+    """Top-k classes (softmax of the view-averaged logits) for each video file. ``checkpoint``: a
+    training checkpoint (directory or URI) or a videomamba MLflow model (``models:/NAME/VERSION``,
+    ``runs:/RUN_ID/model``, resolved in ``tracking_uri``, default ``$MLFLOW_TRACKING_URI``)."""
     from videomamba.data.config import DataConfig
     from videomamba.data.decode import DecodeError
     from videomamba.train.checkpointing import load_trained_model
     from videomamba.train.precision import resolve_precision
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, meta = load_trained_model(checkpoint, dev)
+    model, meta = load_trained_model(checkpoint, dev, tracking_uri=tracking_uri)
     data_cfg = DataConfig.model_validate(meta["config"]["data"])
     names = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
     precision = resolve_precision("auto", dev)
     out = []
     for path in paths:
         try:
-            views = torch.from_numpy(load_views(path, data_cfg, split))
+            views, info = decode_views(path, data_cfg, split)
+            views = torch.from_numpy(views)
         except (DecodeError, OSError) as err:
             logger.warning("cannot read %s: %s", path, err)
             out.append(Prediction(path, None, error=f"{type(err).__name__}: {err}"))
             continue
+        warning = None
+        if info.truncated:
+            warning = (f"damaged file: only {info.num_frames} of the {info.num_frames + info.truncated} frames its "
+                       "index announces decode; predicted from those")
+            logger.warning("%s: %s", path, warning)
         with torch.inference_mode(), precision.autocast():
             logits = torch.cat([model(v.to(dev)).float() for v in views.split(batch_size)])
         probs = logits.mean(0).softmax(-1).cpu()
         values, indices = probs.topk(min(top_k, probs.numel()))
-        out.append(Prediction(path, [(names[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())], len(views)))
+        top = [(names[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
+        out.append(Prediction(path, top, len(views), warning=warning))
     return out

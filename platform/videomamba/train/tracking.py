@@ -33,7 +33,18 @@ def default_tracking_uri(root: str | os.PathLike = "runs") -> str:
 
 
 def resolve_tracking_uri(configured: str | None, root: str | os.PathLike = "runs") -> str:
+    """The tracking URI to use (see :func:`default_tracking_uri`). Raises ValueError for one with a
+    password in it: the URI is written into checkpoints and run files; credentials belong in
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``."""
+    from urllib.parse import urlsplit
+
     uri = configured or default_tracking_uri(root)
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.password:
+        raise ValueError(
+            f"tracking URI {parts.scheme}://{parts.username}:***@{parts.hostname}...: a password in the URI would be "
+            "written into checkpoints and run files; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
+        )
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
