@@ -224,7 +224,8 @@ def test_early_stopped_trials_release_everything_and_the_search_finishes(ray_two
     while ray.available_resources().get("CPU") != start_cpus and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray.available_resources().get("CPU") == start_cpus
-    assert wall < 300, f"search took {wall:.0f} s"
+    # a hang would otherwise run into pytest's timeout; ~6 trials of actor/worker start-up + 1-2 epochs
+    assert wall < 480, f"search took {wall:.0f} s"
 
 
 @pytest.mark.slow
