@@ -20,8 +20,9 @@ task (an all-bad batch yields an empty batch) and counted by ``videomamba.data.s
 Epochs and seeds: every execution of the dataset (each epoch's ``iter_*`` over it, or over a Ray
 Train shard) reads Ray Data's execution counter (the one behind
 ``RandomSeedConfig(reseed_after_execution=True)``), so the effective epoch is
-``epoch + <executions so far>``. Shuffle order, frame offsets, crops, flips and RandAugment of
-manifest row ``i`` (clip ``c``) derive from ``(seed, effective epoch, i[, c])`` only: different every epoch,
+``epoch + <executions so far>`` (a dataset built with ``epochs=E`` spans E epochs per execution:
+``epoch + E * <executions so far> + position // n``). Shuffle order, frame offsets, crops, flips and
+RandAugment of manifest row ``i`` (clip ``c``) derive from ``(seed, effective epoch, i[, c])`` only: different every epoch,
 identical for the same seed and epoch, whatever the task layout or number of workers.
 """
 
@@ -107,21 +108,30 @@ def _transform(cfg: DataConfig, split: str) -> ClipTransform:
 
 
 # ---- stage 1: which manifest rows, in which order --------------------------------------------
-def select_rows(batch: dict[str, np.ndarray], *, manifest, seed: int, epoch: int, shuffle: bool) -> dict:
-    """``{"id": (n,)}`` positions -> manifest columns of the rows at those positions this epoch."""
+def select_rows(batch: dict[str, np.ndarray], *, manifest, seed: int, epoch: int, shuffle: bool,
+                epochs: int = 1) -> dict:
+    """``{"id": (m,)}`` positions -> manifest columns of the rows at those positions. A dataset
+    spanning ``epochs`` epochs has ``epochs * n`` positions: position ``p`` is position ``p % n``
+    of effective epoch ``epoch + executions * epochs + p // n``."""
     columns = _manifest(manifest)
     n = len(columns["label"])
-    epoch = epoch + current_execution_index()
     pos = batch["id"].astype(np.int64)
-    rows = _permutation(n, seed, epoch)[pos] if shuffle else pos
-    return take_rows(columns, rows, epoch)
+    epochs_of = epoch + current_execution_index() * epochs + pos // n
+    pos = pos % n
+    rows = pos.copy()
+    if shuffle:
+        for e in np.unique(epochs_of):
+            at = epochs_of == e
+            rows[at] = _permutation(n, seed, int(e))[pos[at]]
+    return take_rows(columns, rows, epochs_of)
 
 
-def take_rows(columns: dict[str, np.ndarray], rows: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
-    """The decode stage's input batch: manifest ``columns`` at ``rows`` plus ``index`` and ``epoch``."""
+def take_rows(columns: dict[str, np.ndarray], rows: np.ndarray, epoch) -> dict[str, np.ndarray]:
+    """The decode stage's input batch: manifest ``columns`` at ``rows`` plus ``index`` and ``epoch``
+    (one int for all rows, or one per row)."""
     out = {name: values[rows] for name, values in columns.items()}
     out["index"] = np.asarray(rows, dtype=np.int64)
-    out["epoch"] = np.full(len(rows), epoch, dtype=np.int64)
+    out["epoch"] = np.broadcast_to(np.asarray(epoch, dtype=np.int64), (len(rows),)).copy()
     return out
 
 
@@ -230,12 +240,16 @@ def build_dataset(
     epoch: int = 0,
     scope: str = "default",
     manifest: str | None = None,
+    epochs: int = 1,
 ):
     """Lazy ``ray.data.Dataset`` of clips for ``split`` (see the module doc for columns/seeding).
 
     ``seed`` defaults to ``cfg.seed``; ``epoch`` is the effective epoch of the first execution
     (pass the start epoch when resuming). ``scope`` names the skip ledger (``skip_report``).
-    ``manifest`` overrides the split's manifest path from ``cfg``.
+    ``manifest`` overrides the split's manifest path from ``cfg``. ``epochs`` > 1 (training):
+    one execution streams that many epochs back to back (each reshuffled and re-augmented as its
+    own epoch), so a consumer iterating it once never waits for the pipeline to start again at
+    an epoch boundary, and the next epoch's first clips are decoded while the current one ends.
     """
     import ray
 
@@ -258,9 +272,11 @@ def build_dataset(
     remote_args = {"num_cpus": cfg.decode_num_cpus, "concurrency": cfg.decode_concurrency}
     if cfg.decode_resources:
         remote_args["resources"] = dict(cfg.decode_resources)
-    ds = ray.data.range(n, override_num_blocks=max(1, math.ceil(n / cfg.rows_per_block)))
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    ds = ray.data.range(n * epochs, override_num_blocks=max(1, math.ceil(n * epochs / cfg.rows_per_block)))
     ds = ds.map_batches(
-        partial(select_rows, manifest=manifest_ref, seed=seed, epoch=epoch,
+        partial(select_rows, manifest=manifest_ref, seed=seed, epoch=epoch, epochs=epochs,
                 shuffle=split == "train" and cfg.shuffle),
         batch_format="numpy",
         batch_size=None,

@@ -121,11 +121,15 @@ class RunSection(_Section):
 
 
 class DebugSection(_Section):
-    """Fault injection for tests."""
+    """Fault injection for tests, and measurement aids."""
 
     fail_at_epoch: int | None = Field(None, ge=0, description="one worker os._exit()s mid-epoch, once")
     nan_at_epoch: int | None = Field(None, ge=0, description="the loss becomes NaN at this epoch's first step")
     max_steps_per_epoch: int | None = Field(None, ge=1)
+    replay_first_batch: bool = Field(
+        False, description="every step reuses the first batch: the training step's throughput without data "
+        "wait (model-only baseline of `videomamba bench e2e`)"
+    )
 
 
 class TrainConfig(_Section):

@@ -249,7 +249,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
 
     def _datasets():
-        out = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name)}
+        span = max(1, cfg.train.epochs - start_epoch) if cfg.data.stream_epochs else 1
+        out = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name,
+                                       epochs=span)}
         if val_split:
             out[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed, scope=name)
         return out
@@ -308,6 +310,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "val_captions": [list(r.captions) for r in data_api.records(cfg.data, val_split)]
         if cfg.data.captions and val_split else None,
         "data_scope": name,
+        "data_prepared": data_api.is_prepared(cfg.data.train_manifest),
+        "decode_cpus": max(0.0, float(ray.cluster_resources().get("CPU", 0))
+                           - cfg.scaling.num_workers * cfg.scaling.cpus_per_worker),
         "fail_marker": str(Path(storage_path) / name / ".debug_fail_fired")
         if local_storage
         else str(Path(tempfile.gettempdir()) / f"videomamba-{name}.debug_fail_fired"),

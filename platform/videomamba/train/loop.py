@@ -134,6 +134,8 @@ class _Trainer:
         )
         self.ema = self._make_ema()
         self.start_epoch = 0
+        self._train_iter = None  # kept across epochs with data.stream_epochs
+        self._replay = None  # debug.replay_first_batch
         self.num_updates = 0
         self.best: float | None = None
         self._restore(ray.train.get_checkpoint())
@@ -219,12 +221,34 @@ class _Trainer:
         import ray.train
 
         shard = ray.train.get_dataset_shard(split)
-        kwargs: dict[str, Any] = {"batch_size": self.cfg.train.batch_size, "drop_last": train}
+        kwargs: dict[str, Any] = {"batch_size": self.cfg.train.batch_size, "drop_last": train,
+                                  "prefetch_batches": self.cfg.data.prefetch_batches}
         if self.cfg.data.captions:  # a string column: collated by hand
             kwargs["collate_fn"] = data_api.TorchCollate(self.device)
+        elif self.cfg.data.pin_memory and self.device.type == "cuda":
+            kwargs["pin_memory"] = True
         if train and self.cfg.train.shuffle_buffer:
             kwargs.update(local_shuffle_buffer_size=self.cfg.train.shuffle_buffer, local_shuffle_seed=self.cfg.train.seed + epoch)
         return shard.iter_torch_batches(**kwargs)
+
+    def _train_batches(self, epoch: int):
+        """The iterator this epoch's steps draw from. With ``data.stream_epochs`` it is one iterator
+        over a dataset spanning all epochs, kept across epochs (no pipeline restart at an epoch
+        boundary); with ``debug.replay_first_batch`` every step gets (a copy of) the first batch."""
+        if self.cfg.data.stream_epochs:
+            if self._train_iter is None:
+                self._train_iter = iter(self._batches("train", epoch, train=True))
+            it = self._train_iter
+        else:
+            it = iter(self._batches("train", epoch, train=True))
+        if not self.cfg.debug.replay_first_batch:
+            return it
+        if self._replay is None:
+            self._replay = next(it, None)
+        if self._replay is None:
+            return iter(())
+        return ({k: v.clone() if torch.is_tensor(v) else v for k, v in self._replay.items()}
+                for _ in range(self.steps_per_epoch))
 
     def _maybe_inject_failure(self, epoch: int, step: int) -> None:
         dbg = self.cfg.debug
@@ -252,15 +276,19 @@ class _Trainer:
         # per-clip sums of every metric the objective returns (loss, acc, align_loss, ...)
         sums: dict[str, float] = {}
         window: dict[str, float] = {}
-        n_epoch = n_window = data_s = 0.0
+        n_epoch = n_window = data_s = first_s = 0.0
         t_window = time.perf_counter()
         bar = _progress(self.steps_per_epoch, f"epoch {epoch}", self.rank == 0 and bool(self.rt.get("progress")))
         t_epoch = t_fetch = time.perf_counter()
-        step = -1
-        for step, batch in enumerate(self._batches("train", epoch, train=True)):
-            if step >= self.steps_per_epoch:
+        batches = self._train_batches(epoch)
+        for step in range(self.steps_per_epoch):
+            batch = next(batches, None)
+            if batch is None:  # the epoch lost rows to unusable videos
                 break
-            data_s += time.perf_counter() - t_fetch
+            wait = time.perf_counter() - t_fetch
+            data_s += wait
+            if step == 0:
+                first_s = wait
             self._maybe_inject_failure(epoch, step)
             self.objective.set_progress((epoch + step / self.steps_per_epoch) / cfg.train.epochs)
             update = (step + 1) % accum == 0
@@ -302,11 +330,12 @@ class _Trainer:
             bar.close()
         elapsed = time.perf_counter() - t_epoch
         keys = sorted(sums)  # the same metric names on every worker (one objective)
-        *totals, n, data_s = _all_reduce([sums[k] for k in keys] + [n_epoch, data_s], self.device)
+        *totals, n, data_s, first_s = _all_reduce([sums[k] for k in keys] + [n_epoch, data_s, first_s], self.device)
         return {
             **{f"train/{k}_epoch": v / max(n, 1) for k, v in zip(keys, totals)},
             "train/clips_per_s_epoch": n / max(elapsed, 1e-9),
             "train/data_wait_frac": data_s / self.world / max(elapsed, 1e-9),
+            "train/first_batch_s": first_s / self.world,  # the epoch's start-up wait (pipeline (re)start)
             "train/epoch_s": elapsed,
         }
 
@@ -390,6 +419,15 @@ class _Trainer:
                     "epoch %d/%d: %s", epoch, epochs - 1,
                     ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)),
                 )
+                steady = metrics["train/data_wait_frac"] - metrics["train/first_batch_s"] / max(metrics["train/epoch_s"], 1e-9)
+                hint = data_api.data_wait_hint(  # steady state: the first batch's wait is start-up
+                    steady, epoch=epoch, epoch_s=metrics["train/epoch_s"],
+                    clips_per_s=metrics["train/clips_per_s_epoch"], decode_cpus=self.rt.get("decode_cpus"),
+                    prepared=self.rt.get("data_prepared"), clips_per_video=cfg.data.clips_per_video,
+                )
+                if hint:
+                    logger.warning("%s", hint)
+                    self.tracker.set_tags({"data_wait_hint": hint})
             if save:
                 with tempfile.TemporaryDirectory() as tmp:
                     checkpoint = None

@@ -1,0 +1,74 @@
+"""Issue 14 (feed the GPUs): multi-epoch streaming of the training dataset, the data-wait hint,
+``bench e2e`` cases, the Ray CPU meter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from videomamba.data import pipeline
+from videomamba.train.data_api import data_wait_hint
+
+
+@pytest.fixture
+def columns(monkeypatch):
+    n = 7
+    cols = {"path": np.array([f"v{i}.mp4" for i in range(n)], dtype=object), "label": np.arange(n) % 2,
+            "start_sec": np.full(n, np.nan), "end_sec": np.full(n, np.nan)}
+    monkeypatch.setattr(pipeline, "_manifest", lambda ref: cols)
+    monkeypatch.setattr(pipeline, "current_execution_index", lambda: 0)
+    return cols
+
+
+def test_select_rows_spanning_epochs_equals_one_execution_per_epoch(columns):
+    n = len(columns["label"])
+    span = pipeline.select_rows({"id": np.arange(3 * n)}, manifest=None, seed=5, epoch=2, shuffle=True, epochs=3)
+    for k in range(3):  # positions k*n..(k+1)*n-1 are epoch 2+k, exactly as a one-epoch dataset of that epoch
+        one = pipeline.select_rows({"id": np.arange(n)}, manifest=None, seed=5, epoch=2 + k, shuffle=True)
+        part = slice(k * n, (k + 1) * n)
+        assert np.array_equal(span["index"][part], one["index"]) and set(one["epoch"]) == {2 + k}
+        assert np.array_equal(span["epoch"][part], one["epoch"])
+        assert sorted(span["index"][part]) == list(range(n))  # every video once per epoch
+    assert not np.array_equal(span["index"][:n], span["index"][n:2 * n])  # reshuffled every epoch
+    # a block straddling an epoch boundary (Ray Data cuts blocks anywhere)
+    straddle = pipeline.select_rows({"id": np.arange(n - 2, n + 3)}, manifest=None, seed=5, epoch=2, shuffle=True,
+                                    epochs=3)
+    assert np.array_equal(straddle["index"], span["index"][n - 2:n + 3])
+    assert list(straddle["epoch"]) == [2, 2, 3, 3, 3]
+
+
+def test_select_rows_second_execution_continues_after_the_span(columns, monkeypatch):
+    n = len(columns["label"])
+    monkeypatch.setattr(pipeline, "current_execution_index", lambda: 1)  # e.g. a restarted worker group
+    again = pipeline.select_rows({"id": np.arange(n)}, manifest=None, seed=5, epoch=0, shuffle=True, epochs=4)
+    assert set(again["epoch"]) == {4}
+
+
+def test_data_wait_hint_names_cause_and_fixes():
+    assert data_wait_hint(0.04, epoch=1, epoch_s=10, clips_per_s=100) is None
+    raw = data_wait_hint(0.48, epoch=3, epoch_s=20.0, clips_per_s=67, decode_cpus=30, prepared=False)
+    assert "epoch 3" in raw and "48%" in raw and "~30 CPUs" in raw
+    assert "videomamba data prepare" in raw and "clips_per_video=2" in raw and "decode" in raw
+    assert "\n" not in raw  # one line
+    prepared = data_wait_hint(0.3, epoch=0, epoch_s=5, clips_per_s=50, prepared=True, clips_per_video=2)
+    assert "data prepare" not in prepared and "clips_per_video" not in prepared and "CPUs or nodes" in prepared
+
+
+def test_e2e_case_parsing():
+    from videomamba.bench.e2e import parse_case
+
+    assert parse_case("model").model_only
+    c = parse_case("prepared:2:nostream:data.decode_concurrency=16")
+    assert (c.manifest, c.clips_per_video, c.stream_epochs, c.overrides) == ("prepared", 2, False,
+                                                                           ["data.decode_concurrency=16"])
+
+
+def test_ray_cpu_meter_reads_proc():
+    from videomamba.data.bench import _proc_table
+
+    import os
+
+    table = _proc_table()
+    if not table:
+        pytest.skip("no /proc")
+    assert os.getpid() in table and table[os.getpid()][1] > 0
