@@ -104,7 +104,7 @@ def test_predict_warns_on_a_damaged_file(truncated, monkeypatch):
 
     data = dict(num_frames=4, img_size=32, randaugment=None, test_num_clips=1, test_num_crops=1)
     meta = {"config": {"data": data}, "class_names": ["a", "b"]}
-    monkeypatch.setattr(checkpointing, "load_trained_model", lambda ckpt, device: (Mean(), meta))
+    monkeypatch.setattr(checkpointing, "load_trained_model", lambda ckpt, device, **kw: (Mean(), meta))
     ok, trunc = predict_videos("ckpt", [str(truncated / "ok.mp4"), str(truncated / "trunc.mp4")], device="cpu")
     assert ok.top is not None and ok.warning is None
     assert trunc.top is not None and "damaged file" in trunc.warning and "of the 90 frames" in trunc.warning
@@ -214,6 +214,17 @@ def test_manifest_in_a_legacy_encoding_fails_in_one_line_naming_file_and_fix(tmp
         load_classes(str(tmp_path / "c2.txt"))
 
 
+def test_cli_reports_a_manifest_encoding_error_in_one_line(tmp_path, monkeypatch, capsys):
+    from videomamba.cli import main
+    from videomamba.commands import data as data_command
+
+    monkeypatch.setattr(data_command, "_init_ray", lambda: None)
+    (tmp_path / "m.csv").write_bytes("path,label\r\nv.mp4,défilé\r\n".encode("cp1252"))
+    assert main(["data", "check", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and f"{tmp_path / 'm.csv'}:2: not valid UTF-8" in err and "\n" not in err
+
+
 # ---- 6. UCF101 split files: classInd.txt "1 ApplyEyeMakeup", 1-based list labels -----------------
 NAMES = ["ApplyEyeMakeup", "ApplyLipstick", "Archery"]
 
@@ -244,5 +255,5 @@ def test_one_based_labels_with_a_plain_classes_file_are_never_shifted_silently(u
 
 def test_numbered_classes_with_gaps_are_rejected(tmp_path):
     (tmp_path / "c.txt").write_text("1 a\n3 b\n")
-    with pytest.raises(ValueError, match="c.txt: numbered classes must be numbered"):
+    with pytest.raises(ManifestError, match="c.txt:1: numbered classes must be numbered"):
         load_classes(str(tmp_path / "c.txt"))

@@ -72,3 +72,12 @@ def test_ray_cpu_meter_reads_proc():
     if not table:
         pytest.skip("no /proc")
     assert os.getpid() in table and table[os.getpid()][1] > 0
+
+
+def test_num_blocks_gives_every_decode_core_a_task():
+    from videomamba.data.pipeline import num_blocks
+
+    assert num_blocks(128, 16, 16) == 16  # was 8 blocks: half of 16 decode cores idle
+    assert num_blocks(10_000, 16, 16) == 625  # large datasets keep rows_per_block
+    assert num_blocks(3, 16, 16) == 3  # never more blocks than rows
+    assert num_blocks(0, 16, 4) == 1

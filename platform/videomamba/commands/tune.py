@@ -58,6 +58,11 @@ def run_command(args) -> int:
         print(err, file=sys.stderr)
         return 2
     if args.check:
+        try:
+            _check_resources(cfg, space, args)
+        except (ConfigError, SearchError) as err:
+            print(err, file=sys.stderr)
+            return 2
         print(f"{args.space}: {len(space.params)} parameters, valid for {args.config}")
         for name, text in space.describe().items():
             print(f"  {name}: {text}")
@@ -85,6 +90,28 @@ def run_command(args) -> int:
               f"--name {result.name} --resume", file=sys.stderr)
         return 130
     return 0 if result.best else 1
+
+
+def _check_resources(cfg, space, args) -> None:
+    """``--check``: one trial must fit the cluster (``RAY_ADDRESS``'s, else the local Ray that
+    ``videomamba tune`` would start); raises InsufficientResourcesError with the numbers."""
+    import os
+
+    from videomamba.tune.runner import check_resources, local_capacity, make_plan
+
+    plan = make_plan(space, num_samples=args.num_samples, max_concurrent=args.max_concurrent, metrics=args.metric,
+                     modes=args.mode, seed=args.seed)
+    driver = {"CPU": args.trial_cpus} if args.trial_cpus else None
+    if os.environ.get("RAY_ADDRESS"):
+        import ray
+
+        ray.init()
+        try:
+            check_resources(cfg, plan, driver)
+        finally:
+            ray.shutdown()
+    else:
+        check_resources(cfg, plan, driver, capacity=local_capacity(cfg, plan))
 
 
 def main(argv: list[str] | None = None) -> int:

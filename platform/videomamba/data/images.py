@@ -422,7 +422,9 @@ def build_image_dataset(
         remote_args["resources"] = dict(cfg.decode_resources)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    ds = ray.data.range(n * epochs, override_num_blocks=max(1, math.ceil(n * epochs / cfg.rows_per_block)))
+    from videomamba.data.pipeline import cluster_cpus, num_blocks
+
+    ds = ray.data.range(n * epochs, override_num_blocks=num_blocks(n * epochs, cfg.rows_per_block, cluster_cpus()))
     ds = ds.map_batches(
         partial(select_images, manifest=manifest_ref, seed=seed, epoch=epoch, shuffle=train and cfg.shuffle,
                 repeats=cfg.image.repeated_aug if train else 1, epochs=epochs),

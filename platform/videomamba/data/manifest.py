@@ -121,8 +121,8 @@ _NUMBERED = re.compile(r"^\s*(\d+)\s*[\s,;:]\s*(\S.*?)\s*$")
 
 def read_classes(path: str) -> ClassIndex:
     """A classes file: text (one name a line, or ``N name`` lines numbered from 0 or 1), JSON list,
-    or JSON ``{name: id}`` (ids from 0 or 1). Raises ``ValueError`` naming the file for numbered
-    files whose numbers are not consecutive."""
+    or JSON ``{name: id}`` (ids from 0 or 1). Raises ``ManifestError`` (a ``ValueError``) naming
+    the file for numbered files whose numbers repeat or have gaps."""
     text = read_text(path)
     if path.endswith(".json"):
         obj = json.loads(text)
@@ -130,24 +130,24 @@ def read_classes(path: str) -> ClassIndex:
             by_id = {int(v): str(k) for k, v in obj.items()}
             return _numbered(path, by_id)
         return ClassIndex([str(name) for name in obj])
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    matches = [_NUMBERED.match(line) for line in lines]
-    if lines and all(matches):
+    numbered = [(no, line.strip()) for no, line in enumerate(text.splitlines(), 1) if line.strip()]
+    matches = [(no, _NUMBERED.match(line)) for no, line in numbered]
+    if numbered and all(m for _, m in matches):
         by_id: dict[int, str] = {}
-        for m in matches:
+        for no, m in matches:
             if int(m.group(1)) in by_id:
-                raise ValueError(f"{path}: class id {m.group(1)} appears twice")
+                raise ManifestError(path, no, f"class id {m.group(1)} appears twice")
             by_id[int(m.group(1))] = m.group(2)
         return _numbered(path, by_id)
-    return ClassIndex(lines)
+    return ClassIndex([line for _, line in numbered])
 
 
 def _numbered(path: str, by_id: dict[int, str]) -> ClassIndex:
     first = min(by_id, default=0)
     if first not in (0, 1) or sorted(by_id) != list(range(first, first + len(by_id))):
-        raise ValueError(
-            f"{path}: numbered classes must be numbered 0..{len(by_id) - 1} or 1..{len(by_id)} without gaps, "
-            f"got {sorted(by_id)[:5]}..."
+        raise ManifestError(
+            path, 1, f"numbered classes must be numbered 0..{len(by_id) - 1} or 1..{len(by_id)} without gaps, "
+            f"got {', '.join(map(str, sorted(by_id)[:6]))}{', ...' if len(by_id) > 6 else ''}"
         )
     return ClassIndex([by_id[i] for i in range(first, first + len(by_id))], first)
 

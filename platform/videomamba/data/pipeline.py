@@ -115,6 +115,21 @@ def _transform(cfg: DataConfig, split: str) -> ClipTransform:
 
 
 # ---- stage 1: which manifest rows, in which order --------------------------------------------
+def num_blocks(rows: int, rows_per_block: int, cpus: int) -> int:
+    """Ray Data blocks (= decode tasks) for ``rows`` rows: ``rows_per_block`` rows each, but at least
+    one per cluster CPU (at most one per row), so that a small dataset does not leave decode cores
+    idle (128 rows of 16 on 16 cores used 8 of them: half the clips/s of a bare loop, measured on
+    the H200 host, benchmarks/data_pipeline.md)."""
+    return max(1, min(rows, max(math.ceil(rows / rows_per_block), cpus)))
+
+
+def cluster_cpus() -> int:
+    """Logical CPUs of the running Ray cluster (1 when Ray is not started)."""
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
+
+
 def select_rows(batch: dict[str, np.ndarray], *, manifest, seed: int, epoch: int, shuffle: bool,
                 epochs: int = 1) -> dict:
     """``{"id": (m,)}`` positions -> manifest columns of the rows at those positions. A dataset
@@ -281,7 +296,7 @@ def build_dataset(
         remote_args["resources"] = dict(cfg.decode_resources)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    ds = ray.data.range(n * epochs, override_num_blocks=max(1, math.ceil(n * epochs / cfg.rows_per_block)))
+    ds = ray.data.range(n * epochs, override_num_blocks=num_blocks(n * epochs, cfg.rows_per_block, cluster_cpus()))
     ds = ds.map_batches(
         partial(select_rows, manifest=manifest_ref, seed=seed, epoch=epoch, epochs=epochs,
                 shuffle=split == "train" and cfg.shuffle),

@@ -106,6 +106,9 @@ class ScalingSection(_Section):
         default_factory=dict, description="extra Ray resources per worker, e.g. {train_node: 0.001} (cluster.yaml)"
     )
     max_failures: int = Field(0, ge=-1, description="worker-group failures survived (-1: unlimited)")
+    placement_timeout_s: float = Field(
+        600.0, gt=0, description="longest wait for the workers' resources before the run fails (train/resources.py)"
+    )
 
 
 class MlflowSection(_Section):

@@ -29,7 +29,7 @@ from videomamba.train.loop import (
     train_loop_per_worker,
 )
 from videomamba import console, objectives
-from videomamba.train import tracking
+from videomamba.train import resources, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +225,13 @@ def _resources(cfg: TrainConfig) -> tuple[float, dict[str, float]]:
     return gpus, res
 
 
+def _check_resources(cfg: TrainConfig, gpus: float) -> "resources.ResourceRequest":
+    """Refuse a run whose workers and decode task can never fit the cluster (InsufficientResourcesError)."""
+    request = resources.request_for(cfg, gpus)
+    resources.check_fits(request, resources.cluster_capacity(), what=f"the run ({cfg.scaling.num_workers} workers)")
+    return request
+
+
 def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) -> dict[str, Any]:
     import ray
     import torch
@@ -360,7 +367,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
     )
     num_params = sum(p.numel() for p in probe.parameters())
-    gpus, resources = _resources(cfg)
+    gpus, worker_res = _resources(cfg)
+    request = _check_resources(cfg, gpus)
     start_epoch = resume_epoch(storage_path, name) if resume else 0
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
 
@@ -443,11 +451,12 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         if local_storage
         else str(Path(tempfile.gettempdir()) / f"videomamba-{name}.debug_fail_fired"),
     }
+    attempt_s, retries = resources.placement_attempts(cfg.scaling.placement_timeout_s)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "runtime": runtime},
         scaling_config=ray.train.ScalingConfig(
-            num_workers=cfg.scaling.num_workers, use_gpu=bool(gpus), resources_per_worker=resources
+            num_workers=cfg.scaling.num_workers, use_gpu=bool(gpus), resources_per_worker=worker_res
         ),
         run_config=ray.train.RunConfig(
             name=name,
@@ -457,7 +466,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
                 checkpoint_score_attribute=metric,
                 checkpoint_score_order=mode,
             ),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures,
+                                                   controller_failure_limit=retries),
             logging_config=console.train_logging_config(),
             callbacks=list(callbacks),
         ),
@@ -465,15 +475,23 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         dataset_config=data_api.ingest_config(datasets),
     )
     try:
-        result = trainer.fit()
+        with resources.start_timeout(attempt_s):
+            result = trainer.fit()
     except KeyboardInterrupt:
         latest = latest_checkpoint(storage_path, name)
         tracker.set_tags({"interrupted_at_epoch": latest[0] + 1 if latest else 0})
         tracker.set_status("KILLED")
         raise RunInterrupted(name, storage_path, *(latest or (None, None))) from None
     except BaseException as err:
+        if any(getattr(cb, "stop_requested", lambda: False)() for cb in callbacks):
+            tracker.set_status("KILLED")  # ended from outside (a Tune trial stopped by its scheduler)
+            raise resources.RunStopped(f"run {name!r} was stopped from outside") from err
+        if resources.is_placement_timeout(err):
+            err = resources.placement_timeout_error(request, cfg.scaling.placement_timeout_s, f"run {name!r}")
         tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
         tracker.set_status("FAILED")
+        if isinstance(err, resources.PlacementTimeoutError):
+            raise err from None
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
     from videomamba.data.skips import release_ledger

@@ -44,7 +44,7 @@ from typing import Any
 
 import ray.tune
 
-from videomamba.tune import report
+from videomamba.tune import release, report
 from videomamba.tune.space import LogUniformParam, SearchSpace
 from videomamba.tune.trial import (
     EPOCHS_DONE,
@@ -55,6 +55,7 @@ from videomamba.tune.trial import (
     TAG_STATUS,
     TAG_TRIAL,
     TrialContext,
+    TrialEpochs,
     child_run_name,
     run_trial,
     trial_seed,
@@ -185,7 +186,7 @@ class ChildRuns(ray.tune.Callback):
             tracker.set_tags({TAG_STATUS: "ERROR", TAG_ERROR: (error or "unknown error")[-5000:]})
             if run is None or run.info.status == "RUNNING":
                 tracker.set_status("FAILED")
-        elif run.info.status == "RUNNING":  # ended by the scheduler while training
+        elif run.info.status in ("RUNNING", "KILLED"):  # ended by the scheduler while training
             epochs = (trial.last_result or {}).get(EPOCHS_DONE)
             tracker.set_tags({TAG_STATUS: report.STOPPED, "tune.epochs_completed": epochs})
             tracker.set_status("KILLED")
@@ -284,6 +285,40 @@ def trial_cpus(cfg) -> float:
     return cfg.scaling.num_workers * cfg.scaling.cpus_per_worker + max(1.0, cfg.data.decode_num_cpus) + TRIAL_DRIVER_CPUS
 
 
+def trial_request(cfg, driver: dict[str, float] | None = None):
+    """One trial's :class:`~videomamba.train.resources.ResourceRequest` on the connected cluster."""
+    from videomamba.train import resources
+
+    gpus = resources.resolve_gpus(cfg, ray.cluster_resources())
+    return resources.request_for(cfg, gpus, driver or {"CPU": TRIAL_DRIVER_CPUS})
+
+
+def check_resources(cfg, plan: Plan, driver: dict[str, float] | None = None, capacity=None) -> None:
+    """Refuse a search whose trials can never fit the cluster (``InsufficientResourcesError``, with
+    the numbers); ``capacity`` defaults to the connected cluster's."""
+    from videomamba.train import resources
+
+    capacity = capacity or resources.cluster_capacity()
+    gpus = resources.resolve_gpus(cfg, capacity.maximum)
+    request = resources.request_for(cfg, gpus, driver or {"CPU": TRIAL_DRIVER_CPUS})
+    resources.check_fits(request, capacity, what="one trial of this search")
+
+
+def local_capacity(cfg, plan: Plan):
+    """The capacity of the local Ray that :func:`init_ray` would start (``--check`` without a cluster)."""
+    from videomamba.train.resources import Capacity
+
+    res = {"CPU": float(max(os.cpu_count() or 1, math.ceil(plan.max_concurrent * trial_cpus(cfg))))}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            res["GPU"] = float(torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - no torch CUDA: no GPUs
+        pass
+    return Capacity(total=res, free=dict(res), node=dict(res), maximum=dict(res))
+
+
 def init_ray(cfg, plan: Plan) -> None:
     """Join ``RAY_ADDRESS`` (or the running Ray), else start a local Ray with enough logical CPUs
     for ``max_concurrent`` trials (a small machine is oversubscribed: the trials share its cores)."""
@@ -372,6 +407,7 @@ def run_search(
             logger.warning("--resume continues the search as it was started (%s); other settings are ignored", stored)
         plan = stored
         init_ray(cfg, plan)
+        check_resources(cfg, plan, trial_resources)
         if info.get("fingerprint") not in (None, _fingerprint(space, base)):
             logger.warning("--resume: the space or the base config differ from the ones the search started with; "
                            "trials still to run use the new ones, the searcher keeps its original space")
@@ -382,6 +418,7 @@ def run_search(
         logger.info("resuming search %s (MLflow parent run %s)", exp_path, parent_id)
     else:
         init_ray(cfg, plan)
+        check_resources(cfg, plan, trial_resources)
         plan = fit_concurrency(cfg, plan)
         name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         exp_path = _join(storage, name)
@@ -399,19 +436,25 @@ def run_search(
     ctx = TrialContext(base=base, space=space, search_name=name, train_storage=_join(exp_path, "train"),
                        tracking_uri=tracking_uri, experiment=cfg.mlflow.experiment, parent_run_id=parent_id,
                        metrics=plan.metrics, workdir=os.getcwd())
+    driver = trial_resources or {"CPU": TRIAL_DRIVER_CPUS}
+    registry = release.start_registry(name)  # trials' Train runs register here; ReleaseTrials ends them
+    request = trial_request(cfg, driver)
+    releaser = release.ReleaseTrials(name, per_trial=request.run, driver=driver, epochs=TrialEpochs(base, space))
     try:
-        trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, ctx=ctx),
-                                            trial_resources or {"CPU": TRIAL_DRIVER_CPUS})
+        trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, ctx=ctx), driver)
         if resume:
             tuner = ray.tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
                                            resume_errored=retry_failed, restart_errored=False)
         else:
-            tuner = _new_tuner(trainable, cfg, space, plan, ctx, storage, name, callbacks or [], verbose)
+            tuner = _new_tuner(trainable, cfg, space, plan, ctx, storage, name, callbacks or [], verbose, releaser)
         grid = tuner.fit()
     except BaseException as err:
         parent.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
         parent.set_status("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
+    finally:
+        releaser.release_all()  # runs of trials Tune ended without a callback (Ctrl-C, driver errors)
+        release.stop_registry(registry, name)
     return _finish(grid, cfg, space, plan, ctx, parent, exp_path, best_config_out)
 
 
@@ -443,7 +486,7 @@ def _start_parent(tracking_uri: str, cfg, space: SearchSpace, plan: Plan, name: 
 
 
 def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, storage: str, name: str,
-               callbacks: list, verbose: int):
+               callbacks: list, verbose: int, releaser=None):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
@@ -468,7 +511,9 @@ def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext
         run_config=ray.tune.RunConfig(
             name=name, storage_path=storage, verbose=verbose,
             failure_config=ray.tune.FailureConfig(max_failures=0),
-            callbacks=[ChildRuns(ctx.tracking_uri, ctx.experiment, ctx.parent_run_id, name, space), *callbacks],
+            # the releaser first: the child runs are settled once a stopped trial's run has ended
+            callbacks=[*([releaser] if releaser else []),
+                       ChildRuns(ctx.tracking_uri, ctx.experiment, ctx.parent_run_id, name, space), *callbacks],
         ),
     )
 

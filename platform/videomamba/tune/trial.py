@@ -118,6 +118,18 @@ def child_tags(ctx: TrialContext, trial_id: str, sampled: dict[str, Any]) -> dic
     }
 
 
+class TrialEpochs:
+    """``trial config -> train.epochs`` of that trial (picklable, for ``release.ReleaseTrials``)."""
+
+    def __init__(self, base: dict, space: SearchSpace):
+        self.base, self.space = base, space
+
+    def __call__(self, sampled: dict[str, Any]) -> int:
+        from videomamba.train.config import validate_config
+
+        return validate_config(self.space.apply(self.base, sampled)).train.epochs
+
+
 def _restore_workdir(ctx: TrialContext) -> None:
     """Tune runs a trial in its trial directory; relative paths of the config (manifests,
     checkpoints) mean the directory the search was started from: the driver's when it exists on
@@ -138,6 +150,8 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
 
     from videomamba.train.config import validate_config
     from videomamba.train.launcher import read_run_info, run_training
+    from videomamba.train.resources import RunStopped
+    from videomamba.tune.release import RunLink, get_registry
 
     trial_id = ray.tune.get_context().get_trial_id()
     _restore_workdir(ctx)
@@ -145,7 +159,18 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     resume = read_run_info(ctx.train_storage, cfg.run.name) is not None
     if resume:
         logger.info("trial %s: resuming its training run %s", trial_id, cfg.run.name)
-    run = run_training(cfg, resume=resume, callbacks=[ReportToTune(ctx.metrics)], tags=child_tags(ctx, trial_id, config))
+    callbacks: list = [ReportToTune(ctx.metrics)]
+    registry = get_registry(ctx.search_name)
+    if registry is not None:  # lets the search end this run when Tune ends the trial (tune/release.py)
+        callbacks.append(RunLink(registry, trial_id))
+    try:
+        run = run_training(cfg, resume=resume, callbacks=callbacks, tags=child_tags(ctx, trial_id, config))
+    except RunStopped:
+        logger.info("trial %s: its training run was stopped by the search", trial_id)
+        return
+    finally:
+        if registry is not None:
+            registry.mark_finished.remote(trial_id)
     final = run.result.metrics or {}
     missing = [m for m in ctx.metrics if not isinstance(final.get(m), (int, float)) or not math.isfinite(final[m])]
     if missing:
