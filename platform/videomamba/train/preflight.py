@@ -62,7 +62,7 @@ def _local_missing(path: str | None) -> bool:
 
 def check_data(cfg: TrainConfig) -> tuple[list[str], dict[str, int]]:
     """``(class names, {split: videos})``; raises ConfigError naming each missing/bad data file."""
-    from videomamba.data.manifest import ManifestError, read_manifest
+    from videomamba.data.manifest import ManifestError
     from videomamba.train import data_api
 
     data = cfg.data
@@ -81,8 +81,7 @@ def check_data(cfg: TrainConfig) -> tuple[list[str], dict[str, int]]:
     for split in splits:
         path = getattr(data, f"{split}_manifest")
         try:
-            records = read_manifest(path, classes_file=data.classes_file, path_prefix=data.path_prefix,
-                                    fmt=data.manifest_format)
+            records = data_api.records(data, split, path)  # manifests; for images also class folders
         except (ManifestError, ValueError, OSError) as err:
             problems.append(f"data.{split}_manifest: {err}")
             continue
