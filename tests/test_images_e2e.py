@@ -41,7 +41,6 @@ def test_image_training_then_video_finetune(ray_local, tmp_path):
     ])
     run = run_training(cfg)
 
-
     skips = run.skips["train"]  # the run's ledger as the run read it (released at the run's end), as for videos
     # each bad file counted is counted under its reason; the count reaches MLflow. (One of four runs
     # here counted only notes.png, with no trace of truncated.jpg in the worker logs: unexplained,
