@@ -123,10 +123,20 @@ class LocalHead:
         # explicit, not inherited from whether ~/.ray/auth_token happens to exist; "token" needs
         # the same setting (and token) in the clients
         self.env["RAY_AUTH_MODE"] = auth_mode
-        self.gcs_port = free_port()
-        self.dashboard_port = free_port()
+        self._ports: set[int] = set()
+        self.gcs_port = self._free_port()
+        self.dashboard_port = self._free_port()
         self._procs: list[subprocess.Popen] = []
         self._logs: list[Path] = []
+
+    def _free_port(self) -> int:
+        """A free port that no other component of this cluster was given: ``free_port`` releases
+        its socket at once, so two calls can return the same port (seen: GCS and metrics export)."""
+        while True:
+            port = free_port()
+            if port not in self._ports:
+                self._ports.add(port)
+                return port
 
     # -- addresses ----------------------------------------------------------------------------
     @property
@@ -146,7 +156,7 @@ class LocalHead:
     # -- processes ----------------------------------------------------------------------------
     def _start(self, args: list[str], name: str) -> subprocess.Popen:
         for flag in _PORT_FLAGS:
-            args.append(f"{flag}={free_port()}")
+            args.append(f"{flag}={self._free_port()}")
         log = self.temp_dir / f"{name}.out"
         self._logs.append(log)
         with open(log, "wb") as out:
@@ -175,7 +185,7 @@ class LocalHead:
             "--head",
             f"--port={self.gcs_port}",
             f"--temp-dir={self.temp_dir}",
-            f"--ray-client-server-port={free_port()}",
+            f"--ray-client-server-port={self._free_port()}",
             f"--include-dashboard={'true' if self.include_dashboard else 'false'}",
             *self._common(self.num_cpus, self.resources),
         ]
