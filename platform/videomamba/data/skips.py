@@ -131,7 +131,11 @@ def ensure_ledger(scope: str = "default"):
     if key in _OWNED:
         return _OWNED[key]
     actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_SkipLedger)
-    handle = actor_cls.options(name=_actor_name(scope), get_if_exists=True).remote()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # on the driver's node: a lost worker node must not take the run's skip counts with it
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    handle = actor_cls.options(name=_actor_name(scope), get_if_exists=True, scheduling_strategy=here).remote()
     _OWNED[key] = handle  # never replaced: dropping the creation handle would kill the actor
     _HANDLES.setdefault(key, handle)
     return handle
