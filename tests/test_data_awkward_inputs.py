@@ -93,7 +93,7 @@ def test_truncated_file_is_kept_and_counted_in_every_epoch(truncated, skips):
 def test_predict_warns_on_a_damaged_file(truncated, monkeypatch):
     import torch
 
-    from videomamba.train import checkpointing
+    from videomamba import checkpoints
     from videomamba.train.predict import predict_videos
 
     class Mean(torch.nn.Module):  # stands in for a trained model: logits from the clip's mean colour
@@ -104,7 +104,7 @@ def test_predict_warns_on_a_damaged_file(truncated, monkeypatch):
 
     data = dict(num_frames=4, img_size=32, randaugment=None, test_num_clips=1, test_num_crops=1)
     meta = {"config": {"data": data}, "class_names": ["a", "b"]}
-    monkeypatch.setattr(checkpointing, "load_trained_model", lambda ckpt, device, **kw: (Mean(), meta))
+    monkeypatch.setattr(checkpoints, "load_trained_model", lambda ckpt, device, **kw: (Mean(), meta))
     ok, trunc = predict_videos("ckpt", [str(truncated / "ok.mp4"), str(truncated / "trunc.mp4")], device="cpu")
     assert ok.top is not None and ok.warning is None
     assert trunc.top is not None and "damaged file" in trunc.warning and "of the 90 frames" in trunc.warning
@@ -218,7 +218,7 @@ def test_cli_reports_a_manifest_encoding_error_in_one_line(tmp_path, monkeypatch
     from videomamba.cli import main
     from videomamba.commands import data as data_command
 
-    monkeypatch.setattr(data_command, "_init_ray", lambda: None)
+    monkeypatch.setattr(data_command, "init_ray", lambda **kw: None)
     (tmp_path / "m.csv").write_bytes("path,label\r\nv.mp4,défilé\r\n".encode("cp1252"))
     assert main(["data", "check", str(tmp_path / "m.csv")]) == 2
     err = capsys.readouterr().err.strip()

@@ -1,5 +1,6 @@
 """Running on a Ray cluster: job submission through the Jobs API (``submit``), a loopback Ray
-head for laptops and tests (``local``) and placement helpers (``placement``). Names are imported
+head for laptops and tests (``local``), placement helpers (``placement``) and the one place that
+starts or joins Ray (``connect.init_ray``). Names are imported
 lazily: ``import videomamba.cluster`` does not import Ray."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ _EXPORTS = {
     "to_entrypoint": "submit",
     "resolve_address": "submit",
     "LocalHead": "local",
+    "init_ray": "connect",
     "DECODE_RESOURCE": "placement",
     "TRAIN_RESOURCE": "placement",
     "node_marker": "placement",

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 
+from videomamba.cluster.connect import init_ray
+
 logger = logging.getLogger(__name__)
 
 
@@ -101,16 +103,6 @@ def _manifest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="auto", choices=["auto", "csv", "jsonl", "list", "ssv2_json"])
 
 
-def _init_ray() -> None:
-    """Join ``RAY_ADDRESS`` if set, else start a local Ray."""
-    import ray
-
-    from videomamba import console
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False, **console.ray_init_kwargs())
-
-
 def _check_synth_args(args) -> None:
     """The generator's limits, as option errors (before any video is written)."""
     from videomamba.data.synth import _PHRASINGS, _num_windows
@@ -167,7 +159,7 @@ def _check(args) -> int:
     from videomamba.data.check import check_manifest
 
     manifest_arg(args.manifest, "manifest", classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format)
-    _init_ray()
+    init_ray(configure_logging=False)
     rep = check_manifest(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix,
                          fmt=args.format, full=args.full, num_cpus=args.num_cpus)
     console = Console()
@@ -228,7 +220,7 @@ def _prepare(args) -> int:
     fields = {"short_side": args.short_side, "keyint": args.keyint, "max_fps": args.max_fps, "trim": args.trim,
               "crf": args.crf, "preset": args.preset, "threads": args.threads}
     settings = PrepareSettings(**{k: v for k, v in fields.items() if v is not None})
-    _init_ray()
+    init_ray(configure_logging=False)
     try:
         rep = prepare_dataset(args.manifest, args.out_dir, settings, classes_file=args.classes_file,
                               path_prefix=args.path_prefix, fmt=args.format,
@@ -286,7 +278,7 @@ def _bench(args) -> int:
     cfg = _bench_config(args)
     manifest_arg(args.manifest, "manifest", classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
                  fmt=cfg.manifest_format)
-    _init_ray()
+    init_ray(configure_logging=False)
     if args.compare_order:
         return _bench_order(cfg, args)
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs,

@@ -218,11 +218,8 @@ def run_bench(
     prepared: str | None = None, bare: bool = True,
 ) -> BenchResult:
     """Plain loop (this process; also on ``prepared``), the bare loop on the pipeline's CPUs, then
-    the pipeline (``epochs`` >= 2; the first is cold). Starts a local Ray if none is running."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False)
+    the pipeline (``epochs`` >= 2; the first is cold). The caller starts or joins Ray
+    (``videomamba.cluster.connect.init_ray``)."""
     columns = _columns(cfg, manifest)
     ensure_ledger("bench")
     plain_clips, plain_s, plain_cpu = bench_plain(cfg, columns, split)

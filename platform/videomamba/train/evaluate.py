@@ -168,7 +168,7 @@ class _Predictor:
                  tracking_uri: str | None = None):
         import torch
 
-        from videomamba.train.checkpointing import load_trained_model
+        from videomamba.checkpoints import load_trained_model
         from videomamba.train.precision import resolve_precision
 
         self.torch = torch
@@ -269,9 +269,9 @@ def evaluate_checkpoint(
 
     from videomamba.data.config import DataConfig
     from videomamba.data.skips import SkipLimitError, check_skips, release_ledger, skip_report
-    from videomamba.train import data_api
+    from videomamba.data.splits import Splits
     from videomamba.train import tracking
-    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.checkpoints import local_checkpoint_dir, read_meta
     from videomamba.train.mlflow_model import is_mlflow_uri
 
     if is_mlflow_uri(checkpoint):  # the actors resolve it in the same store (absolute path)
@@ -283,14 +283,16 @@ def evaluate_checkpoint(
     if max_skip_fraction is None:
         max_skip_fraction = data_cfg.max_skip_fraction
     scope = scope or f"eval-{uuid.uuid4().hex[:12]}"
-    total = data_api.num_videos(data_cfg, split, manifest)
+    splits = Splits(data_cfg, {split: manifest})
+    total = splits.num_videos(split)
     try:
         try:
             if meta["config"].get("objective", {}).get("name") == "contrastive":
                 from videomamba.train.retrieval import evaluate_retrieval
 
                 full = evaluate_retrieval(checkpoint, data_cfg=data_cfg, split=split, manifest=manifest,
-                                          batch_size=batch_size, num_actors=num_actors, seed=seed, scope=scope)
+                                          batch_size=batch_size, num_actors=num_actors, seed=seed, scope=scope,
+                                          splits=splits)
             else:
                 class_names = meta["class_names"]
                 label_map = None
@@ -298,7 +300,7 @@ def evaluate_checkpoint(
                     from videomamba.data.manifest import load_classes
 
                     label_map = class_label_map(load_classes(data_cfg.classes_file), class_names)
-                ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
+                ds = splits.dataset(split, seed=seed, scope=scope)
                 full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size,
                                         num_actors=num_actors, label_map=label_map, tracking_uri=tracking_uri)
                 full.update(class_names=class_names, split=split)

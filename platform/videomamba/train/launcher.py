@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,10 @@ from videomamba.train.loop import (
     build_model,
     train_loop_per_worker,
 )
-from videomamba import console, objectives
+from videomamba import checkpoints, console, objectives, storage
+from videomamba.cluster.connect import init_ray
+from videomamba.data.pipeline import ingest_config
+from videomamba.data.skips import release_ledger, skip_report
 from videomamba.train import resources, tracking
 
 logger = logging.getLogger(__name__)
@@ -79,87 +81,22 @@ class TrainRun:
 
 
 # ------------------------------------------------------------------------------------------------
-# storage (local path or URI) helpers
-def _fs(storage_path: str):
-    import pyarrow.fs
-
-    if "://" in storage_path and not storage_path.startswith("file://"):
-        return pyarrow.fs.FileSystem.from_uri(storage_path)
-    local = Path(storage_path.removeprefix("file://")).expanduser().resolve()
-    return pyarrow.fs.LocalFileSystem(), local.as_posix()
-
-
+# the run directory (local path or URI) and its run info
 def resolve_storage_path(cfg: TrainConfig) -> str:
-    path = cfg.run.storage_path or str(Path(cfg.run.root) / "ray")
-    if "://" in path and not path.startswith("file://"):
-        return path
-    return Path(path.removeprefix("file://")).expanduser().resolve().as_posix()
-
-
-def _join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
+    return storage.normalize(cfg.run.storage_path or str(Path(cfg.run.root) / "ray"))
 
 
 def read_run_info(storage_path: str, name: str) -> dict[str, Any] | None:
-    fs, base = _fs(storage_path)
-    path = _join(base, name, RUN_INFO_FILE)
-    import pyarrow.fs
-
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(path) as f:
-        return json.loads(f.read().decode())
+    return storage.read_json_or_none(storage.join(storage_path, name, RUN_INFO_FILE))
 
 
 def _write_run_info(storage_path: str, name: str, info: dict[str, Any]) -> None:
-    fs, base = _fs(storage_path)
-    fs.create_dir(_join(base, name), recursive=True)
-    with fs.open_output_stream(_join(base, name, RUN_INFO_FILE)) as f:
-        f.write(json.dumps(info, indent=2).encode())
-
-
-def _run_exists(storage_path: str, name: str) -> bool:
-    import pyarrow.fs
-
-    fs, base = _fs(storage_path)
-    return fs.get_file_info(_join(base, name)).type != pyarrow.fs.FileType.NotFound
+    storage.write_json(storage.join(storage_path, name, RUN_INFO_FILE), info)
 
 
 def latest_run_name(storage_path: str, prefix: str) -> str | None:
     """The most recently started run under ``storage_path`` whose name starts with ``prefix``."""
-    import pyarrow.fs
-
-    fs, base = _fs(storage_path)
-    try:
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
-    except OSError:
-        return None
-    runs = []
-    for e in entries:
-        if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith(prefix):
-            info = read_run_info(storage_path, e.base_name)
-            if info:
-                runs.append((info.get("created", 0), e.base_name))
-    return max(runs)[1] if runs else None
-
-
-# ------------------------------------------------------------------------------------------------
-def latest_checkpoint(storage_path: str, name: str) -> tuple[int, str] | None:
-    """``(epoch, checkpoint path)`` of the run's latest checkpoint (None: none)."""
-    import pyarrow.fs
-
-    fs, base = _fs(storage_path)
-    try:
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(_join(base, name), allow_not_found=True))
-    except OSError:
-        return None
-    found = sorted(e.path for e in entries if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith("epoch_")
-                   and fs.get_file_info(_join(e.path, "meta.json")).type == pyarrow.fs.FileType.File)
-    if not found:
-        return None
-    path = found[-1]
-    epoch = int(path.rsplit("epoch_", 1)[1])
-    return epoch, path if "://" not in storage_path else f"{storage_path.split('://', 1)[0]}://{path}"
+    return storage.latest_child(storage_path, RUN_INFO_FILE, lambda name, info: name.startswith(prefix))
 
 
 def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | None:
@@ -170,7 +107,7 @@ def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | Non
     info = read_run_info(storage_path, name) if name else None
     if info is None:
         return None
-    latest = latest_checkpoint(storage_path, name)
+    latest = checkpoints.latest_checkpoint(storage.join(storage_path, name))
     next_epoch = latest[0] + 1 if latest else 0
     finished = bool(info.get("finished"))
     if not finished and info.get("mlflow_run_id"):
@@ -180,24 +117,6 @@ def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | Non
         except Exception as err:  # noqa: BLE001 - unknown: treat as not finished
             logger.debug("cannot read the MLflow run: %s", err)
     return ResumeState(name, next_epoch, cfg.train.epochs, finished)
-
-
-def resume_epoch(storage_path: str, name: str) -> int:
-    """The epoch after the run's latest checkpoint (0 when it has none). Raises UnsafeCheckpointError
-    when its training state is not in the data-only format (an old pickle, a planted file)."""
-    import ray.train
-
-    from videomamba.train.checkpointing import check_train_state, local_checkpoint_dir, read_meta
-
-    try:
-        latest = ray.train.Result.from_path(_join(storage_path, name)).checkpoint
-    except RuntimeError:
-        return 0
-    if latest is None:
-        return 0
-    with local_checkpoint_dir(latest) as d:
-        check_train_state(d)  # data-only format, parsed before any worker starts (UnsafeCheckpointError)
-        return int(read_meta(d)["epoch"]) + 1
 
 
 def model_spec(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
@@ -262,19 +181,6 @@ def _preflight(section: str, fn):
         raise ConfigError(f"invalid config:\n  {section}: {type(err).__name__}: {err}") from err
 
 
-def preflight_data(cfg: TrainConfig) -> list[str]:
-    """Check the data a run needs without decoding anything: the classes file and every configured
-    manifest (train, the validation split, the evaluation split) exist and parse. Returns the class
-    names; raises ``ConfigError`` naming the section and file."""
-    from videomamba.train import data_api
-
-    names = _preflight("data", lambda: data_api.class_names(cfg.data))
-    splits = ["train", cfg.train.val_split, cfg.eval.split if cfg.eval.at_end else None]
-    for split in dict.fromkeys(s for s in splits if data_api.has_split(cfg.data, s)):
-        _preflight(f"data.{split}_manifest", lambda split=split: data_api.records(cfg.data, split))
-    return names
-
-
 def preflight_tracking(cfg: TrainConfig) -> str:
     """The run's tracking URI, checked (``tracking.check_tracking_uri``): call before Ray starts."""
     uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
@@ -312,21 +218,9 @@ def log_resume_changes(tracker: tracking.RunTracker, params: dict[str, Any], res
     return changes
 
 
-def init_ray(cfg: TrainConfig | None = None) -> None:
-    """Connect to the cluster (``RAY_ADDRESS``) or start a local Ray whose logical CPUs leave room
-    for the data tasks next to the training workers (small machines are oversubscribed)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    from videomamba import console
-
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(**console.ray_init_kwargs())
-        return
-    workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker if cfg else 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False,
-             **console.ray_init_kwargs())
+def train_cpus(cfg: TrainConfig) -> float:
+    """Logical CPUs a local Ray needs for the run: its workers plus room for the data tasks."""
+    return math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=None) -> TrainRun:
@@ -337,8 +231,6 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
-
-    from videomamba.train import data_api
 
     cfg = absolute_paths(cfg)  # workers and the checkpoints' recorded config: independent of this cwd
     tracking_uri = preflight_tracking(cfg)  # an unreachable tracking server fails before Ray starts
@@ -352,7 +244,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             raise RunExistsError(f"--resume: no run {name or cfg.mlflow.experiment + '-*'!r} under {storage_path}")
     else:
         name = name or f"{cfg.mlflow.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if _run_exists(storage_path, name):
+        if storage.exists(storage.join(storage_path, name)):
             raise RunExistsError(
                 f"run {name!r} already exists under {storage_path}; pass --resume to continue it or set run.name"
             )
@@ -361,7 +253,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     from videomamba.train.preflight import preflight
 
     checked = preflight(cfg)  # the same checks as `videomamba train --dry-run`, before Ray starts
-    init_ray(cfg)
+    init_ray(train_cpus(cfg))  # the driver starts or joins Ray (nothing below does)
+    splits = checked.splits  # every manifest read once, by the checks: records, counts, captions
     class_names, spec = checked.class_names, checked.model_spec
     probe = _preflight(
         "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
@@ -369,19 +262,18 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     num_params = sum(p.numel() for p in probe.parameters())
     gpus, worker_res = _resources(cfg)
     request = _check_resources(cfg, gpus)
-    start_epoch = resume_epoch(storage_path, name) if resume else 0
-    val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
+    start_epoch = checkpoints.resume_epoch(storage.join(storage_path, name)) if resume else 0
+    val_split = cfg.train.val_split if splits.has(cfg.train.val_split) else None
 
     def _datasets():
         span = max(1, cfg.train.epochs - start_epoch) if cfg.data.stream_epochs else 1
-        out = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name,
-                                       epochs=span)}
+        out = {"train": splits.dataset("train", seed=cfg.train.seed, epoch=start_epoch, scope=name, epochs=span)}
         if val_split:
-            out[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed, scope=name)
+            out[val_split] = splits.dataset(val_split, seed=cfg.train.seed, scope=name)
         return out
 
     datasets = _preflight("data", _datasets)
-    train_size = data_api.num_train_rows(cfg.data)  # clips per epoch (videos x clips_per_video)
+    train_size = splits.num_train_rows()  # clips per epoch (videos x clips_per_video)
     metric, mode = cfg.train.checkpoint_metric, cfg.train.checkpoint_mode
     if val_split is None and metric.startswith("val/"):
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
@@ -433,7 +325,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "tracking_uri": tracking_uri,
         "mlflow_run_id": tracker.run_id,
         "train_size": train_size,
-        "val_size": data_api.num_videos(cfg.data, val_split) if val_split else 0,
+        "val_size": splits.num_videos(val_split) if val_split else 0,
         "checkpoint_metric": metric,
         "checkpoint_mode": mode,
         "has_val": val_split is not None,
@@ -441,10 +333,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         "quiet": console.quiet(),
         "val_split": val_split,
         # the val captions per manifest row, read here: workers do not share the driver's cwd
-        "val_captions": [list(r.captions) for r in data_api.records(cfg.data, val_split)]
-        if cfg.data.captions and val_split else None,
+        "val_captions": splits.captions(val_split) if cfg.data.captions and val_split else None,
         "data_scope": name,
-        "data_prepared": data_api.is_prepared(cfg.data.train_manifest),
+        "data_prepared": splits.is_prepared("train"),
         "decode_cpus": max(0.0, float(ray.cluster_resources().get("CPU", 0))
                            - cfg.scaling.num_workers * cfg.scaling.cpus_per_worker),
         "fail_marker": str(Path(storage_path) / name / ".debug_fail_fired")
@@ -472,13 +363,13 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             callbacks=list(callbacks),
         ),
         datasets=datasets,
-        dataset_config=data_api.ingest_config(datasets),
+        dataset_config=ingest_config(datasets),
     )
     try:
         with resources.start_timeout(attempt_s):
             result = trainer.fit()
     except KeyboardInterrupt:
-        latest = latest_checkpoint(storage_path, name)
+        latest = checkpoints.latest_checkpoint(storage.join(storage_path, name))
         tracker.set_tags({"interrupted_at_epoch": latest[0] + 1 if latest else 0})
         tracker.set_status("KILLED")
         raise RunInterrupted(name, storage_path, *(latest or (None, None))) from None
@@ -494,9 +385,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             raise err from None
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
-    from videomamba.data.skips import release_ledger
-
-    run.skips = {s: data_api.skip_summary(s, name) for s in ("train", val_split) if s}
+    run.skips = {s: skip_report(s, scope=name).summary() for s in ("train", val_split) if s}
     release_ledger(name)
     status = result.return_value or {}
     last = result.checkpoint.path if result.checkpoint else None
@@ -511,7 +400,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
     if best is not None:
         run.best_checkpoint, run.best_metrics = best
         _log_best(tracker, cfg, run)
-        if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
+        if cfg.eval.at_end and splits.has(cfg.eval.split):
             try:
                 full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval")
             except BaseException as err:
@@ -530,30 +419,20 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
 def _best(result, metric: str, mode: str) -> tuple[str, dict[str, Any]] | None:
     candidates = [(c, m) for c, m in (result.best_checkpoints or []) if m.get(metric) is not None]
     if not candidates:
-        return (_uri(result.checkpoint), {}) if result.checkpoint else None
+        return (checkpoints.checkpoint_uri(result.checkpoint), {}) if result.checkpoint else None
     pick = max if mode == "max" else min
     checkpoint, metrics = pick(candidates, key=lambda cm: cm[1][metric])
-    return _uri(checkpoint), metrics
-
-
-def _uri(checkpoint) -> str:
-    import pyarrow.fs
-
-    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
-        return checkpoint.path
-    return f"{checkpoint.filesystem.type_name}://{checkpoint.path}"
+    return checkpoints.checkpoint_uri(checkpoint), metrics
 
 
 def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> None:
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
-    from videomamba.train.checkpointing import local_checkpoint_dir
-
     # summary values as tags + a table, not metrics: one-point metrics would each get a chart
     best = {k: v for k, v in run.best_metrics.items() if isinstance(v, (int, float))}
     tracker.set_tags({"best_checkpoint": run.best_checkpoint, **{f"best/{k}": f"{v:.6g}" for k, v in best.items()}})
     tracker.log_dict(best, "best_checkpoint/metrics.json")
-    with local_checkpoint_dir(run.best_checkpoint) as d:
-        tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
+    with checkpoints.local_checkpoint_dir(run.best_checkpoint) as d:
+        tracker.log_artifact(str(d / checkpoints.META_FILE), "best_checkpoint")
         tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")
         if cfg.mlflow.log_model:
             log_model(tracker, d, registered_name=cfg.mlflow.register_model)

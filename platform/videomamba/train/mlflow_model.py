@@ -45,7 +45,7 @@ def write_model_data(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLi
     """``out_dir/model.safetensors`` + ``out_dir/meta.json`` from a training checkpoint directory."""
     from safetensors.torch import save_file
 
-    from videomamba.train.checkpointing import MODEL_FILE, read_meta
+    from videomamba.checkpoints import MODEL_FILE, read_meta
 
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def log_pyfunc_model(checkpoint_dir: str | os.PathLike, *, registered_name: str 
     docstring), registered as ``registered_name`` when given. Returns MLflow's ``ModelInfo``."""
     import mlflow
 
-    from videomamba.train.checkpointing import load_trained_model
+    from videomamba.checkpoints import load_trained_model
 
     model, meta = load_trained_model(checkpoint_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +93,7 @@ def load_model_dir(data_dir: str | os.PathLike, device: str | torch.device = "cp
     """``(model in eval mode, meta)`` from a ``data/videomamba`` directory (safetensors + JSON)."""
     from safetensors.torch import load_file
 
-    from videomamba.train.checkpointing import build_model_from_meta
+    from videomamba.checkpoints import build_model_from_meta
 
     data_dir = Path(data_dir)
     meta = json.loads((data_dir / META_FILE).read_text())

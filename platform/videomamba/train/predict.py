@@ -65,7 +65,7 @@ def predict_videos(
     ``runs:/RUN_ID/model``, resolved in ``tracking_uri``, default ``$MLFLOW_TRACKING_URI``)."""
     from videomamba.data.config import DataConfig
     from videomamba.data.decode import DecodeError
-    from videomamba.train.checkpointing import load_trained_model
+    from videomamba.checkpoints import load_trained_model
     from videomamba.train.precision import resolve_precision
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

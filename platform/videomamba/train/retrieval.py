@@ -103,7 +103,7 @@ def load_video_text_model(checkpoint: str | os.PathLike, device: str | torch.dev
     from videomamba.models.video_text import VideoTextModel
     from videomamba.modules.text_tower import load_text_tower
     from videomamba.objectives.contrastive import ContrastiveConfig, build_heads
-    from videomamba.train.checkpointing import HEADS_FILE, load_trained_model, local_checkpoint_dir
+    from videomamba.checkpoints import load_heads, load_trained_model
 
     model, meta = load_trained_model(checkpoint)
     objective = meta["config"].get("objective", {})
@@ -112,8 +112,7 @@ def load_video_text_model(checkpoint: str | os.PathLike, device: str | torch.dev
     cfg = ContrastiveConfig.model_validate(objective)
     text = load_text_tower(cfg.text.model, pooling=cfg.text.pooling, max_length=cfg.text.max_length)
     heads = build_heads(cfg, model.embed_dim, text)
-    with local_checkpoint_dir(checkpoint) as d:
-        state = torch.load(d / HEADS_FILE, map_location="cpu", weights_only=True)
+    state = load_heads(checkpoint)
     heads.load_state_dict({k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")})
     return VideoTextModel(model, heads).to(device).eval(), meta
 
@@ -128,20 +127,24 @@ def evaluate_retrieval(
     num_actors: int = 1,
     seed: int = 0,
     scope: str = "eval",
+    splits=None,
 ) -> dict[str, Any]:
     """Zero-shot retrieval on ``split`` (or ``manifest``) on Ray: video embeddings from an actor
     pool (views averaged per video), captions embedded in this process. Returns
-    :func:`retrieval_metrics` plus ``split``, ``skips`` and ``task: retrieval``."""
-    from videomamba.train import data_api
+    :func:`retrieval_metrics` plus ``split``, ``skips`` and ``task: retrieval``. ``splits``: the
+    data as already read (:class:`~videomamba.data.splits.Splits`), else read here."""
+    from videomamba.data.skips import skip_metrics
+    from videomamba.data.splits import Splits
     from videomamba.train.evaluate import collect, predict_dataset
 
-    ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
+    splits = splits or Splits(data_cfg, {split: manifest})
+    ds = splits.dataset(split, seed=seed, scope=scope)
     rows = predict_dataset(ds, checkpoint, batch_size=batch_size, num_actors=num_actors, output="embedding")
     cols = collect(rows, ("index", "view", "embedding"))
     model, _ = load_video_text_model(checkpoint)
-    captions = [r.captions for r in data_api.records(data_cfg, split, manifest)]
+    captions = [r.captions for r in splits.records(split)]
     full = video_text_metrics(cols["embedding"], cols["index"], captions, model.encode_text)
-    full.update(split=split, skips=data_api.skip_metrics(split, scope))
+    full.update(split=split, skips=skip_metrics(split, scope))
     return full
 
 
