@@ -58,6 +58,11 @@ class Splits:
             self._classes = read_classes(self.cfg.classes_file)
         return self._classes
 
+    def file_class_names(self) -> list[str] | None:
+        """The names listed in ``data.classes_file`` (None without one)."""
+        index = self._class_index()
+        return None if index is None else list(index.names)
+
     def records(self, split: str) -> list[VideoRecord]:
         """The split's manifest records (``VideoRecord``: path, label, captions, line)."""
         if split not in self._records:

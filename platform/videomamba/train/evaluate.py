@@ -250,6 +250,7 @@ def evaluate_checkpoint(
     scope: str | None = None,
     max_skip_fraction: float | None = None,
     tracking_uri: str | None = None,
+    splits=None,
 ) -> dict[str, Any]:
     """Multi-view evaluation of a training checkpoint on ``split`` (or ``manifest``) on Ray.
     ``checkpoint`` may also be a videomamba MLflow model URI (``models:/NAME/VERSION``,
@@ -263,7 +264,8 @@ def evaluate_checkpoint(
     and ``skip_report`` (counts by reason, examples); for a ``contrastive`` checkpoint
     :func:`videomamba.train.retrieval.evaluate_retrieval` instead. Raises ``SkipLimitError`` when
     more than ``max_skip_fraction`` (default ``data.max_skip_fraction``) of the videos were
-    skipped or no clip was produced.
+    skipped or no clip was produced. ``splits``: the data of ``data_cfg`` as already read
+    (:class:`~videomamba.data.splits.Splits`, e.g. the training run's), else read here.
     """
     import uuid
 
@@ -283,7 +285,8 @@ def evaluate_checkpoint(
     if max_skip_fraction is None:
         max_skip_fraction = data_cfg.max_skip_fraction
     scope = scope or f"eval-{uuid.uuid4().hex[:12]}"
-    splits = Splits(data_cfg, {split: manifest})
+    if splits is None or manifest:
+        splits = Splits(data_cfg, {split: manifest})
     total = splits.num_videos(split)
     try:
         try:
@@ -297,9 +300,7 @@ def evaluate_checkpoint(
                 class_names = meta["class_names"]
                 label_map = None
                 if data_cfg.classes_file and class_names:
-                    from videomamba.data.manifest import load_classes
-
-                    label_map = class_label_map(load_classes(data_cfg.classes_file), class_names)
+                    label_map = class_label_map(splits.file_class_names(), class_names)
                 ds = splits.dataset(split, seed=seed, scope=scope)
                 full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size,
                                         num_actors=num_actors, label_map=label_map, tracking_uri=tracking_uri)

@@ -402,7 +402,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         _log_best(tracker, cfg, run)
         if cfg.eval.at_end and splits.has(cfg.eval.split):
             try:
-                full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval")
+                full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval", splits=splits)
             except BaseException as err:
                 tracker.set_tags({"error": f"evaluation: {type(err).__name__}: {err}"[:5000]})
                 tracker.set_status("FAILED")
@@ -453,15 +453,17 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_nam
     return info
 
 
-def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None) -> dict[str, Any]:
+def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None,
+             splits=None) -> dict[str, Any]:
     """``evaluate_checkpoint`` of ``checkpoint`` on ``cfg.eval.split`` with the config's settings
-    (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips)."""
+    (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips). ``splits``:
+    the run's data as already read (``Splits``)."""
     from videomamba.train.evaluate import evaluate_checkpoint
 
     return evaluate_checkpoint(
         checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
-        max_skip_fraction=cfg.data.max_skip_fraction,
+        max_skip_fraction=cfg.data.max_skip_fraction, splits=splits,
     )
 
 
