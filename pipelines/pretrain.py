@@ -27,11 +27,9 @@ def export_pretrained(checkpoint: str, out: str | Path) -> Path:
     import torch
 
     import videomamba
-    from videomamba.train.checkpointing import MODEL_FILE, build_model_from_meta, local_checkpoint_dir, read_meta
+    from videomamba.checkpoints import build_model_from_meta, load_model_state
 
-    with local_checkpoint_dir(checkpoint) as d:
-        meta = read_meta(d)
-        state = torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)
+    state, meta = load_model_state(checkpoint)
     report = videomamba.load_checkpoint(build_model_from_meta(meta), state, strict=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

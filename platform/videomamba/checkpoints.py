@@ -57,7 +57,10 @@ LEGACY_STATE_FILE = "train_state.pt"  # format 1: a pickle, never loaded by resu
 META_FILE = "meta.json"
 CHECKPOINT_PREFIX = "epoch_"  # checkpoint directories in a run directory: epoch_NNNN
 CHECKPOINT_GLOB = CHECKPOINT_PREFIX + "*"
-WEIGHTS_FILES = (MODEL_FILE, "model.safetensors")  # training checkpoint / downloaded MLflow model
+MLFLOW_WEIGHTS_FILE = "model.safetensors"  # in a logged MLflow model's data/videomamba/ (train/mlflow_model.py)
+MLFLOW_DATA_DIR = "videomamba"
+MLFLOW_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+WEIGHTS_FILES = (MODEL_FILE, MLFLOW_WEIGHTS_FILE)  # training checkpoint / downloaded MLflow model
 _STATE_KIND = "videomamba-train-state"
 
 
@@ -312,10 +315,8 @@ def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str 
     path that is none of these."""
     from ray.train import Checkpoint
 
-    from videomamba.train import mlflow_model
-
-    if mlflow_model.is_mlflow_uri(checkpoint):
-        with mlflow_model.downloaded_model(checkpoint, tracking_uri) as d:
+    if is_mlflow_uri(checkpoint):
+        with downloaded_model(checkpoint, tracking_uri) as d:
             yield d
         return
     if not isinstance(checkpoint, Checkpoint):
@@ -328,6 +329,51 @@ def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str 
         yield Path(d)
 
 
+# ------------------------------------------------------------------------------------------------
+# a videomamba MLflow model's data directory (written by train/mlflow_model.py): the same weights as
+# safetensors + the checkpoint's meta.json
+def is_mlflow_uri(checkpoint: Any) -> bool:
+    """True for MLflow model URIs (``models:/``, ``runs:/``, ``mlflow-artifacts:/``)."""
+    return isinstance(checkpoint, str) and checkpoint.startswith(MLFLOW_URI_SCHEMES)
+
+
+def load_model_dir(data_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(model in eval mode, meta)`` from a ``data/videomamba`` directory (safetensors + JSON)."""
+    from safetensors.torch import load_file
+
+    data_dir = Path(data_dir)
+    meta = read_meta(data_dir)
+    model = build_model_from_meta(meta)
+    model.load_state_dict(load_file(str(data_dir / MLFLOW_WEIGHTS_FILE), device="cpu"))  # same architecture: strict
+    return model.to(device).eval(), meta
+
+
+@contextlib.contextmanager
+def downloaded_model(uri: str, tracking_uri: str | None = None) -> Iterator[Path]:
+    """The ``data/videomamba`` directory (``model.safetensors``, ``meta.json``) of the MLflow model at
+    ``uri`` (``models:/NAME/VERSION``, ``models:/NAME@alias``, ``runs:/RUN_ID/model``), downloaded to a
+    temporary directory. ``tracking_uri``: the store (and registry) to resolve it in; default
+    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///runs/mlflow.db``. Raises ValueError for a model that was
+    not logged by videomamba."""
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    from videomamba.train import tracking
+
+    tmp = tempfile.mkdtemp(prefix="videomamba-model-")
+    try:
+        with tracking.mlflow_uri(tracking_uri or tracking.default_tracking_uri("runs")):
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        data = local / "data" / MLFLOW_DATA_DIR
+        if not (data / MLFLOW_WEIGHTS_FILE).exists():
+            raise ValueError(f"{uri}: not a videomamba MLflow model (no data/{MLFLOW_DATA_DIR}/{MLFLOW_WEIGHTS_FILE})")
+        yield data
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build_model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
     """The architecture a checkpoint was trained with (``meta["model"]``), weights not loaded."""
     import videomamba
@@ -336,15 +382,19 @@ def build_model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
     return videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
 
 
+def load_model_state(checkpoint: str | os.PathLike | Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(model.pt state dict, meta)`` of a training checkpoint (dir, URI or ``ray.train.Checkpoint``)."""
+    with local_checkpoint_dir(checkpoint) as d:
+        return torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True), read_meta(d)
+
+
 def load_trained_model(checkpoint: str | os.PathLike | Any, device: str | torch.device = "cpu", *,
                        tracking_uri: str | None = None):
     """``(model in eval mode, meta)`` from a training checkpoint (dir, URI or Checkpoint) or a
     videomamba MLflow model URI (``models:/...``, ``runs:/...``; see :func:`local_checkpoint_dir`)."""
-    from videomamba.train import mlflow_model
-
     with local_checkpoint_dir(checkpoint, tracking_uri) as d:
         if not (d / MODEL_FILE).exists():
-            return mlflow_model.load_model_dir(d, device)
+            return load_model_dir(d, device)
         meta = read_meta(d)
         model = build_model_from_meta(meta)
         state = torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)

@@ -160,6 +160,6 @@ def latest_child(path: str, info_file: str, match: Callable[[str, dict], bool] =
     found = []
     for name in child_dirs(path):
         info = read_json_or_none(join(path, name, info_file))
-        if isinstance(info, dict) and match(name, info):
+        if isinstance(info, dict) and info and match(name, info):
             found.append((info.get("created", 0), name))
     return max(found)[1] if found else None

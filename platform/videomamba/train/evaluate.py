@@ -274,7 +274,7 @@ def evaluate_checkpoint(
     from videomamba.data.splits import Splits
     from videomamba.train import tracking
     from videomamba.checkpoints import local_checkpoint_dir, read_meta
-    from videomamba.train.mlflow_model import is_mlflow_uri
+    from videomamba.checkpoints import is_mlflow_uri
 
     if is_mlflow_uri(checkpoint):  # the actors resolve it in the same store (absolute path)
         tracking_uri = tracking_uri or tracking.default_tracking_uri("runs")
