@@ -94,7 +94,7 @@ def test_predict_warns_on_a_damaged_file(truncated, monkeypatch):
     import torch
 
     from videomamba.train import checkpointing
-    from videomamba.train.predict import predict_videos
+    from videomamba.inference.predict import predict_videos
 
     class Mean(torch.nn.Module):  # stands in for a trained model: logits from the clip's mean colour
         num_classes = 2

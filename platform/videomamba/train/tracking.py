@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from videomamba import plots
+
 logger = logging.getLogger(__name__)
 
 _PARAM_VALUE_MAX = 6000
@@ -262,29 +264,9 @@ def is_curve(key: str, history) -> bool:
 
 def plot_curves(tracking_uri: str, run_id: str, path: str | os.PathLike, keys: tuple[str, ...] = ()) -> str | None:
     """Plot the run's metric curves (one panel per metric; :func:`is_curve`: no single points,
-    constant series or counters) to a PNG; None if nothing to plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    constant series or counters) to a PNG (:func:`videomamba.plots.plot_curves`); None if nothing to plot."""
     c = client(tracking_uri)
     keys = keys or tuple(sorted(c.get_run(run_id).data.metrics))
     series = {k: c.get_metric_history(run_id, k) for k in keys}
     series = {k: sorted(v, key=lambda m: (m.step, m.timestamp)) for k, v in series.items() if is_curve(k, v)}
-    if not series:
-        return None
-    cols = min(3, len(series))
-    rows = math.ceil(len(series) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
-    for ax, (key, hist) in zip(axes.flat, series.items()):
-        ax.plot([m.step for m in hist], [m.value for m in hist], marker="." if len(hist) < 50 else None)
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(series) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return str(path)
+    return plots.plot_curves({k: ([m.step for m in h], [m.value for m in h]) for k, h in series.items()}, path)

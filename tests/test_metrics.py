@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from videomamba.train.evaluate import average_views, classification_metrics, confusion_matrix, plot_confusion, topk_accuracy
+from videomamba.metrics import average_views, classification_metrics, confusion_matrix, topk_accuracy
+from videomamba.plots import plot_confusion
 
 
 def test_topk_and_confusion():
