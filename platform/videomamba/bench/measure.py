@@ -23,6 +23,7 @@ from typing import Callable
 
 from videomamba import env as machine
 
+from .floor import dims_of
 from .spec import MODES, Emit, Options, Spec, base_row, is_baseline
 from .timing import Clock, time_steps
 
@@ -165,8 +166,6 @@ def measure(spec: Spec, device, opts: Options, cache: ModelCache | None = None) 
 
 def _measure_into(row: dict, spec: Spec, device, opts: Options, cache: ModelCache) -> None:
     import torch
-
-    from .floor import dims_of
 
     cuda = device.type == "cuda"
     model = cache.get(spec, device)

@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from videomamba.env import git_commit  # the ``git_commit`` tag of runs and searches
-
 logger = logging.getLogger(__name__)
 
 _PARAM_VALUE_MAX = 6000
