@@ -221,7 +221,7 @@ def test_worker_runs_through_its_own_entry_point(tmp_path):
     task = tmp_path / "task.json"
     task.write_text(json.dumps({"kind": "bench", "options": opts.to_dict(), "specs": [dataclasses.asdict(spec)],
                                 "deadline": None, "results": str(results)}))
-    env = {**os.environ, "PYTHONPATH": bench_run._package_root()}
+    env = {**os.environ, "PYTHONPATH": bench_run.package_root()}
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", bench_run.WORKER_MODULE, str(task)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -43,7 +43,8 @@ WORKER_MODULE = "videomamba.bench.worker"  # run as ``python -m WORKER_MODULE [-
 WORKER_GRACE_S = 15.0  # a worker past its deadline by this much is killed
 
 
-def _package_root() -> str:
+def package_root() -> str:
+    """The directory holding the ``videomamba`` package (put on the workers' PYTHONPATH)."""
     return str(Path(__file__).resolve().parents[2])
 
 
@@ -78,7 +79,7 @@ class Runner:
         results.write_text("")
         task_path = self.logs / f"{name}.task.json"
         task_path.write_text(json.dumps({**task, "results": str(results)}, default=str))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root(), os.environ.get("PYTHONPATH")]))}
         cmd = [sys.executable, "-m", WORKER_MODULE, *(["-v"] if log.isEnabledFor(logging.DEBUG) else []), str(task_path)]
         deadline = task.get("deadline")
         with open(log_path, "w") as log_fh:
