@@ -28,7 +28,7 @@ from videomamba.train.loop import (
     build_model,
     train_loop_per_worker,
 )
-from videomamba import console, objectives
+from videomamba import console, env, objectives
 from videomamba.inference.evaluate import evaluate_checkpoint
 from videomamba.metrics import scalar_metrics
 from videomamba.plots import plot_confusion
@@ -243,7 +243,7 @@ def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) ->
     if gpus:
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda"
     return {
-        "git_commit": tracking.git_commit(),
+        "git_commit": env.git_commit(),
         "scan_order": getattr(model, "scan_order", "unknown"),
         "backend": getattr(model, "backend", "unknown"),
         "device": device,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -157,24 +156,6 @@ def get_or_create_experiment(tracking_uri: str, name: str) -> str:
     if EXPERIMENT_KIND_TAG not in (exp.tags or {}):  # made before this tag was set: mark it now
         c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
-
-
-def git_commit(path: str | os.PathLike | None = None) -> str:
-    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``.
-    ``$VIDEOMAMBA_GIT_COMMIT`` (set by ``videomamba submit``: jobs do not ship ``.git``) wins."""
-    if path is None and os.environ.get("VIDEOMAMBA_GIT_COMMIT"):
-        return os.environ["VIDEOMAMBA_GIT_COMMIT"]
-    path = path or Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True, text=True, timeout=10
-        )
-        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _param_value(value: Any) -> str:
