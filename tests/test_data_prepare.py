@@ -48,6 +48,29 @@ def test_transcode_resizes_sets_keyframes_and_never_upscales(tmp_path):
     assert frames.shape == (40, 32, 32, 3) and vinfo.num_frames == 40
 
 
+def _x264_info(path) -> bytes:
+    """The encoder settings x264 writes into the stream (an SEI text: "... cabac=1 ... bframes=3 ...")."""
+    data = open(path, "rb").read()
+    at = data.find(b"x264 - core")
+    assert at >= 0, "no x264 settings string in the file"
+    return data[at:at + 2000]
+
+
+def test_transcode_defaults_fastdecode_without_b_frames(tmp_path):
+    """The defaults chosen by benchmarks/prepare_per_core.md: tune fastdecode (no CABAC, no
+    deblocking), no B-frames; tune/bframes None keep x264's defaults (and the old fingerprint)."""
+    src = _video(tmp_path / "a.mp4", frames=24, size=64)
+    transcode(src, str(tmp_path / "fast.mp4"), PrepareSettings(short_side=32))
+    info = _x264_info(str(tmp_path / "fast.mp4"))
+    assert b"cabac=0" in info and b"deblock=0" in info and b"bframes=0" in info
+    transcode(src, str(tmp_path / "plain.mp4"), PrepareSettings(short_side=32, tune=None, bframes=None))
+    info = _x264_info(str(tmp_path / "plain.mp4"))
+    assert b"cabac=1" in info and b"bframes=0" not in info
+    old = PrepareSettings(tune=None, bframes=None).fingerprint()
+    assert "tune" not in old and "bframes" not in old  # outputs of earlier versions are kept on resume
+    assert '"tune": "fastdecode"' in PrepareSettings().fingerprint()
+
+
 def test_transcode_trim_and_fps_cap(tmp_path):
     src = _video(tmp_path / "a.mp4", frames=80, size=32, fps=20)  # 4 s at 20 fps
     info = transcode(src, str(tmp_path / "o.mp4"), PrepareSettings(short_side=0, keyint=4, max_fps=10),
