@@ -65,6 +65,8 @@ def register(subparsers) -> None:
                    help="keep whole videos (rows keep start_sec/end_sec) instead of cutting to each row's window")
     p.add_argument("--crf", type=int, default=None, help="x264 CRF (default 23)")
     p.add_argument("--preset", default=None, help="x264 preset (default veryfast)")
+    p.add_argument("--tune", default=None, help="x264 tune (default fastdecode; 'none' for x264's default)")
+    p.add_argument("--bframes", type=int, default=None, help="x264 B-frames (default 0; -1 for the preset's)")
     p.add_argument("--threads", type=int, default=None, help="CPUs per video (default 1)")
     p.add_argument("--resources", default=None, help='extra Ray resources per task as JSON, e.g. \'{"decode_node": 0.001}\'')
     p.add_argument("--max-failed", type=float, default=0.5, help="fail (exit 1) when more than this fraction failed")
@@ -234,7 +236,12 @@ def _prepare(args) -> int:
 
     fields = {"short_side": args.short_side, "keyint": args.keyint, "max_fps": args.max_fps, "trim": args.trim,
               "crf": args.crf, "preset": args.preset, "threads": args.threads}
-    settings = PrepareSettings(**{k: v for k, v in fields.items() if v is not None})
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if args.tune is not None:
+        fields["tune"] = None if args.tune.lower() == "none" else args.tune
+    if args.bframes is not None:
+        fields["bframes"] = None if args.bframes < 0 else args.bframes
+    settings = PrepareSettings(**fields)
     _init_ray()
     try:
         rep = prepare_dataset(args.manifest, args.out_dir, settings, classes_file=args.classes_file,
