@@ -131,7 +131,7 @@ def main() -> None:
     by: dict[str, list[dict]] = {}
     for (name, _), r in zip(jobs, results):
         by.setdefault(name, []).append(r)
-    from videomamba.bench.machine import cpu_model
+    from videomamba.env import cpu_description
     from videomamba.data.config import DataConfig
 
     short = DataConfig(num_frames=args.num_frames, img_size=args.img_size).train_short_side
@@ -146,8 +146,8 @@ def main() -> None:
                      "decode_x_raw": dec / raw_dec, "bytes": rs[0]["bytes"],
                      "psnr_db": None if name == "raw" else psnr(args.video, paths[name], args.psnr_frames, short),
                      "runs": [r["clips_per_cpu_s"] for r in rs]})
-    report = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "load_avg": os.getloadavg(),
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": cpu_description(), "load_avg": os.getloadavg(),
               "video": args.video, "clips": args.clips, "repeats": args.repeats, "procs": args.procs,
               "randaugment": ra, "num_frames": args.num_frames, "img_size": args.img_size, "rows": rows}
     with open(args.out, "w") as f:
