@@ -48,7 +48,8 @@ VIDEO_DIR = "videos"
 
 
 class PrepareSettings(BaseModel):
-    """How every video is rewritten. Defaults: the measured sweep in ``benchmarks/prepare_sweep.md``."""
+    """How every video is rewritten. Defaults: the measured sweeps in ``benchmarks/prepare_sweep.md`` (short
+    side x keyframe interval) and ``benchmarks/prepare_per_core.md`` (x264 tune and B-frames)."""
 
     model_config = ConfigDict(extra="forbid")
 
