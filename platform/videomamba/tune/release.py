@@ -39,6 +39,9 @@ from videomamba.train.resources import RunStopped  # noqa: F401 - what a stopped
 
 logger = logging.getLogger(__name__)
 
+#: Tune result key counting epochs done (ASHA's time attribute; survives a trial's resume): the
+#: trial's reports carry it (``trial.ReportToTune``), a stopped trial that reached all is complete
+EPOCHS_DONE = "epochs_completed"
 #: longest wait (seconds) for a stopped trial's resources to come back before the search goes on
 #: (with a warning naming what is still held)
 RELEASE_TIMEOUT_S = 60.0
@@ -230,8 +233,6 @@ class ReleaseTrials(ray.tune.Callback):
         self.release_all()
 
     def _trained_all_epochs(self, trial) -> bool:
-        from videomamba.tune.trial import EPOCHS_DONE
-
         done = (trial.last_result or {}).get(EPOCHS_DONE)
         try:
             return done is not None and self.epochs is not None and done >= self.epochs(trial.config)

@@ -45,9 +45,9 @@ from typing import Any
 import ray.tune
 
 from videomamba.tune import release, report
+from videomamba.tune.release import EPOCHS_DONE
 from videomamba.tune.space import LogUniformParam, SearchSpace
 from videomamba.tune.trial import (
-    EPOCHS_DONE,
     TAG_ERROR,
     TAG_PARAMS,
     TAG_PARENT,

@@ -22,12 +22,11 @@ from typing import Any
 
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from videomamba.tune.release import EPOCHS_DONE, RunLink, get_registry
 from videomamba.tune.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
-#: Tune result key counting epochs done (ASHA's time attribute; survives a trial's resume)
-EPOCHS_DONE = "epochs_completed"
 #: MLflow tags on every child run
 TAG_PARENT, TAG_SEARCH, TAG_TRIAL = "mlflow.parentRunId", "tune.search", "tune.trial_id"
 TAG_PARAMS, TAG_STATUS, TAG_ERROR = "tune.params", "tune.status", "tune.error"
@@ -151,7 +150,6 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     from videomamba.train.config import validate_config
     from videomamba.train.launcher import read_run_info, run_training
     from videomamba.train.resources import RunStopped
-    from videomamba.tune.release import RunLink, get_registry
 
     trial_id = ray.tune.get_context().get_trial_id()
     _restore_workdir(ctx)
