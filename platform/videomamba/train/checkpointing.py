@@ -255,57 +255,6 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(directory) / META_FILE).read_text())
 
 
-# ------------------------------------------------------------------------------------------------
-# the same model logged to MLflow by videomamba (``train/mlflow_model.py`` writes it): data/videomamba/
-# in the MLflow model holds model.safetensors + meta.json
-MLFLOW_DATA_DIR = "videomamba"
-MLFLOW_WEIGHTS_FILE = "model.safetensors"
-_MLFLOW_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
-
-
-def is_mlflow_uri(checkpoint: Any) -> bool:
-    """True for MLflow model URIs (``models:/``, ``runs:/``, ``mlflow-artifacts:/``)."""
-    return isinstance(checkpoint, str) and checkpoint.startswith(_MLFLOW_URI_SCHEMES)
-
-
-@contextlib.contextmanager
-def downloaded_model(uri: str, tracking_uri: str | None = None) -> Iterator[Path]:
-    """The ``data/videomamba`` directory (``model.safetensors``, ``meta.json``) of the MLflow model at
-    ``uri`` (``models:/NAME/VERSION``, ``models:/NAME@alias``, ``runs:/RUN_ID/model``), downloaded to a
-    temporary directory. ``tracking_uri``: the store (and registry) to resolve it in; default
-    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///runs/mlflow.db``. Raises ValueError for a model that was
-    not logged by videomamba."""
-    import shutil
-    import tempfile
-
-    import mlflow
-
-    from videomamba.train import tracking
-
-    tmp = tempfile.mkdtemp(prefix="videomamba-model-")
-    try:
-        with tracking.mlflow_uri(tracking_uri or tracking.default_tracking_uri("runs")):
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        data = local / "data" / MLFLOW_DATA_DIR
-        if not (data / MLFLOW_WEIGHTS_FILE).exists():
-            raise ValueError(f"{uri}: not a videomamba MLflow model (no data/{MLFLOW_DATA_DIR}/{MLFLOW_WEIGHTS_FILE})")
-        yield data
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def load_model_dir(data_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """``(model in eval mode, meta)`` from an MLflow model's ``data/videomamba`` directory
-    (safetensors + JSON)."""
-    from safetensors.torch import load_file
-
-    data_dir = Path(data_dir)
-    meta = json.loads((data_dir / META_FILE).read_text())
-    model = build_model_from_meta(meta)
-    model.load_state_dict(load_file(str(data_dir / MLFLOW_WEIGHTS_FILE), device="cpu"))  # same architecture: strict
-    return model.to(device).eval(), meta
-
-
 @contextlib.contextmanager
 def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str | None = None) -> Iterator[Path]:
     """A local directory holding ``checkpoint``: a local path (a checkpoint directory, its
@@ -317,8 +266,10 @@ def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str 
     path that is none of these."""
     from ray.train import Checkpoint
 
-    if is_mlflow_uri(checkpoint):
-        with downloaded_model(checkpoint, tracking_uri) as d:
+    from videomamba.train import mlflow_model
+
+    if mlflow_model.is_mlflow_uri(checkpoint):
+        with mlflow_model.downloaded_model(checkpoint, tracking_uri) as d:
             yield d
         return
     if not isinstance(checkpoint, Checkpoint):
@@ -345,9 +296,11 @@ def load_trained_model(checkpoint: str | os.PathLike | Any, device: str | torch.
                        tracking_uri: str | None = None):
     """``(model in eval mode, meta)`` from a training checkpoint (dir, URI or Checkpoint) or a
     videomamba MLflow model URI (``models:/...``, ``runs:/...``; see :func:`local_checkpoint_dir`)."""
+    from videomamba.train import mlflow_model
+
     with local_checkpoint_dir(checkpoint, tracking_uri) as d:
         if not (d / MODEL_FILE).exists():
-            return load_model_dir(d, device)
+            return mlflow_model.load_model_dir(d, device)
         meta = read_meta(d)
         model = build_model_from_meta(meta)
         state = torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)
