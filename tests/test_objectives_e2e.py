@@ -14,7 +14,6 @@ import videomamba
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {"embed_dim": 32, "depth": 2}
 
 
