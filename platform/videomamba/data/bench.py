@@ -134,7 +134,6 @@ class RayCpuMeter:
     def __init__(self):
         self.seconds: float | None = None
         self._start: dict[int, float] = {}
-        self.idle_rate = 0.0  # CPU-s per second the instance burns while no pipeline runs
 
     @staticmethod
     def _tree() -> dict[int, float] | None:
@@ -150,6 +149,8 @@ class RayCpuMeter:
             frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier and pid not in pids}
             pids |= frontier
         return {pid: table[pid][1] for pid in pids if pid in table}
+
+        self.idle_rate = 0.0  # CPU-s per second the instance burns while no pipeline runs
 
     def measure_idle(self, seconds: float = 3.0) -> None:
         """The Ray instance's own background CPU rate (GCS, raylet, agents, idle workers), to subtract."""

@@ -45,7 +45,6 @@ from videomamba.data import storage
 from videomamba.data.config import DataConfig, Split
 from videomamba.data.decode import DecodeError, load_source
 from videomamba.data.manifest import ManifestError, VideoRecord, load_classes, read_manifest
-from videomamba.data.pipeline import cluster_cpus, current_execution_index, num_blocks
 from videomamba.data.skips import ensure_ledger, record_skip
 
 logger = logging.getLogger(__name__)
@@ -329,6 +328,8 @@ def select_images(batch: dict, *, manifest, seed: int, epoch: int, shuffle: bool
     ``p % n`` of effective epoch ``epoch + executions * epochs + p // n`` (as ``select_rows``)."""
     import ray
 
+    from videomamba.data.pipeline import current_execution_index
+
     columns = _cached(("manifest", manifest.hex()), lambda: ray.get(manifest))
     n = len(columns["label"])
     pos = batch["id"].astype(np.int64)
@@ -421,6 +422,8 @@ def build_image_dataset(
         remote_args["resources"] = dict(cfg.decode_resources)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    from videomamba.data.pipeline import cluster_cpus, num_blocks
+
     ds = ray.data.range(n * epochs, override_num_blocks=num_blocks(n * epochs, cfg.rows_per_block, cluster_cpus()))
     ds = ds.map_batches(
         partial(select_images, manifest=manifest_ref, seed=seed, epoch=epoch, shuffle=train and cfg.shuffle,
