@@ -1,7 +1,6 @@
-"""Running on a Ray cluster: job submission through the Jobs API (``submit``), a loopback Ray
-head for laptops and tests (``local``), placement helpers (``placement``) and the one place that
-starts or joins Ray (``connect.init_ray``). Names are imported
-lazily: ``import videomamba.cluster`` does not import Ray."""
+"""Running on a Ray cluster: job submission through the Jobs API (``submit``), node roles
+(``placement``) and the one place that starts or joins Ray (``connect.init_ray``). Names are
+imported lazily: ``import videomamba.cluster`` does not import Ray."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ _EXPORTS = {
     "build_runtime_env": "submit",
     "to_entrypoint": "submit",
     "resolve_address": "submit",
-    "LocalHead": "local",
     "init_ray": "connect",
     "DECODE_RESOURCE": "placement",
     "TRAIN_RESOURCE": "placement",

@@ -7,12 +7,12 @@ import math
 import os
 
 
-def init_ray(num_cpus: float | None = None, **kwargs) -> bool:
-    """Join the cluster at ``RAY_ADDRESS``, else start a local Ray with ``max(os.cpu_count(),
-    ceil(num_cpus))`` logical CPUs (a small machine is oversubscribed so that training workers and
-    the data tasks next to them fit) and no dashboard. Does nothing when this process is already
-    connected. ``kwargs`` go to ``ray.init`` (after the console's verbosity settings). Returns
-    whether it connected now."""
+def init_ray(min_cpus: float | None = None, *, num_cpus: int | None = None, **kwargs) -> bool:
+    """Join the cluster at ``RAY_ADDRESS``, else start a local Ray without a dashboard, with
+    ``num_cpus`` logical CPUs when given, else ``max(os.cpu_count(), ceil(min_cpus))`` (a small
+    machine is oversubscribed so that training workers and the data tasks next to them fit). Does
+    nothing when this process is already connected. ``kwargs`` go to ``ray.init`` (after the
+    console's verbosity settings). Returns whether it connected now."""
     import ray
 
     from videomamba import console
@@ -23,6 +23,7 @@ def init_ray(num_cpus: float | None = None, **kwargs) -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], **options)
         return True
-    cpus = max(os.cpu_count() or 1, int(math.ceil(num_cpus or 0)))
-    ray.init(num_cpus=cpus, **{"include_dashboard": False, **options})
+    if num_cpus is None:
+        num_cpus = max(os.cpu_count() or 1, int(math.ceil(min_cpus or 0)))
+    ray.init(num_cpus=num_cpus, **{"include_dashboard": False, **options})
     return True

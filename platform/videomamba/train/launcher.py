@@ -468,12 +468,6 @@ def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, man
     )
 
 
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None):
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see :func:`evaluate`),
-    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
-    return log_evaluation(tracker, evaluate(cfg, checkpoint, scope=scope, manifest=manifest))
-
-
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:
     """Log an ``evaluate_checkpoint`` result into an MLflow run; returns the logged scalars
     (retrieval results: ``<split>/t2v_r1`` ... and ``eval/<split>_metrics.json``)."""

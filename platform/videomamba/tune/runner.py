@@ -48,9 +48,9 @@ from videomamba import storage
 from videomamba.cluster.connect import init_ray
 from videomamba.env import git_commit
 from videomamba.tune import release, report
+from videomamba.tune.release import EPOCHS_DONE
 from videomamba.tune.space import LogUniformParam, SearchSpace
 from videomamba.tune.trial import (
-    EPOCHS_DONE,
     TAG_ERROR,
     TAG_PARAMS,
     TAG_PARENT,
