@@ -45,6 +45,8 @@ _TYPED_KWARGS = ("scan_order", "backend", "use_checkpoint", "checkpoint_num", "n
 _MOVED_OVERRIDES = {"scan_order": "model.scan_order", "backend": "model.backend",
                     "use_checkpoint": "model.checkpoint_blocks", "checkpoint_num": "model.checkpoint_blocks",
                     "num_classes": "model.num_classes", "drop_path_rate": "model.drop_path_rate"}
+#: old dotted keys -> new ones (search spaces, which must use the new ones)
+MOVED_KEYS = {f"model.overrides.{old}": new for old, new in _MOVED_OVERRIDES.items()}
 
 
 def _model_overrides() -> type[BaseModel]:
@@ -304,13 +306,13 @@ def _strip_annotated(annotation: Any) -> Any:
     return annotation
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def models_in(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models an annotation admits (itself, or the members of a union / Optional)."""
     annotation = _strip_annotated(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return [m for a in typing.get_args(annotation) for m in _models_in(a)]
+        return [m for a in typing.get_args(annotation) for m in models_in(a)]
     return []
 
 
@@ -321,7 +323,7 @@ def keys_at(root: type[BaseModel], loc: Iterable[Any]) -> list[str]:
     for part in loc:
         fields = [m.model_fields[part] for m in models if part in m.model_fields]
         if fields:
-            models = [m for f in fields for m in _models_in(f.annotation)]
+            models = [m for f in fields for m in models_in(f.annotation)]
             continue
         tagged = [m for m in models if getattr(m.model_fields.get(_tag_field(m)), "default", None) == part]
         if not tagged:
@@ -339,7 +341,7 @@ def _tag_field(model: type[BaseModel]) -> str | None:
     return None
 
 
-def _did_you_mean(key: str, valid: list[str]) -> str:
+def did_you_mean(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]}?)"
@@ -355,7 +357,7 @@ def format_validation_error(err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key" + _did_you_mean(str(e["loc"][-1]), keys_at(TrainConfig, e["loc"][:-1]))
+            msg = "unknown key" + did_you_mean(str(e["loc"][-1]), keys_at(TrainConfig, e["loc"][:-1]))
         elif e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] not in ("union_tag_invalid", "value_error") and "input" in e:
