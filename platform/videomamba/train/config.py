@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import create_model as create_pydantic_model
 
 from videomamba.data import DataConfig
 from videomamba.models.scan_order import SCAN_ORDERS
 from videomamba.models.spec import ModelSpec
+from videomamba.models.videomamba import VideoMamba
 from videomamba.objectives import ObjectiveConfig, SupervisedConfig
 from videomamba.ops import BACKENDS
 from videomamba.train.optim import DEFAULT_NO_WEIGHT_DECAY
@@ -39,9 +41,8 @@ class _Section(BaseModel):
 ScanOrder = Literal[tuple(SCAN_ORDERS)]  # the scan orders of the paper's ablation (models/scan_order.py)
 Backend = Literal[tuple(BACKENDS)]  # selective-scan implementations (ops)
 
-#: ``VideoMamba`` arguments with a typed field of their own, not ``model.overrides`` keys
-_TYPED_KWARGS = ("scan_order", "backend", "use_checkpoint", "checkpoint_num", "num_classes", "drop_path_rate")
-#: ``model.overrides`` keys of old configs (and of old checkpoints' recorded configs) -> the new key
+#: ``VideoMamba`` arguments with a typed field of their own, so not ``model.overrides`` keys; the
+#: overrides of old configs (and of old checkpoints' recorded configs) that set them -> the new key
 _MOVED_OVERRIDES = {"scan_order": "model.scan_order", "backend": "model.backend",
                     "use_checkpoint": "model.checkpoint_blocks", "checkpoint_num": "model.checkpoint_blocks",
                     "num_classes": "model.num_classes", "drop_path_rate": "model.drop_path_rate"}
@@ -54,14 +55,10 @@ def _model_overrides() -> type[BaseModel]:
     own (sizes: embed_dim, depth, patch_size, kernel_size, num_frames, img_size; mixer: d_state,
     d_conv, expand, ssm_cfg; dropout rates, ...), typed by the constructor's annotations and
     optional (unset: the variant's value). Generated from the signature, so it cannot drift."""
-    from pydantic import create_model as create_pydantic_model
-
-    from videomamba.models.videomamba import VideoMamba
-
     hints = typing.get_type_hints(VideoMamba.__init__)
     fields = {name: (hints[name] | None, Field(None, description=f"VideoMamba({name}=...)"))
               for name in inspect.signature(VideoMamba.__init__).parameters
-              if name != "self" and name not in _TYPED_KWARGS}
+              if name != "self" and name not in _MOVED_OVERRIDES}
     return create_pydantic_model("ModelOverrides", __base__=_Overrides, **fields)
 
 
