@@ -154,3 +154,11 @@ def test_model_spec_builds_and_reads_old_checkpoint_metadata():
     assert spec.replace(depth=3).kwargs["depth"] == 3 and spec.kwargs["depth"] == 2  # a value: copies
     with pytest.raises(ValueError, match="no model name"):
         ModelSpec.from_meta({"config": {}})
+
+
+def test_resuming_a_run_logged_with_the_old_spelling_is_not_a_change():
+    from videomamba.train.launcher import resume_changes
+
+    old = {"model.overrides.scan_order": "temporal_first", "train.epochs": "2"}
+    assert resume_changes(old, {"model.scan_order": "temporal_first", "train.epochs": 2}) == {}
+    assert resume_changes(old, {"model.scan_order": "spatial_first"}) == {"model.scan_order": (None, "spatial_first")}

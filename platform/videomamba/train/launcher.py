@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videomamba.train.config import ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
+from videomamba.train.config import MOVED_KEYS, ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
 from videomamba.train.loop import (
     STOP_DATA,
     STOP_METRIC,
@@ -276,10 +276,13 @@ def resume_changes(old: dict[str, str], new: dict[str, Any]) -> dict[str, tuple[
     """Config values (flattened params) that differ from the ones the MLflow run was started with:
     ``{key: (old or None, new)}``."""
     changes = {}
+    old_spelling = {new_key: old_key for old_key, new_key in MOVED_KEYS.items()}
     for key, value in new.items():
         text = tracking._param_value(value)
         if key == "run.name":  # --resume NAME sets it; not a change of what is trained
             continue
+        if key not in old and old.get(old_spelling.get(key, "")) == text:
+            continue  # a run started before the typed model keys logged model.overrides.<key>
         if key in old and old[key] != text:
             changes[key] = (old[key], text)
         elif key not in old and not key.startswith(("resume", "derived.")) and key != "run.name":
