@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,28 @@ FILE_SUFFIXES = ("pt", "pth", "safetensors", "py", "json", "yaml", "csv", "txt",
 NOT_KEYS = {
     "train.batchsize",  # README: an example of the unknown-key error
 }
-NOT_KEY_PREFIXES = ("mlflow.pyfunc", "mlflow.source", "mlflow.parentRunId", "mlflow.runName", "train.data_api")
+NOT_KEY_PREFIXES = ("mlflow.pyfunc", "mlflow.source", "mlflow.parentRunId", "mlflow.runName")
+
+
+@cache
+def package_names() -> dict[str, set[str]]:
+    """Module or package name (``tracking``, ``train``, ``run``) -> the names it defines or holds,
+    for every module of the package: ``train.tracking.plot_curves`` or ``run.fill_missing`` in
+    the docs are Python objects, not config keys."""
+    out: dict[str, set[str]] = {}
+    for path in (ROOT / "platform" / "videomamba").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+        stem = path.parent.name if path.stem == "__init__" else path.stem
+        out.setdefault(stem, set()).update(names)
+        out.setdefault(path.parent.name, set()).add(path.stem)
+    return out
+
+
+def is_python_name(key: str) -> bool:
+    first, second = key.split(".")[:2]
+    return second[:1].isupper() or second in package_names().get(first, set())
 
 
 def mentioned_keys(text: str) -> set[str]:
@@ -33,7 +56,8 @@ def mentioned_keys(text: str) -> set[str]:
     keys = set()
     for span in CODE_SPAN.findall(YAML_BLOCK.sub("", text)):
         for key in DOTTED.findall(span):
-            if key.rsplit(".", 1)[-1] in FILE_SUFFIXES or key in NOT_KEYS or key.startswith(NOT_KEY_PREFIXES):
+            if (key.rsplit(".", 1)[-1] in FILE_SUFFIXES or key in NOT_KEYS or key.startswith(NOT_KEY_PREFIXES)
+                    or is_python_name(key)):
                 continue
             keys.add(key)
     for block in YAML_BLOCK.findall(text):
@@ -45,7 +69,7 @@ def mentioned_keys(text: str) -> set[str]:
 
 def test_the_extractor_finds_keys_and_skips_what_is_not_one():
     text = ("Use `model.backend: torch`, `--set train.epochs=3` and `model.pt`; "
-            "`model.forward_features(video)`, `videomamba.train.config`.\n"
+            "`model.forward_features(video)`, `videomamba.train.config`, `train.tracking.plot_curves`.\n"
             "```yaml\nmodel:\n  scan_order: temporal_first\n  overrides: {depth: 2}\n```\n")
     assert mentioned_keys(text) == {"model.backend", "train.epochs", "model.scan_order", "model.overrides.depth"}
 
