@@ -542,13 +542,13 @@ def _fit(cfg: TrainConfig, plan: _RunPlan, context: RunContext, tracker: trackin
 def _finish(cfg: TrainConfig, plan: _RunPlan, result: Any, tracker: tracking.RunTracker) -> TrainRun:
     """Skip summaries, a stop by the workers raised as its error, the best checkpoint logged (and
     evaluated with ``eval.at_end``), curves; the MLflow run and run info marked finished."""
-    from videomamba.data.skips import release_ledger
+    from videomamba.data.skips import release_ledger, skip_report
     from videomamba.train import data_api
 
     name = plan.name
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracker.tracking_uri,
                    mlflow_run_id=tracker.run_id)
-    run.skips = {s: data_api.skip_summary(s, name) for s in ("train", plan.val_split) if s}
+    run.skips = {s: skip_report(s, scope=name).summary() for s in ("train", plan.val_split) if s}
     release_ledger(name)
     status = result.return_value or {}
     last = result.checkpoint.path if result.checkpoint else None
@@ -634,12 +634,6 @@ def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, man
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
         max_skip_fraction=cfg.data.max_skip_fraction,
     )
-
-
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None):
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see :func:`evaluate`),
-    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
-    return log_evaluation(tracker, evaluate(cfg, checkpoint, scope=scope, manifest=manifest))
 
 
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:
