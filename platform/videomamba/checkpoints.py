@@ -349,11 +349,11 @@ def downloaded_model(uri: str, tracking_uri: str | None = None) -> Iterator[Path
 
 
 def build_model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
-    """The architecture a checkpoint was trained with (``meta["model"]``), weights not loaded."""
-    import videomamba
+    """The architecture a checkpoint was trained with (``meta["model"]``, a ``ModelSpec``), weights
+    not loaded."""
+    from videomamba.models.spec import ModelSpec
 
-    spec = meta["model"]
-    return videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
+    return ModelSpec.from_meta(meta).build()
 
 
 def load_model_state(checkpoint: str | os.PathLike | Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

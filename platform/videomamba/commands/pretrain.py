@@ -34,10 +34,12 @@ def export_pretrained(checkpoint: str, out: str | Path) -> Path:
     import torch
 
     import videomamba
-    from videomamba.checkpoints import build_model_from_meta, load_model_state
+    from videomamba.checkpoints import load_model_state
+    from videomamba.models.spec import ModelSpec
 
     state, meta = load_model_state(checkpoint)
-    report = videomamba.load_checkpoint(build_model_from_meta(meta), state, strict=True)
+    spec = ModelSpec.from_meta(meta)  # the architecture the checkpoint recorded
+    report = videomamba.load_checkpoint(spec.build(), state, strict=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
