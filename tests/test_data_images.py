@@ -305,7 +305,7 @@ def test_data_check_images_lists_bad_and_odd_with_full_paths(tmp_path, monkeypat
     monkeypatch.setattr(data_cmd, "_init_ray", lambda: None)
     assert main(["data", "check", str(root), "--json", str(tmp_path / "r.json"), "--min-size", "5"]) == 1
     text = capsys.readouterr().out
-    assert "unreadable images: 3 of 9 (" in text and "odd images (kept, decoded as described): 5 of 9" in text
+    assert "unreadable images (training skips and counts them): 3 of 9 (" in text and "odd images (kept, decoded as described): 5 of 9" in text
     lines = text.splitlines()
     for rel in ("b/truncated.jpg", "b/text.jpg", "b/empty.png", "a/cmyk.jpg", "a/gray.png", "a/deep.png",
                 "b/rotated.jpg", "b/png_named.jpg"):

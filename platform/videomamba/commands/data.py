@@ -202,7 +202,6 @@ def _synth_images(args) -> int:
 
 def _check(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from videomamba.commands._common import manifest_arg
     from videomamba.data.check import check_manifest
@@ -214,60 +213,44 @@ def _check(args) -> int:
     rep = check_manifest(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix,
                          fmt=args.format, full=args.full, num_cpus=args.num_cpus)
     console = Console()
-    summary = Table(title=f"{args.manifest}: {rep.rows} rows")
-    summary.add_column("")
-    summary.add_column("value", justify="right")
-    summary.add_row("readable", f"{rep.ok}")
-    for reason, n in rep.reasons.items():
-        summary.add_row(f"[red]unreadable: {reason}", f"{n}")
+    summary = _summary_table(rep, f"{args.manifest}: {rep.rows} rows")
     for name, value in rep.duration_stats().items():
         summary.add_row(f"duration {name}" + (" (h)" if name == "total_hours" else " (s)"), f"{value:.2f}")
     if rep.frames:
         summary.add_row("frames min / max", f"{min(rep.frames)} / {max(rep.frames)}")
     console.print(summary)
-    rotated = {k: v for k, v in rep.rotations.items() if k}
     tables = [("resolution (WxH)", rep.resolutions), ("fps", rep.fps)]
-    if rotated:  # display matrix: frames are decoded rotated, as players show them
+    if any(rep.rotations):  # display matrix: frames are decoded rotated, as players show them
         tables.append(("rotation (degrees clockwise)", rep.rotations))
     for title, counts in tables:
-        table = Table(title=title)
-        table.add_column(title)
-        table.add_column("videos", justify="right")
-        for key, n in list(counts.items())[:10]:
-            table.add_row(str(key), str(n))
-        if len(counts) > 10:
-            table.add_row(f"... {len(counts) - 10} more", "")
-        console.print(table)
-    balance = Table(title="class balance")
-    for col in ("label", "name", "videos"):
-        balance.add_column(col, justify="right" if col != "name" else "left")
-    labels = range(len(rep.class_names)) if rep.class_names else rep.class_counts
-    for label in labels:
-        name = rep.class_names[label] if rep.class_names else ""
-        n = rep.class_counts.get(label, 0)
-        balance.add_row(str(label), name, f"[red]{n}" if n == 0 else str(n))
-    console.print(balance)
-    if rep.bad:  # plain lines, never a table: every full path, whatever the terminal width (or none)
-        counts = ", ".join(f"{reason} {n}" for reason, n in rep.reasons.items())
-        print(f"\nunreadable videos: {len(rep.bad)} of {rep.rows} ({counts})")
-        for line, path, reason, detail in rep.bad:
-            print(f"  line {line}: {path}\n      {reason}" + (f": {detail}" if detail else ""))
-    if rep.warnings:  # plain lines too: full paths
-        print(f"\ndamaged videos (kept): {len(rep.warnings)}")
-        for line, path, message in rep.warnings:
-            print(f"  line {line}: {path}\n      {message}")
+        console.print(_counts_table(title, title, counts, "videos"))
+    console.print(_balance_table(rep, "videos"))
+    _print_files(rep, f"unreadable videos: {len(rep.bad)} of {rep.rows}", f"damaged videos (kept): {len(rep.warnings)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep.__dict__ | {"fps": {str(k): v for k, v in rep.fps.items()}}, f, indent=1)
     return 1 if rep.bad else 0
 
 
-def _counts_table(title: str, column: str, counts: dict, limit: int = 10):
+def _summary_table(rep, title: str):
+    """Readable rows and unreadable ones per reason; callers add rows."""
+    from rich.table import Table
+
+    summary = Table(title=title)
+    summary.add_column("")
+    summary.add_column("value", justify="right")
+    summary.add_row("readable", f"{rep.ok}")
+    for reason, n in rep.reasons.items():
+        summary.add_row(f"[red]unreadable: {reason}", f"{n}")
+    return summary
+
+
+def _counts_table(title: str, column: str, counts: dict, unit: str, limit: int = 10):
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column(column)
-    table.add_column("images" if column != "videos" else "videos", justify="right")
+    table.add_column(unit, justify="right")
     for key, n in list(counts.items())[:limit]:
         table.add_row(str(key), str(n))
     if len(counts) > limit:
@@ -275,9 +258,36 @@ def _counts_table(title: str, column: str, counts: dict, limit: int = 10):
     return table
 
 
+def _balance_table(rep, unit: str):
+    from rich.table import Table
+
+    balance = Table(title="class balance")
+    for col in ("label", "name", unit):
+        balance.add_column(col, justify="right" if col != "name" else "left")
+    for label in (range(len(rep.class_names)) if rep.class_names else rep.class_counts):
+        n = rep.class_counts.get(label, 0)
+        balance.add_row(str(label), rep.class_names[label] if rep.class_names else "", f"[red]{n}" if n == 0 else str(n))
+    return balance
+
+
+def _print_files(rep, bad_header: str, warnings_header: str) -> None:
+    """Unreadable rows (with the count per reason) and kept-but-noted rows as plain lines, never a
+    table: every full path, whatever the terminal width (or none). Rows of a class-per-folder
+    directory have no manifest line: their path says where they are."""
+    where = (lambda line: "") if os.path.isdir(rep.manifest) else (lambda line: f"line {line}: ")
+    if rep.bad:
+        counts = ", ".join(f"{reason} {n}" for reason, n in rep.reasons.items())
+        print(f"\n{bad_header} ({counts})")
+        for line, path, reason, detail in rep.bad:
+            print(f"  {where(line)}{path}\n      {reason}" + (f": {detail}" if detail else ""))
+    if rep.warnings:
+        print(f"\n{warnings_header}")
+        for line, path, message in rep.warnings:
+            print(f"  {where(line)}{path}\n      {message}")
+
+
 def _check_images(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from videomamba.data.check import check_images
 
@@ -286,44 +296,21 @@ def _check_images(args) -> int:
     rep = check_images(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format,
                        min_size=args.min_size, num_cpus=args.num_cpus)
     console = Console()
-    summary = Table(title=f"{args.manifest}: {rep.rows} images")
-    summary.add_column("")
-    summary.add_column("value", justify="right")
-    summary.add_row("readable", f"{rep.ok}")
-    for reason, n in rep.reasons.items():
-        summary.add_row(f"[red]unreadable: {reason}", f"{n}")
+    summary = _summary_table(rep, f"{args.manifest}: {rep.rows} images")
     summary.add_row("readable but odd (kept, see below)", f"{len(rep.warnings)}")
     console.print(summary)
-    console.print(_counts_table("format", "format", rep.formats))
-    console.print(_counts_table("mode (as stored; decoded to 8-bit RGB)", "mode", rep.modes))
-    console.print(_counts_table("size (WxH, upright)", "size", rep.resolutions))
+    console.print(_counts_table("format", "format", rep.formats, "images"))
+    console.print(_counts_table("mode (as stored; decoded to 8-bit RGB)", "mode", rep.modes, "images"))
+    console.print(_counts_table("size (WxH, upright)", "size", rep.resolutions, "images"))
     if any(rep.rotations):
-        console.print(_counts_table("EXIF rotation (degrees clockwise, applied)", "rotation", rep.rotations))
-    balance = Table(title="class balance")
-    for col in ("label", "name", "images"):
-        balance.add_column(col, justify="right" if col != "name" else "left")
-    for label in (range(len(rep.class_names)) if rep.class_names else rep.class_counts):
-        n = rep.class_counts.get(label, 0)
-        balance.add_row(str(label), rep.class_names[label] if rep.class_names else "", f"[red]{n}" if n == 0 else str(n))
-    console.print(balance)
-    if rep.bad:  # plain lines: every full path, whatever the terminal width
-        counts = ", ".join(f"{reason} {n}" for reason, n in rep.reasons.items())
-        print(f"\nunreadable images: {len(rep.bad)} of {rep.rows} ({counts}); training skips and counts them")
-        for line, path, reason, detail in rep.bad:
-            print(f"  {_where(rep, line)}{path}\n      {reason}" + (f": {detail}" if detail else ""))
-    if rep.warnings:
-        print(f"\nodd images (kept, decoded as described): {len(rep.warnings)} of {rep.rows}")
-        for line, path, message in rep.warnings:
-            print(f"  {_where(rep, line)}{path}\n      {message}")
+        console.print(_counts_table("EXIF rotation (degrees clockwise, applied)", "rotation", rep.rotations, "images"))
+    console.print(_balance_table(rep, "images"))
+    _print_files(rep, f"unreadable images (training skips and counts them): {len(rep.bad)} of {rep.rows}",
+                 f"odd images (kept, decoded as described): {len(rep.warnings)} of {rep.rows}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep.__dict__, f, indent=1)
     return 1 if rep.bad else 0
-
-
-def _where(rep, line: int) -> str:
-    """``line N: `` for a manifest row; nothing for an image of a class folder (its path says it)."""
-    return "" if os.path.isdir(rep.manifest) else f"line {line}: "
 
 
 def _prepare(args) -> int:

@@ -96,34 +96,46 @@ def check_manifest(
 ) -> CheckReport:
     """Decode every row of ``manifest`` in Ray tasks (``num_cpus`` each) and summarise."""
     records = read_manifest(manifest, classes_file=classes_file, path_prefix=path_prefix, fmt=fmt)
-    by_line = {r.line: r for r in records}
     nan = float("nan")
     items = [{"line": r.line, "path": r.path, "start_sec": nan if r.start_sec is None else r.start_sec,
               "end_sec": nan if r.end_sec is None else r.end_sec} for r in records]
     results = _run(items, partial(check_row, full=full), num_cpus, rows_per_task)
     report = CheckReport(manifest=manifest, rows=len(records), ok=0,
                          class_names=load_classes(classes_file) if classes_file else None)
-    reasons, res, fps, rotations = Counter(), Counter(), Counter(), Counter()
+
+    def kept(row):
+        report.frames.append(int(row["frames"]))
+        report.durations.append(float(row["duration"]))
+
+    _collect(report, results, records, kept, resolutions=lambda r: f"{r['width']}x{r['height']}",
+             fps=lambda r: round(float(r["fps"]), 2), rotations=lambda r: int(r["rotation"]))
+    return report
+
+
+def _collect(report: CheckReport, results: list[dict], records, on_ok: Callable | None = None,
+             **tallies: Callable) -> None:
+    """Fill ``report`` from the per-row ``results`` (any order): readable count, ``bad`` and
+    ``reasons``, ``warnings``, class counts of ``records``, and per keyword a ``Counter`` of
+    ``tally(row)`` over the readable rows (most common first) set as that field."""
+    by_line = {r.line: r for r in records}
+    reasons, counts = Counter(), {name: Counter() for name in tallies}
     for row in sorted(results, key=lambda r: r["line"]):
         rec = by_line[int(row["line"])]
         if row["ok"]:
             report.ok += 1
-            report.frames.append(int(row["frames"]))
-            report.durations.append(float(row["duration"]))
-            res[f"{row['width']}x{row['height']}"] += 1
-            fps[round(float(row["fps"]), 2)] += 1
-            rotations[int(row["rotation"])] += 1
+            for name, tally in tallies.items():
+                counts[name][tally(row)] += 1
+            if on_ok is not None:
+                on_ok(row)
             if str(row["warning"]):
                 report.warnings.append((rec.line, rec.path, str(row["warning"])))
         else:
             reasons[str(row["reason"])] += 1
             report.bad.append((rec.line, rec.path, str(row["reason"]), str(row["detail"])))
     report.reasons = dict(reasons.most_common())
-    report.resolutions = dict(res.most_common())
-    report.fps = dict(fps.most_common())
-    report.rotations = dict(rotations.most_common())
+    for name, counter in counts.items():
+        setattr(report, name, dict(counter.most_common()))
     report.class_counts = dict(sorted(Counter(r.label for r in records).items()))
-    return report
 
 
 def _run(items: list[dict], check: Callable, num_cpus: float, rows_per_task: int) -> list[dict]:
@@ -212,28 +224,9 @@ def check_images(
     cfg = DataConfig(kind="image", train_manifest=source, classes_file=classes_file, path_prefix=path_prefix,
                      manifest_format=fmt)
     records = read_records(cfg, "train")
-    by_line = {r.line: r for r in records}
     results = _run([{"line": r.line, "path": r.path} for r in records], partial(check_image_row, min_size=min_size),
                    num_cpus, rows_per_task)
     report = CheckReport(manifest=source, rows=len(records), ok=0, kind="image", class_names=class_names(cfg))
-    reasons, res, modes, formats, rotations = Counter(), Counter(), Counter(), Counter(), Counter()
-    for row in sorted(results, key=lambda r: r["line"]):
-        rec = by_line[int(row["line"])]
-        if row["ok"]:
-            report.ok += 1
-            res[f"{row['width']}x{row['height']}"] += 1
-            modes[str(row["mode"])] += 1
-            formats[str(row["format"])] += 1
-            rotations[int(row["rotation"])] += 1
-            if str(row["warning"]):
-                report.warnings.append((rec.line, rec.path, str(row["warning"])))
-        else:
-            reasons[str(row["reason"])] += 1
-            report.bad.append((rec.line, rec.path, str(row["reason"]), str(row["detail"])))
-    report.reasons = dict(reasons.most_common())
-    report.resolutions = dict(res.most_common())
-    report.modes = dict(modes.most_common())
-    report.formats = dict(formats.most_common())
-    report.rotations = dict(rotations.most_common())
-    report.class_counts = dict(sorted(Counter(r.label for r in records).items()))
+    _collect(report, results, records, resolutions=lambda r: f"{r['width']}x{r['height']}",
+             modes=lambda r: str(r["mode"]), formats=lambda r: str(r["format"]), rotations=lambda r: int(r["rotation"]))
     return report
