@@ -278,7 +278,7 @@ def test_a_dropped_truncated_image_is_counted_skipped_not_kept(tmp_path, monkeyp
     root = _odd_and_bad(tmp_path / "imgs")
     ledger = _SkipLedger()
     monkeypatch.setattr(images, "record_skip", lambda scope, split, epoch, index, path, reason, detail="", **kw:
-                        ledger.record(split, epoch, index, path, reason, kw.get("kept")))
+                        ledger.record(split, epoch, index, path, reason, *([kw["kept"]] if "kept" in kw else [])))
     cfg = DataConfig(kind="image", train_manifest=str(root), img_size=8)
     records = read_records(cfg, "train")
     columns = {"path": np.array([r.path for r in records], dtype=object), "label": np.array([r.label for r in records])}
