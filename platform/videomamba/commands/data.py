@@ -370,9 +370,9 @@ def _bench_config(args, image: bool = False):
         else:
             raw["randaugment"] = spec
     raw["manifest_format"] = args.format
-    if image:  # class names come from the train folder: the benchmarked one unless the config names one
+    if image:  # class names (indices only) from the benchmarked source, not the config's train split
         raw["kind"] = "image"
-        raw.setdefault("train_manifest", args.manifest)
+        raw["train_manifest"] = args.manifest
     return DataConfig(**raw)
 
 
