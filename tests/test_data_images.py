@@ -4,6 +4,7 @@ augmentation, the image -> video checkpoint path, distillation from an image tea
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from pathlib import Path
@@ -334,11 +335,16 @@ def test_image_sources_are_recognised(tmp_path):
 
 
 def test_data_bench_decode_loop_on_images(tmp_path, monkeypatch):
+    from videomamba.commands.data import _bench_config
     from videomamba.data import bench, images
 
     root = _odd_and_bad(tmp_path / "imgs")
     monkeypatch.setattr(images, "record_skip", lambda *a, **kw: None)
-    cfg = DataConfig(kind="image", train_manifest=str(root), img_size=8, decode_batch_size=4)
+    args = argparse.Namespace(config=str(ROOT / "configs" / "in1k_videomamba_tiny_224.yaml"), manifest=str(root),
+                              num_frames=None, img_size=8, sampling=None, classes_file=None, path_prefix=None,
+                              decode_concurrency=None, randaugment="none", format="auto")
+    cfg = _bench_config(args, image=True)  # `data bench DIR --config <image recipe> --img-size 8 --randaugment none`
+    assert cfg.kind == "image" and cfg.image.auto_augment is None and cfg.train_manifest == str(root)
     columns = bench._columns(cfg, str(root))
     assert len(columns["label"]) == 9 and set(columns) == {"path", "label"}
     images_done, wall, cpu = bench.bench_plain(cfg, columns, "train")
