@@ -51,6 +51,55 @@ def _train(config: str, overrides: list[str]) -> dict:
     }
 
 
+_SETTINGS = {"train_scale": "data.train_scale", "train_ratio": "data.train_ratio", "auto_augment": "data.image.auto_augment",
+             "re_prob": "data.image.re_prob", "lr": "optim.lr", "batch_size": "train.batch_size",
+             "epochs": "train.epochs", "objective": "objective.name"}
+
+
+def from_mlflow(root: Path, args) -> dict:
+    """The ``main()`` record of the FINISHED runs in ``root/mlflow.db`` (names ``teacher-*``,
+    ``distill-<seed>-*``, ``scratch-<seed>-*``; the latest of each), for a run stopped part way."""
+    import ray
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    exps = [e.experiment_id for e in client.search_experiments()]
+    found: dict[str, dict] = {}
+    for r in sorted(client.search_runs(exps, max_results=1000), key=lambda r: r.info.start_time):
+        if r.info.status != "FINISHED":
+            continue
+        name = r.info.run_name
+        key = "teacher" if name.startswith("teacher-") else "/".join(name.split("-")[:2])
+
+        def hist(metric):
+            return [m.value for m in sorted(client.get_metric_history(r.info.run_id, metric), key=lambda m: m.step)]
+
+        val = hist("val/top1")
+        found[key] = {
+            "config": "images_demo_teacher.yaml" if key == "teacher" else "images_demo.yaml",
+            "overrides": [], "wall_s": round((r.info.end_time - r.info.start_time) / 1000, 1),
+            "val_top1": val, "best_val_top1": max(val) if val else None,
+            "test_top1": r.data.metrics.get("test/top1"), "align_loss_epoch": hist("train/align_loss_epoch"),
+            "best_checkpoint": r.data.tags.get("best_checkpoint"), "mlflow_run_id": r.info.run_id,
+            "settings": {short: r.data.params.get(key) for short, key in _SETTINGS.items()},
+            "git": r.data.tags.get("git_commit", "")[:7], "started": r.info.start_time,
+        }
+    seeds = sorted(int(k.split("/")[1]) for k in found if k.startswith("distill/") and f"scratch/{k.split('/')[1]}" in found)
+    runs = {"teacher": found["teacher"]}
+    for seed in seeds:
+        runs[f"distill/{seed}"], runs[f"scratch/{seed}"] = found[f"distill/{seed}"], found[f"scratch/{seed}"]
+    ends = [r["started"] / 1000 + r["wall_s"] for r in runs.values()]
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(ends))), "git": found["teacher"]["git"],
+        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs, GPU: none",
+        "python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
+        "wall_s": round(max(ends) - runs["teacher"]["started"] / 1000, 1), "seeds": seeds, "runs": runs,
+        "args": {"seeds": seeds, "classes": args.classes, "images_per_class": args.images_per_class},
+        "rebuilt_from_mlflow": str(root / "mlflow.db"),
+    }
+
+
 def _f(x) -> str:
     return "" if x is None else f"{x:.3f}"
 
@@ -72,7 +121,9 @@ def report(record: dict) -> str:
         f"Recorded {record['date']} by `python benchmarks/images_evidence.py "
         + " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
                    for k, v in record["args"].items() if v is not None) + "` "
-        f"({record['wall_s'] / 60:.1f} min wall in all) at git {record['git']}.",
+        f"({record['wall_s'] / 60:.1f} min wall in all) at git {record['git']}"
+        + (f" (record rebuilt from the finished runs in `{record['rebuilt_from_mlflow']}` with `--from-mlflow`: "
+           "the run was stopped part way)" if record.get("rebuilt_from_mlflow") else "") + ".",
         f"Machine: {record['machine']}; Python {record['python']}, torch {record['torch']}, Ray {record['ray']} "
         "(embedded local Ray, 1 training worker per run, runs one after another; the 2 cores were shared with "
         "other developers' jobs, so wall times are indicative only). Raw numbers: `images_evidence.json`.", "",
@@ -124,9 +175,17 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=None, help="default: the config's (12)")
     parser.add_argument("--student-epochs", type=int, default=None, help="default: the config's (6)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json, run nothing")
+    parser.add_argument("--from-mlflow", action="store_true",
+                        help="run nothing: rebuild the record from the finished runs in --root's MLflow store "
+                        "(a comparison stopped part way: the seeds whose distill AND scratch runs finished)")
     args = parser.parse_args()
     if args.report_only:
         Path(args.out + ".md").write_text(report(json.loads(Path(args.out + ".json").read_text())))
+        return
+    if args.from_mlflow:
+        record = from_mlflow(Path(args.root).resolve(), args)
+        Path(args.out + ".json").write_text(json.dumps(record, indent=2))
+        Path(args.out + ".md").write_text(report(record))
         return
 
     import ray
