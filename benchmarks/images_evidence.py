@@ -91,7 +91,7 @@ def from_mlflow(root: Path, args) -> dict:
         runs[f"distill/{seed}"], runs[f"scratch/{seed}"] = found[f"distill/{seed}"], found[f"scratch/{seed}"]
     ends = [r["started"] / 1000 + r["wall_s"] for r in runs.values()]
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(ends))), "git": found["teacher"]["git"],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(ends))), "git": args.git or found["teacher"]["git"],
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs, GPU: none",
         "python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
         "wall_s": round(max(ends) - runs["teacher"]["started"] / 1000, 1), "seeds": seeds, "runs": runs,
@@ -136,7 +136,7 @@ def report(record: dict) -> str:
         "Test = the test folder, evaluated on Ray Data from each run's best-val checkpoint.", "",
         "Training settings (from the configs, as run): " + "; ".join(
             f"{name}: " + ", ".join(f"{k} {v}" for k, v in (runs[name].get("settings") or {}).items())
-            for name in ("teacher", f"distill/{record['seeds'][0]}", f"scratch/{record['seeds'][0]}")) + ".", "",
+            for name in ["teacher"] + [f"{kind}/{s}" for s in record["seeds"][:1] for kind in ("distill", "scratch")]) + ".", "",
         "| run | epochs | val top-1 (last) | best val top-1 | test top-1 | align loss first -> last epoch | wall (s) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -157,11 +157,15 @@ def report(record: dict) -> str:
     for key, label in (("test_top1", "test top-1"), ("best_val_top1", "best val top-1")):
         d = [runs[f"distill/{s}"][key] for s in record["seeds"]]
         c = [runs[f"scratch/{s}"][key] for s in record["seeds"]]
-        if None in d or None in c:
+        if not d or None in d or None in c:
             continue
         lines.append(f"| {label} | {_spread(d)} | {_spread(c)} | {_spread([a - b for a, b in zip(d, c)], sign=True)} |")
-    lines += ["", "Sampling noise of one accuracy: binomial standard error at p = 0.8 is 0.025 on the 256 test "
-              "images and 0.035 on the 128 val images (sqrt(2) times that for a difference).", ""]
+    tests = [r["test_top1"] for r in runs.values() if r["test_top1"] is not None]
+    p = sum(tests) / len(tests) if tests else 0.5
+    n_test, n_val = 64 * record["args"]["classes"], 32 * record["args"]["classes"]
+    lines += ["", f"Sampling noise of one accuracy: binomial standard error at p = {p:.2f} (the runs' mean test top-1) is "
+              f"{(p * (1 - p) / n_test) ** 0.5:.3f} on the {n_test} test images and {(p * (1 - p) / n_val) ** 0.5:.3f} on the "
+              f"{n_val} val images (sqrt(2) times that for a difference of two independent runs).", ""]
     return "\n".join(lines)
 
 
@@ -174,6 +178,7 @@ def main() -> None:
     parser.add_argument("--images-per-class", type=int, default=128)
     parser.add_argument("--teacher-epochs", type=int, default=None, help="default: the config's (12)")
     parser.add_argument("--student-epochs", type=int, default=None, help="default: the config's (6)")
+    parser.add_argument("--git", default=None, help="--from-mlflow: the commit the runs used (default: their tag)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json, run nothing")
     parser.add_argument("--from-mlflow", action="store_true",
                         help="run nothing: rebuild the record from the finished runs in --root's MLflow store "
@@ -219,7 +224,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs, GPU: none",
         "python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
         "wall_s": round(time.time() - t_all, 1), "seeds": args.seeds, "runs": runs,
-        "args": {k: v for k, v in vars(args).items() if k not in ("root", "out", "report_only")},
+        "args": {k: v for k, v in vars(args).items() if k not in ("root", "out", "report_only", "from_mlflow", "git")},
     }
     Path(args.out + ".json").write_text(json.dumps(record, indent=2))
     Path(args.out + ".md").write_text(report(record))
