@@ -178,6 +178,8 @@ def main() -> None:
     parser.add_argument("--images-per-class", type=int, default=128)
     parser.add_argument("--teacher-epochs", type=int, default=None, help="default: the config's (12)")
     parser.add_argument("--student-epochs", type=int, default=None, help="default: the config's (6)")
+    parser.add_argument("--set", dest="overrides", nargs="+", default=None, metavar="KEY=VALUE",
+                        help="config overrides for every run (teacher and students), e.g. optim.lr=1e-3")
     parser.add_argument("--git", default=None, help="--from-mlflow: the commit the runs used (default: their tag)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json, run nothing")
     parser.add_argument("--from-mlflow", action="store_true",
@@ -206,7 +208,7 @@ def main() -> None:
     teacher_extra = [f"train.epochs={args.teacher_epochs}"] if args.teacher_epochs else []
     student_extra = [f"train.epochs={args.student_epochs}"] if args.student_epochs else []
     common = [f"data.train_manifest={data.train_dir}", f"data.val_manifest={data.val_dir}",
-              f"data.test_manifest={data.test_dir}", f"run.root={root}"]
+              f"data.test_manifest={data.test_dir}", f"run.root={root}", *(args.overrides or [])]
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     stamp = time.strftime("%H%M%S")
     runs = {"teacher": _train("images_demo_teacher.yaml", [*common, *teacher_extra, f"run.name=teacher-{stamp}"])}
