@@ -339,7 +339,7 @@ def test_data_bench_decode_loop_on_images(tmp_path, monkeypatch):
     from videomamba.data import bench, images
 
     root = _odd_and_bad(tmp_path / "imgs")
-    monkeypatch.setattr(images, "record_skip", lambda *a, **kw: None)
+    monkeypatch.setattr(images, "record_skip", None)  # the loops run outside Ray: no skip ledger to count in
     args = argparse.Namespace(config=str(ROOT / "configs" / "in1k_videomamba_tiny_224.yaml"), manifest=str(root),
                               num_frames=None, img_size=8, sampling=None, classes_file=None, path_prefix=None,
                               decode_concurrency=None, randaugment="none", format="auto")
@@ -349,3 +349,16 @@ def test_data_bench_decode_loop_on_images(tmp_path, monkeypatch):
     assert len(columns["label"]) == 9 and set(columns) == {"path", "label"}
     images_done, wall, cpu = bench.bench_plain(cfg, columns, "train")
     assert images_done == 6 and wall > 0 and cpu > 0
+
+
+@pytest.mark.parametrize("policy", ["v0", "rand-m9-mstd0.5-inc1"])  # the Ti recipe's and the S/M recipes'
+def test_autoaugment_zero_bit_posterize_gives_a_black_image_not_an_error(policy):
+    from videomamba.data.images import posterize
+
+    assert np.asarray(posterize(Image.new("RGB", (3, 3), (200, 100, 50)), 0)).max() == 0
+    cfg = DataConfig(kind="image", img_size=16, image={"auto_augment": policy, "re_prob": 0.0})
+    transform = ImageTransform(cfg, "train")
+    image = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    # v0 draws ('Posterize', 0.8, 2) = 0 bits in 1 of 25 sub-policies; rand-m9-mstd0.5 reaches magnitude 10
+    for seed in range(400):
+        assert transform(image, seed).shape == (3, 16, 16)

@@ -36,6 +36,7 @@ import io
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -288,6 +289,29 @@ def read_image(path: str, *, exif_transpose: bool = True) -> tuple[np.ndarray, I
 
 
 # ---- transforms --------------------------------------------------------------------------------
+def posterize(img, bits_to_keep: int, **_):
+    """timm's ``posterize`` as it behaved with the Pillow the recipes were run with: 0 bits kept is a
+    black image (TPU EfficientNet's AutoAugment ``v0`` draws it: ``('Posterize', 0.8, 2)``; RandAugment's
+    ``PosterizeIncreasing`` at magnitude 10). Recent Pillow (13.0 here) raises ``ValueError`` for 0 bits, so
+    those draws would drop the image as an ``error``."""
+    from timm.data import auto_augment
+
+    if bits_to_keep <= 0:
+        return img.point([0] * 256 * len(img.getbands()))
+    return auto_augment.posterize(img, bits_to_keep)
+
+
+def _zero_bit_posterize(transform) -> None:
+    """Swap :func:`posterize` into every timm AutoAugment / RandAugment op of ``transform``."""
+    from timm.data import auto_augment
+
+    for t in getattr(transform, "transforms", []):
+        ops = list(getattr(t, "ops", None) or []) + [op for sub in getattr(t, "policy", None) or [] for op in sub]
+        for op in ops:
+            if getattr(op, "aug_fn", None) is auto_augment.posterize:
+                op.aug_fn = posterize
+
+
 class ImageTransform:
     """timm ``create_transform`` for a split: ``(uint8 (H, W, 3), seed) -> float32 (3, S, S)``.
 
@@ -316,6 +340,8 @@ class ImageTransform:
             self.transform = create_transform(
                 is_training=False, interpolation=img.eval_interpolation, crop_pct=img.crop_pct, **common
             )
+        _zero_bit_posterize(self.transform)
+
 
     def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
         import torch
@@ -374,8 +400,11 @@ def select_images(batch: dict, *, manifest, seed: int, epoch: int, shuffle: bool
                             order=partial(image_order, shuffle=shuffle, repeats=repeats))
 
 
-def decode_images(batch: dict, *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
-    """Image rows -> ``video (N, 3, 1, S, S)`` rows; unusable images are dropped and counted, never raised."""
+def decode_images(batch: dict, *, cfg: DataConfig, split: str, seed: int, scope: str,
+                  record: Callable | None = None) -> dict:
+    """Image rows -> ``video (N, 3, 1, S, S)`` rows; unusable images are dropped and counted (``record``,
+    default :func:`~videomamba.data.skips.record_skip`), never raised."""
+    record_skip = record or globals()["record_skip"]
     train = split == "train"
     transform = split_transform(cfg, split, ImageTransform)
     out: dict[str, list] = {"video": [], "label": [], "index": [], "view": []}

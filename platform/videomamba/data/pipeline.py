@@ -231,14 +231,17 @@ def clips_per_row(cfg: DataConfig, split: str) -> int:
     return num_clips * num_crops
 
 
-def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
+def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, seed: int, scope: str,
+                 record: Callable | None = None) -> dict:
     """Manifest rows -> clip rows; unusable videos are dropped (and counted), never raised.
 
     Training emits ``cfg.clips_per_video`` rows per video (``view`` = clip 0..k-1): the frames of
     all k clips are decoded in one pass (their union, each frame once), then each clip is
     augmented on its own. Clip ``c``'s frame offsets and augmentation come from
     ``clip_rng(seed, epoch, row, c)``; clip 0 is exactly the clip of ``clips_per_video=1``.
+    ``record`` (default :func:`~videomamba.data.skips.record_skip`) counts each bad video.
     """
+    record_skip = record or globals()["record_skip"]
     train = split == "train"
     num_clips, num_crops = (cfg.clips_per_video, 1) if train else cfg.views(split)
     transform = split_transform(cfg, split)
