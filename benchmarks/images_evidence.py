@@ -119,7 +119,8 @@ def report(record: dict) -> str:
     lines = [
         "# Evidence: self-distillation on images (synthetic orientation data, CPU)", "",
         f"Recorded {record['date']} by `python benchmarks/images_evidence.py "
-        + " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        + " ".join(f"--{'set' if k == 'overrides' else k.replace('_', '-')} "
+                   f"{' '.join(map(str, v)) if isinstance(v, list) else v}"
                    for k, v in record["args"].items() if v is not None) + "` "
         f"({record['wall_s'] / 60:.1f} min wall in all) at git {record['git']}"
         + (f" (record rebuilt from the finished runs in `{record['rebuilt_from_mlflow']}` with `--from-mlflow`: "
