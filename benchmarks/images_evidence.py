@@ -177,8 +177,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "images_evidence"))
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--images-per-class", type=int, default=128)
-    parser.add_argument("--teacher-epochs", type=int, default=None, help="default: the config's (12)")
-    parser.add_argument("--student-epochs", type=int, default=None, help="default: the config's (6)")
+    parser.add_argument("--teacher-epochs", type=int, default=None, help="default: the config's (30)")
+    parser.add_argument("--student-epochs", type=int, default=None, help="default: the config's (15)")
     parser.add_argument("--set", dest="overrides", nargs="+", default=None, metavar="KEY=VALUE",
                         help="config overrides for every run (teacher and students), e.g. optim.lr=1e-3")
     parser.add_argument("--git", default=None, help="--from-mlflow: the commit the runs used (default: their tag)")
