@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from videomamba.metrics import classification_metrics
 from videomamba.modules.frozen import FrozenHolder
 
 #: ``video``, ``label``, ``index``, ``view`` tensors; ``caption`` (list of str) with ``data.captions``
@@ -55,10 +56,6 @@ class Objective(FrozenHolder):
         """Called by the training loop before every step with the fraction of training done,
         ``(epoch + step / steps_per_epoch) / epochs`` in [0, 1] (for schedules inside objectives)."""
 
-    def predict(self, video: torch.Tensor) -> torch.Tensor:
-        """Logits used for evaluation (the student's classifier by default)."""
-        return self.model(video)
-
     # -- validation during training ----------------------------------------------------------------
     @classmethod
     def preflight(cls, cfg: ObjectiveConfigBase) -> None:
@@ -75,9 +72,7 @@ class Objective(FrozenHolder):
         """Metrics of a whole split from the concatenated :meth:`eval_outputs` plus ``index`` and
         ``label`` (all views of all workers); ``captions[row]`` are the captions of manifest row
         ``row`` (with ``data.captions``, read by the driver). Default:
-        :func:`videomamba.train.evaluate.classification_metrics` (views averaged per video)."""
-        from videomamba.train.evaluate import classification_metrics
-
+        :func:`videomamba.metrics.classification_metrics` (views averaged per video)."""
         return classification_metrics(outputs["logits"], outputs["label"], index=outputs["index"], num_classes=num_classes)
 
     # -- checkpoint helpers ----------------------------------------------------------------------

@@ -28,7 +28,10 @@ from videomamba.train.loop import (
     build_model,
     train_loop_per_worker,
 )
-from videomamba import console, objectives
+from videomamba import console, env, objectives
+from videomamba.inference.evaluate import evaluate_checkpoint
+from videomamba.metrics import scalar_metrics
+from videomamba.plots import plot_confusion
 from videomamba.train import resources, tracking
 
 logger = logging.getLogger(__name__)
@@ -240,7 +243,7 @@ def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) ->
     if gpus:
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda"
     return {
-        "git_commit": tracking.git_commit(),
+        "git_commit": env.git_commit(),
         "scan_order": getattr(model, "scan_order", "unknown"),
         "backend": getattr(model, "backend", "unknown"),
         "device": device,
@@ -494,9 +497,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             raise err from None
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
-    from videomamba.data.skips import release_ledger
+    from videomamba.data.skips import release_ledger, skip_report
 
-    run.skips = {s: data_api.skip_summary(s, name) for s in ("train", val_split) if s}
+    run.skips = {s: skip_report(s, scope=name).summary() for s in ("train", val_split) if s}
     release_ledger(name)
     status = result.return_value or {}
     last = result.checkpoint.path if result.checkpoint else None
@@ -577,8 +580,6 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_nam
 def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None) -> dict[str, Any]:
     """``evaluate_checkpoint`` of ``checkpoint`` on ``cfg.eval.split`` with the config's settings
     (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips)."""
-    from videomamba.train.evaluate import evaluate_checkpoint
-
     return evaluate_checkpoint(
         checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
@@ -586,17 +587,9 @@ def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, man
     )
 
 
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None):
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see :func:`evaluate`),
-    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
-    return log_evaluation(tracker, evaluate(cfg, checkpoint, scope=scope, manifest=manifest))
-
-
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:
     """Log an ``evaluate_checkpoint`` result into an MLflow run; returns the logged scalars
     (retrieval results: ``<split>/t2v_r1`` ... and ``eval/<split>_metrics.json``)."""
-    from videomamba.train.evaluate import plot_confusion, scalar_metrics
-
     split = full["split"]
     scalars = {**scalar_metrics(full, split), **full.get("skips", {})}
     tracker.log_metrics(scalars)

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from videomamba.metrics import scalar_metrics, sort_views
 from videomamba.objectives import build_objective
+from videomamba.plots import plot_confusion
 from videomamba.train import checkpointing as ckpt
 from videomamba.train import data_api
 from videomamba.train.determinism import check_scan_backend, seed_everything, use_deterministic_algorithms
 from videomamba.train.config import TrainConfig
-from videomamba.train.evaluate import plot_confusion, scalar_metrics, sort_views
 from videomamba.train.optim import build_optimizer, build_scheduler
 from videomamba.train.precision import resolve_precision
 from videomamba.train.tracking import NoopTracker, RunTracker
@@ -78,10 +79,6 @@ def _gather(obj: Any) -> list[Any]:
         dist.all_gather_object(out, obj)
         return out
     return [obj]
-
-
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
 
 
 def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: str = "center",
@@ -216,9 +213,8 @@ class _Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             # model.pt holds the weights that were evaluated; keep the raw ones to resume exactly
             "model": {k: v.cpu() for k, v in self.objective.model.state_dict().items()} if ema_weights else None,
-            # resuming reseeds with seed_everything(train.seed, epoch, rank) at every epoch start;
-            # rank 0's generator states at the save are kept for inspection (ckpt.set_rng_state)
-            "rng": {"scheme": "seed_everything(train.seed, epoch, rank)", "seed": self.cfg.train.seed, "rank0": ckpt.rng_state()},
+            # resuming reseeds with seed_everything(train.seed, epoch, rank) at every epoch start
+            "rng": {"scheme": "seed_everything(train.seed, epoch, rank)", "seed": self.cfg.train.seed},
         }
         meta = {
             "model": self.rt["model"],
