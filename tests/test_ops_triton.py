@@ -19,7 +19,8 @@ import pytest
 import torch
 
 pytest.importorskip("triton")
-sst = importlib.import_module("videomamba.ops.selective_scan_triton")
+sst = importlib.import_module("videomamba.ops.triton")
+INTERPRET = importlib.import_module("videomamba.ops.triton.runtime").INTERPRET
 # the module itself (videomamba.ops re-exports a function under the same name)
 ref = importlib.import_module("videomamba.ops.selective_scan_ref")
 
@@ -27,9 +28,9 @@ HAS_CUDA = torch.cuda.is_available()
 
 DEVICES = [
     pytest.param("cpu-interpret", id="cpu-interpret", marks=pytest.mark.skipif(
-        not sst._INTERPRET, reason="triton runs compiled in this process; see test_interpreter_cases_in_subprocess")),
+        not INTERPRET, reason="triton runs compiled in this process; see test_interpreter_cases_in_subprocess")),
     pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(
-        sst._INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton (TRITON_INTERPRET unset)")),
+        INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton (TRITON_INTERPRET unset)")),
 ]
 
 
@@ -41,7 +42,7 @@ def backend(request):
 
 def test_interpreter_cases_in_subprocess():
     """On a machine where this process compiles the kernels, run the interpreter cases too."""
-    if sst._INTERPRET:
+    if INTERPRET:
         pytest.skip("the interpreter cases run in this process")
     env = dict(os.environ, TRITON_INTERPRET="1")
     res = subprocess.run(
@@ -233,10 +234,10 @@ def test_block_and_segment_overrides(backend, env, monkeypatch):
 
 
 def test_triton_available():
-    assert sst.triton_available() == (HAS_CUDA or sst._INTERPRET)
+    assert sst.triton_available() == (HAS_CUDA or INTERPRET)
 
 
-@pytest.mark.skipif(sst._INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")
+@pytest.mark.skipif(INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_bi_realistic_shape_cuda(dtype):
     """VideoMamba-Ti-like shape (d_inner 384, N 16, L = 1 + 196*8) with the GPU block sizes."""

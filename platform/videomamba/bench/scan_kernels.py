@@ -1,6 +1,6 @@
 """GPU micro-benchmark of the bidirectional selective scan, kernel against kernel.
 
-Ours: :func:`videomamba.ops.selective_scan_triton.bi_selective_scan_triton` (both directions
+Ours: :func:`videomamba.ops.triton.bi_selective_scan_triton` (both directions
 in one launch, the backward direction read by index) at its default configuration and at
 every configuration of a sweep (``VIDEOMAMBA_TRITON_BLOCK_D`` x ``VIDEOMAMBA_TRITON_SEGMENTS``).
 Baseline, same run, same inputs: mamba-ssm's CUDA ``selective_scan_fn`` called once per
@@ -83,7 +83,7 @@ def make_inputs(dim: int, batch: int, frames: int, device, seed: int = 0, n_stat
 
 
 def ours(x: dict):
-    from videomamba.ops.selective_scan_triton import bi_selective_scan_triton
+    from videomamba.ops.triton import bi_selective_scan_triton
 
     return bi_selective_scan_triton(*[x[f"{k}_f"] for k in KEYS], *[x[f"{k}_b"] for k in KEYS], x["z"],
                                     delta_softplus=True)
@@ -166,10 +166,10 @@ def agreement(x: dict) -> dict:
 
 
 def _launch_info() -> dict:
-    from videomamba.ops import selective_scan_triton as sst
+    from videomamba.ops.triton.config import LAST_LAUNCH
 
     info = {}
-    for name, h in sst.LAST_LAUNCH.items():
+    for name, h in LAST_LAUNCH.items():
         info[name] = {k: getattr(h, k, None) for k in ("n_regs", "n_spills")}
     return info
 
@@ -195,7 +195,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
         sweep: list[dict] | None = None, shapes: list[str] | None = None) -> dict:
     import torch
 
-    from videomamba.ops.selective_scan_triton import _config
+    from videomamba.ops.triton.config import scan_config
     from .gpu import environment
 
     device = torch.device("cuda")
@@ -215,7 +215,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
         impls = [("mamba_ssm", None)] * have_mamba + [("ours", c) for c in cfgs]
         for impl, cfg in impls:
             with triton_env(cfg):
-                chosen = {kind: _config(batch, dim, 16, length, (dim, dim), device, backward=kind == "bwd")
+                chosen = {kind: scan_config(batch, dim, 16, length, (dim, dim), device, backward=kind == "bwd")
                           for kind in ("fwd", "bwd")} if impl == "ours" else {}
                 row = {"shape": label, "d_inner": dim, "batch": batch, "L": length, "impl": impl,
                        "config": cfg or ("default" if impl == "ours" else "-"),
