@@ -14,6 +14,7 @@ from .dispatch import (
     bi_selective_scan_fn,
     bimamba_inner_fn,
     causal_conv1d_fn,
+    fastest_backend,
     check_backend,
     has_fused_inner,
     mamba_inner_fn,
@@ -23,6 +24,6 @@ from .dispatch import (
 )
 
 __all__ = [
-    "BACKENDS", "available_backends", "backend_status", "check_backend", "resolve_backend", "take_along_seq",
+    "BACKENDS", "available_backends", "backend_status", "check_backend", "resolve_backend", "fastest_backend", "take_along_seq",
     "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn", "mamba_inner_fn", "has_fused_inner", "bimamba_inner_fn",
 ]

@@ -4,8 +4,10 @@ backend probing and resolution (``"auto"``), and the public functions that
 
 Backends: ``"torch"`` (chunked pure PyTorch, CPU and GPU, autograd), ``"triton"`` (Triton
 kernels, CUDA or ``TRITON_INTERPRET=1``), ``"mamba_ssm"`` (the mamba-ssm / causal-conv1d CUDA
-extensions), ``"reference"`` (sequential, tests) and ``"auto"``: mamba_ssm > triton > torch for
-CUDA tensors, torch for CPU tensors. Optional backends are imported lazily, on first use.
+extensions), ``"reference"`` (sequential, tests) and ``"auto"``: for CUDA tensors the fastest
+installed backend for the shape at hand where the caller measures (:func:`fastest_backend`,
+used by the BiMamba mixer), else mamba_ssm > triton > torch; torch for CPU tensors. Optional
+backends are imported lazily, on first use.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from . import selective_scan_ref as _ref
 from . import selective_scan_torch as _torch_scan
 
 __all__ = [
-    "BACKENDS", "SELECTIVE_SCAN", "BI_SELECTIVE_SCAN", "CAUSAL_CONV1D",
+    "BACKENDS", "SELECTIVE_SCAN", "fastest_backend", "bi_selective_scan_mamba_ssm", "BI_SELECTIVE_SCAN", "CAUSAL_CONV1D",
     "available_backends", "backend_status", "check_backend", "resolve_backend", "take_along_seq",
     "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn", "mamba_inner_fn", "has_fused_inner", "bimamba_inner_fn",
 ]
@@ -122,6 +124,49 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
     return chosen
 
 
+_fastest: dict[tuple, str] = {}
+
+
+def fastest_backend(key: tuple, trial, device: torch.device | str, *, repeats: int = 3) -> str:
+    """``"auto"`` for one shape: the fastest installed CUDA backend for the op that ``trial``
+    runs, measured once per ``key`` and cached; the choice and the timings are logged once.
+
+    ``trial(backend)`` runs the op once on inputs of the shape at hand (forward, and backward
+    when training). Each CUDA candidate (``mamba_ssm``, ``triton``; ``torch`` only when neither
+    is installed) runs once to warm up (Triton compiles there), then ``repeats`` times between
+    CUDA events; the median decides. Without a choice to make (one candidate, a CPU device, CUDA
+    graph capture, ``torch.compile`` tracing, ``VIDEOMAMBA_AUTO_TUNE=0``) it returns the static
+    preference of :func:`resolve_backend` without timing."""
+    device = torch.device(device)
+    if key in _fastest:
+        return _fastest[key]
+    static = resolve_backend("auto", device)
+    candidates = [n for n in _PREFERENCE_CUDA[:-1] if device.type == "cuda" and _probe(n)[0]]
+    if (len(candidates) < 2 or os.environ.get("VIDEOMAMBA_AUTO_TUNE", "1") == "0"
+            or torch.cuda.is_current_stream_capturing() or torch.compiler.is_compiling()):
+        return static
+    ms = {}
+    for name in candidates:
+        try:
+            trial(name)
+            times = []
+            for _ in range(repeats):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                trial(name)
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            ms[name] = sorted(times)[len(times) // 2]
+        except Exception as err:  # noqa: BLE001 - a candidate that fails here is not chosen
+            logger.warning("auto backend: %s failed its trial on %s (%s: %s)", name, key, type(err).__name__, err)
+    chosen = min(ms, key=ms.get) if ms else static
+    _fastest[key] = chosen
+    logger.info("auto backend for %s: %s (%s)", key, chosen,
+                ", ".join(f"{n} {t:.3f} ms" for n, t in sorted(ms.items(), key=lambda kv: kv[1])))
+    return chosen
+
+
 def _flip(*ts):
     return tuple(None if t is None else t.flip(-1) for t in ts)
 
@@ -196,12 +241,39 @@ def _bi_triton(*args):
     return bi_selective_scan_triton(*args)
 
 
-# backends with both directions as one op (sequences in original order, no ``index_b``); the
-# others run two one-direction scans
+def bi_selective_scan_mamba_ssm(u_f, delta_f, A_f, B_f, C_f, D_f, delta_bias_f,
+                                u_b, delta_b, A_b, B_b, C_b, D_b, delta_bias_b, z, delta_softplus=True):
+    """Both directions in ONE mamba-ssm ``selective_scan_fn`` launch (VMamba's packing): the
+    backward direction's inputs flipped and stacked after the forward's along channels
+    (u, delta, z: (B, 2D, L); A, D, delta_bias: (2D, ...)), B and C as two groups
+    ((B, 2, N, L); mamba-ssm's grouped "variable B/C"). One forward and one backward kernel per
+    layer instead of two of each; the copies into the packed layout are the price."""
+    def cat(f, b):
+        return None if f is None else torch.cat([f, b], dim=0)
+
+    u = torch.cat([u_f, u_b.flip(-1)], dim=1)
+    delta = torch.cat([delta_f, delta_b.flip(-1)], dim=1)
+    zz = torch.cat([z, z.flip(-1)], dim=1)
+    B = torch.stack([B_f, B_b.flip(-1)], dim=1) if B_f.dim() == 3 else torch.cat([B_f, B_b.flip(-1)], dim=1)
+    C = torch.stack([C_f, C_b.flip(-1)], dim=1) if C_f.dim() == 3 else torch.cat([C_f, C_b.flip(-1)], dim=1)
+    D = cat(D_f, D_b) if (D_f is None) == (D_b is None) else None
+    bias = cat(delta_bias_f, delta_bias_b) if (delta_bias_f is None) == (delta_bias_b is None) else None
+    if D is None and (D_f is not None or D_b is not None) or bias is None and (
+            delta_bias_f is not None or delta_bias_b is not None):
+        raise ValueError("bi_selective_scan_mamba_ssm: D and delta_bias must be given for both directions or neither")
+    y = _mamba_ssm_scan(u, delta, torch.cat([A_f, A_b], dim=0), B.contiguous(), C.contiguous(), D, zz, bias,
+                        delta_softplus)
+    dim = u_f.shape[1]
+    return y[:, :dim] + y[:, dim:].flip(-1)
+
+
+# backends with both directions as one op (sequences in original order, no ``index_b``); with
+# ``index_b`` every backend runs two one-direction scans
 BI_SELECTIVE_SCAN = {
     "torch": _torch_scan.bi_selective_scan_torch,
     "triton": _bi_triton,
     "reference": _ref.bi_selective_scan_ref,
+    "mamba_ssm": bi_selective_scan_mamba_ssm,
 }
 
 

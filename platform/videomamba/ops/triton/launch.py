@@ -200,7 +200,8 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
     args = [*blocks[0], *gbuf.args(0), *blocks[last], *gbuf.args(last),
             zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl, dz, dzpart,
             dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
-    kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None, **_launch_cfg(cfg))
+    kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None,
+              EXP_ONCE=cfg["exp_once"], **_launch_cfg(cfg))
     grid = _grid(cfg, batch, dim)
     if summ is not None:
         LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[grid](*args, SUMMARY=True, **kw)

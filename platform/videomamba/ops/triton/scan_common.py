@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
 
-__all__ = ["affine_combine", "softplus", "sigmoid", "load_delta", "channel_setup", "tile_index",
+__all__ = ["adjoint_combine", "affine_combine", "softplus", "sigmoid", "load_delta", "channel_setup", "tile_index",
            "tile_positions", "fold_summaries"]
 
 if HAS_TRITON:
@@ -15,6 +15,13 @@ if HAS_TRITON:
     def affine_combine(a1, b1, a2, b2):
         # compose x -> a1 x + b1 (applied first) with x -> a2 x + b2
         return a1 * a2, a2 * b1 + b2
+
+    @jit
+    def adjoint_combine(p1, b1, f1, p2, b2, f2):
+        # The adjoint g_t = beta_t + a_{t+1} g_{t+1} needs a_{t+1}: element t is (p, b, f) =
+        # (1, beta_t, a_t) and a run [t..e] summarises to g_t = b + p * a_{e+1} * g_{e+1} with
+        # p = prod a_{t+1..e}, f = a_t. Reverse scan: (p1, b1, f1) is the later run, applied first.
+        return p2 * f1 * p1, b2 + p2 * f1 * b1, f2
 
     @jit
     def softplus(x):

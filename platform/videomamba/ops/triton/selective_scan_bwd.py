@@ -5,7 +5,7 @@ both BiMamba directions in one program (README.md beside this file: the design).
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import affine_combine, channel_setup, fold_summaries, load_delta, sigmoid, tile_index, tile_positions
+from .scan_common import adjoint_combine, affine_combine, channel_setup, fold_summaries, load_delta, sigmoid, tile_index, tile_positions
 
 __all__ = ["selective_scan_bwd_kernel"]
 
@@ -71,6 +71,7 @@ if HAS_TRITON:
         pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
+        EXP_ONCE: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg``. du, ddt, dz(part) contiguous (B, D, L);
@@ -114,6 +115,16 @@ if HAS_TRITON:
         first_row = (offs_j == 0)[:, None, None]
         k_lo = seg * tps
         k_hi = tl.minimum(k_lo + tps, ntiles)
+        if EXP_ONCE:
+            # a at the position after the segment in processing order (1 past the sequence's end):
+            # the factor between the incoming adjoint and the segment's last position
+            if REVERSE:
+                p_next = k_lo * BLOCK_L - 1
+            else:
+                p_next = k_hi * BLOCK_L
+            in_seq = (p_next >= 0) & (p_next < L)
+            dt_n, _raw_n = load_delta(dt_row + p_next, bias, mask_d[None, :] & in_seq, HAS_BIAS, SOFTPLUS)
+            a_carry = tl.exp2(tl.sum(dt_n, axis=0)[:, None] * A2)  # (BD, BN); 1 where dt = 0
         for i in range(0, k_hi - k_lo):  # tiles last to first in processing order
             k = tile_index(i, k_lo, k_hi, not REVERSE)
             pos, mask_l, pos1, mask_l1 = tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
@@ -124,7 +135,8 @@ if HAS_TRITON:
             mnl = mask_l[:, None] & mask_n[None, :]
             u = tl.load(u_row + pos, mask=m2, other=0.0).to(tl.float32)  # (BL, BD)
             dt, raw = load_delta(dt_row + pos, bias, m2, HAS_BIAS, SOFTPLUS)
-            dt1, _raw1 = load_delta(dt_row + pos1, bias, m2n, HAS_BIAS, SOFTPLUS)
+            if not EXP_ONCE:
+                dt1, _raw1 = load_delta(dt_row + pos1, bias, m2n, HAS_BIAS, SOFTPLUS)
             Bt = tl.load(B_row + pos * s_B_l, mask=mnl, other=0.0).to(tl.float32)  # (BL, BN)
             Ct = tl.load(C_row + pos * s_C_l, mask=mnl, other=0.0).to(tl.float32)
             dout = tl.load(do_row + pos, mask=m2, other=0.0).to(tl.float32)
@@ -152,11 +164,17 @@ if HAS_TRITON:
                     tl.store(dz_ptr + o_off + pos, dz.to(dz_ptr.dtype.element_ty), mask=m2)
             else:
                 dy = dout
-            # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; a := 1 past the end (dt1 = 0 there)
-            a_next = tl.exp2(dt1[:, :, None] * A23)
+            # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; a := 1 past the end
             beta = Ct[:, None, :] * dy[:, :, None]
-            ga, gb = tl.associative_scan((a_next, beta), 0, affine_combine, reverse=True)
-            g = gb + ga * g_carry[None, :, :]
+            if EXP_ONCE:  # a_{t+1} from this tile's a_t (no second exp): see adjoint_combine
+                gp, gb, _gf = tl.associative_scan((tl.full(dA.shape, 1.0, tl.float32), beta, dA), 0,
+                                                  adjoint_combine, reverse=True)
+                g = gb + gp * (a_carry * g_carry)[None, :, :]
+                a_carry = tl.sum(tl.where(first_row, dA, 0.0), axis=0)
+            else:  # a_{t+1} recomputed from delta one position ahead
+                a_next = tl.exp2(dt1[:, :, None] * A23)
+                ga, gb = tl.associative_scan((a_next, beta), 0, affine_combine, reverse=True)
+                g = gb + ga * g_carry[None, :, :]
             g_carry = tl.sum(tl.where(first_row, g, 0.0), axis=0)
             hb = hh - dBu  # a_t * h_{t-1}
             gdt = g * dt[:, :, None]
@@ -193,7 +211,7 @@ if HAS_TRITON:
         dim, L, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
-        HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr,
+        HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr, EXP_ONCE: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
         """Backward of :func:`selective_scan_fwd_kernel`, same grid and direction structure (dz is the one
@@ -226,7 +244,7 @@ if HAS_TRITON:
                 du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
                 pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI,
+                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, EXP_ONCE,
                 BLOCK_D, BLOCK_N, BLOCK_L)
             if BI:
                 tl.debug_barrier()
@@ -237,7 +255,7 @@ if HAS_TRITON:
                     du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
                     z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
                     pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                    True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False,
+                    True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, EXP_ONCE,
                     BLOCK_D, BLOCK_N, BLOCK_L)
 
 
