@@ -192,7 +192,8 @@ def _launch_info() -> dict:
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4"`` -> [{"BLOCK_L": 8, "NUM_WARPS": 2}, {"BLOCK_D": 4}]
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
-    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE")
+    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
+               "BWD_ATOMIC")
     out = []
     for item in filter(None, (t.strip() for t in text.split(";"))):
         cfg = {}
@@ -226,7 +227,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
     for label, dim, batch, frames in todo:
         x = make_inputs(dim, batch, frames, device)
         length = x["u_f"].shape[-1]
-        cfgs = [None] + (sweep if label in SWEEP_SHAPES else [dict(BWD_EXP_ONCE=0)])
+        cfgs = [None] + (sweep if label in SWEEP_SHAPES else [])
         impls = [("mamba_ssm", None), ("mamba_ssm_packed", None)] * have_mamba + [("ours", c) for c in cfgs]
         for impl, cfg in impls:
             with triton_env(cfg):

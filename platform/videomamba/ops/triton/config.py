@@ -89,8 +89,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     tps = triton.cdiv(ntiles, nseg)
     nseg = triton.cdiv(ntiles, tps)
     exp_once = os.environ.get(env + "BWD_EXP_ONCE", "1") != "0"
+    dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
     return dict(BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps,
-                ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once)
+                ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic)
 
 
 

@@ -81,15 +81,22 @@ def _dir_blocks(dirs, dummy, hss, summ):
 class GradBuffers:
     """Gradient outputs of one or two directions, packed so that the host side costs few
     launches: one fp32 (ndir, nseg, B, D, N+2) buffer for the per-(segment, batch) partials
-    [dA | dD | dbias] (one sum), one zeroed fp32 buffer for every dB/dC (one memset, one cast)."""
+    [dA | dD | dbias] (one sum), and one fp32 buffer for every dB/dC. ``atomic``: the dB/dC
+    buffer is zeroed and each channel block adds its sum into (B, G, N, L) (one memset, one cast;
+    the rounding order is not deterministic). Otherwise each channel block writes its own rows
+    of (B, nblk, N, L) partials with plain stores and one sum over the blocks of each group
+    reduces them (no atomics, deterministic; nblk x the bytes, read once)."""
 
-    def __init__(self, dirs, batch, dim, n_state, length, nseg):
+    def __init__(self, dirs, batch, dim, n_state, length, nseg, block_d, atomic):
         dev = dirs[0].u.device
-        self.dirs, self.n_state = dirs, n_state
+        self.dirs, self.n_state, self.atomic = dirs, n_state, atomic
+        self.nblk = triton.cdiv(dim, block_d)
         self.small = torch.empty(len(dirs), nseg, batch, dim, n_state + 2, device=dev, dtype=torch.float32)
-        shapes = [s for d in dirs for s in ((batch, d.G_B, n_state, length), (batch, d.G_C, n_state, length))]
+        rows = [r for d in dirs for r in ((d.G_B, d.G_C) if atomic else (self.nblk, self.nblk))]
+        shapes = [(batch, r, n_state, length) for r in rows]
         sizes = [math.prod(s) for s in shapes]
-        self.big = torch.zeros(sum(sizes), device=dev, dtype=torch.float32)
+        alloc = torch.zeros if atomic else torch.empty
+        self.big = alloc(sum(sizes), device=dev, dtype=torch.float32)
         self.views = []  # (offset, shape) of dB, dC per direction
         off = 0
         for shape, size in zip(shapes, sizes):
@@ -104,26 +111,30 @@ class GradBuffers:
                 small=self.small[i],
                 dB=self.big[ob:ob + math.prod(sb)].view(sb),
                 dC=self.big[oc:oc + math.prod(sc)].view(sc),
+                rows=(sb[1], sc[1]),
             ))
 
     def args(self, i):
         """The kernel's per-direction gradient block (after the direction's argument block)."""
-        b, d = self.bufs[i], self.dirs[i]
-        return [b["du"], b["ddt"], b["small"], b["dB"], b["dC"], d.G_B, d.G_C]
+        b = self.bufs[i]
+        return [b["du"], b["ddt"], b["small"], b["dB"], b["dC"], *b["rows"]]
 
     def grads(self, Bs, Cs):
         """Per direction (du, ddelta, dA, dB, dC, dD, ddelta_bias) in the inputs' dtypes/shapes."""
         n = self.n_state
         small = self.small.sum((1, 2))  # (ndir, D, N+2)
         dtypes = {t.dtype for t in (*Bs, *Cs)}
-        big = self.big.to(dtypes.pop()) if len(dtypes) == 1 else None  # one cast for all dB/dC
+        big = self.big.to(dtypes.pop()) if self.atomic and len(dtypes) == 1 else None  # one cast for all
         out = []
         for i, (d, B, C) in enumerate(zip(self.dirs, Bs, Cs)):
             dBC = []
-            for (off, shape), grouped, like in ((self.views[2 * i], d.B_grouped, B),
-                                                (self.views[2 * i + 1], d.C_grouped, C)):
+            for (off, shape), groups, grouped, like in ((self.views[2 * i], d.G_B, d.B_grouped, B),
+                                                        (self.views[2 * i + 1], d.G_C, d.C_grouped, C)):
                 src = big if big is not None else self.big
-                g = src[off:off + math.prod(shape)].view(shape).to(like.dtype)
+                g = src[off:off + math.prod(shape)].view(shape)
+                if not self.atomic:  # blocks of a group are consecutive (a block never straddles groups)
+                    g = g.view(shape[0], groups, shape[1] // groups, *shape[2:]).sum(2)
+                g = g.to(like.dtype)
                 dBC.append(g if grouped else g[:, 0])
             dA = small[i, :, :n].to(d.A.dtype)
             dD = small[i, :, n].to(d.D.dtype) if d.D is not None else None
@@ -184,7 +195,7 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
                   backward=True, block_l=fwd_cfg["BLOCK_L"])
     dout = _lastdim_contig(dout)
-    gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"])
+    gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"])
     if z is not None:
         dz = torch.empty(batch, dim, length, device=z.device, dtype=z.dtype)
         bi = len(dirs) == 2
@@ -201,7 +212,7 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
             zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl, dz, dzpart,
             dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
     kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None,
-              EXP_ONCE=cfg["exp_once"], **_launch_cfg(cfg))
+              EXP_ONCE=cfg["exp_once"], DBC_ATOMIC=cfg["dbc_atomic"], **_launch_cfg(cfg))
     grid = _grid(cfg, batch, dim)
     if summ is not None:
         LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[grid](*args, SUMMARY=True, **kw)

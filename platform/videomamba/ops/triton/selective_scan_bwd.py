@@ -71,7 +71,7 @@ if HAS_TRITON:
         pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
-        EXP_ONCE: tl.constexpr,
+        EXP_ONCE: tl.constexpr, DBC_ATOMIC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg``. du, ddt, dz(part) contiguous (B, D, L);
@@ -95,8 +95,13 @@ if HAS_TRITON:
         gC = d_start // dpg_C
         B_row = B_ptr + b64 * s_B_b + gB * s_B_g + offs_n[None, :] * s_B_n  # (1, BN)
         C_row = C_ptr + b64 * s_C_b + gC * s_C_g + offs_n[None, :] * s_C_n
-        dB_row = dB_ptr + ((b64 * G_B + gB) * n_state + offs_n[None, :]) * L
-        dC_row = dC_ptr + ((b64 * G_C + gC) * n_state + offs_n[None, :]) * L
+        if DBC_ATOMIC:  # dB (B, G_B, N, L), dC (B, G_C, N, L), every channel block adds in
+            dB_row = dB_ptr + ((b64 * G_B + gB) * n_state + offs_n[None, :]) * L
+            dC_row = dC_ptr + ((b64 * G_C + gC) * n_state + offs_n[None, :]) * L
+        else:  # this channel block's own rows of (B, nblk, N, L) partials (G_B = G_C = nblk)
+            blk = d_start // BLOCK_D
+            dB_row = dB_ptr + ((b64 * G_B + blk) * n_state + offs_n[None, :]) * L
+            dC_row = dC_ptr + ((b64 * G_C + blk) * n_state + offs_n[None, :]) * L
         hs_row = hs_ptr + ((b64 * dim + offs_d[:, None]) * ntiles) * n_state + offs_n[None, :]
         # adjoint entering the segment from after it: dlast, folded through the later segments
         g_carry = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
@@ -190,8 +195,12 @@ if HAS_TRITON:
             tl.store(ddt_ptr + o_off + pos, ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
             dBt = tl.sum(gdt * u[:, :, None], axis=1)  # (BL, BN), summed over the block's channels
             dCt = tl.sum(hh * dy[:, :, None], axis=1)
-            tl.atomic_add(dB_row + pos, dBt, mask=mnl)
-            tl.atomic_add(dC_row + pos, dCt, mask=mnl)
+            if DBC_ATOMIC:
+                tl.atomic_add(dB_row + pos, dBt, mask=mnl)
+                tl.atomic_add(dC_row + pos, dCt, mask=mnl)
+            else:  # plain stores: segments split L, so each element is written by one program
+                tl.store(dB_row + pos, dBt, mask=mnl)
+                tl.store(dC_row + pos, dCt, mask=mnl)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + offs_d) * (n_state + 2)
         tl.store(dsmall_ptr + s_off[:, None] + offs_n[None, :], dA_acc, mask=mask_dn)
         tl.store(dsmall_ptr + s_off + n_state, tl.sum(dD_acc, axis=0), mask=mask_d)
@@ -211,7 +220,7 @@ if HAS_TRITON:
         dim, L, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
-        HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr, EXP_ONCE: tl.constexpr,
+        HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr, EXP_ONCE: tl.constexpr, DBC_ATOMIC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
         """Backward of :func:`selective_scan_fwd_kernel`, same grid and direction structure (dz is the one
@@ -244,7 +253,7 @@ if HAS_TRITON:
                 du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
                 pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, EXP_ONCE,
+                REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, EXP_ONCE, DBC_ATOMIC,
                 BLOCK_D, BLOCK_N, BLOCK_L)
             if BI:
                 tl.debug_barrier()
@@ -255,7 +264,7 @@ if HAS_TRITON:
                     du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
                     z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
                     pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
-                    True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, EXP_ONCE,
+                    True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, EXP_ONCE, DBC_ATOMIC,
                     BLOCK_D, BLOCK_N, BLOCK_L)
 
 
