@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from videomamba.bench.machine import cpu_model
+from videomamba.env import cpu_model
 from videomamba.ops import selective_scan_fn
 from videomamba.ops.selective_scan_ref import selective_scan_ref
 

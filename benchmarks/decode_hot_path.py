@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from videomamba.bench.machine import cpu_model
+from videomamba.env import cpu_model
 from videomamba.data import sampling
 from videomamba.data.decode import decode_clips, load_source, probe, scaled_size
 

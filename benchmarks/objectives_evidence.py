@@ -184,7 +184,7 @@ def machine_info() -> dict[str, Any]:
     import ray
     import torch
 
-    from videomamba.bench.machine import cpu_model
+    from videomamba.env import cpu_model
 
     cpu = cpu_model()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from videomamba.bench.machine import cpu_model
+from videomamba.env import cpu_description
 from videomamba.data import sampling
 from videomamba.data.decode import decode_clips
 from videomamba.data.prepare import PrepareSettings, transcode
@@ -87,7 +87,7 @@ def main() -> None:
                     print(rows[-1], flush=True)
                     if k == min(keyints) or k == max(keyints):
                         tiles.append((f"{name} s{ss or 'native'} k{k}", frame_at(out, args.frame, args.decode_short_side)))
-    meta = {"date": datetime.date.today().isoformat(), "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+    meta = {"date": datetime.date.today().isoformat(), "machine": cpu_description(),
             "load_avg": os.getloadavg()[0], "num_frames": args.num_frames, "decode_short_side": args.decode_short_side,
             "clips": args.clips}
     with open(args.out + ".json", "w") as f:

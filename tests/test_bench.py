@@ -10,7 +10,9 @@ import os
 import pytest
 import torch
 
-from videomamba.bench import gpu, report
+from videomamba.bench import measure, report
+from videomamba.bench import run as bench_run
+from videomamba.bench import spec as bspec
 from videomamba.bench.baseline import create_baseline
 from videomamba.bench.floor import dims_of, floor_per_clip, mamba_dims, peaks_for
 
@@ -26,12 +28,12 @@ def _has_model() -> bool:
 needs_model = pytest.mark.skipif(not _has_model(), reason="videomamba.models not available")
 
 
-def _opts(tmp_path, **kw) -> gpu.Options:
+def _opts(tmp_path, **kw) -> bspec.Options:
     base = dict(models=["attention_tiny"], backends=["torch"], frames=[2, 4], batch={2: 2, 4: 2}, img_size=32,
                 depth=1, num_classes=5, repeats=2, warmup=1, min_repeats=1, config_budget_s=0.05, isolate=False,
                 out=str(tmp_path / "out"), device="cpu")
     base.update(kw)
-    return gpu.Options(**base)
+    return bspec.Options(**base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,30 +74,30 @@ def test_floor_formula_tiny_64_frames():
 
 
 def test_batch_parsing_and_quick_plan(tmp_path):
-    assert gpu.parse_batch(None, [8, 64]) == {8: 32, 64: 4}
-    assert gpu.parse_batch("3", [8, 64]) == {8: 3, 64: 3}
-    assert gpu.parse_batch("64:2", [8, 64]) == {8: 32, 64: 2}
-    opts = gpu.Options(models=["videomamba_tiny", "videomamba_middle", "attention_tiny"])
-    specs = gpu.bench_specs(opts, ["triton", "torch"])
+    assert bspec.parse_batch(None, [8, 64]) == {8: 32, 64: 4}
+    assert bspec.parse_batch("3", [8, 64]) == {8: 3, 64: 3}
+    assert bspec.parse_batch("64:2", [8, 64]) == {8: 32, 64: 2}
+    opts = bspec.Options(models=["videomamba_tiny", "videomamba_middle", "attention_tiny"])
+    specs = bspec.bench_specs(opts, ["triton", "torch"])
     frames = lambda m: sorted({s.frames for s in specs if s.model == m})  # noqa: E731
     assert frames("videomamba_tiny") == frames("attention_tiny") == [8, 16, 32, 64]
     assert frames("videomamba_middle") == [8, 64]
     assert {s.backend for s in specs if s.model == "attention_tiny"} == {"sdpa"}
     assert all(s.batch == 256 // s.frames for s in specs)  # same batch for every model at a frame count
-    ck = gpu.bench_specs(gpu.Options(models=["videomamba_tiny", "attention_tiny"], ckpt_models=["videomamba_tiny"]),
+    ck = bspec.bench_specs(bspec.Options(models=["videomamba_tiny", "attention_tiny"], ckpt_models=["videomamba_tiny"]),
                          ["triton"])
     ck = [s for s in ck if s.use_checkpoint]
     assert [(s.series(), s.mode, s.frames) for s in ck] == [("triton+ckpt", "train", f) for f in (8, 16, 32, 64)]
-    full = gpu.bench_specs(gpu.Options(models=["videomamba_middle"], quick=False), ["torch"])
+    full = bspec.bench_specs(bspec.Options(models=["videomamba_middle"], quick=False), ["torch"])
     assert sorted({s.frames for s in full}) == [8, 16, 32, 64]
-    assert [s.backend for s in gpu.parse_profile("videomamba_tiny:all:64", opts, ["triton", "torch"])] == [
+    assert [s.backend for s in bspec.parse_profile("videomamba_tiny:all:64", opts, ["triton", "torch"])] == [
         "triton", "torch"]
 
 
 def test_ratios_targets_and_schema():
     def row(model, backend, frames, mode, clips, peak, status="ok"):
-        spec = gpu.Spec(model, backend, frames, 4, mode)
-        r = {**gpu.base_row(spec), "status": status}
+        spec = bspec.Spec(model, backend, frames, 4, mode)
+        r = {**bspec.base_row(spec), "status": status}
         if status == "ok":
             r.update(step_ms=4 / clips * 1e3, clips_per_s=clips, peak_mem_bytes=peak, step_ms_all=[1.0], n_repeats=1)
         else:
@@ -118,7 +120,7 @@ def test_ratios_targets_and_schema():
     assert targets[("torch", "64f train clips/s ratio >= 3")] is None
     assert targets[("triton+ckpt", "64f train clips/s ratio >= 3")] is False
     assert targets[("triton+ckpt", "64f train peak-memory ratio <= 1")] is True
-    results = {**report.new_results(gpu.Options()), "rows": rows}
+    results = {**report.new_results(bspec.Options()), "rows": rows}
     report.finalize(results)
     assert report.validate(results) == []
     results["rows"][1]["status"] = "weird"
@@ -133,7 +135,7 @@ def test_ratios_targets_and_schema():
 def test_end_to_end_tiny(tmp_path):
     opts = _opts(tmp_path, models=["videomamba_tiny", "attention_tiny"], backends=["torch", "mamba_ssm"],
                  memory_fit=True, memory_fit_model="videomamba_tiny", memory_fit_frames=2, memory_fit_batch=2)
-    results = gpu.run(opts)
+    results = bench_run.run(opts)
     assert report.validate(results) == []
     rows = results["rows"]
     by = {(r["model"], r["backend"], r["frames"], r["mode"]): r for r in rows}
@@ -159,7 +161,7 @@ def test_end_to_end_tiny(tmp_path):
 
 
 def test_failures_become_rows(tmp_path, monkeypatch):
-    real_build = gpu.build_model
+    real_build = measure.build_model
 
     def flaky_build(spec, device):
         if spec.frames == 4 and spec.mode == "train":
@@ -168,8 +170,8 @@ def test_failures_become_rows(tmp_path, monkeypatch):
             raise RuntimeError("kernel exploded")
         return real_build(spec, device)
 
-    monkeypatch.setattr(gpu, "build_model", flaky_build)
-    results = gpu.run(_opts(tmp_path))
+    monkeypatch.setattr(measure, "build_model", flaky_build)
+    results = bench_run.run(_opts(tmp_path))
     status = {(r["frames"], r["mode"]): (r["status"], r["error"]) for r in results["rows"]}
     assert status[(2, "infer")][0] == status[(2, "train")][0] == "ok"
     assert status[(4, "infer")] == ("error", "RuntimeError: kernel exploded")
@@ -181,36 +183,62 @@ def test_failures_become_rows(tmp_path, monkeypatch):
 def test_slow_series_and_deadline_skip(tmp_path):
     opts = _opts(tmp_path, modes=["infer"], max_step_s=0.0)  # every step is "too slow"
     rows = []
-    gpu.run_specs(gpu.bench_specs(opts, []), torch.device("cpu"), opts, rows.append)
+    measure.run_specs(bspec.bench_specs(opts, []), torch.device("cpu"), opts, rows.append)
     assert [r["status"] for r in rows] == ["ok", "skipped"] and "max-step" in rows[1]["error"]
     rows.clear()
-    gpu.run_specs(gpu.bench_specs(opts, []), torch.device("cpu"), opts, rows.append, deadline=0.0)
+    measure.run_specs(bspec.bench_specs(opts, []), torch.device("cpu"), opts, rows.append, deadline=0.0)
     assert {r["error"] for r in rows} == {"skipped: time limit"}
 
 
 def test_crashed_worker_rows():
-    specs = [gpu.Spec("m", "b", f, 1, "infer") for f in (1, 2)]
-    got = {0: {**gpu.base_row(specs[0]), "status": "ok"}}
-    rows = gpu._fill_missing(specs, got, {"rc": -11, "log_tail": "...\nSegmentation fault"})
+    specs = [bspec.Spec("m", "b", f, 1, "infer") for f in (1, 2)]
+    got = {0: {**bspec.base_row(specs[0]), "status": "ok"}}
+    rows = bench_run.fill_missing(specs, got, {"rc": -11, "log_tail": "...\nSegmentation fault"})
     assert rows[0]["status"] == "ok" and rows[1]["status"] == "error" and "rc=-11" in rows[1]["error"]
-    rows = gpu._fill_missing(specs, {}, {"rc": None, "log_tail": ""})
+    rows = bench_run.fill_missing(specs, {}, {"rc": None, "log_tail": ""})
     assert {r["status"] for r in rows} == {"skipped"}
 
 
 def test_isolated_worker_subprocess(tmp_path):
     """The default mode: the env probe and each bench group run as worker subprocesses."""
     opts = _opts(tmp_path, frames=[2], batch={2: 2}, modes=["infer"], isolate=True)
-    results = gpu.run(opts)
+    results = bench_run.run(opts)
     assert [r["status"] for r in results["rows"]] == ["ok"]
     assert results["env"]["torch"] == torch.__version__
     assert (tmp_path / "out" / "logs" / "bench_sdpa.jsonl").read_text().count("\n") == 1
+
+
+def test_worker_runs_through_its_own_entry_point(tmp_path):
+    """``python -m videomamba.bench.worker TASK.json`` runs a task and streams its rows, without
+    going through the command line (no ``videomamba.cli`` / ``videomamba.commands`` import)."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    opts = _opts(tmp_path)
+    spec = bspec.Spec("attention_tiny", "sdpa", 2, 2, "infer", 32, 5, 1)
+    results = tmp_path / "rows.jsonl"
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"kind": "bench", "options": opts.to_dict(), "specs": [dataclasses.asdict(spec)],
+                                "deadline": None, "results": str(results)}))
+    env = {**os.environ, "PYTHONPATH": bench_run.package_root()}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", bench_run.WORKER_MODULE, str(task)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["type"], r["index"], r["status"], r["model"]) for r in rows] == [("row", 0, "ok", "attention_tiny")]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "videomamba.bench.measure" in imported
+    assert not {m for m in imported if m.startswith(("videomamba.cli", "videomamba.commands"))}
+    usage = subprocess.run([sys.executable, "-m", bench_run.WORKER_MODULE], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2 and "TASK.json" in usage.stderr
 
 
 def test_profile_writes_kernel_table(tmp_path):
     from videomamba.bench.profiling import profile_spec
 
     opts = _opts(tmp_path)
-    spec = gpu.Spec("attention_tiny", "sdpa", 2, 2, "train", 32, 5, 1)
+    spec = bspec.Spec("attention_tiny", "sdpa", 2, 2, "train", 32, 5, 1)
     summary = profile_spec(spec, torch.device("cpu"), opts, tmp_path, warmup=1)
     assert "error" not in summary, summary
     text = (tmp_path / "profile_attention_tiny_sdpa_2_train.txt").read_text()
@@ -222,7 +250,9 @@ def test_cli_registers_bench():
     from videomamba.cli import build_parser
 
     args = build_parser().parse_args(["bench", "--frames", "8,64", "--batch", "64:2", "--full", "--check"])
-    opts = gpu.options_from_args(args)
+    from videomamba.commands.bench import options_from_args
+
+    opts = options_from_args(args)
     assert opts.frames == [8, 64] and opts.batch == {8: 32, 64: 2} and not opts.quick and opts.check
     assert opts.repeats == 20 and opts.config_budget_s == 10.0
 
@@ -276,4 +306,16 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
 def test_git_commit_env_wins(monkeypatch):
     """A copied checkout's .git may lag its files: an explicit GIT_COMMIT is what gets recorded."""
     monkeypatch.setenv("GIT_COMMIT", "abc1234")
-    assert gpu._git_commit() == "abc1234"
+    assert measure.environment(torch.device("cpu"))["git_commit"] == "abc1234"
+
+
+def test_scan_floor_ti_64_frames():
+    """The bidirectional scan op's own floor (bench/scan_kernels' floor column): Ti at 64 frames,
+    batch 4, on an H200 is SFU-bound, ~0.15 ms forward and twice that forward + backward."""
+    from videomamba.bench.floor import PEAKS, scan_floor
+
+    fl = scan_floor(384, 4, 12545, PEAKS["h200"])
+    for mode in ("fwd", "fwd_bwd"):
+        assert fl[mode]["t_floor"] == max(fl[mode]["t_hbm"], fl[mode]["t_sfu"]) == fl[mode]["t_sfu"]
+    assert 1.2e-4 < fl["fwd"]["t_floor"] < 1.8e-4
+    assert fl["fwd_bwd"]["t_floor"] == 2 * fl["fwd"]["t_floor"]

@@ -159,7 +159,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
 
 
 def test_runtime_failure_exits_1_with_one_line(run_dir, tmp_path, capsys, monkeypatch):
-    from videomamba.train import predict
+    from videomamba.inference import predict
 
     def broken(*args, **kwargs):
         raise RuntimeError("decoder crashed\nsecond line of detail")

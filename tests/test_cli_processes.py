@@ -63,7 +63,7 @@ def test_sigterm_stops_the_server_and_its_children(tmp_path):
 
 
 def test_bench_check_alone_only_checks(monkeypatch):
-    from videomamba.bench import gpu
+    from videomamba.bench import run as bench_run
 
     seen = []
 
@@ -71,7 +71,7 @@ def test_bench_check_alone_only_checks(monkeypatch):
         seen.append(opts)
         return {"checks": {"pass": True}, "rows": []}
 
-    monkeypatch.setattr(gpu, "run", fake_run)
+    monkeypatch.setattr(bench_run, "run", fake_run)
     monkeypatch.setattr("videomamba.bench.report.markdown", lambda results: "")
     assert main(["bench", "--check", "--out", "/tmp/unused"]) == 0
     assert seen[-1].check and not seen[-1].bench

@@ -63,7 +63,7 @@ def test_a_head_without_the_project_environment_names_python(monkeypatch, capsys
 
 
 def test_the_job_gets_the_git_commit_after_a_passing_probe(monkeypatch, capsys):
-    from videomamba.train.tracking import git_commit
+    from videomamba.env import git_commit
 
     client = FakeJobs(probe_ok=True, probe_logs="videomamba-probe-ok /env/bin/python 2.14.1 2.60.0\n")
     assert _submit(monkeypatch, client) == 0

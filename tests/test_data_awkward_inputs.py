@@ -93,8 +93,7 @@ def test_truncated_file_is_kept_and_counted_in_every_epoch(truncated, skips):
 def test_predict_warns_on_a_damaged_file(truncated, monkeypatch):
     import torch
 
-    from videomamba.train import checkpointing
-    from videomamba.train.predict import predict_videos
+    from videomamba.inference import predict
 
     class Mean(torch.nn.Module):  # stands in for a trained model: logits from the clip's mean colour
         num_classes = 2
@@ -104,8 +103,8 @@ def test_predict_warns_on_a_damaged_file(truncated, monkeypatch):
 
     data = dict(num_frames=4, img_size=32, randaugment=None, test_num_clips=1, test_num_crops=1)
     meta = {"config": {"data": data}, "class_names": ["a", "b"]}
-    monkeypatch.setattr(checkpointing, "load_trained_model", lambda ckpt, device, **kw: (Mean(), meta))
-    ok, trunc = predict_videos("ckpt", [str(truncated / "ok.mp4"), str(truncated / "trunc.mp4")], device="cpu")
+    monkeypatch.setattr(predict, "load_trained_model", lambda ckpt, device, **kw: (Mean(), meta))
+    ok, trunc = predict.predict_videos("ckpt", [str(truncated / "ok.mp4"), str(truncated / "trunc.mp4")], device="cpu")
     assert ok.top is not None and ok.warning is None
     assert trunc.top is not None and "damaged file" in trunc.warning and "of the 90 frames" in trunc.warning
 

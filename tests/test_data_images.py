@@ -231,7 +231,7 @@ def test_distillation_weight_search_space_fits_the_image_demo():
 
 
 def test_predict_on_image_files(tmp_path):
-    from videomamba.train.predict import predict_videos
+    from videomamba.inference.predict import predict_videos
 
     torch.manual_seed(0)
     model = videomamba.create_model("videomamba_tiny", embed_dim=32, depth=2, img_size=32, num_frames=1, num_classes=2)

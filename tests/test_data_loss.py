@@ -198,7 +198,7 @@ def test_evaluate_maps_a_reordered_classes_file_by_name_and_counts_skips(ray_loc
 
 
 def test_class_label_map():
-    from videomamba.train.evaluate import class_label_map
+    from videomamba.inference.evaluate import class_label_map
 
     assert class_label_map(["a", "b"], ["a", "b"]) is None
     assert class_label_map(["c", "a", "b"], ["a", "b", "c"]).tolist() == [2, 0, 1]

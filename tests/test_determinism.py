@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from videomamba.train.evaluate import classification_metrics, sort_views
+from videomamba.metrics import average_views, classification_metrics, sort_views
 
 
 # -- fast -----------------------------------------------------------------------------------------
 def test_view_averaging_does_not_depend_on_arrival_order():
-    from videomamba.train.evaluate import average_views
-
     rng = np.random.default_rng(0)
     videos, views, classes = 50, 12, 7
     n = videos * views

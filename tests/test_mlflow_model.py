@@ -46,7 +46,7 @@ def _files(root: Path) -> set[str]:
 def test_pyfunc_model_round_trip_in_a_fresh_process(tmp_path):
     from videomamba.data import make_synthetic_dataset
     from videomamba.train.launcher import log_model
-    from videomamba.train.predict import predict_videos
+    from videomamba.inference.predict import predict_videos
 
     data = make_synthetic_dataset(str(tmp_path / "data"), classes=2, videos_per_class=1, val_videos_per_class=1,
                                   frames=8, size=16)

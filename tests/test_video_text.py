@@ -24,7 +24,7 @@ from videomamba.objectives.contrastive import (
     hard_negatives,
     info_nce,
 )
-from videomamba.train.retrieval import chance_metrics, retrieval_metrics, retrieval_ranks
+from videomamba.metrics import chance_metrics, retrieval_metrics, retrieval_ranks
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "blue", "green", "circle", "square",
          "moves", "goes", "left", "right", "up", "down", "then", ",", "and"]

@@ -19,6 +19,9 @@ import math
 import time
 from typing import Callable
 
+from .floor import first_int
+from .measure import autocast, is_fatal_cuda
+
 log = logging.getLogger(__name__)
 
 # published state-dict layout: name -> shape as a function of the model's dims
@@ -87,10 +90,8 @@ def _forward_backward(model, video, labels, dtype: str):
     import torch
     import torch.nn.functional as F
 
-    from .gpu import _autocast
-
     model.zero_grad(set_to_none=True)
-    with _autocast(video.device, dtype):
+    with autocast(video.device, dtype):
         logits = model(video)
     F.cross_entropy(logits.float(), labels).backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -140,9 +141,6 @@ def run_checks(device, backends: list[str], emit: Callable[[dict], None], *, mod
     scan order at ``frames[0]``, batch 1, fp32.
     """
     import torch
-
-    from .floor import first_int
-    from .gpu import is_fatal_cuda
 
     default_order, other_orders = _scan_orders()
     if cases is None:

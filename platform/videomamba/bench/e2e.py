@@ -173,7 +173,7 @@ def environment(base_cfg) -> dict[str, Any]:
     import ray
     import torch
 
-    from videomamba.bench.machine import cpu_model
+    from videomamba.env import cpu_model
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {

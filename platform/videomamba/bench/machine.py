@@ -1,17 +1,6 @@
-"""Describing the machine a benchmark ran on."""
+"""Re-export of :func:`videomamba.env.cpu_model` for scripts under benchmarks/ written before
+``videomamba.env`` existed; new code imports ``videomamba.env``."""
 
-from __future__ import annotations
+from videomamba.env import cpu_model
 
-import platform
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+__all__ = ["cpu_model"]

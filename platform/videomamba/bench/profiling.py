@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .measure import ModelCache, is_oom, make_step
+
 # first match wins; patterns are matched against the lower-cased kernel / op name
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("scan", r"selective_scan|scan|ssm|^_(bi_)?(fwd|bwd)_kernel|cumsum|cumprod"),
@@ -82,9 +84,7 @@ def profile_spec(spec, device, opts, out_dir: Path, warmup: int = 2) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from .gpu import _ModelCache, is_oom, make_step
-
-    cache = _ModelCache()
+    cache = ModelCache()
     label = spec.label()
     try:
         model = cache.get(spec, device)

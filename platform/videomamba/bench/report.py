@@ -6,7 +6,7 @@ Layout of ``results.json``::
     {"schema": 1,
      "meta": {"argv", "options", "started", "wall_s"},
      "env": {"date", "device", "torch", "cuda", "triton", "mamba_ssm", "backends", ...},
-     "rows": [row, ...],            # bench rows, see gpu.ROW_FIELDS, plus the derived
+     "rows": [row, ...],            # bench rows, see spec.ROW_FIELDS, plus the derived
                                     # thr_ratio, mem_ratio (vs the baseline, same frames/mode/
                                     # batch), floor_ms (per step), floor_x (measured / floor)
      "memory_fit": [row, ...],      # + fits_80gb
@@ -23,8 +23,9 @@ import logging
 import time
 from pathlib import Path
 
-from . import gpu
 from .floor import Dims, floor_per_clip, mamba_dims, peaks_for
+from .spec import (BACKEND_ORDER, DEFAULT_BASELINE, MODES, ROW_FIELDS, ROW_STATUSES, SCHEMA_VERSION, Options,
+                   default_batch, is_baseline, series_label)
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,17 @@ DERIVED_FIELDS = ("thr_ratio", "mem_ratio", "floor_ms", "floor_x")
 
 def series(r: dict) -> str:
     """A row's backend label, ``+ckpt`` when every block is checkpointed."""
-    return gpu.series_label(r["backend"], r.get("use_checkpoint", False))
+    return series_label(r["backend"], r.get("use_checkpoint", False))
 
 
 def gib(nbytes) -> str:
     return "-" if nbytes is None else f"{nbytes / GIB:.2f}"
 
 
-def new_results(opts) -> dict:
+def new_results(opts: Options) -> dict:
     return {
-        "schema": gpu.SCHEMA_VERSION,
-        "meta": {"argv": opts.argv, "options": gpu._options_dict(opts), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "schema": SCHEMA_VERSION,
+        "meta": {"argv": opts.argv, "options": opts.to_dict(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                  "wall_s": None},
         "env": {}, "rows": [], "memory_fit": [], "checks": None, "profiles": [], "floor": None, "targets": [],
     }
@@ -129,7 +130,7 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
 def finalize(results: dict) -> None:
     """Recompute every derived number (idempotent; called after each section)."""
     device = results.get("env", {}).get("device")
-    baseline = results["meta"]["options"].get("baseline", gpu.DEFAULT_BASELINE)
+    baseline = results["meta"]["options"].get("baseline", DEFAULT_BASELINE)
     attach_ratios(results["rows"], baseline)
     attach_ratios(results["memory_fit"], baseline, reference=results["rows"])
     on_gpu = results.get("env", {}).get("device_type") == "cuda"
@@ -214,7 +215,7 @@ def markdown(results: dict) -> str:
     if env.get("total_memory_bytes"):
         dev += f" ({env.get('sm_count')} SMs, {env['total_memory_bytes'] / GIB:.1f} GiB, cc {env.get('capability')}," \
                f" driver {env.get('driver')}; SDPA flash: {env.get('sdpa_flash')})"
-    batches = {f: (opts["batch"].get(str(f)) or gpu.default_batch(f)) for f in opts["frames"]}
+    batches = {f: (opts["batch"].get(str(f)) or default_batch(f)) for f in opts["frames"]}
     out = [
         "# VideoMamba vs attention baseline: throughput and memory", "",
         f"- date: {env.get('date', meta['started'])}; device: {dev}",
@@ -233,7 +234,7 @@ def markdown(results: dict) -> str:
         f"- wall time: {_f(meta.get('wall_s'), '{:.0f}')} s",
     ]
     models = [opts["baseline"], *opts["models"]]
-    backends = ["sdpa", *gpu.BACKEND_ORDER]
+    backends = ["sdpa", *BACKEND_ORDER]
     rank = lambda r: (r["frames"], models.index(r["model"]) if r["model"] in models else len(models),  # noqa: E731
                       backends.index(r["backend"]) if r["backend"] in backends else len(backends), series(r))
     for mode, title in (("infer", "Inference"), ("train", "Training step (fwd + bwd + AdamW)")):
@@ -315,18 +316,18 @@ def plot_figure(results: dict, path: Path) -> bool:
         return False
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), squeeze=False)
     lines = sorted({(r["model"], series(r)) for r in rows})
-    models = sorted({m for m, _ in lines if not gpu.is_baseline(m)})
+    models = sorted({m for m, _ in lines if not is_baseline(m)})
     backend_style = {"triton": ("-", "o"), "mamba_ssm": ("--", "s"), "torch": (":", "^")}
     colors = plt.get_cmap("tab10")
     frames = sorted({r["frames"] for r in rows})
     img = results["meta"]["options"].get("img_size", 224)
-    for j, mode in enumerate(gpu.MODES):
+    for j, mode in enumerate(MODES):
         for model, backend in lines:
             pts = sorted((r["frames"], r["clips_per_s"], (r["peak_mem_bytes"] or 0) / GIB) for r in rows
                          if r["model"] == model and series(r) == backend and r["mode"] == mode)
             if not pts:
                 continue
-            if gpu.is_baseline(model):
+            if is_baseline(model):
                 style = dict(linestyle="--", marker="D", color="black")
             else:
                 ls, mk = backend_style.get(backend.removesuffix("+ckpt"), ("-.", "x"))
@@ -381,10 +382,10 @@ def validate(results: dict) -> list[str]:
         if key not in results:
             problems.append(f"missing top-level key {key!r}")
     for i, r in enumerate(results.get("rows", []) + results.get("memory_fit", [])):
-        missing = [k for k in (*gpu.ROW_FIELDS, *DERIVED_FIELDS) if k not in r]
+        missing = [k for k in (*ROW_FIELDS, *DERIVED_FIELDS) if k not in r]
         if missing:
             problems.append(f"row {i} lacks {missing}")
-        if r.get("status") not in gpu.ROW_STATUSES:
+        if r.get("status") not in ROW_STATUSES:
             problems.append(f"row {i} has status {r.get('status')!r}")
         if r.get("status") == "ok" and not (r.get("step_ms") and r.get("clips_per_s")):
             problems.append(f"row {i} ok without timing")

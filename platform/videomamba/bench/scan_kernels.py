@@ -127,7 +127,7 @@ def time_op(fn, *, warmup: int, repeats: int, device="cuda") -> float:
     back-to-back calls), ``repeats`` timed calls."""
     import torch
 
-    from .gpu import _Clock, time_steps
+    from .timing import Clock as _Clock, time_steps
 
     ms, _ = time_steps(fn, _Clock(torch.device(device)), warmup=warmup, repeats=repeats, budget_s=60.0,
                        min_repeats=repeats)
@@ -212,7 +212,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
     import torch
 
     from videomamba.ops.triton.config import scan_config
-    from .gpu import environment
+    from .measure import environment
 
     device = torch.device("cuda")
     res = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),

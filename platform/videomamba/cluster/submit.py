@@ -262,7 +262,7 @@ def submit(
     addr = resolve_address(address)
     env_vars = env_spec.setdefault("env_vars", {})
     if GIT_COMMIT_ENV not in env_vars:  # .git is not shipped: the job learns its commit from here
-        from videomamba.train.tracking import git_commit
+        from videomamba.env import git_commit
 
         env_vars[GIT_COMMIT_ENV] = git_commit(env_spec["working_dir"]) if "://" not in str(env_spec["working_dir"]) \
             else "unknown"

@@ -59,7 +59,7 @@ def run_command(args) -> int:
     manifest_arg(manifest, option, classes_file=data_cfg.classes_file, path_prefix=data_cfg.path_prefix,
                  fmt=data_cfg.manifest_format)
 
-    from videomamba.train.evaluate import evaluate_checkpoint
+    from videomamba.inference.evaluate import evaluate_checkpoint
     from videomamba.train.launcher import init_ray, log_evaluation
 
     if args.log_mlflow and not (meta.get("mlflow") or {}).get("run_id"):

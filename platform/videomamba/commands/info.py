@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-from importlib import metadata
 
-DISTRIBUTIONS = ("videomamba-platform", "torch", "triton", "mamba-ssm", "causal-conv1d", "ray", "timm",
-                 "einops", "decord2", "decord", "mlflow", "optuna", "pydantic", "numpy")
+from videomamba import env
 
 
 def register(subparsers) -> None:
@@ -17,39 +13,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_command)
 
 
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in DISTRIBUTIONS:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
-def _devices() -> dict:
-    import torch
-
-    cuda = torch.cuda.is_available()
-    gpus = []
-    for i in range(torch.cuda.device_count() if cuda else 0):
-        prop = torch.cuda.get_device_properties(i)
-        gpus.append({"index": i, "name": prop.name, "memory_gib": round(prop.total_memory / 2**30, 1),
-                     "capability": f"{prop.major}.{prop.minor}"})
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch_cuda_build": torch.version.cuda, "cuda_available": cuda, "gpus": gpus}
-
-
 def collect() -> dict:
     """Everything ``videomamba info`` reports, as a dict."""
     from videomamba import ops
     from videomamba.models import SCAN_ORDERS, list_models
 
-    devices = _devices()
+    devices = env.devices()
     auto = {"cpu": ops.resolve_backend("auto", "cpu")}
     if devices["cuda_available"]:
         auto["cuda"] = ops.resolve_backend("auto", "cuda")
-    return {"versions": _versions(), "devices": devices, "backends": ops.backend_status(),
+    return {"versions": env.versions(), "devices": devices, "backends": ops.backend_status(),
             "available_backends": ops.available_backends(), "auto_backend": auto,
             "models": list_models(), "scan_orders": list(SCAN_ORDERS)}
 

@@ -22,7 +22,7 @@ def run_command(args) -> int:
     from collections import Counter
 
     from videomamba.commands._common import checkpoint_arg, device_arg
-    from videomamba.train.predict import predict_videos
+    from videomamba.inference.predict import predict_videos
 
     device = device_arg(args.device)
     checkpoint = checkpoint_arg(args.checkpoint)

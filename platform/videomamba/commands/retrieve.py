@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 def run_command(args) -> int:
     from videomamba.commands._common import checkpoint_arg, device_arg, manifest_arg
-    from videomamba.train.retrieval import retrieve
+    from videomamba.inference.retrieval import retrieve
 
     device = device_arg(args.device)
     checkpoint = checkpoint_arg(args.checkpoint)

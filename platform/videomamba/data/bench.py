@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from videomamba.bench.machine import cpu_model
+from videomamba.env import cpu_description
 from videomamba.data.config import DataConfig
 from videomamba.data.manifest import read_manifest, to_columns
 from videomamba.data.pipeline import build_dataset, decode_batch, take_rows
@@ -72,11 +72,6 @@ class BenchResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def machine_description() -> str:
-    """CPU model and core count (Linux ``/proc/cpuinfo``; ``platform`` elsewhere)."""
-    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str) -> tuple[int, float, float]:
@@ -260,7 +255,7 @@ def run_bench(
         ray_cold_clips_per_s=timings[0][0] / timings[0][1],
         ray_clips_per_s=ray_cps, ray_cpus=cpus, ray_clips_per_s_per_cpu=ray_cps / cpus,
         num_frames=cfg.num_frames, img_size=cfg.img_size, sampling=cfg.sampling, randaugment=cfg.randaugment,
-        machine=machine_description(), load_avg=os.getloadavg()[0], date=datetime.date.today().isoformat(),
+        machine=cpu_description(), load_avg=os.getloadavg()[0], date=datetime.date.today().isoformat(),
     )
 
 
@@ -359,7 +354,7 @@ def run_order_bench(
         ordered_clips_per_s=ordered, unordered_clips_per_s=unordered, ratio=ordered / unordered,
         ordered_best_clips_per_s=clips / min(seconds[True]), unordered_best_clips_per_s=clips / min(seconds[False]),
         ordered_epochs_s=seconds[True], unordered_epochs_s=seconds[False],
-        num_frames=cfg.num_frames, img_size=cfg.img_size, machine=machine_description(),
+        num_frames=cfg.num_frames, img_size=cfg.img_size, machine=cpu_description(),
         load_avg=(load0, os.getloadavg()[0]), date=datetime.date.today().isoformat(),
     )
 

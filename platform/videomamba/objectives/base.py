@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from videomamba.metrics import classification_metrics
 from videomamba.modules.frozen import FrozenHolder
 
 #: ``video``, ``label``, ``index``, ``view`` tensors; ``caption`` (list of str) with ``data.captions``
@@ -75,9 +76,7 @@ class Objective(FrozenHolder):
         """Metrics of a whole split from the concatenated :meth:`eval_outputs` plus ``index`` and
         ``label`` (all views of all workers); ``captions[row]`` are the captions of manifest row
         ``row`` (with ``data.captions``, read by the driver). Default:
-        :func:`videomamba.train.evaluate.classification_metrics` (views averaged per video)."""
-        from videomamba.train.evaluate import classification_metrics
-
+        :func:`videomamba.metrics.classification_metrics` (views averaged per video)."""
         return classification_metrics(outputs["logits"], outputs["label"], index=outputs["index"], num_classes=num_classes)
 
     # -- checkpoint helpers ----------------------------------------------------------------------

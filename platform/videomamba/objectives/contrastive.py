@@ -16,7 +16,7 @@ and one hard negative video per text, drawn from the global batch with probabili
 
 Needs ``data.captions: true`` (the batch then carries ``caption``: one caption per clip).
 The student's classifier is unused (frozen). Validation: zero-shot retrieval
-(:mod:`videomamba.train.retrieval`) of the split's videos against all their captions.
+(:func:`videomamba.metrics.video_text_metrics`) of the split's videos against all their captions.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from videomamba.models.video_text import VideoTextHeads
+from videomamba.metrics import video_text_metrics
+from videomamba.models.video_text import VideoTextHeads, VideoTextModel
+from videomamba.modules.text_tower import load_text_tower, resolve_text_model
 from videomamba.objectives.base import Batch, Objective, ObjectiveConfigBase
 
 logger = logging.getLogger(__name__)
@@ -127,8 +129,6 @@ class ContrastiveObjective(Objective):
     def __init__(self, cfg: ContrastiveConfig, model: nn.Module, text: nn.Module | None = None):
         super().__init__(cfg, model)
         if text is None:
-            from videomamba.modules.text_tower import load_text_tower
-
             text = load_text_tower(cfg.text.model, pooling=cfg.text.pooling, max_length=cfg.text.max_length)
         self.heads = build_heads(cfg, model.embed_dim, text)
         model.get_classifier().requires_grad_(False)  # unused here (keeps DDP static)
@@ -141,8 +141,6 @@ class ContrastiveObjective(Objective):
 
     @classmethod
     def preflight(cls, cfg: ContrastiveConfig) -> None:
-        from videomamba.modules.text_tower import resolve_text_model
-
         try:
             resolve_text_model(cfg.text.model)
         except ValueError as err:
@@ -194,9 +192,6 @@ class ContrastiveObjective(Objective):
     def eval_metrics(
         self, outputs: dict[str, np.ndarray], *, num_classes: int, captions: Sequence[Sequence[str]] | None = None
     ) -> dict[str, Any]:
-        from videomamba.models.video_text import VideoTextModel
-        from videomamba.train.retrieval import video_text_metrics
-
         if captions is None:
             raise ValueError("objective contrastive: validation needs the split's captions (data.captions: true)")
         was = self.heads.training

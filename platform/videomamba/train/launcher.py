@@ -28,7 +28,10 @@ from videomamba.train.loop import (
     build_model,
     train_loop_per_worker,
 )
-from videomamba import console, objectives
+from videomamba import console, env, objectives
+from videomamba.inference.evaluate import evaluate_checkpoint
+from videomamba.metrics import scalar_metrics
+from videomamba.plots import plot_confusion
 from videomamba.train import resources, tracking
 
 logger = logging.getLogger(__name__)
@@ -240,7 +243,7 @@ def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) ->
     if gpus:
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda"
     return {
-        "git_commit": tracking.git_commit(),
+        "git_commit": env.git_commit(),
         "scan_order": getattr(model, "scan_order", "unknown"),
         "backend": getattr(model, "backend", "unknown"),
         "device": device,
@@ -577,8 +580,6 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_nam
 def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None) -> dict[str, Any]:
     """``evaluate_checkpoint`` of ``checkpoint`` on ``cfg.eval.split`` with the config's settings
     (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips)."""
-    from videomamba.train.evaluate import evaluate_checkpoint
-
     return evaluate_checkpoint(
         checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
@@ -595,8 +596,6 @@ def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str |
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:
     """Log an ``evaluate_checkpoint`` result into an MLflow run; returns the logged scalars
     (retrieval results: ``<split>/t2v_r1`` ... and ``eval/<split>_metrics.json``)."""
-    from videomamba.train.evaluate import plot_confusion, scalar_metrics
-
     split = full["split"]
     scalars = {**scalar_metrics(full, split), **full.get("skips", {})}
     tracker.log_metrics(scalars)

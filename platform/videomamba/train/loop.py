@@ -22,12 +22,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from videomamba.metrics import scalar_metrics, sort_views
 from videomamba.objectives import build_objective
+from videomamba.plots import plot_confusion
 from videomamba.train import checkpointing as ckpt
 from videomamba.train import data_api
 from videomamba.train.determinism import check_scan_backend, seed_everything, use_deterministic_algorithms
 from videomamba.train.config import TrainConfig
-from videomamba.train.evaluate import plot_confusion, scalar_metrics, sort_views
 from videomamba.train.optim import build_optimizer, build_scheduler
 from videomamba.train.precision import resolve_precision
 from videomamba.train.tracking import NoopTracker, RunTracker

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from videomamba import plots
 
 logger = logging.getLogger(__name__)
 
@@ -157,24 +158,6 @@ def get_or_create_experiment(tracking_uri: str, name: str) -> str:
     return exp.experiment_id
 
 
-def git_commit(path: str | os.PathLike | None = None) -> str:
-    """The git commit of the source tree (``-dirty`` suffix when modified), or ``unknown``.
-    ``$VIDEOMAMBA_GIT_COMMIT`` (set by ``videomamba submit``: jobs do not ship ``.git``) wins."""
-    if path is None and os.environ.get("VIDEOMAMBA_GIT_COMMIT"):
-        return os.environ["VIDEOMAMBA_GIT_COMMIT"]
-    path = path or Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True, text=True, timeout=10
-        )
-        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= _PARAM_VALUE_MAX else text[: _PARAM_VALUE_MAX - 3] + "..."
@@ -262,29 +245,9 @@ def is_curve(key: str, history) -> bool:
 
 def plot_curves(tracking_uri: str, run_id: str, path: str | os.PathLike, keys: tuple[str, ...] = ()) -> str | None:
     """Plot the run's metric curves (one panel per metric; :func:`is_curve`: no single points,
-    constant series or counters) to a PNG; None if nothing to plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    constant series or counters) to a PNG (:func:`videomamba.plots.plot_curves`); None if nothing to plot."""
     c = client(tracking_uri)
     keys = keys or tuple(sorted(c.get_run(run_id).data.metrics))
     series = {k: c.get_metric_history(run_id, k) for k in keys}
     series = {k: sorted(v, key=lambda m: (m.step, m.timestamp)) for k, v in series.items() if is_curve(k, v)}
-    if not series:
-        return None
-    cols = min(3, len(series))
-    rows = math.ceil(len(series) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
-    for ax, (key, hist) in zip(axes.flat, series.items()):
-        ax.plot([m.step for m in hist], [m.value for m in hist], marker="." if len(hist) < 50 else None)
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(series) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return str(path)
+    return plots.plot_curves({k: ([m.step for m in h], [m.value for m in h]) for k, h in series.items()}, path)

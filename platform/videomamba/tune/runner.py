@@ -44,6 +44,7 @@ from typing import Any
 
 import ray.tune
 
+from videomamba.env import git_commit
 from videomamba.tune import release, report
 from videomamba.tune.space import LogUniformParam, SearchSpace
 from videomamba.tune.trial import (
@@ -469,7 +470,7 @@ def _start_parent(tracking_uri: str, cfg, space: SearchSpace, plan: Plan, name: 
     from videomamba.train.config import to_yaml
 
     parent = tracking.start_run(tracking_uri, cfg.mlflow.experiment, run_name=name, tags={
-        "videomamba.kind": "search", TAG_SEARCH: name, "tune.path": exp_path, "git_commit": tracking.git_commit(),
+        "videomamba.kind": "search", TAG_SEARCH: name, "tune.path": exp_path, "git_commit": git_commit(),
         "ray_version": ray.__version__, "mlflow.source.name": "videomamba tune",
     })
     scheduler = space.settings.scheduler

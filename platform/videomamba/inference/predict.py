@@ -9,11 +9,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from videomamba.data.config import DataConfig
+from videomamba.data.decode import DecodeError, decode_clips
+from videomamba.data.images import ImageTransform, load_image
+from videomamba.data.pipeline import clip_picker
+from videomamba.data.transforms import ClipTransform
+from videomamba.train.checkpointing import load_trained_model
+from videomamba.train.precision import resolve_precision
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Prediction:
+    """The answer for one video file: its top classes, or why it could not be read."""
+
     path: str
     top: list[tuple[str, float]] | None  # (class name, probability), best first; None on failure
     num_views: int = 0
@@ -31,15 +41,8 @@ def load_views(path: str, data_cfg, split: str = "test") -> np.ndarray:
 def decode_views(path: str, data_cfg, split: str = "test"):
     """``(views, info)``: :func:`load_views` plus the ``VideoInfo`` found while decoding
     (``info.truncated`` > 0: a damaged file, decoded up to its last good frame; None for an image)."""
-    from videomamba.data.config import DataConfig
-    from videomamba.data.decode import decode_clips
-    from videomamba.data.pipeline import clip_picker
-    from videomamba.data.transforms import ClipTransform
-
     data_cfg = data_cfg if isinstance(data_cfg, DataConfig) else DataConfig.model_validate(data_cfg)
     if data_cfg.kind == "image":  # an image checkpoint: one view (1, 3, 1, S, S) of an image file, info None
-        from videomamba.data.images import ImageTransform, load_image
-
         image = load_image(path, exif_transpose=data_cfg.image.exif_transpose)
         return ImageTransform(data_cfg, split)(image)[None, :, None], None
     num_clips, _ = data_cfg.views(split)
@@ -63,11 +66,6 @@ def predict_videos(
     """Top-k classes (softmax of the view-averaged logits) for each video file. ``checkpoint``: a
     training checkpoint (directory or URI) or a videomamba MLflow model (``models:/NAME/VERSION``,
     ``runs:/RUN_ID/model``, resolved in ``tracking_uri``, default ``$MLFLOW_TRACKING_URI``)."""
-    from videomamba.data.config import DataConfig
-    from videomamba.data.decode import DecodeError
-    from videomamba.train.checkpointing import load_trained_model
-    from videomamba.train.precision import resolve_precision
-
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, meta = load_trained_model(checkpoint, dev, tracking_uri=tracking_uri)
     data_cfg = DataConfig.model_validate(meta["config"]["data"])

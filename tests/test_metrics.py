@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from videomamba.train.evaluate import average_views, classification_metrics, confusion_matrix, plot_confusion, topk_accuracy
+import videomamba
+from videomamba.metrics import average_views, classification_metrics, confusion_matrix, topk_accuracy
+from videomamba.plots import plot_confusion
 
 
 def test_topk_and_confusion():
@@ -40,3 +45,32 @@ def test_views_are_averaged_per_video():
 def test_confusion_png(tmp_path):
     path = plot_confusion(np.array([[3, 1], [0, 4]]), ["a", "b"], tmp_path / "cm.png")
     assert (tmp_path / "cm.png").stat().st_size > 1000 and path.endswith("cm.png")
+
+
+# ------------------------------------------------------------------------------------------------
+# layering: metrics and plots stand alone; objectives take their metrics from them, never from the
+# layers above (inference, train, tune, commands), not even in a function-local import
+PACKAGE = Path(videomamba.__file__).parent
+UPPER = ("videomamba.inference", "videomamba.train", "videomamba.tune", "videomamba.commands", "videomamba.cli")
+#: objectives/teachers.py reads a training checkpoint's file names (until that layout lives below objectives)
+ALLOWED = {"videomamba.train.checkpointing"}
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_metrics_and_objectives_import_no_upper_layer():
+    for name in ("metrics.py", "plots.py"):
+        own = sorted(m for m in _imports(PACKAGE / name) if m.split(".")[0] == "videomamba")
+        assert not own, f"{name} imports {own}: it must stand on numpy/torch/matplotlib alone"
+    for path in sorted((PACKAGE / "objectives").glob("*.py")):
+        upper = sorted(m for m in _imports(path) if m.startswith(UPPER) and m not in ALLOWED
+                       and not any(m.startswith(a + ".") for a in ALLOWED))
+        assert not upper, f"objectives/{path.name} imports {upper}"
