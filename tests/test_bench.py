@@ -294,12 +294,15 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
                  resolved={"fwd": cfg, "bwd": {**cfg, "BLOCK_D": 16}}, fwd_ms=3.0, fwd_bwd_ms=14.0),
             dict(shape="ti-8f", d_inner=384, batch=32, L=1569, impl="ours", config={"SEGMENTS": 1}, resolved={},
                  error="OutOfResources: shared memory")]
-    sk._ratios(rows)
+    sk._ratios(rows, peaks_for("NVIDIA H200"))
     assert rows[1]["fwd_x"] == pytest.approx(0.5) and rows[1]["fwd_bwd_x"] == pytest.approx(0.5)
+    floor_ms = sk.scan_floor(384, 4, 12545, peaks_for("NVIDIA H200"))["fwd_bwd"]["t_floor"] * 1e3
+    assert rows[1]["fwd_bwd_floor_x"] == pytest.approx(14.0 / floor_ms)
     assert "fwd_x" not in rows[2]  # no baseline for that shape
     text = sk.report({"date": "d", "env": {"device": "H100"}, "rows": rows,
                       "agreement": {"ti-64f": {"out_rel": 5e-3, "grad_rel_max": 7e-3, "worst_grad": "z"}}})
     assert "| 8, 16, 6, 4 / 16, 16, 6, 4 |" in text and "| 0.50 |" in text
+    assert f"| {14.0 / floor_ms:.1f} |" in text
     assert "SEGMENTS=1" in text and "OutOfResources" in text and "| ti-64f | 5.00e-03 | 7.00e-03 | z |" in text
 
 

@@ -260,10 +260,11 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
     return res
 
 
-def _ratios(rows: list[dict], peaks) -> None:
+def _ratios(rows: list[dict], peaks=None) -> None:
     """speed-up = mamba-ssm ms / ours ms on the same shape (> 1: ours faster); floor x = ms /
     the scan's own floor (:func:`videomamba.bench.floor.scan_floor`)."""
     base = {r["shape"]: r for r in rows if r["impl"] == "mamba_ssm" and "error" not in r}
+    peaks = peaks or peaks_for(None)
     for r in rows:
         fl = scan_floor(r["d_inner"], r["batch"], r["L"], peaks)
         r["floor_ms"] = {m: fl[m]["t_floor"] * 1e3 for m in ("fwd", "fwd_bwd")}
