@@ -9,10 +9,12 @@ import os
 import numpy as np
 import pytest
 
+from support.bad_videos import add_bad_entries
+
 from videomamba.data.decode import decode_clips
 from videomamba.data.manifest import read_manifest
 from videomamba.data.prepare import PrepareSettings, output_name, prepare_dataset, prepare_one, transcode
-from videomamba.data.synth import add_bad_entries, render_video, write_mp4
+from videomamba.data.synth import render_video, write_mp4
 
 av = pytest.importorskip("av")
 pytestmark = pytest.mark.skipif("libx264" not in av.codecs_available, reason="PyAV without libx264")
@@ -46,6 +48,29 @@ def test_transcode_resizes_sets_keyframes_and_never_upscales(tmp_path):
     assert _stream_info(str(tmp_path / "big.mp4"))[:2] == (64, 64)  # never upscaled
     frames, vinfo = decode_clips(str(tmp_path / "o.mp4"), lambda i: np.arange(i.num_frames))
     assert frames.shape == (40, 32, 32, 3) and vinfo.num_frames == 40
+
+
+def _x264_info(path) -> bytes:
+    """The encoder settings x264 writes into the stream (an SEI text: "... cabac=1 ... bframes=3 ...")."""
+    data = open(path, "rb").read()
+    at = data.find(b"x264 - core")
+    assert at >= 0, "no x264 settings string in the file"
+    return data[at:at + 2000]
+
+
+def test_transcode_defaults_fastdecode_without_b_frames(tmp_path):
+    """The defaults chosen by benchmarks/prepare_per_core.md: tune fastdecode (no CABAC, no
+    deblocking), no B-frames; tune/bframes None keep x264's defaults (and the old fingerprint)."""
+    src = _video(tmp_path / "a.mp4", frames=24, size=64)
+    transcode(src, str(tmp_path / "fast.mp4"), PrepareSettings(short_side=32))
+    info = _x264_info(str(tmp_path / "fast.mp4"))
+    assert b"cabac=0" in info and b"deblock=0" in info and b"bframes=0" in info
+    transcode(src, str(tmp_path / "plain.mp4"), PrepareSettings(short_side=32, tune=None, bframes=None))
+    info = _x264_info(str(tmp_path / "plain.mp4"))
+    assert b"cabac=1" in info and b"bframes=0" not in info
+    old = PrepareSettings(tune=None, bframes=None).fingerprint()
+    assert "tune" not in old and "bframes" not in old  # outputs of earlier versions are kept on resume
+    assert '"tune": "fastdecode"' in PrepareSettings().fingerprint()
 
 
 def test_transcode_trim_and_fps_cap(tmp_path):

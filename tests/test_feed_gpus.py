@@ -77,7 +77,35 @@ def test_ray_cpu_meter_reads_proc():
 def test_num_blocks_gives_every_decode_core_a_task():
     from videomamba.data.pipeline import num_blocks
 
-    assert num_blocks(128, 16, 16) == 16  # was 8 blocks: half of 16 decode cores idle
+    assert num_blocks(128, 16, 16) == 64  # was 8 blocks: half of 16 decode cores idle; then 16: one wave
     assert num_blocks(10_000, 16, 16) == 625  # large datasets keep rows_per_block
+    assert num_blocks(40, 16, 16) == 40  # at most one block per row
     assert num_blocks(3, 16, 16) == 3  # never more blocks than rows
     assert num_blocks(0, 16, 4) == 1
+
+
+def test_loop_timings_steady_state_leaves_out_start_up_and_drain():
+    from videomamba.data.bench import LoopTimings
+
+    # 4 epochs of 10 clips: a slow start (first batch at 5 s), 1 s per epoch after, a slow drain
+    marks = [(5.0, 5, None), (5.5, 10, 1.0), (6.0, 15, None), (6.5, 20, 2.0), (7.0, 25, None),
+             (7.5, 30, 3.0), (9.0, 35, None), (12.0, 40, 5.0)]
+    t = LoopTimings(marks, per_epoch=10, epochs=4, startup_s=5.0, driver_cpu=[None, 0.1, None, 0.2, None, 0.3, None, 0.5])
+    assert t.steady() == (20, 2.0, 2.0)  # epochs 1 and 2: from the end of epoch 0 to the end of epoch 2
+    assert t.epoch_seconds() == [5.5, 1.0, 1.0, 4.5]
+    assert t.steady_driver_cpu() == pytest.approx(0.2)
+    two = LoopTimings(marks[:4], per_epoch=10, epochs=2)
+    assert two.steady() == (10, 1.0, 1.0)  # 2 epochs: the second one
+    # skipped videos: 16 of 20 clips came; the passes are the delivered clips split evenly
+    short = LoopTimings([(1.0, 4, None), (2.0, 8, 1.0), (3.0, 12, None), (4.0, 16, 3.0)], per_epoch=10, epochs=2)
+    assert short.steady() == (8, 2.0, 2.0)
+
+
+def test_ray_cpu_meter_without_ray_keeps_no_reading():
+    from videomamba.data.bench import RayCpuMeter
+
+    meter = RayCpuMeter()
+    assert meter.idle_rate == 0.0  # was set only by measure_idle (AttributeError in stop() otherwise)
+    assert meter.read() is None
+    meter.stop()
+    assert meter.seconds is None

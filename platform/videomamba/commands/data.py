@@ -65,6 +65,8 @@ def register(subparsers) -> None:
                    help="keep whole videos (rows keep start_sec/end_sec) instead of cutting to each row's window")
     p.add_argument("--crf", type=int, default=None, help="x264 CRF (default 23)")
     p.add_argument("--preset", default=None, help="x264 preset (default veryfast)")
+    p.add_argument("--tune", default=None, help="x264 tune (default fastdecode; 'none' for x264's default)")
+    p.add_argument("--bframes", type=int, default=None, help="x264 B-frames (default 0; -1 for the preset's)")
     p.add_argument("--threads", type=int, default=None, help="CPUs per video (default 1)")
     p.add_argument("--resources", default=None, help='extra Ray resources per task as JSON, e.g. \'{"decode_node": 0.001}\'')
     p.add_argument("--max-failed", type=float, default=0.5, help="fail (exit 1) when more than this fraction failed")
@@ -80,7 +82,13 @@ def register(subparsers) -> None:
     p.add_argument("--sampling", choices=["segment", "dense"], default=None)
     p.add_argument("--randaugment", default=None, help="timm spec, or 'none'")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=2, help="pipeline epochs (first one cold)")
+    p.add_argument("--epochs", type=int, default=4,
+                   help="epochs of the pipeline and the bare loop (streamed: the first and the last are start-up "
+                   "and drain, the steady state is the ones between)")
+    p.add_argument("--no-stream", dest="stream", action="store_false",
+                   help="one Ray Data execution per epoch (old training behaviour) instead of one spanning the epochs")
+    p.add_argument("--plain-rows", type=int, default=None, help="rows for the single-process plain loops (default all)")
+    p.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray started here (and bare-loop processes)")
     p.add_argument("--decode-concurrency", type=int, default=None, help="max concurrent decode tasks")
     p.add_argument("--compare-order", action="store_true",
                    help="instead: ordered (data.deterministic) vs unordered delivery, alternating warm epochs")
@@ -101,14 +109,15 @@ def _manifest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="auto", choices=["auto", "csv", "jsonl", "list", "ssv2_json"])
 
 
-def _init_ray() -> None:
-    """Join ``RAY_ADDRESS`` if set, else start a local Ray."""
+def _init_ray(num_cpus: int | None = None) -> None:
+    """Join ``RAY_ADDRESS`` if set, else start a local Ray (with ``num_cpus`` CPUs when given)."""
     import ray
 
     from videomamba import console
 
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False, **console.ray_init_kwargs())
+        extra = {"num_cpus": num_cpus} if num_cpus and not os.environ.get("RAY_ADDRESS") else {}
+        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False, **console.ray_init_kwargs(), **extra)
 
 
 def _check_synth_args(args) -> None:
@@ -227,7 +236,12 @@ def _prepare(args) -> int:
 
     fields = {"short_side": args.short_side, "keyint": args.keyint, "max_fps": args.max_fps, "trim": args.trim,
               "crf": args.crf, "preset": args.preset, "threads": args.threads}
-    settings = PrepareSettings(**{k: v for k, v in fields.items() if v is not None})
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if args.tune is not None:
+        fields["tune"] = None if args.tune.lower() == "none" else args.tune
+    if args.bframes is not None:
+        fields["bframes"] = None if args.bframes < 0 else args.bframes
+    settings = PrepareSettings(**fields)
     _init_ray()
     try:
         rep = prepare_dataset(args.manifest, args.out_dir, settings, classes_file=args.classes_file,
@@ -286,11 +300,11 @@ def _bench(args) -> int:
     cfg = _bench_config(args)
     manifest_arg(args.manifest, "manifest", classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
                  fmt=cfg.manifest_format)
-    _init_ray()
+    _init_ray(args.cpus)
     if args.compare_order:
         return _bench_order(cfg, args)
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs,
-                    prepared=args.prepared, bare=args.bare)
+                    prepared=args.prepared, bare=args.bare, stream=args.stream, plain_rows=args.plain_rows)
     table = Table(title=f"data pipeline: {res.videos} videos, T={res.num_frames}, {res.img_size}px "
                         f"({res.machine}, load avg {res.load_avg:.0f})")
     table.add_column("loader")
@@ -302,11 +316,20 @@ def _bench(args) -> int:
     if res.bare_procs:
         table.add_row(f"bare decord loop ({res.bare_procs} processes, no Ray)", f"{res.bare_clips_per_s:.1f}",
                       str(res.bare_procs), f"{res.bare_clips_per_s / res.bare_procs:.1f}")
-    table.add_row("Ray Data, cold epoch", f"{res.ray_cold_clips_per_s:.1f}", f"{res.ray_cpus:g}",
+    first = "first epoch (start-up)" if res.stream else "cold epoch"
+    table.add_row(f"Ray Data, {first}", f"{res.ray_cold_clips_per_s:.1f}", f"{res.ray_cpus:g}",
                   f"{res.ray_cold_clips_per_s / res.ray_cpus:.1f}")
-    table.add_row("Ray Data, warm epochs", f"{res.ray_clips_per_s:.1f}", f"{res.ray_cpus:g}",
+    steady = f"steady state ({res.ray_steady_clips} clips)" if res.stream else "warm epochs"
+    table.add_row(f"Ray Data, {steady}", f"{res.ray_clips_per_s:.1f}", f"{res.ray_cpus:g}",
                   f"{res.ray_clips_per_s_per_cpu:.1f}")
     Console().print(table)
+    if res.stream:
+        print(f"streamed epochs ({res.epochs}, one execution, {res.blocks} blocks): first batch after "
+              f"{res.ray_startup_s:.1f}s; epoch seconds " + ", ".join(f"{s:.1f}" for s in res.ray_epoch_s)
+              + " (first: start-up, last: drain; steady state: the ones between)")
+        if res.ray_driver_cpu_per_clip is not None:
+            print(f"consumer (this process: Arrow -> torch batches) {1000 * res.ray_driver_cpu_per_clip:.1f} ms CPU per clip "
+                  f"of the Ray side's {1000 / max(res.ray_clips_per_cpu_s, 1e-9):.1f}")
     if res.bare_procs:
         print(f"Ray Data overhead vs the bare loop on the same cores: {res.ray_overhead:.1%} in clips/s, "
               f"{res.ray_cpu_overhead:.1%} in clips per CPU-second ({res.ray_clips_per_cpu_s:.1f} vs "

@@ -8,11 +8,21 @@ transform) over the same manifest rows:
 - **bare loop on N cores**: N worker processes (no Ray), each a plain loop over its share of
   the rows, N = the CPUs the pipeline may use: the pipeline's ideal on the same cores;
 - **Ray Data**: ``build_dataset(cfg, split)`` consumed with ``iter_torch_batches`` in the driver
-  (what a training worker sees), timed on warm epochs after one cold one.
+  (what a training worker sees). By default the way training runs (``data.stream_epochs``): one
+  execution of a dataset spanning ``epochs`` epochs, iterated once. The first epoch (worker start,
+  first blocks) and the last one (the drain: fewer tasks than cores as the execution ends) are
+  start-up and end costs paid once per run; they are reported apart (time to the first batch,
+  epoch seconds) and the **steady state** is the epochs in between. ``stream=False``: one
+  execution per epoch (the old training behaviour), warm epochs after one cold one.
 
-``overhead = 1 - ray clips/s / bare clips/s`` (target <= 0.10), and the same in clips per CPU-second
-(the bare processes' CPU time vs the driver's + every Ray process's during the warm epochs, less the
-Ray instance's idle background rate): on a busy machine only the CPU-second figures mean anything. With ``prepared`` (the manifest
+The bare loop gets the same treatment: ``epochs`` passes over the rows, dealt dynamically to the
+processes in chunks of ``decode_batch_size`` rows, its steady state the clips completed between
+the end of the first and the start of the last pass (by completion time).
+
+``overhead = 1 - ray clips/s / bare clips/s`` in the steady state (target <= 0.10), and the same in
+clips per CPU-second (the bare processes' CPU time vs the driver's + every Ray process's over the
+steady window, less the Ray instance's idle background rate): on a busy machine only the CPU-second
+figures mean anything. With ``prepared`` (the manifest
 ``videomamba data prepare`` wrote for the same videos) the plain loop also runs on it, and
 ``prepared_speedup`` = prepared / raw clips per CPU-second (target >= 5 from 720p sources).
 
@@ -27,14 +37,14 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from videomamba.env import cpu_description
 from videomamba.data.config import DataConfig
 from videomamba.data.manifest import read_manifest, to_columns
-from videomamba.data.pipeline import build_dataset, decode_batch, take_rows
+from videomamba.data.pipeline import build_dataset, clips_per_row, cluster_cpus, decode_batch, num_blocks, take_rows
 from videomamba.data.skips import ensure_ledger
 
 logger = logging.getLogger(__name__)
@@ -59,6 +69,14 @@ class BenchResult:
     ray_clips_per_cpu_s: float = 0.0  # clips per CPU-second of the driver + every Ray process (warm epochs),
     # net of the instance's idle background rate (measured for 3 s before the warm epochs)
     ray_cpu_overhead: float = 0.0  # 1 - ray_clips_per_cpu_s / bare_clips_per_cpu_s (robust to a busy machine)
+    stream: bool = False  # one execution spanning the epochs (training's data.stream_epochs)
+    epochs: int = 0
+    ray_startup_s: float = 0.0  # dataset built -> first batch
+    ray_epoch_s: list[float] = field(default_factory=list)  # per epoch (the first includes start-up)
+    ray_steady_clips: int = 0  # clips in the steady window (epochs 1 .. epochs-2 when streamed)
+    bare_steady_clips: int = 0
+    blocks: int = 0  # Ray Data blocks (decode tasks) of the execution
+    ray_driver_cpu_per_clip: float | None = None  # steady state: the consumer's CPU-s per clip (in the Ray CPU-s)
     prepared_manifest: str | None = None
     prepared_plain_clips_per_cpu_s: float = 0.0
     prepared_speedup: float = 0.0  # prepared / raw plain-loop clips per CPU-second
@@ -74,39 +92,104 @@ class BenchResult:
         return asdict(self)
 
 
-def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str) -> tuple[int, float, float]:
-    """(clips, wall seconds, CPU seconds) of the decode+transform loop in this process."""
+def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str, epoch: int = 0) -> tuple[int, float, float]:
+    """(clips, wall seconds, CPU seconds) of the decode+transform loop in this process, with one
+    torch thread (as in a Ray task of ``decode_num_cpus=1``, where Ray sets ``OMP_NUM_THREADS=1``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     n, clips = len(columns["label"]), 0
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for lo in range(0, n, cfg.decode_batch_size):
-        rows = np.arange(lo, min(n, lo + cfg.decode_batch_size))
-        out = decode_batch(take_rows(columns, rows, 0), cfg=cfg, split=split, seed=cfg.seed, scope="bench")
-        clips += len(out["label"])
-    return clips, time.perf_counter() - start, time.process_time() - cpu_start
+    try:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for lo in range(0, n, cfg.decode_batch_size):
+            rows = np.arange(lo, min(n, lo + cfg.decode_batch_size))
+            out = decode_batch(take_rows(columns, rows, epoch), cfg=cfg, split=split, seed=cfg.seed, scope="bench")
+            clips += len(out["label"])
+        return clips, time.perf_counter() - start, time.process_time() - cpu_start
+    finally:
+        torch.set_num_threads(threads)
+
+
+_WORKER_CFG: dict[str, DataConfig] = {}
 
 
 def _bare_worker(args) -> tuple[int, float]:
-    """One bare-loop process: (clips, CPU seconds) of decode_batch over its rows."""
-    cfg_json, columns, split = args
-    cfg = DataConfig.model_validate_json(cfg_json)
-    clips, _, cpu = bench_plain(cfg, columns, split)
+    """One bare-loop chunk, in a pool process: (clips, CPU seconds) of decode_batch over its rows."""
+    cfg_json, columns, split, epoch = args
+    cfg = _WORKER_CFG.get(cfg_json) or _WORKER_CFG.setdefault(cfg_json, DataConfig.model_validate_json(cfg_json))
+    clips, _, cpu = bench_plain(cfg, columns, split, epoch)
     return clips, cpu
 
 
-def bench_bare(cfg: DataConfig, columns: dict[str, np.ndarray], split: str, procs: int) -> tuple[int, float, float]:
-    """(clips, wall seconds, CPU seconds) of ``procs`` processes (no Ray) sharing the rows
-    round-robin; the processes are started and warmed (imports, first video) before the clock starts."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+@dataclass
+class LoopTimings:
+    """One timed run of a loader over ``epochs`` passes: ``marks`` = (seconds since start, clips
+    so far, CPU seconds so far or None) at every delivery, ``per_epoch`` clips per pass."""
 
-    shares = [{k: v[i::procs] for k, v in columns.items()} for i in range(procs)]
-    warm = [{k: v[:1] for k, v in columns.items()}] * procs
+    marks: list[tuple[float, int, float | None]]
+    per_epoch: int
+    epochs: int
+    startup_s: float = 0.0
+    driver_cpu: list[float | None] | None = None  # per mark: the consuming process's CPU seconds (Ray side)
+
+    def boundary(self, k: int) -> tuple[float, int, float | None]:
+        """The first mark at which ``k`` passes' clips were delivered. When fewer clips came than
+        ``epochs * per_epoch`` (skipped videos), passes are the delivered clips split evenly."""
+        per = min(self.per_epoch, self.marks[-1][1] / max(self.epochs, 1))
+        for m in self.marks:
+            if m[1] >= k * per - 1e-9:
+                return m
+        return self.marks[-1]
+
+    def epoch_seconds(self) -> list[float]:
+        ends = [self.boundary(k)[0] for k in range(1, self.epochs + 1)]
+        return [b - a for a, b in zip([0.0] + ends[:-1], ends)]
+
+    def steady(self) -> tuple[int, float, float | None]:
+        """(clips, seconds, CPU seconds or None) between the end of the first pass and the end of
+        pass ``epochs - 1`` (start-up and drain left out; with 2 passes: the second one)."""
+        last = self.epochs - 1 if self.epochs > 2 else self.epochs
+        (t0, c0, u0), (t1, c1, u1) = self.boundary(1), self.boundary(last)
+        cpu = None if u0 is None or u1 is None else u1 - u0
+        return c1 - c0, t1 - t0, cpu
+
+    def steady_driver_cpu(self) -> float | None:
+        """The consumer's CPU seconds over the :meth:`steady` window (None when not measured)."""
+        if not self.driver_cpu:
+            return None
+        last = self.epochs - 1 if self.epochs > 2 else self.epochs
+        i0, i1 = (self.marks.index(self.boundary(k)) for k in (1, last))
+        a, b = self.driver_cpu[i0], self.driver_cpu[i1]
+        return None if a is None or b is None else b - a
+
+
+def bench_bare(cfg: DataConfig, columns: dict[str, np.ndarray], split: str, procs: int,
+               epochs: int = 1) -> LoopTimings:
+    """``procs`` processes (no Ray) over ``epochs`` passes of the rows, dealt in chunks of
+    ``decode_batch_size`` rows to whichever process is free (as Ray deals blocks); the processes
+    are started and warmed (imports, first video) before the clock starts."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    n, size, key = len(columns["label"]), cfg.decode_batch_size, cfg.model_dump_json()
+    chunks = [(key, {k: v[lo:lo + size] for k, v in columns.items()}, split, e)
+              for e in range(epochs) for lo in range(0, n, size)]
+    warm = (key, {k: v[:1] for k, v in columns.items()}, split, 0)
+    marks: list[tuple[float, int, float | None]] = []
     with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
-        list(pool.map(_bare_worker, [(cfg.model_dump_json(), w, split) for w in warm]))
-        start = time.perf_counter()
-        results = list(pool.map(_bare_worker, [(cfg.model_dump_json(), sh, split) for sh in shares if len(sh["label"])]))
-        wall = time.perf_counter() - start
-    return sum(c for c, _ in results), wall, sum(cpu for _, cpu in results)
+        list(pool.map(_bare_worker, [warm] * procs))
+        start, clips, cpu = time.perf_counter(), 0, 0.0
+        todo, running = list(reversed(chunks)), set()
+        while todo or running:
+            while todo and len(running) < 2 * procs:  # a small queue: completion times stay meaningful
+                running.add(pool.submit(_bare_worker, todo.pop()))
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                c, u = fut.result()
+                clips, cpu = clips + c, cpu + u
+            marks.append((time.perf_counter() - start, clips, cpu))
+    return LoopTimings(marks, n * clips_per_row(cfg, split), epochs)
 
 
 def _proc_table() -> dict[int, tuple[int, float]]:
@@ -133,7 +216,10 @@ class RayCpuMeter:
 
     def __init__(self):
         self.seconds: float | None = None
+        self.idle_rate = 0.0  # CPU-s per second the instance burns while no pipeline runs
+        self.driver: float | None = None  # this process's CPU seconds at the last read()
         self._start: dict[int, float] = {}
+        self._t0 = 0.0
 
     @staticmethod
     def _tree() -> dict[int, float] | None:
@@ -149,8 +235,6 @@ class RayCpuMeter:
             frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier and pid not in pids}
             pids |= frontier
         return {pid: table[pid][1] for pid in pids if pid in table}
-
-        self.idle_rate = 0.0  # CPU-s per second the instance burns while no pipeline runs
 
     def measure_idle(self, seconds: float = 3.0) -> None:
         """The Ray instance's own background CPU rate (GCS, raylet, agents, idle workers), to subtract."""
@@ -171,11 +255,21 @@ class RayCpuMeter:
             total = sum(t - self._start.get(pid, 0.0) for pid, t in now.items())
             self.seconds = max(1e-9, total - self.idle_rate * (time.perf_counter() - self._t0))
 
+    def read(self) -> float | None:
+        """CPU seconds since :meth:`start` (net of the idle rate) without stopping; None off Linux.
+        ``driver`` becomes this process's share (the consumer: Arrow -> torch batches)."""
+        now = self._tree() if self._start else None
+        if not now:
+            return None
+        self.driver = now.get(os.getpid(), 0.0) - self._start.get(os.getpid(), 0.0)
+        total = sum(t - self._start.get(pid, 0.0) for pid, t in now.items())
+        return total - self.idle_rate * (time.perf_counter() - self._t0)
+
 
 def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int,
               meter: RayCpuMeter | None = None) -> list[tuple[int, float]]:
-    """[(clips, seconds)] per epoch of ``iter_torch_batches`` over ``build_dataset``; ``meter``
-    measures the CPU of the warm epochs (all but the first)."""
+    """[(clips, seconds)] per epoch of ``iter_torch_batches`` over ``build_dataset``, one execution
+    per epoch; ``meter`` measures the CPU of the warm epochs (all but the first)."""
     ds = build_dataset(cfg, split, manifest=manifest, scope="bench")
     timings = []
     for e in range(epochs):
@@ -189,6 +283,36 @@ def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epoch
     if meter is not None and epochs > 1:
         meter.stop()
     return timings
+
+
+def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int,
+                     meter: RayCpuMeter | None = None) -> LoopTimings:
+    """One execution of ``build_dataset(..., epochs=epochs)`` iterated once, as training does
+    (``data.stream_epochs``): a mark per batch; ``meter`` (started here) reads the Ray side's
+    CPU at every epoch boundary."""
+    ds = build_dataset(cfg, split, manifest=manifest, scope="bench", epochs=epochs)
+    n = len(_columns(cfg, manifest)["label"])
+    per_epoch = n * clips_per_row(cfg, split)
+    if meter is not None:
+        meter.start()
+    marks: list[tuple[float, int, float | None]] = []
+    driver: list[float | None] = []
+    clips, next_boundary, startup = 0, per_epoch, None
+    start = time.perf_counter()
+    for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+        clips += len(batch["label"])
+        now = time.perf_counter() - start
+        startup = now if startup is None else startup
+        cpu = None
+        if clips >= next_boundary:  # read the CPU meter at epoch boundaries only (a /proc walk)
+            cpu = meter.read() if meter is not None else None
+            next_boundary += per_epoch * max(1, (clips - next_boundary) // per_epoch + 1)
+        marks.append((now, clips, cpu))
+        driver.append(meter.driver if cpu is not None else None)
+    if marks and marks[-1][2] is None and meter is not None:
+        marks[-1] = (*marks[-1][:2], meter.read())
+        driver[-1] = meter.driver
+    return LoopTimings(marks or [(0.0, 0, None)], per_epoch, epochs, startup or 0.0, driver or None)
 
 
 def _columns(cfg: DataConfig, manifest: str) -> dict[str, np.ndarray]:
@@ -210,38 +334,55 @@ def pipeline_cpus(cfg: DataConfig) -> float:
 
 def run_bench(
     cfg: DataConfig, manifest: str, *, split: str = "train", batch_size: int = 8, epochs: int = 2,
-    prepared: str | None = None, bare: bool = True,
+    prepared: str | None = None, bare: bool = True, stream: bool = True, plain_rows: int | None = None,
 ) -> BenchResult:
-    """Plain loop (this process; also on ``prepared``), the bare loop on the pipeline's CPUs, then
-    the pipeline (``epochs`` >= 2; the first is cold). Starts a local Ray if none is running."""
+    """Plain loop (this process, the first ``plain_rows`` rows; also on ``prepared``), the bare
+    loop on the pipeline's CPUs, then the pipeline (``epochs`` >= 2; streamed as training does
+    unless ``stream`` is false). Starts a local Ray if none is running."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False)
+    epochs = max(2, epochs)
     columns = _columns(cfg, manifest)
     ensure_ledger("bench")
-    plain_clips, plain_s, plain_cpu = bench_plain(cfg, columns, split)
+    head = (lambda c: {k: v[:plain_rows] for k, v in c.items()}) if plain_rows else (lambda c: c)
+    bench_plain(cfg, {k: v[:1] for k, v in columns.items()}, split, epoch=10**6)  # warm: imports, first open
+    plain_clips, plain_s, plain_cpu = bench_plain(cfg, head(columns), split)
     logger.info("plain loop: %d clips in %.2fs (%.2f CPU-s)", plain_clips, plain_s, plain_cpu)
     prep_cps = 0.0
     if prepared:
-        p_clips, _, p_cpu = bench_plain(cfg, _columns(cfg, prepared), split)
+        p_clips, _, p_cpu = bench_plain(cfg, head(_columns(cfg, prepared)), split)
         prep_cps = p_clips / max(p_cpu, 1e-9)
         logger.info("plain loop, prepared: %d clips in %.2f CPU-s", p_clips, p_cpu)
     cpus = pipeline_cpus(cfg)
     procs = max(1, int(cpus))
-    bare_clips, bare_s, bare_cpu = bench_bare(cfg, columns, split, procs) if bare else (0, 0.0, 0.0)
+    bare_cps = bare_cps_cpu = 0.0
+    bare_steady = 0
     if bare:
-        logger.info("bare loop, %d processes: %d clips in %.2fs (%.2f CPU-s)", procs, bare_clips, bare_s, bare_cpu)
+        loop = bench_bare(cfg, columns, split, procs, epochs if stream else 1)
+        bare_steady, secs, cpu = loop.steady() if stream else (loop.marks[-1][1], loop.marks[-1][0], loop.marks[-1][2])
+        bare_cps, bare_cps_cpu = bare_steady / max(secs, 1e-9), bare_steady / max(cpu or 0.0, 1e-9)
+        logger.info("bare loop, %d processes: %d clips in %.2fs (%.2f CPU-s) steady", procs, bare_steady, secs, cpu)
     meter = RayCpuMeter()
-    timings = bench_ray(cfg, manifest, split, batch_size, max(2, epochs), meter)
-    for e, (c, s) in enumerate(timings):
-        logger.info("ray data epoch %d: %d clips in %.2fs", e, c, s)
-    warm_clips = sum(c for c, _ in timings[1:])
-    warm_s = sum(s for _, s in timings[1:])
-    ray_cps = warm_clips / warm_s
-    bare_cps = bare_clips / bare_s if bare_s else 0.0
-    bare_cps_cpu = bare_clips / bare_cpu if bare_cpu else 0.0
-    ray_cps_cpu = warm_clips / meter.seconds if meter.seconds else 0.0
+    blocks = num_blocks(len(columns["label"]) * (epochs if stream else 1), cfg.rows_per_block, cluster_cpus())
+    if stream:
+        meter.measure_idle()
+        run = bench_ray_stream(cfg, manifest, split, batch_size, epochs, meter)
+        ray_steady, steady_s, ray_cpu = run.steady()
+        driver_cpu = run.steady_driver_cpu()
+        epoch_s = run.epoch_seconds()
+        epoch_clips = [run.per_epoch] * epochs
+        startup = run.startup_s
+    else:
+        timings = bench_ray(cfg, manifest, split, batch_size, epochs, meter)
+        ray_steady, steady_s = sum(c for c, _ in timings[1:]), sum(s for _, s in timings[1:])
+        ray_cpu, epoch_s, epoch_clips = meter.seconds, [s for _, s in timings], [c for c, _ in timings]
+        startup, driver_cpu = 0.0, None
+    for e, (c, sec) in enumerate(zip(epoch_clips, epoch_s)):
+        logger.info("ray data epoch %d: %d clips in %.2fs", e, c, sec)
+    ray_cps = ray_steady / max(steady_s, 1e-9)
+    ray_cps_cpu = ray_steady / ray_cpu if ray_cpu else 0.0
     plain_cps_cpu = plain_clips / max(plain_cpu, 1e-9)
     return BenchResult(
         manifest=manifest, split=split, videos=len(columns["label"]), clips=plain_clips,
@@ -249,10 +390,13 @@ def run_bench(
         ray_overhead=1 - ray_cps / bare_cps if bare_cps else 0.0,
         bare_clips_per_cpu_s=bare_cps_cpu, ray_clips_per_cpu_s=ray_cps_cpu,
         ray_cpu_overhead=1 - ray_cps_cpu / bare_cps_cpu if bare_cps_cpu and ray_cps_cpu else 0.0,
+        stream=stream, epochs=epochs, ray_startup_s=startup, ray_epoch_s=epoch_s, ray_steady_clips=ray_steady,
+        bare_steady_clips=bare_steady, blocks=blocks,
+        ray_driver_cpu_per_clip=driver_cpu / ray_steady if driver_cpu is not None and ray_steady else None,
         prepared_manifest=prepared, prepared_plain_clips_per_cpu_s=prep_cps,
         prepared_speedup=prep_cps / plain_cps_cpu if prepared else 0.0,
         plain_clips_per_s=plain_clips / plain_s, plain_clips_per_cpu_s=plain_cps_cpu,
-        ray_cold_clips_per_s=timings[0][0] / timings[0][1],
+        ray_cold_clips_per_s=epoch_clips[0] / max(epoch_s[0], 1e-9),
         ray_clips_per_s=ray_cps, ray_cpus=cpus, ray_clips_per_s_per_cpu=ray_cps / cpus,
         num_frames=cfg.num_frames, img_size=cfg.img_size, sampling=cfg.sampling, randaugment=cfg.randaugment,
         machine=cpu_description(), load_avg=os.getloadavg()[0], date=datetime.date.today().isoformat(),
@@ -261,9 +405,10 @@ def run_bench(
 
 MARKDOWN_HEADER = (
     "| date | machine (load avg) | manifest | videos | T x S | sampling | RandAugment "
-    "| plain loop clips/s (per CPU-s) | bare loop clips/s (procs) | Ray Data clips/s (cold / warm) | Ray CPUs "
-    "| Ray overhead vs bare: wall (CPU-s) | prepared: plain clips per CPU-s (x raw) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "| plain loop clips/s (per CPU-s) | bare loop clips/s (procs) | Ray Data clips/s (first epoch / steady) | Ray CPUs "
+    "| Ray overhead vs bare: wall (CPU-s) | prepared: plain clips per CPU-s (x raw) "
+    "| streamed epochs: start-up s, epoch s |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
@@ -271,10 +416,12 @@ def markdown_row(r: BenchResult) -> str:
     prepared = f"{r.prepared_plain_clips_per_cpu_s:.1f} ({r.prepared_speedup:.1f}x)" if r.prepared_manifest else "-"
     bare = f"{r.bare_clips_per_s:.1f} ({r.bare_procs})" if r.bare_procs else "-"
     overhead = f"{r.ray_overhead:.0%} ({r.ray_cpu_overhead:.0%})" if r.bare_procs else "-"
+    stream = (f"{r.epochs}: {r.ray_startup_s:.1f}, " + " / ".join(f"{s:.1f}" for s in r.ray_epoch_s)) if r.stream else "no"
     return (
         f"| {r.date} | {r.machine} ({r.load_avg:.0f}) | `{r.manifest}` | {r.videos} | {r.num_frames} x {r.img_size} "
         f"| {r.sampling} | {r.randaugment or '-'} | {r.plain_clips_per_s:.1f} ({r.plain_clips_per_cpu_s:.1f}) "
-        f"| {bare} | {r.ray_cold_clips_per_s:.1f} / {r.ray_clips_per_s:.1f} | {r.ray_cpus:g} | {overhead} | {prepared} |\n"
+        f"| {bare} | {r.ray_cold_clips_per_s:.1f} / {r.ray_clips_per_s:.1f} | {r.ray_cpus:g} | {overhead} | {prepared} "
+        f"| {stream} |\n"
     )
 
 

@@ -115,12 +115,18 @@ def _transform(cfg: DataConfig, split: str) -> ClipTransform:
 
 
 # ---- stage 1: which manifest rows, in which order --------------------------------------------
+BLOCKS_PER_CPU = 4
+
+
 def num_blocks(rows: int, rows_per_block: int, cpus: int) -> int:
     """Ray Data blocks (= decode tasks) for ``rows`` rows: ``rows_per_block`` rows each, but at least
-    one per cluster CPU (at most one per row), so that a small dataset does not leave decode cores
-    idle (128 rows of 16 on 16 cores used 8 of them: half the clips/s of a bare loop, measured on
-    the H200 host, benchmarks/data_pipeline.md)."""
-    return max(1, min(rows, max(math.ceil(rows / rows_per_block), cpus)))
+    ``BLOCKS_PER_CPU`` per cluster CPU (at most one per row). With one block per CPU a small
+    dataset ends in a single wave of tasks (128 rows of 16 on 16 cores used 8 of them: half the
+    clips/s of a bare loop, measured on the H200 host, benchmarks/data_pipeline.md), and any
+    imbalance leaves cores idle for up to a whole task; with four the idle tail is a quarter of
+    that. A task's own cost (scheduling, one Arrow block per ``decode_batch_size`` clips) is
+    milliseconds against the ~0.05-0.5 CPU-s of decoding one clip."""
+    return max(1, min(rows, max(math.ceil(rows / rows_per_block), BLOCKS_PER_CPU * cpus)))
 
 
 def cluster_cpus() -> int:
