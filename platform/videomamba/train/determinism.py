@@ -68,7 +68,7 @@ def check_scan_backend(backend: str, device: torch.device | str) -> str:
         raise RuntimeError(
             f"train.deterministic_algorithms: the {chosen!r} selective-scan backward (model backend "
             f"{backend!r}) sums gradients with atomic adds, which is not deterministic on CUDA; set "
-            "model.overrides.backend=triton or torch (deterministic; triton without VIDEOMAMBA_TRITON_BWD_ATOMIC=1) "
+            "model.backend=triton or torch (deterministic; triton without VIDEOMAMBA_TRITON_BWD_ATOMIC=1) "
             "or train.deterministic_algorithms=false"
         )
     return chosen
