@@ -10,7 +10,7 @@ import mlflow
 import pytest
 import torch
 
-from videomamba.train.tracking import mlflow_uri
+from videomamba.mlflow_store import mlflow_uri
 
 pytestmark = pytest.mark.slow
 

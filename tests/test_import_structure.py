@@ -5,8 +5,8 @@ What counts as an import of module A by module B (the edges of the graph the cyc
 
 - every ``import`` / ``from ... import`` of a ``videomamba`` module in B, read with ``ast`` (never
   executed), **at module level and inside functions alike**: an import moved into a function body
-  to dodge a circle still ties the two modules together; the layering (``ops`` -> ``modules`` ->
-  ``models`` ... -> ``commands`` -> ``cli``) is what this protects, and a function-local import is
+  to dodge a circle still ties the two modules together; the layering (:data:`LAYERS`, checked by
+  :func:`test_imports_go_down_the_layers`) is what this protects, and a function-local import is
   kept only to keep a heavy optional dependency (Ray, MLflow, Triton, decord) off a cheap path;
 - a package's lazy re-export table (``_LAZY`` / ``_EXPORTS``: a dict of names to its modules, read
   by its module ``__getattr__``): the package imports those modules on first attribute access.
@@ -54,16 +54,17 @@ def _owner(name: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
-def imports_of(module: str, path: Path, modules: dict[str, Path]) -> dict[str, int]:
-    """``{imported package module: first line}`` for one module (see the module docstring)."""
+def import_sites(module: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
+    """``[(imported package module, line), ...]`` for one module, every import statement (see the
+    module docstring), in file order."""
     is_package = path.name == "__init__.py"
     here = module.split(".") if is_package else module.split(".")[:-1]
-    found: dict[str, int] = {}
+    found: list[tuple[str, int]] = []
 
     def add(target: str | None, line: int) -> None:
         target = _owner(target, modules) if target else None
-        if target and target != module:
-            found.setdefault(target, line)
+        if target and target != module and (target, line) not in found:
+            found.append((target, line))
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
@@ -94,6 +95,14 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> dict[str, i
             visit(child)
 
     visit(ast.parse(path.read_text(), filename=str(path)))
+    return found
+
+
+def imports_of(module: str, path: Path, modules: dict[str, Path]) -> dict[str, int]:
+    """``{imported package module: first line}`` for one module (see the module docstring)."""
+    found: dict[str, int] = {}
+    for target, line in import_sites(module, path, modules):
+        found.setdefault(target, line)
     return found
 
 
@@ -204,6 +213,98 @@ def test_cycle_check_sees_function_local_and_lazy_imports(tmp_path, monkeypatch)
     graph = import_graph()
     assert graph["videomamba.sub.leaf"] == {} and graph["videomamba.sub"] == {"videomamba.sub.leaf": 1}
     assert find_cycles(graph) == [["videomamba", "videomamba.low", "videomamba.high", "videomamba"]]
+
+
+# The layering, bottom to top (issue 16; docs/architecture.md draws the same table). A module may
+# import its own layer and the layers below it, never one above. Keys: ``pkg.*`` is a package and
+# everything under it, a plain name is that one module; the longest key that matches wins, and every
+# module of the package (and every file under pipelines/) must match one.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    # stdlib-only helpers every layer uses: exceptions and exit codes, logging set-up, the lazy
+    # re-export hook of the sub-packages. They import nothing of the package.
+    ("base", ("videomamba.errors", "videomamba.console", "videomamba._lazy")),
+    ("ops", ("videomamba.ops.*",)),
+    ("modules", ("videomamba.modules.*",)),
+    # peers on one floor (they may import each other; the cycle test keeps that acyclic): the model
+    # zoo and the package root that re-exports it; the data pipeline; pure metrics and plots; mixed
+    # precision; storage, machine/env probes, where the MLflow store is; the checkpoint-directory
+    # format (reads and writes through storage, builds the model it describes); starting or joining
+    # Ray (``init_ray``) and node roles (``placement``), which train, tune, data commands and bench use.
+    ("core", ("videomamba", "videomamba.models.*", "videomamba.data.*", "videomamba.metrics",
+              "videomamba.plots", "videomamba.precision", "videomamba.storage", "videomamba.env",
+              "videomamba.mlflow_store", "videomamba.checkpoints", "videomamba.cluster.connect",
+              "videomamba.cluster.placement")),
+    ("objectives", ("videomamba.objectives.*",)),
+    ("inference", ("videomamba.inference.*",)),
+    ("train", ("videomamba.train.*",)),
+    # tune and bench both drive training (``bench.e2e`` times the real train launcher); peers.
+    ("tune, bench", ("videomamba.tune.*", "videomamba.bench.*")),
+    # the command line: the sub-commands, ``cli`` (their parser and dispatcher), ``cluster.submit``
+    # (turns a ``videomamba`` command line into a Ray job: it reads the CLI's command names) and with
+    # it the ``cluster`` package whose lazy table re-exports it, and ``bench.gpu`` (the
+    # ``python -m videomamba.bench.gpu`` alias of ``videomamba bench``).
+    ("commands", ("videomamba.commands.*", "videomamba.cli", "videomamba.cluster", "videomamba.cluster.submit",
+                  "videomamba.bench.gpu")),
+    ("pipelines", ("pipelines.*",)),  # pipelines/*.py: Ray job entry points, outside the package
+]
+PIPELINES = PLATFORM.parent / "pipelines"
+
+
+def layer_of(module: str, layers=None) -> int | None:
+    """Index in :data:`LAYERS` of ``module`` (None: no key matches)."""
+    best, best_len = None, -1
+    for index, (_, keys) in enumerate(layers or LAYERS):
+        for key in keys:
+            package = key.removesuffix(".*")
+            hit = module == package or (key.endswith(".*") and module.startswith(package + "."))
+            if hit and len(package) > best_len:
+                best, best_len = index, len(package)
+    return best
+
+
+def layer_violations(layers=None) -> tuple[list[str], list[str]]:
+    """``(unplaced modules, upward imports as 'file:line: a (layer) imports b (layer)')``."""
+    layers = layers or LAYERS
+    modules = package_modules()
+    files = dict(modules)
+    files.update({f"pipelines.{p.stem}": p for p in sorted(PIPELINES.glob("*.py"))})
+    unplaced = sorted(m for m in files if layer_of(m, layers) is None)
+    upward = []
+    for module, path in files.items():
+        low = layer_of(module, layers)
+        for target, line in import_sites(module, path, modules):
+            high = layer_of(target, layers)
+            if low is not None and high is not None and high > low:
+                where = path.relative_to(PLATFORM.parent) if PLATFORM.parent in path.parents else path
+                upward.append(f"{where}:{line}: {module} ({layers[low][0]}) imports {target} ({layers[high][0]})")
+    return unplaced, upward
+
+
+def test_imports_go_down_the_layers():
+    """Every import (function-local ones too, TYPE_CHECKING ones not) goes to the module's own layer
+    or a lower one of :data:`LAYERS`; every module has a layer."""
+    unplaced, upward = layer_violations()
+    assert not unplaced, "modules with no layer (add them to LAYERS in this test and to docs/architecture.md): " + (
+        ", ".join(unplaced))
+    assert not upward, f"{len(upward)} import(s) from a lower layer into a higher one:\n  " + "\n  ".join(upward)
+
+
+def test_layer_check_sees_upward_function_local_imports(tmp_path, monkeypatch):
+    """The checker itself: a function-local upward import is named with file:line, a
+    TYPE_CHECKING one and a downward one are not, and a module outside the table is reported."""
+    root = tmp_path / "platform" / PACKAGE
+    root.mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "low.py").write_text("import os\n\ndef f():\n    from videomamba.high import g\n")
+    (root / "high.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom videomamba import low\nif TYPE_CHECKING:\n    import videomamba.stray\n")
+    (root / "stray.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "PLATFORM", tmp_path / "platform")
+    monkeypatch.setattr(sys.modules[__name__], "PIPELINES", tmp_path / "pipelines")
+    layers = [("low", ("videomamba", "videomamba.low")), ("high", ("videomamba.high",))]
+    unplaced, upward = layer_violations(layers)
+    assert unplaced == ["videomamba.stray"]
+    assert upward == [f"{Path('platform', PACKAGE, 'low.py')}:4: videomamba.low (low) imports videomamba.high (high)"]
 
 
 # each module first: one interpreter, the package's modules dropped from sys.modules before each

@@ -17,6 +17,7 @@ import torch
 
 import videomamba
 from videomamba import checkpoints as ckpt
+from videomamba.mlflow_store import mlflow_uri
 from videomamba.train import tracking
 from videomamba.train.config import validate_config
 
@@ -56,7 +57,7 @@ def test_pyfunc_model_round_trip_in_a_fresh_process(tmp_path):
     info = log_model(tracker, d, registered_name="vm-pyfunc")
 
     # what lies in the artifact store: MLmodel (YAML), env files, safetensors + JSON; no pickle
-    with tracking.mlflow_uri(uri):
+    with mlflow_uri(uri):
         local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "dl")))
         model_info = mlflow.models.get_model_info("models:/vm-pyfunc/1")
     files = _files(local)

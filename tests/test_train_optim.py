@@ -70,7 +70,7 @@ def test_objective_prefix_and_scheduler(model):
 
 
 def test_precision_choice():
-    from videomamba.train.precision import resolve_precision
+    from videomamba.precision import resolve_precision
 
     cpu = resolve_precision("auto", torch.device("cpu"))
     assert cpu.name == "fp32" and not cpu.scaler.is_enabled()

@@ -334,11 +334,11 @@ def downloaded_model(uri: str, tracking_uri: str | None = None) -> Iterator[Path
 
     import mlflow
 
-    from videomamba.train import tracking
+    from videomamba.mlflow_store import default_tracking_uri, mlflow_uri
 
     tmp = tempfile.mkdtemp(prefix="videomamba-model-")
     try:
-        with tracking.mlflow_uri(tracking_uri or tracking.default_tracking_uri("runs")):
+        with mlflow_uri(tracking_uri or default_tracking_uri()):
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
         data = local / "data" / MLFLOW_DATA_DIR
         if not (data / MLFLOW_WEIGHTS_FILE).exists():

@@ -12,7 +12,7 @@ import torch
 from videomamba.checkpoints import load_trained_model
 from videomamba.inference.load import load_video_text_model
 from videomamba.metrics import sort_views
-from videomamba.train.precision import resolve_precision
+from videomamba.precision import resolve_precision
 
 
 class NoClipsError(RuntimeError):

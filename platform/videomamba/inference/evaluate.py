@@ -20,7 +20,7 @@ from videomamba.errors import UsageError
 from videomamba.inference.batch import NoClipsError, collect, predict_dataset
 from videomamba.inference.retrieval import evaluate_retrieval
 from videomamba.metrics import classification_metrics
-from videomamba.train import tracking
+from videomamba.mlflow_store import default_tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def evaluate_checkpoint(
     (:class:`~videomamba.data.splits.Splits`, e.g. the training run's), else read here.
     """
     if is_mlflow_uri(checkpoint):  # the actors resolve it in the same store (absolute path)
-        tracking_uri = tracking_uri or tracking.default_tracking_uri("runs")
+        tracking_uri = tracking_uri or default_tracking_uri()
     with local_checkpoint_dir(checkpoint, tracking_uri) as d:
         meta = read_meta(d)
     if data_cfg is None:

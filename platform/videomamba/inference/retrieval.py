@@ -21,7 +21,7 @@ from videomamba.inference.batch import collect, predict_dataset
 from videomamba.inference.load import load_video_text_model
 from videomamba.inference.predict import load_views
 from videomamba.metrics import video_text_metrics
-from videomamba.train.precision import resolve_precision
+from videomamba.precision import resolve_precision
 
 logger = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from videomamba.data.skips import release_ledger, skip_report
 from videomamba.data.splits import Splits
 from videomamba.inference.evaluate import evaluate_checkpoint
 from videomamba.metrics import scalar_metrics
+from videomamba.mlflow_store import mlflow_uri
 from videomamba.models.spec import ModelSpec
 from videomamba.plots import plot_confusion
 from videomamba.train import resources, tracking
@@ -497,7 +498,7 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_nam
 
     from videomamba.train.mlflow_model import log_pyfunc_model
 
-    with tracking.mlflow_uri(tracker.tracking_uri), mlflow.start_run(run_id=tracker.run_id):
+    with mlflow_uri(tracker.tracking_uri), mlflow.start_run(run_id=tracker.run_id):
         info = log_pyfunc_model(checkpoint_dir, registered_name=registered_name)
     logger.info("logged MLflow model %s%s", info.model_uri, f" (registered as {registered_name!r})" if registered_name else "")
     return info

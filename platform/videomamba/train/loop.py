@@ -34,7 +34,7 @@ from videomamba.train.determinism import check_scan_backend, seed_everything, us
 from videomamba.train.config import TrainConfig
 from videomamba.train.context import RunContext
 from videomamba.train.optim import build_optimizer, build_scheduler
-from videomamba.train.precision import resolve_precision
+from videomamba.precision import resolve_precision
 from videomamba.train.tracking import NoopTracker, RunTracker
 
 logger = logging.getLogger(__name__)

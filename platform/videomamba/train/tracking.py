@@ -13,24 +13,16 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from videomamba import plots
+from videomamba.mlflow_store import default_tracking_uri
 
 logger = logging.getLogger(__name__)
 
 _PARAM_VALUE_MAX = 6000
-
-
-def default_tracking_uri(root: str | os.PathLike = "runs") -> str:
-    """``$MLFLOW_TRACKING_URI`` if set, else a SQLite store ``<root>/mlflow.db``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{Path(root).expanduser().resolve() / 'mlflow.db'}"
 
 
 class TrackingError(RuntimeError):
@@ -94,32 +86,6 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     if tracking_uri.startswith("sqlite:///"):
         return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
     return None
-
-
-@contextmanager
-def mlflow_uri(tracking_uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API (``mlflow.start_run``, ``models:/`` URIs) at ``tracking_uri`` for
-    the block, then restore the process state exactly. ``mlflow.set_tracking_uri`` also writes
-    ``$MLFLOW_TRACKING_URI``/``$MLFLOW_REGISTRY_URI``, which would otherwise leak the store into
-    every later run of this process and into its subprocesses."""
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved[0])
-        registry_utils._registry_uri = saved[1]
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def client(tracking_uri: str):
