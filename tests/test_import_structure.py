@@ -307,6 +307,17 @@ def test_layer_check_sees_upward_function_local_imports(tmp_path, monkeypatch):
     assert upward == [f"{Path('platform', PACKAGE, 'low.py')}:4: videomamba.low (low) imports videomamba.high (high)"]
 
 
+def test_architecture_doc_draws_the_same_layers():
+    """docs/architecture.md's layer table (top to bottom) lists exactly :data:`LAYERS`."""
+    import re
+
+    text = (PLATFORM.parent / "docs" / "architecture.md").read_text()
+    section = text.split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if re.match(r"\|\s*[a-z]", line)]
+    drawn = [(name.strip(), tuple(re.findall(r"`([^`]+)`", cells))) for name, cells in rows if name.strip() != "layer"]
+    assert drawn[::-1] == LAYERS, "docs/architecture.md's ## Layers table differs from LAYERS in this test"
+
+
 # each module first: one interpreter, the package's modules dropped from sys.modules before each
 # (third-party imports stay loaded, which keeps this fast); then all of them in file order and in
 # reverse order without clearing. A failure names the module and the order.
