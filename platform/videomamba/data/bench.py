@@ -28,6 +28,12 @@ figures mean anything. With ``prepared`` (the manifest
 
 ``run_order_bench`` times the pipeline with and without ordered delivery (``data.deterministic``)
 side by side in one run (``data bench --compare-order``).
+
+Normalisation is part of the timed work everywhere: the loops normalise in the loop (uint8 clips
+with :func:`videomamba.data.normalize.normalize_video`, as a float32 pipeline's decode task does),
+the Ray side in the consumer (this process, on the CPU; a training worker does it on its GPU).
+``compare_dtype`` also runs the pipeline with the other ``data.clip_dtype`` in the same Ray
+instance after the first one (``data bench --compare-dtype``): uint8 vs float32 clips side by side.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import numpy as np
 from videomamba.env import cpu_description
 from videomamba.data.config import DataConfig
 from videomamba.data.manifest import read_manifest, to_columns
+from videomamba.data.normalize import normalize_batch, normalize_video
 from videomamba.data.pipeline import build_dataset, clips_per_row, cluster_cpus, decode_batch, num_blocks, take_rows
 from videomamba.data.skips import ensure_ledger
 
@@ -77,6 +84,8 @@ class BenchResult:
     bare_steady_clips: int = 0
     blocks: int = 0  # Ray Data blocks (decode tasks) of the execution
     ray_driver_cpu_per_clip: float | None = None  # steady state: the consumer's CPU-s per clip (in the Ray CPU-s)
+    clip_dtype: str = "float32"  # data.clip_dtype of the Ray run (uint8: normalised by the consumer)
+    alt: dict | None = None  # --compare-dtype: the Ray run with the other clip_dtype (same fields, ray_* only)
     prepared_manifest: str | None = None
     prepared_plain_clips_per_cpu_s: float = 0.0
     prepared_speedup: float = 0.0  # prepared / raw plain-loop clips per CPU-second
@@ -105,6 +114,7 @@ def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str, epo
         for lo in range(0, n, cfg.decode_batch_size):
             rows = np.arange(lo, min(n, lo + cfg.decode_batch_size))
             out = decode_batch(take_rows(columns, rows, epoch), cfg=cfg, split=split, seed=cfg.seed, scope="bench")
+            normalize_video(out["video"], cfg.mean, cfg.std)  # the whole work whatever data.clip_dtype
             clips += len(out["label"])
         return clips, time.perf_counter() - start, time.process_time() - cpu_start
     finally:
@@ -278,6 +288,7 @@ def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epoch
             meter.start()
         clips, start = 0, time.perf_counter()
         for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+            normalize_batch(batch, cfg.mean, cfg.std)
             clips += len(batch["label"])
         timings.append((clips, time.perf_counter() - start))
     if meter is not None and epochs > 1:
@@ -300,6 +311,7 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
     clips, next_boundary, startup = 0, per_epoch, None
     start = time.perf_counter()
     for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+        normalize_batch(batch, cfg.mean, cfg.std)
         clips += len(batch["label"])
         now = time.perf_counter() - start
         startup = now if startup is None else startup
@@ -335,6 +347,7 @@ def pipeline_cpus(cfg: DataConfig) -> float:
 def run_bench(
     cfg: DataConfig, manifest: str, *, split: str = "train", batch_size: int = 8, epochs: int = 2,
     prepared: str | None = None, bare: bool = True, stream: bool = True, plain_rows: int | None = None,
+    compare_dtype: bool = False,
 ) -> BenchResult:
     """Plain loop (this process, the first ``plain_rows`` rows; also on ``prepared``), the bare
     loop on the pipeline's CPUs, then the pipeline (``epochs`` >= 2; streamed as training does
@@ -384,6 +397,21 @@ def run_bench(
     ray_cps = ray_steady / max(steady_s, 1e-9)
     ray_cps_cpu = ray_steady / ray_cpu if ray_cpu else 0.0
     plain_cps_cpu = plain_clips / max(plain_cpu, 1e-9)
+    alt = None
+    if compare_dtype and stream:
+        other = cfg.model_copy(update={"clip_dtype": "float32" if cfg.clip_dtype == "uint8" else "uint8"})
+        meter2 = RayCpuMeter()
+        meter2.measure_idle()
+        run2 = bench_ray_stream(other, manifest, split, batch_size, epochs, meter2)
+        steady2, secs2, cpu2 = run2.steady()
+        driver2 = run2.steady_driver_cpu()
+        cps_cpu2 = steady2 / cpu2 if cpu2 else 0.0
+        alt = {"clip_dtype": other.clip_dtype, "ray_steady_clips": steady2, "ray_clips_per_s": steady2 / max(secs2, 1e-9),
+               "ray_clips_per_cpu_s": cps_cpu2, "ray_epoch_s": run2.epoch_seconds(), "ray_startup_s": run2.startup_s,
+               "ray_driver_cpu_per_clip": driver2 / steady2 if driver2 is not None and steady2 else None,
+               "ray_cpu_overhead": 1 - cps_cpu2 / bare_cps_cpu if bare_cps_cpu and cps_cpu2 else 0.0}
+        logger.info("ray data, clip_dtype %s: %d clips in %.2fs (%.2f CPU-s) steady", other.clip_dtype, steady2, secs2,
+                    cpu2 or 0.0)
     return BenchResult(
         manifest=manifest, split=split, videos=len(columns["label"]), clips=plain_clips,
         bare_procs=procs if bare else 0, bare_clips_per_s=bare_cps,
@@ -393,6 +421,7 @@ def run_bench(
         stream=stream, epochs=epochs, ray_startup_s=startup, ray_epoch_s=epoch_s, ray_steady_clips=ray_steady,
         bare_steady_clips=bare_steady, blocks=blocks,
         ray_driver_cpu_per_clip=driver_cpu / ray_steady if driver_cpu is not None and ray_steady else None,
+        clip_dtype=cfg.clip_dtype, alt=alt,
         prepared_manifest=prepared, prepared_plain_clips_per_cpu_s=prep_cps,
         prepared_speedup=prep_cps / plain_cps_cpu if prepared else 0.0,
         plain_clips_per_s=plain_clips / plain_s, plain_clips_per_cpu_s=plain_cps_cpu,
@@ -480,6 +509,7 @@ def run_order_bench(
     def epoch(flag: bool) -> tuple[int, float]:
         clips, start = 0, time.perf_counter()
         for batch in datasets[flag].iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+            normalize_batch(batch, cfg.mean, cfg.std)
             clips += len(batch["label"])
         return clips, time.perf_counter() - start
 

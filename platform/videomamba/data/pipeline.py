@@ -1,7 +1,9 @@
 """The Ray Data video pipeline: manifest -> (per-epoch shuffle) -> decode + transform on CPU tasks.
 
 ``build_dataset(cfg, split)`` returns a lazy ``ray.data.Dataset`` with columns
-``video`` float32 ``(3, T, S, S)``, ``label`` int64, ``index`` int64 (manifest row) and ``view``
+``video`` uint8 ``(3, T, S, S)`` pixels (``data.clip_dtype: uint8``, the default: the consumer
+normalises them on its device with :func:`videomamba.data.normalize.normalize_batch`; float32
+already normalised with ``clip_dtype: float32``), ``label`` int64, ``index`` int64 (manifest row) and ``view``
 int64 (``clip * num_crops + crop``; in train the clip index of ``clips_per_video``), so
 ``iter_torch_batches`` yields ``video`` as ``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video; training
 emits ``clips_per_video`` rows per video (repeated sampling: one decode of the union of the k clips'
@@ -110,7 +112,7 @@ def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 def _transform(cfg: DataConfig, split: str) -> ClipTransform:
     key = (cfg.model_dump_json(), split)
     if key not in _TRANSFORMS:
-        _TRANSFORMS[key] = ClipTransform.from_config(cfg, split)
+        _TRANSFORMS[key] = ClipTransform.from_config(cfg, split, normalize=cfg.clip_dtype == "float32")
     return _TRANSFORMS[key]
 
 
@@ -171,7 +173,7 @@ def _columns(cfg: DataConfig) -> tuple[str, ...]:
 def _empty(cfg: DataConfig) -> dict[str, np.ndarray]:
     t, s = cfg.num_frames, cfg.img_size
     out = {
-        "video": np.zeros((0, 3, t, s, s), np.float32),
+        "video": np.zeros((0, 3, t, s, s), np.dtype(cfg.clip_dtype)),
         "label": np.zeros(0, np.int64),
         "index": np.zeros(0, np.int64),
         "view": np.zeros(0, np.int64),

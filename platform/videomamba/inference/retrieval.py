@@ -40,7 +40,8 @@ def evaluate_retrieval(
     pool (views averaged per video), captions embedded in this process. Returns
     :func:`videomamba.metrics.retrieval_metrics` plus ``split``, ``skips`` and ``task: retrieval``."""
     ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
-    rows = predict_dataset(ds, checkpoint, batch_size=batch_size, num_actors=num_actors, output="embedding")
+    rows = predict_dataset(ds, checkpoint, batch_size=batch_size, num_actors=num_actors, output="embedding",
+                           mean=data_cfg.mean, std=data_cfg.std)
     cols = collect(rows, ("index", "view", "embedding"))
     model, _ = load_video_text_model(checkpoint)
     captions = [r.captions for r in data_api.records(data_cfg, split, manifest)]
