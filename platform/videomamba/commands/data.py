@@ -343,9 +343,12 @@ def _bench(args) -> int:
         for r in (res.as_dict(), res.alt):
             consumer = r["ray_driver_cpu_per_clip"]
             rest = 1000 / max(r["ray_clips_per_cpu_s"], 1e-9) - 1000 * (consumer or 0.0)
+            ms = {k: 1000 * (r.get(k) or 0.0) for k in ("ray_worker_cpu_per_clip", "ray_normalize_cpu_per_clip")}
             print(f"clip_dtype {r['clip_dtype']}: {r['ray_clips_per_cpu_s']:.2f} clips per CPU-s "
-                  f"({r['ray_cpu_overhead']:.1%} vs bare), consumer {1000 * (consumer or 0.0):.1f} ms CPU per clip, "
-                  f"decode tasks + Ray {rest:.1f} ms, steady {r['ray_steady_clips']} clips")
+                  f"({r['ray_cpu_overhead']:.1%} vs bare), per clip: decode tasks {ms['ray_worker_cpu_per_clip']:.1f} ms CPU, "
+                  f"consumer {1000 * (consumer or 0.0):.1f} ms (of which normalisation "
+                  f"{ms['ray_normalize_cpu_per_clip']:.1f}, on the GPU in training), Ray's other processes "
+                  f"{rest - ms['ray_worker_cpu_per_clip']:.1f} ms (net of idle), steady {r['ray_steady_clips']} clips")
     if res.prepared_manifest:
         print(f"prepared footage: {res.prepared_plain_clips_per_cpu_s:.1f} clips per CPU-second, "
               f"{res.prepared_speedup:.1f}x the raw footage's {res.plain_clips_per_cpu_s:.1f}")
