@@ -168,3 +168,15 @@ def test_runtime_failure_exits_1_with_one_line(run_dir, tmp_path, capsys, monkey
     assert main(["predict", "--checkpoint", str(run_dir / "epoch_0000"), "x.mp4"]) == 1
     line = _one_line_error(capsys.readouterr().err)
     assert line.startswith("error: RuntimeError: decoder crashed") and "--debug" in line
+
+
+def test_pretrain_refuses_another_objective_before_training(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from videomamba.train import launcher
+
+    monkeypatch.setattr(launcher, "run_training", lambda *a, **k: pytest.fail("pretrain started a run"))
+    path = tmp_path / "supervised.yaml"
+    path.write_text(yaml.safe_dump(tiny_train_config(str(tmp_path / "data"))))
+    assert main(["pretrain", "--config", str(path)]) == 2
+    assert "objective.name: pretrain runs masked_align, got 'supervised'" in capsys.readouterr().err

@@ -111,3 +111,13 @@ def test_quiet_console_reaches_ray_data():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert str(__import__("logging").WARNING) in out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", ["train", "pretrain", "tune", "evaluate"])
+def test_each_pipeline_runs_its_sub_command(name):
+    """``pipelines/<name>.py`` is ``videomamba <name>``: same parser, same options."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "platform")}
+    proc = subprocess.run([sys.executable, str(ROOT / "pipelines" / f"{name}.py"), "--help"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"usage: videomamba {name} "), proc.stdout[:300]

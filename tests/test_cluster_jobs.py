@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def head():
-    from videomamba.cluster.local import LocalHead
+    from support.local_head import LocalHead
 
     # job entrypoints say `python`: this interpreter's directory first on the head's PATH
     env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

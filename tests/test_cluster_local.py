@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_local_head_never_gives_two_components_the_same_port(monkeypatch, tmp_path):
-    from videomamba.cluster import local
+    from support import local_head as local
 
     # the OS may hand back a just-released port: free_port() returning repeats must not reach Ray
     ports = iter([5000, 5000, 5001, 5000, 5001, 5002, 5003, 5004, 5005, 5006, 5007, 5008, 5009, 5010, 5011])

@@ -46,7 +46,7 @@ TINY = {"embed_dim": 32, "depth": 2}
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     """Run the simulated cluster and its training run once (one start-up) and return the record."""
-    from videomamba.cluster.local import kill_processes_naming
+    from support.local_head import kill_processes_naming
 
     work = tmp_path_factory.mktemp("multinode")
     ray_tmp = Path(tempfile.mkdtemp(prefix="vmsim-", dir="/tmp"))  # short: unix sockets live here
@@ -158,8 +158,7 @@ def _scenario(work: Path, out: Path, ray_tmp: Path) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from videomamba.cluster.local import free_port
-    from videomamba.cluster.placement import actors, task_nodes
+    from support.local_head import actors, free_port, task_nodes
     from videomamba.data import make_synthetic_dataset
     from videomamba.train.config import validate_config
     from videomamba.train.launcher import run_training

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from support.bad_videos import BAD_KINDS, add_bad_entries
+
 from videomamba.data.decode import DecodeError, decode_clips, read_info, scaled_size
-from videomamba.data.synth import BAD_KINDS, add_bad_entries, render_video, write_mp4
+from videomamba.data.synth import render_video, write_mp4
 
 
 @pytest.fixture(scope="module")

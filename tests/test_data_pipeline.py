@@ -9,11 +9,13 @@ import shutil
 import numpy as np
 import pytest
 
+from support.bad_videos import add_bad_entries
+
 from videomamba.data import DataConfig, build_dataset, skip_report
 from videomamba.data.check import check_manifest
 from videomamba.data.manifest import read_manifest
 from videomamba.data.pipeline import epoch_permutation
-from videomamba.data.synth import add_bad_entries, make_synthetic_dataset
+from videomamba.data.synth import make_synthetic_dataset
 
 T, S = 4, 32
 EXPECTED_SKIPS = {"empty": 1, "missing": 1, "unreadable": 3}

@@ -9,10 +9,12 @@ import os
 import numpy as np
 import pytest
 
+from support.bad_videos import add_bad_entries
+
 from videomamba.data.decode import decode_clips
 from videomamba.data.manifest import read_manifest
 from videomamba.data.prepare import PrepareSettings, output_name, prepare_dataset, prepare_one, transcode
-from videomamba.data.synth import add_bad_entries, render_video, write_mp4
+from videomamba.data.synth import render_video, write_mp4
 
 av = pytest.importorskip("av")
 pytestmark = pytest.mark.skipif("libx264" not in av.codecs_available, reason="PyAV without libx264")

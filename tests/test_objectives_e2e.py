@@ -1,10 +1,9 @@
 """End to end on CPU: a tiny ``distill`` run and a tiny ``masked_align`` pretraining (through
-``pipelines/pretrain.py``) on the synthetic motion data, via the training launcher (Ray Train +
+``videomamba pretrain``'s ``pretrain``, what ``pipelines/pretrain.py`` runs) on the synthetic motion data, via the training launcher (Ray Train +
 Ray Data + MLflow). Checks the alignment loss reaches MLflow and the checkpoints export cleanly."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ import videomamba
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {"embed_dim": 32, "depth": 2}
 
 
@@ -98,10 +96,10 @@ def test_masked_pretraining_then_finetune_init(ray_local, synth, tmp_path):
     cfg = _config(synth, tmp_path, objective, train={"val_split": None})
     path = tmp_path / "pretrain.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    spec = importlib.util.spec_from_file_location("pretrain_pipeline", ROOT / "pipelines" / "pretrain.py")
-    pipeline = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pipeline)
-    run = pipeline.main(["--config", str(path), "--export", str(tmp_path / "pretrained.pt")])
+    from videomamba.commands.pretrain import pretrain
+    from videomamba.train.config import load_config
+
+    run = pretrain(load_config(str(path)), export=tmp_path / "pretrained.pt")
 
     align = _history(run, "train/align_loss")
     assert len(align) == 4 and all(0 <= a <= 4 for a in align)

@@ -128,3 +128,16 @@ def test_split_direction_with_mask_uses_per_row_orders():
         keep = [0] + (1 + torch.nonzero(~mask[b])[:, 0]).tolist()
         ref = reference_tokens(m, x[b:b + 1], orders=[(S, T)] * 2, keep=keep)
         torch.testing.assert_close(out[b:b + 1], ref, rtol=1e-9, atol=1e-10)
+
+
+def test_take_tokens_gathers_along_the_sequence_shared_or_per_sample():
+    from videomamba.modules import take_tokens
+
+    x = torch.randn(2, 5, 3)  # (B, L, D)
+    shared = torch.tensor([4, 0, 2])
+    per_sample = torch.tensor([[1, 1, 3], [4, 2, 0]])
+    assert torch.equal(take_tokens(x, shared), x[:, shared])
+    assert torch.equal(take_tokens(x, per_sample), torch.stack([x[b, per_sample[b]] for b in range(2)]))
+    xc = x.transpose(1, 2).contiguous()  # (B, D, L): the sequence last
+    assert torch.equal(take_tokens(xc, per_sample, dim=-1), take_tokens(x, per_sample).transpose(1, 2))
+    assert torch.equal(take_tokens(xc, shared, dim=-1), xc[..., shared])

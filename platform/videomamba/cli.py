@@ -10,7 +10,7 @@ from videomamba import console, errors
 
 # Each entry is a module in videomamba.commands exposing ``register(subparsers)``;
 # ``register`` adds its parser and sets ``func`` (called with the parsed args, returns an exit code).
-COMMAND_MODULES = ["info", "data", "train", "evaluate", "predict", "retrieve", "demo", "ui", "tune", "submit", "bench", "checkpoint"]
+COMMAND_MODULES = ["info", "data", "train", "pretrain", "evaluate", "predict", "retrieve", "demo", "ui", "tune", "submit", "bench", "checkpoint"]
 
 
 def build_parser() -> argparse.ArgumentParser:

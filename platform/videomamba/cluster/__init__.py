@@ -1,6 +1,5 @@
-"""Running on a Ray cluster: job submission through the Jobs API (``submit``), a loopback Ray
-head for laptops and tests (``local``) and placement helpers (``placement``). Names are imported
-lazily: ``import videomamba.cluster`` does not import Ray."""
+"""Running on a Ray cluster: job submission through the Jobs API (``submit``) and node roles
+(``placement``). Names are imported lazily: ``import videomamba.cluster`` does not import Ray."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ _EXPORTS = {
     "build_runtime_env": "submit",
     "to_entrypoint": "submit",
     "resolve_address": "submit",
-    "LocalHead": "local",
     "DECODE_RESOURCE": "placement",
     "TRAIN_RESOURCE": "placement",
     "node_marker": "placement",

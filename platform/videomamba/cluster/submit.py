@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from videomamba.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -326,8 +328,6 @@ def _auth_errors(address: str):
         if type(err).__name__ != "AuthenticationError" and "Authentication required" not in str(err) \
                 and "Authentication failed" not in str(err):
             raise
-        from videomamba.errors import UsageError
-
         failed = "Authentication failed" in str(err)
         raise UsageError(
             f"the Ray cluster at {address} requires token authentication and "
@@ -341,8 +341,6 @@ def probe_python(client, python: str, runtime_env: Mapping[str, Any], *, ship_pa
                  timeout_s: float = 300.0) -> str:
     """Run ``<python> -c 'import torch, ray, videomamba'`` as a job with ``runtime_env``; returns its
     output line. Raises UsageError naming ``--python`` when the interpreter is missing or lacks a module."""
-    from videomamba.errors import UsageError
-
     code = (f"import sys; import {', '.join(PROBE_MODULES)}; "
             f"print('{_PROBE_MARK}', sys.executable, torch.__version__, ray.__version__)")
     job_id = _submit_with_retry(client, entrypoint=shlex.join([python, "-c", code]), runtime_env=dict(runtime_env),

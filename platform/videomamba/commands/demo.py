@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -62,20 +61,8 @@ def prepare_data(cfg, args) -> None:
     stamp.write_text(json.dumps(params))
 
 
-def _absolute_paths(cfg) -> list[str]:
-    """Overrides making the demo's relative data paths absolute (checkpoints then work anywhere)."""
-    out = []
-    for key in ("train_manifest", "val_manifest", "test_manifest", "classes_file"):
-        value = getattr(cfg.data, key)
-        if value and "://" not in value and not os.path.isabs(value):
-            out.append(f"data.{key}={os.path.abspath(value)}")
-    if not os.path.isabs(cfg.run.root):
-        out.append(f"run.root={os.path.abspath(cfg.run.root)}")
-    return out
-
-
 def run_command(args) -> int:
-    from videomamba.train.config import ConfigError, load_config
+    from videomamba.train.config import ConfigError, absolute_paths, load_config
 
     t0 = time.perf_counter()
     path = args.config or find_demo_config()
@@ -91,8 +78,7 @@ def run_command(args) -> int:
     else:
         overrides.append(f"scaling.num_workers={args.num_workers}")
     try:
-        cfg = load_config(path, overrides)
-        cfg = load_config(path, overrides + _absolute_paths(cfg))
+        cfg = absolute_paths(load_config(path, overrides))  # checkpoints then work from anywhere
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -112,14 +112,3 @@ def _check_resources(cfg, space, args) -> None:
             ray.shutdown()
     else:
         check_resources(cfg, plan, driver, capacity=local_capacity(cfg, plan))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``pipelines/tune.py``), same options as the sub-command."""
-    parser = argparse.ArgumentParser(prog="pipelines/tune.py", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_command(args)

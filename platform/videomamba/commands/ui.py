@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from videomamba.errors import RunError, UsageError
+
 HOST = "127.0.0.1"
 STOP_TIMEOUT_S = 10.0
 
@@ -93,8 +95,6 @@ def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float
 
 
 def run_command(args) -> int:
-    from videomamba.errors import RunError, UsageError
-
     uri = tracking_uri_for(args)
     if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
         print(f"note: {uri} does not exist yet (run `videomamba demo` or `videomamba train` first)", file=sys.stderr)

@@ -9,7 +9,6 @@ _EXPORTS = {
     "DataConfig": "config",
     "build_dataset": "pipeline",
     "skip_report": "skips",
-    "reset_skips": "skips",
     "SkipReport": "skips",
     "SkipLimitError": "skips",
     "skip_mark": "skips",

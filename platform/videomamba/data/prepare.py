@@ -38,8 +38,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from videomamba.data import storage
-from videomamba.data.decode import DecodeError, load_source
-from videomamba.data.manifest import VideoRecord, read_manifest, write_manifest
+from videomamba.data.decode import DecodeError, load_source, scaled_size
+from videomamba.data.manifest import VideoRecord, load_classes, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +187,6 @@ def plan(records: list[VideoRecord], settings: PrepareSettings, base: str | None
 # ---- one video -----------------------------------------------------------------------------------
 def scaled_even_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(w, h) with the short side at most ``short_side`` (never upscaled), both even."""
-    from videomamba.data.decode import scaled_size
-
     w, h = scaled_size(width, height, short_side) if short_side > 0 else (width, height)
     return max(2, w - w % 2), max(2, h - h % 2)
 
@@ -408,8 +406,6 @@ def prepare_dataset(
     write_manifest(new_manifest, kept_records, relative_to=out_dir)
     if classes_file:
         with open(os.path.join(out_dir, "classes.txt"), "w") as f:
-            from videomamba.data.manifest import load_classes
-
             f.write("\n".join(load_classes(classes_file)) + "\n")
 
     lines = {j.out: j.lines for j in jobs}

@@ -109,10 +109,6 @@ class _SkipLedger:
         rep.epochs = sorted({k[1] for k in [*self.skipped, *self.padded] if k[0] == split})
         return rep
 
-    def reset(self) -> None:
-        self.skipped.clear()
-        self.padded.clear()
-
 
 def _actor_name(scope: str) -> str:
     return _ACTOR_PREFIX + scope
@@ -212,12 +208,3 @@ def check_skips(rep: SkipReport, total: int, max_fraction: float, what: str) -> 
             f"{what}: {rep.describe(total)}. That is more than data.max_skip_fraction={max_fraction:g} "
             "(run `videomamba data check MANIFEST` to list every bad file; raise the limit to accept the loss)"
         )
-
-
-def reset_skips(scope: str = "default") -> None:
-    """Forget all counts of ``scope``."""
-    import ray
-
-    ledger = _ledger(scope)
-    if ledger is not None:
-        ray.get(ledger.reset.remote())

@@ -13,6 +13,8 @@ import functools
 
 import torch
 
+from ..modules.tokens import take_tokens
+
 __all__ = ["SCAN_ORDERS", "ORDERS", "check_scan_order", "block_schedule", "token_order", "ScanPlan"]
 
 SCAN_ORDERS: dict[str, str] = {
@@ -102,6 +104,4 @@ class ScanPlan:
         idx = self.index(src, dst)
         if x is None or idx is None:
             return x
-        if idx.dim() == 1:
-            return x.index_select(1, idx)
-        return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+        return take_tokens(x, idx)

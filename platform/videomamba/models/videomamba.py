@@ -19,7 +19,7 @@ from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
 
 from ..modules import (BiMamba, Block, PatchEmbed, RMSNorm, add_rms_norm, resize_spatial_pos_embed,
-                       resize_temporal_pos_embed)
+                       resize_temporal_pos_embed, take_tokens)
 from ..ops import check_backend
 from .scan_order import CANONICAL, ScanPlan, block_schedule, check_scan_order
 
@@ -231,7 +231,7 @@ class VideoMamba(nn.Module):
             raise ValueError(f"every row of the mask must hide the same number of tokens; visible per row: "
                              f"{n_vis.tolist()}")
         visible = torch.nonzero(~mask.to(x.device))[:, 1].view(b, -1)  # sorted per row
-        tokens = torch.gather(x[:, 1:], 1, visible[..., None].expand(-1, -1, x.shape[-1]))
+        tokens = take_tokens(x[:, 1:], visible)
         return torch.cat([x[:, :1], tokens], dim=1), visible
 
     # -- forward ---------------------------------------------------------------------------

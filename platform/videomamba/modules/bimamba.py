@@ -10,7 +10,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..ops import bimamba_inner_fn, check_backend, has_fused_inner, mamba_inner_fn, take_along_seq
+from ..ops import bimamba_inner_fn, check_backend, has_fused_inner, mamba_inner_fn
+from .tokens import take_tokens
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
@@ -116,7 +117,7 @@ class BiMamba(nn.Module):
         per direction (it is linear; its bias once). Used for kernels that cannot scan backwards."""
         xz = self._in_proj(hidden)
         order = None if index_b is None else index_b.flip(-1)  # backward scan order, first to last
-        xz_b = xz.flip(-1) if order is None else take_along_seq(xz, order)
+        xz_b = xz.flip(-1) if order is None else take_tokens(xz, order, dim=-1)
         out = [
             mamba_inner_fn(xz_dir, cw, cb, xw, dw, self.out_proj.weight, out_bias, A, D, bias, backend=self.backend)
             for xz_dir, (cw, cb, xw, dw, A, D, bias), out_bias in (
@@ -127,6 +128,4 @@ class BiMamba(nn.Module):
         if order is None:
             return out[0] + out[1].flip(1)
         inverse = torch.argsort(order, dim=-1)  # token t sits at position inverse[t] of the scan order
-        if inverse.dim() == 1:
-            return out[0] + out[1].index_select(1, inverse)
-        return out[0] + torch.gather(out[1], 1, inverse[:, :, None].expand(-1, -1, out[1].shape[-1]))
+        return out[0] + take_tokens(out[1], inverse)

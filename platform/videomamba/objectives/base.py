@@ -56,10 +56,6 @@ class Objective(FrozenHolder):
         """Called by the training loop before every step with the fraction of training done,
         ``(epoch + step / steps_per_epoch) / epochs`` in [0, 1] (for schedules inside objectives)."""
 
-    def predict(self, video: torch.Tensor) -> torch.Tensor:
-        """Logits used for evaluation (the student's classifier by default)."""
-        return self.model(video)
-
     # -- validation during training ----------------------------------------------------------------
     @classmethod
     def preflight(cls, cfg: ObjectiveConfigBase) -> None:

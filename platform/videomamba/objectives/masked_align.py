@@ -21,10 +21,10 @@ import logging
 from typing import Literal
 
 import torch
-from einops import repeat
 from pydantic import Field
 from torch import nn
 
+from videomamba.modules.tokens import take_tokens
 from videomamba.objectives.base import Batch, Objective, ObjectiveConfigBase
 from videomamba.objectives.distill import student_grid
 from videomamba.objectives.losses import AlignLoss, align_loss
@@ -64,11 +64,6 @@ def visible_index(mask: torch.Tensor) -> torch.Tensor:
     b = mask.shape[0]
     vis = torch.nonzero(~mask)[:, 1].view(b, -1) + 1
     return torch.cat([vis.new_zeros(b, 1), vis], dim=1)
-
-
-def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x (B, N, D)``, ``index (B, M)`` -> ``(B, M, D)``."""
-    return torch.gather(x, 1, repeat(index, "b m -> b m d", d=x.shape[-1]))
 
 
 class MaskedAlignObjective(Objective):
@@ -136,7 +131,7 @@ class MaskedAlignObjective(Objective):
         preds = self.decode(self.encode(video, mask), index, 1 + mask.shape[1])
         start = 0 if cfg.align_cls else 1
         losses = [
-            align_loss(cfg.loss, preds[i][:, start:], gather_tokens(teacher.layers[i], index)[:, start:]) for i in self.layers
+            align_loss(cfg.loss, preds[i][:, start:], take_tokens(teacher.layers[i], index)[:, start:]) for i in self.layers
         ]
         loss = torch.stack(losses).mean()
         metrics = {"loss": loss.detach(), "align_loss": loss.detach(), "mask_ratio": mask.float().mean()}

@@ -4,7 +4,7 @@
   and ``videomamba.load_checkpoint`` both read it); the EMA weights when EMA is evaluated,
 - ``heads.pt``: extra trainable objective heads (only when the objective has any),
 - ``train_state.safetensors`` + ``train_state.json``: optimizer, scheduler, grad scaler, EMA, raw
-  model (when model.pt holds EMA weights), epoch, update count, RNG states (to resume exactly).
+  model (when model.pt holds EMA weights), epoch, update count, the RNG seeding scheme.
   Every tensor is in the safetensors file; the JSON holds the structure and the plain values
   (numbers, strings, lists; tuples and non-string dict keys tagged), tensors by reference. Reading
   it parses data only: nothing in a checkpoint can run code (see :func:`load_train_state`).
@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,31 +43,6 @@ _STATE_KIND = "videomamba-train-state"
 class UnsafeCheckpointError(ValueError):
     """A checkpoint's training state is not in the data-only format (an old pickle, a file that is
     not what its name says, a damaged or tampered file): refused without executing anything."""
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) RNG states as tensors and plain types."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`rng_state`."""
-    version, internal, gauss = state["python"]
-    random.setstate((int(version), tuple(int(v) for v in internal.tolist()), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

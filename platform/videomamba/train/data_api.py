@@ -113,13 +113,6 @@ def skip_metrics(split: str, scope: str = "default") -> dict[str, float]:
         return {}
 
 
-def skip_summary(split: str, scope: str = "default") -> dict[str, Any]:
-    from videomamba.data.skips import skip_report
-
-    rep = skip_report(split, scope=scope)
-    return {"skipped": rep.skipped, "padded": rep.padded, "by_reason": rep.by_reason, "examples": rep.examples}
-
-
 #: an epoch whose training steps waited for data longer than this fraction logs a hint
 DATA_WAIT_WARN = 0.10
 

@@ -497,9 +497,9 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             raise err from None
         raise
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
-    from videomamba.data.skips import release_ledger
+    from videomamba.data.skips import release_ledger, skip_report
 
-    run.skips = {s: data_api.skip_summary(s, name) for s in ("train", val_split) if s}
+    run.skips = {s: skip_report(s, scope=name).summary() for s in ("train", val_split) if s}
     release_ledger(name)
     status = result.return_value or {}
     last = result.checkpoint.path if result.checkpoint else None
@@ -585,12 +585,6 @@ def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, man
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
         max_skip_fraction=cfg.data.max_skip_fraction,
     )
-
-
-def evaluate_and_log(tracker, cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None):
-    """Multi-view evaluation of ``checkpoint`` on ``cfg.eval.split`` (see :func:`evaluate`),
-    logged as ``<split>/*`` metrics, a confusion-matrix PNG and a per-class JSON. Returns the scalars."""
-    return log_evaluation(tracker, evaluate(cfg, checkpoint, scope=scope, manifest=manifest))
 
 
 def log_evaluation(tracker, full: dict[str, Any]) -> dict[str, float]:

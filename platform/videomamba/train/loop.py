@@ -82,10 +82,6 @@ def _gather(obj: Any) -> list[Any]:
     return [obj]
 
 
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
-
-
 def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: str = "center",
                 pos_grid: tuple[int, int] | None = None) -> torch.nn.Module:
     """``create_model(spec["name"], **spec["kwargs"])``, optionally initialised from a checkpoint
@@ -218,9 +214,8 @@ class _Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             # model.pt holds the weights that were evaluated; keep the raw ones to resume exactly
             "model": {k: v.cpu() for k, v in self.objective.model.state_dict().items()} if ema_weights else None,
-            # resuming reseeds with seed_everything(train.seed, epoch, rank) at every epoch start;
-            # rank 0's generator states at the save are kept for inspection (ckpt.set_rng_state)
-            "rng": {"scheme": "seed_everything(train.seed, epoch, rank)", "seed": self.cfg.train.seed, "rank0": ckpt.rng_state()},
+            # resuming reseeds with seed_everything(train.seed, epoch, rank) at every epoch start
+            "rng": {"scheme": "seed_everything(train.seed, epoch, rank)", "seed": self.cfg.train.seed},
         }
         meta = {
             "model": self.rt["model"],

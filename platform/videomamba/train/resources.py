@@ -154,25 +154,24 @@ def counted(res: Mapping[str, float]) -> dict[str, float]:
             if k not in _UNCOUNTED and not k.startswith("node:") and not _PG_RESOURCE.search(k)}
 
 
-_counted = counted
 
 
 def cluster_capacity() -> Capacity:
     """The connected cluster's capacity (``ray.init`` first)."""
     import ray
 
-    total = _counted(ray.cluster_resources())
-    free = _counted(ray.available_resources())
+    total = counted(ray.cluster_resources())
+    free = counted(ray.available_resources())
     node: dict[str, float] = {}
     for n in ray.nodes():
         if n.get("Alive"):
-            for k, v in _counted(n.get("Resources", {})).items():
+            for k, v in counted(n.get("Resources", {})).items():
                 node[k] = max(node.get(k, 0.0), v)
     maximum = dict(total)
     try:  # clusters that start nodes on demand: the autoscaler's maximum (what Ray Train checks too)
         from ray._private.state import state
 
-        for k, v in _counted(state.get_max_resources_from_cluster_config() or {}).items():
+        for k, v in counted(state.get_max_resources_from_cluster_config() or {}).items():
             maximum[k] = max(maximum.get(k, 0.0), v)
             node[k] = max(node.get(k, 0.0), v) if k not in node else node[k]
     except Exception:  # noqa: BLE001 - no autoscaler config: a fixed cluster
@@ -264,4 +263,4 @@ def held_by_placement_groups() -> str:
     if not alive:
         return ""
     held = _add(*[b for pg in alive for b in pg.get("bundles", {}).values()])
-    return f" {len(alive)} placement group{'s' if len(alive) != 1 else ''} (training runs) hold {_fmt(_counted(held))}."
+    return f" {len(alive)} placement group{'s' if len(alive) != 1 else ''} (training runs) hold {_fmt(counted(held))}."

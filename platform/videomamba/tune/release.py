@@ -35,10 +35,14 @@ import ray
 import ray.tune
 from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
 
-from videomamba.train.resources import RunStopped  # noqa: F401 - what a stopped trial's run raises
+# RunStopped: what a stopped trial's run raises
+from videomamba.train.resources import RunStopped, counted, held_by_placement_groups  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
+#: Tune result key counting epochs done (ASHA's time attribute; survives a trial's resume): the
+#: trial's reports carry it (``trial.ReportToTune``), a stopped trial that reached all is complete
+EPOCHS_DONE = "epochs_completed"
 #: longest wait (seconds) for a stopped trial's resources to come back before the search goes on
 #: (with a warning naming what is still held)
 RELEASE_TIMEOUT_S = 60.0
@@ -178,17 +182,11 @@ def release_run(registry, trial_id: str, timeout_s: float = ABORT_TIMEOUT_S) -> 
             ray.util.remove_placement_group(pg)
 
 
-def _counted(res: dict[str, float]) -> dict[str, float]:
-    from videomamba.train.resources import counted
-
-    return counted(res)
-
-
 def missing(baseline: dict[str, float], allowance: dict[str, float]) -> dict[str, float]:
     """What is still taken compared with ``baseline`` beyond ``allowance`` (empty: all back)."""
-    free = _counted(ray.available_resources())
+    free = counted(ray.available_resources())
     gap = {}
-    for k, v in _counted(baseline).items():
+    for k, v in counted(baseline).items():
         short = v - allowance.get(k, 0.0) - free.get(k, 0.0)
         if short > 1e-4:
             gap[k] = short
@@ -218,7 +216,7 @@ class ReleaseTrials(ray.tune.Callback):
         return get_registry(self.search_name)
 
     def setup(self, **info):
-        self.baseline = _counted(ray.available_resources())
+        self.baseline = counted(ray.available_resources())
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._release(trial, trials)
@@ -230,8 +228,6 @@ class ReleaseTrials(ray.tune.Callback):
         self.release_all()
 
     def _trained_all_epochs(self, trial) -> bool:
-        from videomamba.tune.trial import EPOCHS_DONE
-
         done = (trial.last_result or {}).get(EPOCHS_DONE)
         try:
             return done is not None and self.epochs is not None and done >= self.epochs(trial.config)
@@ -275,8 +271,6 @@ class ReleaseTrials(ray.tune.Callback):
             gap = missing(self.baseline, allowance)
         self.waits.append(time.monotonic() - start)
         if gap:
-            from videomamba.train.resources import held_by_placement_groups
-
             logger.warning("trial %s ended but %s of the cluster's resources are still taken after %.0f s "
                            "(RELEASE_TIMEOUT_S);%s the search goes on", trial.trial_id, gap, self.timeout_s,
                            held_by_placement_groups() or " no placement group holds them;")

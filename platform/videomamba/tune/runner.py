@@ -46,9 +46,9 @@ import ray.tune
 
 from videomamba.env import git_commit
 from videomamba.tune import release, report
+from videomamba.tune.release import EPOCHS_DONE
 from videomamba.tune.space import LogUniformParam, SearchSpace
 from videomamba.tune.trial import (
-    EPOCHS_DONE,
     TAG_ERROR,
     TAG_PARAMS,
     TAG_PARENT,

@@ -14,20 +14,24 @@ run per trial with the whole config as params and per-epoch metrics.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
+import ray.tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from videomamba.train.config import TrainSection, set_dotted, validate_config
+from videomamba.train.launcher import read_run_info, run_training
+from videomamba.train.resources import RunStopped
+from videomamba.tune.release import EPOCHS_DONE, RunLink, get_registry
 from videomamba.tune.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
-#: Tune result key counting epochs done (ASHA's time attribute; survives a trial's resume)
-EPOCHS_DONE = "epochs_completed"
 #: MLflow tags on every child run
 TAG_PARENT, TAG_SEARCH, TAG_TRIAL = "mlflow.parentRunId", "tune.search", "tune.trial_id"
 TAG_PARAMS, TAG_STATUS, TAG_ERROR = "tune.params", "tune.status", "tune.error"
@@ -82,8 +86,6 @@ def child_run_name(trial_id: str, overrides: dict[str, Any]) -> str:
 
 def trial_config(ctx: TrialContext, sampled: dict[str, Any], trial_id: str) -> dict:
     """The trial's raw training config: the base, the sampled values, per-trial run/MLflow names."""
-    from videomamba.train.config import set_dotted
-
     raw = ctx.space.apply(ctx.base, sampled)
     overrides = ctx.space.overrides(sampled)
     for path, value in {
@@ -100,15 +102,11 @@ def trial_config(ctx: TrialContext, sampled: dict[str, Any], trial_id: str) -> d
 def trial_seed(ctx: TrialContext, sampled: dict[str, Any]) -> int:
     """The trial's ``train.seed``: sampled, else the base config's, else the schema default.
     Every trial of a search shares the base seed unless the space samples ``train.seed``."""
-    from videomamba.train.config import TrainSection
-
     train = ctx.space.apply(ctx.base, sampled).get("train") or {}
     return int(train.get("seed", TrainSection.model_fields["seed"].default))
 
 
 def child_tags(ctx: TrialContext, trial_id: str, sampled: dict[str, Any]) -> dict[str, str]:
-    import json
-
     return {
         TAG_PARENT: ctx.parent_run_id,
         TAG_SEARCH: ctx.search_name,
@@ -125,8 +123,6 @@ class TrialEpochs:
         self.base, self.space = base, space
 
     def __call__(self, sampled: dict[str, Any]) -> int:
-        from videomamba.train.config import validate_config
-
         return validate_config(self.space.apply(self.base, sampled)).train.epochs
 
 
@@ -146,13 +142,6 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     A trial restarted after an interrupted search resumes its training run (same MLflow run)
     from the last epoch checkpoint. Exceptions propagate: Tune records the trial as errored
     (and ``run_training`` marks its MLflow run FAILED with the error)."""
-    import ray.tune
-
-    from videomamba.train.config import validate_config
-    from videomamba.train.launcher import read_run_info, run_training
-    from videomamba.train.resources import RunStopped
-    from videomamba.tune.release import RunLink, get_registry
-
     trial_id = ray.tune.get_context().get_trial_id()
     _restore_workdir(ctx)
     cfg = validate_config(trial_config(ctx, config, trial_id))

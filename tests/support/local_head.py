@@ -1,6 +1,7 @@
 """A Ray head (and optional extra nodes) started with ``ray start --block`` on this machine, its
-dashboard/Jobs API bound to 127.0.0.1, in its own temp dir and on free ports: a real cluster for laptops and tests that can
-be stopped without touching any other Ray instance on the machine.
+dashboard/Jobs API bound to 127.0.0.1, in its own temp dir and on free ports: a real cluster for
+tests that can be stopped without touching any other Ray instance on the machine. Also: which
+nodes ran which tasks and actors (:func:`task_nodes`, :func:`actors`, from Ray's state API).
 
 ``ray stop`` is not used: it stops every Ray process of the machine. Instead each ``ray start``
 runs in its own session (process group); stopping sends SIGTERM to those groups, then SIGKILLs any
@@ -296,3 +297,25 @@ class LocalHead:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def task_nodes(name_contains: str, address: str | None = None, limit: int = 10_000) -> dict[str, set[str]]:
+    """``{task name: node ids}`` of the tasks whose name contains ``name_contains`` (all attempts)."""
+    from ray.util.state import list_tasks
+
+    out: dict[str, set[str]] = {}
+    for t in list_tasks(address=address, limit=limit, detail=True, raise_on_missing_output=False):
+        if name_contains in (t.name or "") and t.node_id:
+            out.setdefault(t.name, set()).add(t.node_id)
+    return out
+
+
+def actors(class_contains: str, address: str | None = None, limit: int = 10_000) -> dict[str, str]:
+    """``{actor id: node id}`` of the actors (alive or dead) whose class name contains ``class_contains``."""
+    from ray.util.state import list_actors
+
+    return {
+        a.actor_id: a.node_id
+        for a in list_actors(address=address, limit=limit, detail=True, raise_on_missing_output=False)
+        if class_contains in (a.class_name or "") and a.node_id
+    }
