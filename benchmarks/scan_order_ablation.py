@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         f"* Data: `make_synthetic_dataset` ({args.classes} classes whose label is ONLY the temporal order of "
         f"motion; {args.videos_per_class} train / {args.val_videos_per_class} val videos per class, 16 frames, "
         "64 px; chance = 1/classes).",
-        f"* Model: `{cfg.model.name}` with overrides {cfg.model.overrides}, {cfg.data.num_frames} frames at "
+        f"* Model: `{cfg.model.name}` with overrides {cfg.model.overrides.model_dump()}, {cfg.data.num_frames} frames at "
         f"{cfg.data.img_size} px; supervised, lr {cfg.optim.lr:g}, batch {cfg.train.batch_size}, "
         f"{cfg.train.epochs} epochs, 1 Ray Train worker per trial, {args.max_concurrent} trials at a time.",
         "* Search: `search_spaces/scan_order.yaml` (Optuna grid over every scan order, no early stopping, "
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             loss = max(losses, key=lambda m: m.step).value if losses else None
             r["best_val_top1"], r["best_epoch"], r["train_loss"] = best, best_epoch, loss
         acc = r["metrics"].get("val/top1")
-        lines.append(f"| {r['params'].get('model.overrides.scan_order')} | {acc if acc is None else f'{acc:.3f}'} | "
+        lines.append(f"| {r['params'].get('model.scan_order', r['params'].get('model.overrides.scan_order'))} | {acc if acc is None else f'{acc:.3f}'} | "
                      f"{'' if best is None else f'{best:.3f} ({best_epoch})'} | "
                      f"{'' if loss is None else f'{loss:.3f}'} | {r['status']}{': ' + r['error'] if r['error'] else ''} |")
     lines += [

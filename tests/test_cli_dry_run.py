@@ -52,8 +52,10 @@ def test_dry_run_passes_a_good_config(config, capsys):
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"model.overrides.embed_dm": 32}, "model.overrides.embed_dm: not an argument of videomamba_tiny (did you mean embed_dim?)"),
-    ({"model.overrides.scan_order": "diagonal"}, "unknown scan_order 'diagonal'"),
+    ({"model.overrides.embed_dm": 32}, "model.overrides.embed_dm: unknown key (did you mean embed_dim?)"),
+    ({"model.scan_order": "diagonal"}, "model.scan_order: Input should be 'spatial_first', 'temporal_first'"),
+    ({"model.backend": "cuda"}, "model.backend: Input should be 'auto', 'torch', 'triton'"),
+    ({"model.overrides.scan_order": "diagonal"}, "model.scan_order: Input should be"),  # old spelling: moved, checked
     ({"model.overrides.patch_size": 7}, "not divisible by patch_size"),
     ({"data.val_manifest": "data/nope.csv"}, "data.val_manifest: data/nope.csv: file not found"),
     ({"data.path_prefix": "/nowhere"}, "data.train_manifest: "),
@@ -78,7 +80,7 @@ def test_real_run_uses_the_same_preflight(config, monkeypatch):
     from videomamba.train.config import ConfigError, load_config
     from videomamba.train.launcher import run_training
 
-    cfg = load_config(config(**{"model.overrides.embed_dm": 32, "run.root": "runs-test"}))
+    cfg = load_config(config(**{"model.overrides.patch_size": 7, "run.root": "runs-test"}))
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started before the preflight"))
-    with pytest.raises(ConfigError, match="embed_dm"):
+    with pytest.raises(ConfigError, match="not divisible by patch_size"):
         run_training(cfg)

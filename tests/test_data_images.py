@@ -4,7 +4,9 @@ augmentation, the image -> video checkpoint path, distillation from an image tea
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +250,115 @@ def test_predict_on_image_files(tmp_path):
     good, bad = predict_videos(ckpt, [img, str(tmp_path / "bad.jpg")], top_k=2)
     assert good.num_views == 1 and sorted(n for n, _ in good.top) == ["a", "b"]
     assert bad.top is None and "not an image" in bad.error
+
+
+# ---- skips, data check, data bench -----------------------------------------------------------------
+def _odd_and_bad(root: Path) -> Path:
+    """A class folder with every readable-but-odd and every unreadable case of the issue."""
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    _save(root / "a" / "ok.jpg", rgb)
+    _save(root / "a" / "cmyk.jpg", Image.new("CMYK", (8, 8), (0, 255, 255, 0)))
+    _save(root / "a" / "gray.png", Image.new("L", (8, 8), 7))
+    _save(root / "a" / "deep.png", Image.fromarray(np.full((4, 6), 40000, np.uint16)))
+    exif = rgb.getexif()
+    exif[0x0112] = 6
+    _save(root / "b" / "rotated.jpg", rgb, exif=exif)
+    _save(root / "b" / "png_named.jpg", rgb, format="PNG")
+    jpg = (root / "a" / "ok.jpg").read_bytes()
+    (root / "b" / "truncated.jpg").write_bytes(jpg[: len(jpg) // 2])
+    (root / "b" / "text.jpg").write_text("not an image")
+    (root / "b" / "empty.png").write_bytes(b"")
+    return root
+
+
+def test_a_dropped_truncated_image_is_counted_skipped_not_kept(tmp_path, monkeypatch):
+    from videomamba.data import images
+    from videomamba.data.pipeline import take_rows
+    from videomamba.data.skips import _SkipLedger
+
+    root = _odd_and_bad(tmp_path / "imgs")
+    ledger = _SkipLedger()
+    monkeypatch.setattr(images, "record_skip", lambda scope, split, epoch, index, path, reason, detail="", **kw:
+                        ledger.record(split, epoch, index, path, reason, *([kw["kept"]] if "kept" in kw else [])))
+    cfg = DataConfig(kind="image", train_manifest=str(root), img_size=8)
+    records = read_records(cfg, "train")
+    columns = {"path": np.array([r.path for r in records], dtype=object), "label": np.array([r.label for r in records])}
+    batch = take_rows(columns, np.arange(len(records)), 0)
+    batch["repeat"] = np.zeros(len(records), np.int64)
+    out = images.decode_images(batch, cfg=cfg, split="train", seed=0, scope="t")
+    rep = ledger.report("train", None)
+    assert len(out["label"]) == 6 and out["video"].shape[1:] == (3, 1, 8, 8)
+    assert rep.skipped == 3 and rep.padded == 0  # every dropped image counted as skipped
+    assert rep.by_reason == {"empty": 1, "truncated": 1, "unreadable": 1}
+
+
+def test_data_check_images_lists_bad_and_odd_with_full_paths(tmp_path, monkeypatch, capsys):
+    from videomamba.cli import main
+    from videomamba.commands import data as data_cmd
+    from videomamba.data import check
+
+    root = _odd_and_bad(tmp_path / "imgs")
+    # Ray Data's map_batches over the rows, run here in the process (the per-row check is what is tested)
+    monkeypatch.setattr(check, "_run", lambda items, fn, num_cpus, rows_per_task: [
+        {k: v[i] for k, v in out.items()} for out in [fn({"line": np.array([it["line"] for it in items]),
+                                                          "path": np.array([it["path"] for it in items])})]
+        for i in range(len(items))])
+    monkeypatch.setattr(data_cmd, "_init_ray", lambda: None)
+    assert main(["data", "check", str(root), "--json", str(tmp_path / "r.json"), "--min-size", "5"]) == 1
+    text = capsys.readouterr().out
+    assert "unreadable images (training skips and counts them): 3 of 9 (" in text and "odd images (kept, decoded as described): 5 of 9" in text
+    lines = text.splitlines()
+    for rel in ("b/truncated.jpg", "b/text.jpg", "b/empty.png", "a/cmyk.jpg", "a/gray.png", "a/deep.png",
+                "b/rotated.jpg", "b/png_named.jpg"):
+        assert f"  {root / rel}" in lines  # one line each, the full path
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["kind"] == "image" and rep["ok"] == 6 and rep["rows"] == 9
+    warnings = {Path(p).name: m for _, p, m in rep["warnings"]}
+    assert warnings["cmyk.jpg"] == "mode CMYK: CMYK, converted to RGB"
+    assert warnings["deep.png"] == ("mode I;16: 16-bit grayscale, scaled by 1/257 to 8 bits; "
+                                    "6x4: a side shorter than 5 px")
+    assert warnings["rotated.jpg"] == "EXIF orientation 6: rotated 90 degrees clockwise when decoded"
+    assert warnings["png_named.jpg"] == "PNG data in a .jpg file"
+    assert "grayscale" in warnings["gray.png"] and "ok.jpg" not in warnings
+    assert rep["rotations"] == {"0": 5, "90": 1} and rep["class_counts"] == {"0": 4, "1": 5}
+    assert rep["resolutions"]["12x16"] == 1  # the rotated one, upright
+
+
+def test_image_sources_are_recognised(tmp_path):
+    from videomamba.data.images import is_image_source
+
+    root = _odd_and_bad(tmp_path / "imgs")
+    (tmp_path / "img.csv").write_text(f"{root}/a/ok.jpg,0\n{root}/a/gray.png,1\n")
+    (tmp_path / "vid.csv").write_text("a.mp4,0\nb.jpg,1\n")
+    assert is_image_source(str(root)) and is_image_source(str(tmp_path / "img.csv"))
+    assert not is_image_source(str(tmp_path / "vid.csv")) and not is_image_source(str(tmp_path / "none.csv"))
+
+
+def test_data_bench_decode_loop_on_images(tmp_path, monkeypatch):
+    from videomamba.commands.data import _bench_config
+    from videomamba.data import bench, images
+
+    root = _odd_and_bad(tmp_path / "imgs")
+    monkeypatch.setattr(images, "record_skip", None)  # the loops run outside Ray: no skip ledger to count in
+    args = argparse.Namespace(config=str(ROOT / "configs" / "in1k_videomamba_tiny_224.yaml"), manifest=str(root),
+                              num_frames=None, img_size=8, sampling=None, classes_file=None, path_prefix=None,
+                              decode_concurrency=None, randaugment="none", format="auto")
+    cfg = _bench_config(args, image=True)  # `data bench DIR --config <image recipe> --img-size 8 --randaugment none`
+    assert cfg.kind == "image" and cfg.image.auto_augment is None and cfg.train_manifest == str(root)
+    columns = bench._columns(cfg, str(root))
+    assert len(columns["label"]) == 9 and set(columns) == {"path", "label"}
+    images_done, wall, cpu = bench.bench_plain(cfg, columns, "train")
+    assert images_done == 6 and wall > 0 and cpu > 0
+
+
+@pytest.mark.parametrize("policy", ["v0", "rand-m9-mstd0.5-inc1"])  # the Ti recipe's and the S/M recipes'
+def test_autoaugment_zero_bit_posterize_gives_a_black_image_not_an_error(policy):
+    from videomamba.data.images import posterize
+
+    assert np.asarray(posterize(Image.new("RGB", (3, 3), (200, 100, 50)), 0)).max() == 0
+    cfg = DataConfig(kind="image", img_size=16, image={"auto_augment": policy, "re_prob": 0.0})
+    transform = ImageTransform(cfg, "train")
+    image = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    # v0 draws ('Posterize', 0.8, 2) = 0 bits in 1 of 25 sub-policies; rand-m9-mstd0.5 reaches magnitude 10
+    for seed in range(400):
+        assert transform(image, seed).shape == (3, 16, 16)

@@ -42,11 +42,10 @@ def test_image_training_then_video_finetune(ray_local, tmp_path):
     run = run_training(cfg)
 
     skips = run.skips["train"]  # the run's ledger as the run read it (released at the run's end), as for videos
-    # each bad file counted is counted under its reason; the count reaches MLflow. (One of four runs
-    # here counted only notes.png, with no trace of truncated.jpg in the worker logs: unexplained,
-    # so the test asks for at least one; the reasons are tested exactly in test_data_images.py.)
+    # both bad files dropped and counted as skipped under their reasons (a truncated image used to be
+    # counted as kept, "padded", like a truncated video); the count reaches MLflow
     expected = {"truncated.jpg": "truncated", "notes.png": "unreadable"}
-    assert 1 <= skips["skipped"] <= 2
+    assert skips["skipped"] == 2 and skips["padded"] == 0
     assert all(expected[Path(path).name] == reason for path, reason in skips["examples"])
     assert _metric(run, "data/train/skipped") == skips["skipped"]
     assert 0 <= _metric(run, "val/top1") <= 1

@@ -39,6 +39,22 @@ def _batch():
     return {"video": torch.randn(2, 3, 4, 32, 32, generator=g), "label": torch.tensor([0, 3])}
 
 
+def test_teacher_from_a_training_checkpoint_dir_takes_its_recorded_architecture(tmp_path):
+    """The teacher's architecture comes from the checkpoint's meta.json (a ModelSpec, in the format
+    every checkpoint so far records: scan order and backend inside the kwargs); config overrides win."""
+    from videomamba.objectives.teachers import VideoMambaTeacherConfig, build_teacher
+    from videomamba.train.checkpointing import save_checkpoint
+
+    kwargs = {"embed_dim": 16, **ARCH, "scan_order": "temporal_first", "backend": "torch"}
+    torch.manual_seed(1)
+    trained = videomamba.create_model("videomamba_small", **kwargs)
+    save_checkpoint(tmp_path, model_state=trained.state_dict(),
+                    meta={"model": {"name": "videomamba_small", "kwargs": kwargs}, "class_names": list("abcd")})
+    teacher = build_teacher(VideoMambaTeacherConfig(checkpoint=str(tmp_path), overrides={"scan_order": "spatial_first"}))
+    assert (teacher.model.embed_dim, teacher.model.depth, teacher.model.scan_order) == (16, 2, "spatial_first")
+    assert torch.equal(teacher.model.head.weight, trained.head.weight) and not teacher.model.training
+
+
 def test_teacher_loaded_from_checkpoint(teacher_ckpt):
     path, teacher = teacher_ckpt
     obj = build_objective(_cfg(path), _student())

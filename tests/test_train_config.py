@@ -30,7 +30,7 @@ def test_overrides_are_parsed_as_yaml():
         ("a.b", 1), ("c", [1, 2]), ("d", None), ("e", "x y")
     ]
     cfg = load_config(None, ["train.epochs=3", "model.overrides={depth: 2}", "train.ema={decay: 0.99}"], base=BASE)
-    assert cfg.train.epochs == 3 and cfg.model.overrides == {"depth": 2} and cfg.train.ema.decay == 0.99
+    assert cfg.train.epochs == 3 and cfg.model.overrides.model_dump() == {"depth": 2} and cfg.train.ema.decay == 0.99
 
 
 @pytest.mark.parametrize(
@@ -91,3 +91,74 @@ def test_shipped_recipes_validate():
     for name in names:
         cfg = load_config(root / name)
         assert cfg.data.num_frames >= 8, name
+
+
+# -- the typed model section (issue 16) ---------------------------------------------------------
+def test_model_section_types_scan_order_backend_and_checkpointing():
+    from videomamba.models.scan_order import SCAN_ORDERS
+    from videomamba.ops import BACKENDS
+
+    cfg = load_config(None, ["model.scan_order=temporal_first", "model.backend=torch", "model.checkpoint_blocks=2",
+                             "model.overrides={depth: 2, embed_dim: 16}"], base=BASE)
+    spec = cfg.model.spec(cfg.data, num_classes=3)
+    assert spec.name == "videomamba_tiny"
+    assert {k: spec.kwargs[k] for k in ("scan_order", "backend", "use_checkpoint", "checkpoint_num", "depth",
+                                         "num_classes")} == {"scan_order": "temporal_first", "backend": "torch",
+                                                             "use_checkpoint": True, "checkpoint_num": 2, "depth": 2,
+                                                             "num_classes": 3}
+    assert flatten(cfg)["model.scan_order"] == "temporal_first" and "model.overrides.d_state" not in flatten(cfg)
+    assert "use_checkpoint" not in load_config(None, [], base=BASE).model.spec(None, 3).kwargs  # off by default
+    msg = _error(["model.scan_order=diagonal", "model.backend=cuda", "model.overrides.dept=2"])
+    assert "model.scan_order: Input should be" in msg and all(s in msg for s in SCAN_ORDERS)
+    assert "model.backend: Input should be" in msg and all(b in msg for b in BACKENDS)
+    assert "model.overrides.dept: unknown key (did you mean depth?)" in msg
+    assert "model.overrides.depth: Input should be a valid integer" in _error(["model.overrides.depth=deep"])
+    assert "model.backnd: unknown key (did you mean backend?)" in _error(["model.backnd=torch"])
+    assert "optim.lrr: unknown key (did you mean lr?)" in _error(["optim.lrr=1"])
+
+
+def test_old_model_overrides_spelling_moves_to_the_typed_keys(caplog):
+    """Configs (and checkpoints' recorded configs) written before the typed keys still load: each
+    old key moves to its new place with a warning naming it; disagreeing spellings are refused."""
+    old = {**BASE, "model": {"overrides": {"embed_dim": 16, "scan_order": "temporal_first", "backend": "torch",
+                                           "use_checkpoint": True, "checkpoint_num": 3}}}
+    with caplog.at_level("WARNING"):
+        cfg = load_config(None, [], base=old)
+    assert (cfg.model.scan_order, cfg.model.backend, cfg.model.checkpoint_blocks) == ("temporal_first", "torch", 3)
+    assert cfg.model.overrides.model_dump() == {"embed_dim": 16}
+    assert "model.overrides.scan_order is now model.scan_order" in caplog.text
+    assert "model.overrides.backend is now model.backend" in caplog.text
+    assert "model.overrides.use_checkpoint, model.overrides.checkpoint_num is now model.checkpoint_blocks" in caplog.text
+    assert load_config(None, ["model.overrides.backend=triton"], base=BASE).model.backend == "triton"  # --set too
+    off = {**BASE, "model": {"overrides": {"use_checkpoint": False, "checkpoint_num": 3}}}
+    assert load_config(None, [], base=off).model.checkpoint_blocks == 0
+    msg = _error(["model.backend=torch", "model.overrides.backend=triton"])
+    assert "model.overrides.backend: the old spelling of model.backend ('triton') disagrees" in msg
+
+
+def test_model_spec_builds_and_reads_old_checkpoint_metadata():
+    import torch
+
+    from videomamba.models.spec import ModelSpec
+
+    kwargs = {"embed_dim": 16, "depth": 2, "img_size": 16, "patch_size": 8, "num_frames": 4, "num_classes": 2}
+    old_meta = {"model": {"name": "videomamba_tiny", "kwargs": {**kwargs, "scan_order": "temporal_first"}},
+                "class_names": ["a", "b"]}  # as checkpoints written before ModelSpec record it
+    spec = ModelSpec.from_meta(old_meta)
+    assert spec == ModelSpec.from_meta(old_meta["model"]) and spec.to_meta() == old_meta["model"]
+    model = spec.build()
+    assert model.scan_order == "temporal_first" and model.depth == 2
+    torch.manual_seed(0)
+    again = spec.build(model.state_dict(), strict=True)
+    assert torch.equal(again.head.weight, model.head.weight)
+    assert spec.replace(depth=3).kwargs["depth"] == 3 and spec.kwargs["depth"] == 2  # a value: copies
+    with pytest.raises(ValueError, match="no model name"):
+        ModelSpec.from_meta({"config": {}})
+
+
+def test_resuming_a_run_logged_with_the_old_spelling_is_not_a_change():
+    from videomamba.train.launcher import resume_changes
+
+    old = {"model.overrides.scan_order": "temporal_first", "train.epochs": "2"}
+    assert resume_changes(old, {"model.scan_order": "temporal_first", "train.epochs": 2}) == {}
+    assert resume_changes(old, {"model.scan_order": "spatial_first"}) == {"model.scan_order": (None, "spatial_first")}

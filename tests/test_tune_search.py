@@ -91,7 +91,7 @@ def base_config(root: Path, data):
     from videomamba.train.config import validate_config
 
     return validate_config({
-        "model": {"name": "videomamba_tiny", "overrides": {"embed_dim": 32, "depth": 2, "backend": "torch"},
+        "model": {"name": "videomamba_tiny", "overrides": {"embed_dim": 32, "depth": 2}, "backend": "torch",
                   "drop_path_rate": 0.0},
         "data": {"train_manifest": data.train_manifest, "val_manifest": data.val_manifest,
                  "classes_file": data.classes_file, "num_frames": 8, "img_size": 32, "randaugment": None,

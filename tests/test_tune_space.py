@@ -47,7 +47,7 @@ def test_shipped_spaces_parse(name):
 def test_scan_order_space_covers_every_scan_order():
     s = load_space(SPACES / "scan_order.yaml")
     (p,) = s.params
-    assert p.path == "model.overrides.scan_order" and set(p.dist.values) == set(SCAN_ORDERS)
+    assert p.path == "model.scan_order" and set(p.dist.values) == set(SCAN_ORDERS)
     assert s.settings.algorithm == "grid" and s.default_num_samples() == len(SCAN_ORDERS)
     s.check_base(BASE)
 
@@ -75,13 +75,18 @@ def test_inverted_bounds_unknown_path_and_bad_override_key_name_their_lines():
             low: 0.3
             high: 0.1
           optim.lrr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}
-          model.overrides.nonsense: {type: choice, values: [1]}
+          model.overrides.embed_dm: {type: choice, values: [1]}
           train.epochs: {type: int, low: 4, high: 4}
+          model.overrides.scan_order: {type: choice, values: [spatial_first]}
         """)
     assert "t.yaml:5: parameters.objective.label_smoothing.high: high (0.1) must be greater than low (0.3)" in msg
-    assert "t.yaml:6: parameters.optim.lrr: not a training config path: unknown key 'optim.lrr'" in msg
-    assert "t.yaml:7: parameters.model.overrides.nonsense" in msg and "scan_order" in msg  # lists valid kwargs
+    assert "t.yaml:6: parameters.optim.lrr: not a training config path: unknown key 'optim.lrr' (did you mean lr?)" in msg
+    assert ("t.yaml:7: parameters.model.overrides.embed_dm: not a training config path: unknown key "
+            "'model.overrides.embed_dm' (did you mean embed_dim?)") in msg  # the overrides are typed
     assert "t.yaml:8: parameters.train.epochs.high" in msg
+    # the old spelling names the new key
+    assert "t.yaml:9: parameters.model.overrides.scan_order: not a training config path: 'model.overrides.scan_order' " \
+           "is now 'model.scan_order'" in msg
 
 
 def test_empty_choices_wrong_types_and_unknown_keys_name_their_lines():
@@ -89,7 +94,7 @@ def test_empty_choices_wrong_types_and_unknown_keys_name_their_lines():
         search:
           mode: maximum
         parameters:
-          model.overrides.scan_order:
+          model.scan_order:
             type: choice
             values: []
           train.epochs: {type: int, low: 1.5, high: 3}
@@ -101,7 +106,7 @@ def test_empty_choices_wrong_types_and_unknown_keys_name_their_lines():
             hgh: 0.2
         """)
     assert "t.yaml:2: search.mode" in msg
-    assert "t.yaml:6: parameters.model.overrides.scan_order.values: List should have at least 1 item" in msg
+    assert "t.yaml:6: parameters.model.scan_order.values: List should have at least 1 item" in msg
     assert "t.yaml:7: parameters.train.epochs.low" in msg and "1.5" in msg
     assert "t.yaml:8: parameters.optim.lr" in msg and "normal" in msg
     assert "t.yaml:13: parameters.optim.weight_decay.hgh: unknown key" in msg
@@ -153,20 +158,25 @@ def test_values_the_training_schema_rejects_fail_against_the_base():
     s = space("""\
         parameters:
           objective.label_smoothing: {type: uniform, low: 0.5, high: 1.0}
-          model.overrides.scan_order: {type: choice, values: [spatial_first, diagonal]}
+          model.scan_order: {type: choice, values: [spatial_first, diagonal]}
+          model.overrides.depth: {type: choice, values: [2, deep]}
         """)
     with pytest.raises(SpaceError) as info:
         s.check_base(BASE)
     msg = str(info.value)
     assert "t.yaml:2: parameters.objective.label_smoothing: value 1.0 is rejected" in msg
-    assert "t.yaml:3: parameters.model.overrides.scan_order: value 'diagonal' is rejected" in msg
+    assert "t.yaml:3: parameters.model.scan_order: value 'diagonal' is rejected" in msg and "temporal_first" in msg
+    assert "t.yaml:4: parameters.model.overrides.depth: value 'deep' is rejected" in msg  # typed from VideoMamba
 
 
 def test_schema_paths_walk_nested_models_unions_and_free_dicts():
     assert schema_path_error("optim.lr") is None
     assert schema_path_error("objective.mask.ratio") is None  # a masked_align field (union member)
     assert schema_path_error("objective.teacher.kind") is None
-    assert schema_path_error("model.overrides.scan_order") is None
+    assert schema_path_error("model.scan_order") is None
+    assert schema_path_error("model.overrides.depth") is None
+    assert schema_path_error("model.overrides.ssm_cfg.anything") is None  # dict | None
+    assert "is now 'model.backend'" in schema_path_error("model.overrides.backend")
     assert schema_path_error("data.decode_resources.anything") is None  # dict[str, float]
     assert "not a field of any variant" in schema_path_error("objective.nope")
     assert "has no key" in schema_path_error("optim.lr.x")
@@ -228,7 +238,7 @@ def test_grid_sampler_visits_every_scan_order():
     for _ in range(s.default_num_samples()):
         trial = study.ask()
         fn(trial)
-        seen.append(trial.params["model.overrides.scan_order"])
+        seen.append(trial.params["model.scan_order"])
         study.tell(trial, 0.0)
     assert sorted(seen) == sorted(SCAN_ORDERS)
 

@@ -180,7 +180,7 @@ def environment(base_cfg) -> dict[str, Any]:
         "date": datetime.date.today().isoformat(), "time_utc": datetime.datetime.utcnow().strftime("%H:%M"),
         "cpu": f"{cpu_model()}, {os.cpu_count()} cores", "ray_cpus": ray.cluster_resources().get("CPU"),
         "gpus": gpus, "torch": torch.__version__, "ray": ray.__version__,
-        "model": base_cfg.model.name, "backend": base_cfg.model.overrides.get("backend", "auto"),
+        "model": base_cfg.model.name, "backend": base_cfg.model.backend,
         "num_frames": base_cfg.data.num_frames, "img_size": base_cfg.data.img_size,
         "batch_per_worker": base_cfg.train.batch_size, "num_workers": base_cfg.scaling.num_workers,
         "cpus_per_worker": base_cfg.scaling.cpus_per_worker, "randaugment": base_cfg.data.randaugment,

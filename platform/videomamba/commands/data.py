@@ -39,9 +39,13 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_synth_images)
 
-    p = sub.add_parser("check", help="decode every row of a manifest on Ray and summarise")
+    p = sub.add_parser("check", help="decode every video or image of a manifest (or image class folders) on Ray "
+                       "and summarise; list unreadable and odd files")
     _manifest_args(p)
-    p.add_argument("--full", action="store_true", help="decode every frame (default: first/middle/last)")
+    _kind_arg(p)
+    p.add_argument("--full", action="store_true", help="videos: decode every frame (default: first/middle/last)")
+    p.add_argument("--min-size", type=int, default=0,
+                   help="images: list those with a side shorter than this (px; e.g. the training img_size)")
     p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per decode task")
     p.add_argument("--json", default=None, help="also write the report as JSON here")
     p.set_defaults(func=_check)
@@ -72,15 +76,16 @@ def register(subparsers) -> None:
     p.add_argument("--max-failed", type=float, default=0.5, help="fail (exit 1) when more than this fraction failed")
     p.set_defaults(func=_prepare)
 
-    p = sub.add_parser("bench", help="clips/s: Ray Data pipeline vs bare decord loops on the same cores; "
+    p = sub.add_parser("bench", help="clips/s (images/s): Ray Data pipeline vs bare decode loops on the same cores; "
                        "raw vs prepared footage")
     _manifest_args(p)
+    _kind_arg(p)
     p.add_argument("--config", default=None, help="YAML with a data: section (or a bare DataConfig)")
     p.add_argument("--split", default="train", choices=["train", "val", "test"])
     p.add_argument("--num-frames", type=int, default=None)
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--sampling", choices=["segment", "dense"], default=None)
-    p.add_argument("--randaugment", default=None, help="timm spec, or 'none'")
+    p.add_argument("--randaugment", default=None, help="timm spec, or 'none' (images: data.image.auto_augment)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--epochs", type=int, default=4,
                    help="epochs of the pipeline and the bare loop (streamed: the first and the last are start-up "
@@ -107,10 +112,46 @@ def register(subparsers) -> None:
 
 
 def _manifest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("manifest")
+    p.add_argument("manifest", help="video/image manifest (CSV/JSONL/list), an image class-per-folder "
+                   "directory, or ImageNet's LOC_val_solution.csv")
     p.add_argument("--classes-file", default=None)
     p.add_argument("--path-prefix", default=None)
     p.add_argument("--format", default="auto", choices=["auto", "csv", "jsonl", "list", "ssv2_json"])
+
+
+def _kind_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=["auto", "video", "image"], default="auto",
+                   help="auto: image for a directory, ImageNet's validation CSV or a manifest of image files")
+
+
+def _is_image(args) -> bool:
+    """``--kind``, or (auto) whether the manifest argument holds images; a missing source is an error."""
+    from videomamba.data import storage
+    from videomamba.data.images import is_image_source
+    from videomamba.errors import UsageError
+
+    kind = getattr(args, "kind", "auto")
+    if kind != "auto":
+        return kind == "image"
+    if not storage.is_uri(args.manifest) and not os.path.exists(args.manifest):
+        raise UsageError(f"manifest {args.manifest}: no such manifest file or image directory")
+    return is_image_source(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format)
+
+
+def _image_source_arg(args) -> None:
+    """The image source is readable (class folders, manifest rows), else UsageError naming it."""
+    from videomamba.data.config import DataConfig
+    from videomamba.data.images import read_records
+    from videomamba.data.manifest import ManifestError
+    from videomamba.errors import UsageError
+
+    try:
+        read_records(DataConfig(kind="image", train_manifest=args.manifest, classes_file=args.classes_file,
+                                path_prefix=args.path_prefix, manifest_format=args.format), "train")
+    except FileNotFoundError as err:
+        raise UsageError(f"manifest {args.manifest}: {err}") from None
+    except (ManifestError, ValueError) as err:
+        raise UsageError(f"manifest: {err}") from None
 
 
 def _init_ray(num_cpus: int | None = None) -> None:
@@ -174,61 +215,114 @@ def _synth_images(args) -> int:
 
 def _check(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from videomamba.commands._common import manifest_arg
     from videomamba.data.check import check_manifest
 
+    if _is_image(args):
+        return _check_images(args)
     manifest_arg(args.manifest, "manifest", classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format)
     _init_ray()
     rep = check_manifest(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix,
                          fmt=args.format, full=args.full, num_cpus=args.num_cpus)
     console = Console()
-    summary = Table(title=f"{args.manifest}: {rep.rows} rows")
-    summary.add_column("")
-    summary.add_column("value", justify="right")
-    summary.add_row("readable", f"{rep.ok}")
-    for reason, n in rep.reasons.items():
-        summary.add_row(f"[red]unreadable: {reason}", f"{n}")
+    summary = _summary_table(rep, f"{args.manifest}: {rep.rows} rows")
     for name, value in rep.duration_stats().items():
         summary.add_row(f"duration {name}" + (" (h)" if name == "total_hours" else " (s)"), f"{value:.2f}")
     if rep.frames:
         summary.add_row("frames min / max", f"{min(rep.frames)} / {max(rep.frames)}")
     console.print(summary)
-    rotated = {k: v for k, v in rep.rotations.items() if k}
     tables = [("resolution (WxH)", rep.resolutions), ("fps", rep.fps)]
-    if rotated:  # display matrix: frames are decoded rotated, as players show them
+    if any(rep.rotations):  # display matrix: frames are decoded rotated, as players show them
         tables.append(("rotation (degrees clockwise)", rep.rotations))
     for title, counts in tables:
-        table = Table(title=title)
-        table.add_column(title)
-        table.add_column("videos", justify="right")
-        for key, n in list(counts.items())[:10]:
-            table.add_row(str(key), str(n))
-        if len(counts) > 10:
-            table.add_row(f"... {len(counts) - 10} more", "")
-        console.print(table)
-    balance = Table(title="class balance")
-    for col in ("label", "name", "videos"):
-        balance.add_column(col, justify="right" if col != "name" else "left")
-    labels = range(len(rep.class_names)) if rep.class_names else rep.class_counts
-    for label in labels:
-        name = rep.class_names[label] if rep.class_names else ""
-        n = rep.class_counts.get(label, 0)
-        balance.add_row(str(label), name, f"[red]{n}" if n == 0 else str(n))
-    console.print(balance)
-    if rep.bad:  # plain lines, never a table: every full path, whatever the terminal width (or none)
-        counts = ", ".join(f"{reason} {n}" for reason, n in rep.reasons.items())
-        print(f"\nunreadable videos: {len(rep.bad)} of {rep.rows} ({counts})")
-        for line, path, reason, detail in rep.bad:
-            print(f"  line {line}: {path}\n      {reason}" + (f": {detail}" if detail else ""))
-    if rep.warnings:  # plain lines too: full paths
-        print(f"\ndamaged videos (kept): {len(rep.warnings)}")
-        for line, path, message in rep.warnings:
-            print(f"  line {line}: {path}\n      {message}")
+        console.print(_counts_table(title, title, counts, "videos"))
+    console.print(_balance_table(rep, "videos"))
+    _print_files(rep, f"unreadable videos: {len(rep.bad)} of {rep.rows}", f"damaged videos (kept): {len(rep.warnings)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep.__dict__ | {"fps": {str(k): v for k, v in rep.fps.items()}}, f, indent=1)
+    return 1 if rep.bad else 0
+
+
+def _summary_table(rep, title: str):
+    """Readable rows and unreadable ones per reason; callers add rows."""
+    from rich.table import Table
+
+    summary = Table(title=title)
+    summary.add_column("")
+    summary.add_column("value", justify="right")
+    summary.add_row("readable", f"{rep.ok}")
+    for reason, n in rep.reasons.items():
+        summary.add_row(f"[red]unreadable: {reason}", f"{n}")
+    return summary
+
+
+def _counts_table(title: str, column: str, counts: dict, unit: str, limit: int = 10):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(column)
+    table.add_column(unit, justify="right")
+    for key, n in list(counts.items())[:limit]:
+        table.add_row(str(key), str(n))
+    if len(counts) > limit:
+        table.add_row(f"... {len(counts) - limit} more", "")
+    return table
+
+
+def _balance_table(rep, unit: str):
+    from rich.table import Table
+
+    balance = Table(title="class balance")
+    for col in ("label", "name", unit):
+        balance.add_column(col, justify="right" if col != "name" else "left")
+    for label in (range(len(rep.class_names)) if rep.class_names else rep.class_counts):
+        n = rep.class_counts.get(label, 0)
+        balance.add_row(str(label), rep.class_names[label] if rep.class_names else "", f"[red]{n}" if n == 0 else str(n))
+    return balance
+
+
+def _print_files(rep, bad_header: str, warnings_header: str) -> None:
+    """Unreadable rows (with the count per reason) and kept-but-noted rows as plain lines, never a
+    table: every full path, whatever the terminal width (or none). Rows of a class-per-folder
+    directory have no manifest line: their path says where they are."""
+    where = (lambda line: "") if os.path.isdir(rep.manifest) else (lambda line: f"line {line}: ")
+    if rep.bad:
+        counts = ", ".join(f"{reason} {n}" for reason, n in rep.reasons.items())
+        print(f"\n{bad_header} ({counts})")
+        for line, path, reason, detail in rep.bad:
+            print(f"  {where(line)}{path}\n      {reason}" + (f": {detail}" if detail else ""))
+    if rep.warnings:
+        print(f"\n{warnings_header}")
+        for line, path, message in rep.warnings:
+            print(f"  {where(line)}{path}\n      {message}")
+
+
+def _check_images(args) -> int:
+    from rich.console import Console
+
+    from videomamba.data.check import check_images
+
+    _image_source_arg(args)
+    _init_ray()
+    rep = check_images(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format,
+                       min_size=args.min_size, num_cpus=args.num_cpus)
+    console = Console()
+    summary = _summary_table(rep, f"{args.manifest}: {rep.rows} images")
+    summary.add_row("readable but odd (kept, see below)", f"{len(rep.warnings)}")
+    console.print(summary)
+    console.print(_counts_table("format", "format", rep.formats, "images"))
+    console.print(_counts_table("mode (as stored; decoded to 8-bit RGB)", "mode", rep.modes, "images"))
+    console.print(_counts_table("size (WxH, upright)", "size", rep.resolutions, "images"))
+    if any(rep.rotations):
+        console.print(_counts_table("EXIF rotation (degrees clockwise, applied)", "rotation", rep.rotations, "images"))
+    console.print(_balance_table(rep, "images"))
+    _print_files(rep, f"unreadable images (training skips and counts them): {len(rep.bad)} of {rep.rows}",
+                 f"odd images (kept, decoded as described): {len(rep.warnings)} of {rep.rows}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rep.__dict__, f, indent=1)
     return 1 if rep.bad else 0
 
 
@@ -273,7 +367,7 @@ def _prepare(args) -> int:
     return 0
 
 
-def _bench_config(args):
+def _bench_config(args, image: bool = False):
     import yaml
 
     from videomamba.data.config import DataConfig
@@ -288,8 +382,15 @@ def _bench_config(args):
                  "decode_concurrency": args.decode_concurrency, "clip_dtype": getattr(args, "clip_dtype", None)}
     raw.update({k: v for k, v in overrides.items() if v is not None})
     if args.randaugment is not None:
-        raw["randaugment"] = None if args.randaugment.lower() == "none" else args.randaugment
+        spec = None if args.randaugment.lower() == "none" else args.randaugment
+        if image:
+            raw["image"] = {**(raw.get("image") or {}), "auto_augment": spec}
+        else:
+            raw["randaugment"] = spec
     raw["manifest_format"] = args.format
+    if image:  # class names (indices only) from the benchmarked source, not the config's train split
+        raw["kind"] = "image"
+        raw["train_manifest"] = args.manifest
     return DataConfig(**raw)
 
 
@@ -297,29 +398,39 @@ def _bench(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from videomamba.data.bench import record, run_bench
-
     from videomamba.commands._common import manifest_arg
+    from videomamba.data.bench import record, run_bench
+    from videomamba.errors import UsageError
 
-    cfg = _bench_config(args)
-    manifest_arg(args.manifest, "manifest", classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
-                 fmt=cfg.manifest_format)
+    image = _is_image(args)
+    try:
+        cfg = _bench_config(args, image)
+    except ValueError as err:  # pydantic: names the field
+        raise UsageError(f"data bench: {err}") from None
+    if image:
+        if args.prepared:
+            raise UsageError("--prepared: applies to videos only (data prepare transcodes videos)")
+        _image_source_arg(args)
+    else:
+        manifest_arg(args.manifest, "manifest", classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
+                     fmt=cfg.manifest_format)
     _init_ray(args.cpus)
     if args.compare_order:
         return _bench_order(cfg, args)
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs,
                     prepared=args.prepared, bare=args.bare, stream=args.stream, plain_rows=args.plain_rows,
                     compare_dtype=args.compare_dtype)
-    table = Table(title=f"data pipeline: {res.videos} videos, T={res.num_frames}, {res.img_size}px "
-                        f"({res.machine}, load avg {res.load_avg:.0f})")
+    unit, lib = ("images", "PIL") if image else ("clips", "decord")
+    what = f"{res.videos} images" if image else f"{res.videos} videos, T={res.num_frames}"
+    table = Table(title=f"data pipeline: {what}, {res.img_size}px ({res.machine}, load avg {res.load_avg:.0f})")
     table.add_column("loader")
-    table.add_column("clips/s", justify="right")
+    table.add_column(f"{unit}/s", justify="right")
     table.add_column("CPUs", justify="right")
-    table.add_column("clips/s per CPU", justify="right")
-    table.add_row("plain decord loop (1 process)", f"{res.plain_clips_per_s:.1f}", "1",
+    table.add_column(f"{unit}/s per CPU", justify="right")
+    table.add_row(f"plain {lib} loop (1 process)", f"{res.plain_clips_per_s:.1f}", "1",
                   f"{res.plain_clips_per_s:.1f} ({res.plain_clips_per_cpu_s:.1f} per CPU-s)")
     if res.bare_procs:
-        table.add_row(f"bare decord loop ({res.bare_procs} processes, no Ray)", f"{res.bare_clips_per_s:.1f}",
+        table.add_row(f"bare {lib} loop ({res.bare_procs} processes, no Ray)", f"{res.bare_clips_per_s:.1f}",
                       str(res.bare_procs), f"{res.bare_clips_per_s / res.bare_procs:.1f}")
     first = "first epoch (start-up)" if res.stream else "cold epoch"
     table.add_row(f"Ray Data, {first}", f"{res.ray_cold_clips_per_s:.1f}", f"{res.ray_cpus:g}",
@@ -336,8 +447,8 @@ def _bench(args) -> int:
             print(f"consumer (this process: Arrow -> torch batches) {1000 * res.ray_driver_cpu_per_clip:.1f} ms CPU per clip "
                   f"of the Ray side's {1000 / max(res.ray_clips_per_cpu_s, 1e-9):.1f}")
     if res.bare_procs:
-        print(f"Ray Data overhead vs the bare loop on the same cores: {res.ray_overhead:.1%} in clips/s, "
-              f"{res.ray_cpu_overhead:.1%} in clips per CPU-second ({res.ray_clips_per_cpu_s:.1f} vs "
+        print(f"Ray Data overhead vs the bare loop on the same cores: {res.ray_overhead:.1%} in {unit}/s, "
+              f"{res.ray_cpu_overhead:.1%} in {unit} per CPU-second ({res.ray_clips_per_cpu_s:.1f} vs "
               f"{res.bare_clips_per_cpu_s:.1f}; target <= 10%)")
     if res.alt:
         for r in (res.as_dict(), res.alt):

@@ -34,12 +34,13 @@ def export_pretrained(checkpoint: str, out: str | Path) -> Path:
     import torch
 
     import videomamba
-    from videomamba.train.checkpointing import MODEL_FILE, build_model_from_meta, local_checkpoint_dir, read_meta
+    from videomamba.models.spec import ModelSpec
+    from videomamba.train.checkpointing import MODEL_FILE, local_checkpoint_dir, read_meta
 
     with local_checkpoint_dir(checkpoint) as d:
-        meta = read_meta(d)
+        spec = ModelSpec.from_meta(read_meta(d))  # the architecture the checkpoint recorded
         state = torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)
-    report = videomamba.load_checkpoint(build_model_from_meta(meta), state, strict=True)
+    report = videomamba.load_checkpoint(spec.build(), state, strict=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)

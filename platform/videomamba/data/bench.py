@@ -26,6 +26,11 @@ figures mean anything. With ``prepared`` (the manifest
 ``videomamba data prepare`` wrote for the same videos) the plain loop also runs on it, and
 ``prepared_speedup`` = prepared / raw clips per CPU-second (target >= 5 from 720p sources).
 
+Images (``cfg.kind == "image"``, ``data bench`` on an image manifest or class folders): the same
+loaders with the image pipeline's work (``images.decode_images``: PIL decode, EXIF, RGB, timm
+transform) over ``images.build_image_dataset``; "clips" are images (1-frame clips). The loops run
+outside Ray: a bad row is logged (``log_skip``), not counted in a skip ledger.
+
 ``run_order_bench`` times the pipeline with and without ordered delivery (``data.deterministic``)
 side by side in one run (``data bench --compare-order``).
 
@@ -49,6 +54,7 @@ import numpy as np
 
 from videomamba.env import cpu_description
 from videomamba.data.config import DataConfig
+from videomamba.data.images import build_image_dataset, decode_images, read_records
 from videomamba.data.manifest import read_manifest, to_columns
 from videomamba.data.normalize import normalize_batch, normalize_video
 from videomamba.data.pipeline import build_dataset, clips_per_row, cluster_cpus, decode_batch, num_blocks, take_rows
@@ -98,9 +104,30 @@ class BenchResult:
     machine: str = ""
     load_avg: float = 0.0  # 1-min load average when the benchmark ended
     date: str = ""
+    kind: str = "video"  # "image": clips are images
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _build(cfg: DataConfig, split: str, **kwargs):
+    """The kind's Ray Data pipeline (``build_image_dataset`` for images, else ``build_dataset``)."""
+    return (build_image_dataset if cfg.kind == "image" else build_dataset)(cfg, split, **kwargs)
+
+
+def log_skip(scope: str, split: str, epoch: int, index: int, path: str, reason: str, detail: str = "", **_) -> None:
+    """The loops' ``record``: log a bad row (the loops run outside Ray, with no skip ledger to count it
+    in; a row dropped is a row fewer in their clips/s)."""
+    logger.info("bench loop: bad row %s: %s %s", path, reason, detail)
+
+
+def decode_rows(cfg: DataConfig, columns: dict[str, np.ndarray], rows: np.ndarray, split: str, epoch: int = 0) -> dict:
+    """The pipeline's decode stage on manifest ``rows`` of ``epoch``, in this process."""
+    batch = take_rows(columns, rows, epoch)
+    if cfg.kind == "image":
+        batch["repeat"] = np.zeros(len(rows), np.int64)
+        return decode_images(batch, cfg=cfg, split=split, seed=cfg.seed, scope="bench", record=log_skip)
+    return decode_batch(batch, cfg=cfg, split=split, seed=cfg.seed, scope="bench", record=log_skip)
 
 
 def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str, epoch: int = 0) -> tuple[int, float, float]:
@@ -114,8 +141,7 @@ def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str, epo
     try:
         start, cpu_start = time.perf_counter(), time.process_time()
         for lo in range(0, n, cfg.decode_batch_size):
-            rows = np.arange(lo, min(n, lo + cfg.decode_batch_size))
-            out = decode_batch(take_rows(columns, rows, epoch), cfg=cfg, split=split, seed=cfg.seed, scope="bench")
+            out = decode_rows(cfg, columns, np.arange(lo, min(n, lo + cfg.decode_batch_size)), split, epoch)
             normalize_video(out["video"], cfg.mean, cfg.std)  # the whole work whatever data.clip_dtype
             clips += len(out["label"])
         return clips, time.perf_counter() - start, time.process_time() - cpu_start
@@ -299,7 +325,7 @@ def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epoch
               meter: RayCpuMeter | None = None) -> list[tuple[int, float]]:
     """[(clips, seconds)] per epoch of ``iter_torch_batches`` over ``build_dataset``, one execution
     per epoch; ``meter`` measures the CPU of the warm epochs (all but the first)."""
-    ds = build_dataset(cfg, split, manifest=manifest, scope="bench")
+    ds = _build(cfg, split, manifest=manifest, scope="bench")
     timings = []
     for e in range(epochs):
         if e == 1 and meter is not None:
@@ -322,7 +348,7 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
     CPU at every epoch boundary."""
     import torch
 
-    ds = build_dataset(cfg, split, manifest=manifest, scope="bench", epochs=epochs)
+    ds = _build(cfg, split, manifest=manifest, scope="bench", epochs=epochs)
     n = len(_columns(cfg, manifest)["label"])
     per_epoch = n * clips_per_row(cfg, split)
     if meter is not None:
@@ -358,9 +384,18 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
                        workers or None, norms or None)
 
 
+def _records(cfg: DataConfig, manifest: str) -> list:
+    if cfg.kind == "image":
+        return read_records(cfg, "train", manifest)
+    return read_manifest(manifest, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
+                         fmt=cfg.manifest_format)
+
+
 def _columns(cfg: DataConfig, manifest: str) -> dict[str, np.ndarray]:
-    records = read_manifest(manifest, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
-                            fmt=cfg.manifest_format)
+    records = _records(cfg, manifest)
+    if cfg.kind == "image":  # the image pipeline's manifest columns
+        return {"path": np.array([r.path for r in records], dtype=object),
+                "label": np.array([r.label for r in records], dtype=np.int64)}
     return to_columns(records)
 
 
@@ -466,8 +501,9 @@ def run_bench(
         plain_clips_per_s=plain_clips / plain_s, plain_clips_per_cpu_s=plain_cps_cpu,
         ray_cold_clips_per_s=epoch_clips[0] / max(epoch_s[0], 1e-9),
         ray_clips_per_s=ray_cps, ray_cpus=cpus, ray_clips_per_s_per_cpu=ray_cps / cpus,
-        num_frames=cfg.num_frames, img_size=cfg.img_size, sampling=cfg.sampling, randaugment=cfg.randaugment,
-        machine=cpu_description(), load_avg=os.getloadavg()[0], date=datetime.date.today().isoformat(),
+        num_frames=cfg.num_frames, img_size=cfg.img_size, sampling=cfg.sampling,
+        randaugment=cfg.image.auto_augment if cfg.kind == "image" else cfg.randaugment,
+        machine=cpu_description(), load_avg=os.getloadavg()[0], date=datetime.date.today().isoformat(), kind=cfg.kind,
     )
 
 
@@ -487,7 +523,7 @@ def markdown_row(r: BenchResult) -> str:
     stream = (f"{r.epochs}: {r.ray_startup_s:.1f}, " + " / ".join(f"{s:.1f}" for s in r.ray_epoch_s)) if r.stream else "no"
     return (
         f"| {r.date} | {r.machine} ({r.load_avg:.0f}) | `{r.manifest}` | {r.videos} | {r.num_frames} x {r.img_size} "
-        f"| {r.sampling} | {r.randaugment or '-'} | {r.plain_clips_per_s:.1f} ({r.plain_clips_per_cpu_s:.1f}) "
+        f"| {r.sampling if r.kind != 'image' else 'image'} | {r.randaugment or '-'} | {r.plain_clips_per_s:.1f} ({r.plain_clips_per_cpu_s:.1f}) "
         f"| {bare} | {r.ray_cold_clips_per_s:.1f} / {r.ray_clips_per_s:.1f} | {r.ray_cpus:g} | {overhead} | {prepared} "
         f"| {stream} |\n"
     )
@@ -541,7 +577,7 @@ def run_order_bench(
     ``rounds`` warm epochs of each in ABBA order, consumed with ``iter_torch_batches``."""
     load0 = os.getloadavg()[0]
     datasets = {
-        flag: build_dataset(cfg.model_copy(update={"deterministic": flag}), split, manifest=manifest, scope="bench")
+        flag: _build(cfg.model_copy(update={"deterministic": flag}), split, manifest=manifest, scope="bench")
         for flag in (True, False)
     }
 
@@ -564,8 +600,7 @@ def run_order_bench(
     ordered = clips / float(np.median(seconds[True]))
     unordered = clips / float(np.median(seconds[False]))
     return OrderBenchResult(
-        manifest=manifest, split=split, videos=len(read_manifest(manifest, classes_file=cfg.classes_file,
-                                                                   path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)),
+        manifest=manifest, split=split, videos=len(_records(cfg, manifest)),
         clips=clips, rounds=rounds, decode_concurrency=cfg.decode_concurrency, rows_per_block=cfg.rows_per_block,
         ordered_clips_per_s=ordered, unordered_clips_per_s=unordered, ratio=ordered / unordered,
         ordered_best_clips_per_s=clips / min(seconds[True]), unordered_best_clips_per_s=clips / min(seconds[False]),

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -47,7 +48,8 @@ from videomamba.data import storage
 from videomamba.data.config import DataConfig, Split
 from videomamba.data.decode import DecodeError, load_source
 from videomamba.data.manifest import ManifestError, VideoRecord, load_classes, read_manifest
-from videomamba.data.skips import ensure_ledger, record_skip
+from videomamba.data.pipeline import check_records, empty_rows, select_positions, split_transform, stream_rows
+from videomamba.data.skips import record_skip
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ REASONS = ("missing", "empty", "unreadable", "truncated")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 _IMAGENET_VAL_HEADER = ("imageid", "predictionstring")
 _SELECT_STREAM, _AUG_STREAM = 0x1A6E, 0xA06
+_EXIF_ORIENTATION = 0x0112
 
 
 # ---- manifests ---------------------------------------------------------------------------------
@@ -172,6 +175,19 @@ def read_records(cfg: DataConfig, split: str, manifest: str | None = None) -> li
     return read_manifest(path, classes_file=classes_file, path_prefix=cfg.path_prefix, fmt=cfg.manifest_format)
 
 
+def is_image_source(path: str, **manifest_kwargs) -> bool:
+    """Whether ``path`` holds images: a directory (class-per-folder), ImageNet's validation CSV, or
+    a manifest whose every path has an image extension (:data:`IMAGE_EXTENSIONS`); ``manifest_kwargs``
+    go to ``read_manifest`` (an unreadable manifest is not an image source)."""
+    try:
+        if _is_dir(path) or _is_imagenet_val_csv(path):
+            return True
+        records = read_manifest(path, require_labels=False, **manifest_kwargs)
+    except Exception:  # noqa: BLE001 - the caller reports the manifest's own error
+        return False
+    return bool(records) and all(r.path.lower().endswith(IMAGE_EXTENSIONS) for r in records)
+
+
 def _read_with_classes(path: str, classes: list[str], cfg: DataConfig) -> list[VideoRecord]:
     import tempfile
 
@@ -214,12 +230,35 @@ def _reason(err: Exception) -> str:
     return "truncated" if isinstance(err, EOFError) or "truncat" in str(err).lower() else "unreadable"
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What :func:`read_image` found: ``format`` (Pillow's: JPEG, PNG, ...), ``mode`` as stored
+    (RGB, L, CMYK, I;16, P, RGBA, ...), stored ``width`` x ``height`` in pixels, the EXIF
+    ``orientation`` tag (1 = upright; 2-8 = mirrored and/or rotated, applied when decoding)."""
+
+    format: str
+    mode: str
+    width: int
+    height: int
+    orientation: int = 1
+
+    @property
+    def rotation(self) -> int:
+        """Degrees clockwise that the EXIF orientation turns the stored image (0, 90, 180, 270)."""
+        return {3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 270}.get(self.orientation, 0)
+
+
 def load_image(path: str, *, exif_transpose: bool = True) -> np.ndarray:
     """Decode one image file (local path or URI) -> uint8 RGB ``(H, W, 3)``, upright.
 
     Raises :class:`~videomamba.data.decode.DecodeError`: ``missing``, ``empty`` (zero bytes),
     ``unreadable`` (not an image, corrupt header, unsupported mode), ``truncated`` (data ends early).
     """
+    return read_image(path, exif_transpose=exif_transpose)[0]
+
+
+def read_image(path: str, *, exif_transpose: bool = True) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`load_image` and what was found in the file (:class:`ImageInfo`); same errors."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     source = load_source(path)  # missing / empty
@@ -232,16 +271,19 @@ def load_image(path: str, *, exif_transpose: bool = True) -> np.ndarray:
         raise DecodeError(_reason(err), f"{type(err).__name__}: {err}") from None
     try:
         with img:
+            info = ImageInfo(format=img.format or "", mode=img.mode, width=img.width, height=img.height)
             try:
                 img.load()
             except (OSError, SyntaxError, ValueError, EOFError) as err:
                 raise DecodeError(_reason(err), f"{type(err).__name__}: {err}") from None
             if exif_transpose:
                 try:
+                    orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
                     img = ImageOps.exif_transpose(img)
+                    info = replace(info, orientation=orientation)
                 except Exception as err:  # a malformed EXIF block: keep the stored orientation
                     logger.warning("ignoring unreadable EXIF orientation of %s: %s", path, err)
-            return to_rgb(img)
+            return to_rgb(img), info
     except DecodeError:
         raise
     except Exception as err:  # any other Pillow failure on this file
@@ -249,6 +291,29 @@ def load_image(path: str, *, exif_transpose: bool = True) -> np.ndarray:
 
 
 # ---- transforms --------------------------------------------------------------------------------
+def posterize(img, bits_to_keep: int, **_):
+    """timm's ``posterize`` as it behaved with the Pillow the recipes were run with: 0 bits kept is a
+    black image (TPU EfficientNet's AutoAugment ``v0`` draws it: ``('Posterize', 0.8, 2)``; RandAugment's
+    ``PosterizeIncreasing`` at magnitude 10). Recent Pillow (13.0 here) raises ``ValueError`` for 0 bits, so
+    those draws would drop the image as an ``error``."""
+    from timm.data import auto_augment
+
+    if bits_to_keep <= 0:
+        return img.point([0] * 256 * len(img.getbands()))
+    return auto_augment.posterize(img, bits_to_keep)
+
+
+def _zero_bit_posterize(transform) -> None:
+    """Swap :func:`posterize` into every timm AutoAugment / RandAugment op of ``transform``."""
+    from timm.data import auto_augment
+
+    for t in getattr(transform, "transforms", []):
+        ops = list(getattr(t, "ops", None) or []) + [op for sub in getattr(t, "policy", None) or [] for op in sub]
+        for op in ops:
+            if getattr(op, "aug_fn", None) is auto_augment.posterize:
+                op.aug_fn = posterize
+
+
 class ImageTransform:
     """timm ``create_transform`` for a split: ``(uint8 (H, W, 3), seed) -> float32 (3, S, S)``, or with
     ``normalize=False`` uint8 ``(3, S, S)`` pixels (the transforms before timm's ToTensor; the consumer
@@ -282,6 +347,7 @@ class ImageTransform:
             self.transform = create_transform(
                 is_training=False, interpolation=img.eval_interpolation, crop_pct=img.crop_pct, **common
             )
+        _zero_bit_posterize(self.transform)
         self.pixels = None  # the PIL-side transforms, when uint8 pixels are shipped
         if not normalize and not (self.train and img.re_prob > 0):
             steps = self.transform.transforms
@@ -293,6 +359,7 @@ class ImageTransform:
         if self.pixels is None:
             return self.transform(pil).numpy()
         return np.ascontiguousarray(np.asarray(self.pixels(pil).convert("RGB"), dtype=np.uint8).transpose(2, 0, 1))
+
 
     def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
         import torch
@@ -327,85 +394,63 @@ def epoch_rows(n: int, seed: int, epoch: int, shuffle: bool, repeats: int) -> tu
     return np.repeat(rows, repeats)[:n], np.tile(np.arange(repeats), n)[:n]
 
 
-# ---- the Ray Data pipeline ---------------------------------------------------------------------
-_CACHE: dict = {}
+# ---- the Ray Data pipeline (stages of videomamba.data.pipeline.stream_rows) ----------------------
+_ORDERS: dict = {}
 
 
-def _cached(key, make):
-    if key not in _CACHE:
-        if len(_CACHE) > 8:
-            _CACHE.clear()
-        _CACHE[key] = make()
-    return _CACHE[key]
+def image_order(n: int, seed: int, epoch: int, *, shuffle: bool, repeats: int) -> tuple[np.ndarray, dict]:
+    """``select_positions``'s ``order`` for images: :func:`epoch_rows` (cached per process), the
+    repeat index as the extra ``repeat`` column."""
+    key = (n, seed, epoch, shuffle, repeats)
+    if key not in _ORDERS:
+        if len(_ORDERS) > 4:
+            _ORDERS.clear()
+        _ORDERS[key] = epoch_rows(n, seed, epoch, shuffle, repeats)
+    rows, repeat = _ORDERS[key]
+    return rows, {"repeat": repeat}
 
 
 def select_images(batch: dict, *, manifest, seed: int, epoch: int, shuffle: bool, repeats: int,
                   epochs: int = 1) -> dict:
-    """``{"id": (m,)}`` positions -> the images (path, label, index, repeat, epoch) at those positions.
-    A dataset spanning ``epochs`` epochs has ``epochs * n`` positions: position ``p`` is position
-    ``p % n`` of effective epoch ``epoch + executions * epochs + p // n`` (as ``select_rows``)."""
-    import ray
-
-    from videomamba.data.pipeline import current_execution_index
-
-    columns = _cached(("manifest", manifest.hex()), lambda: ray.get(manifest))
-    n = len(columns["label"])
-    pos = batch["id"].astype(np.int64)
-    epochs_of = epoch + current_execution_index() * epochs + pos // n
-    pos = pos % n
-    rows = np.empty(len(pos), np.int64)
-    repeat = np.empty(len(pos), np.int64)
-    for e in np.unique(epochs_of):
-        e = int(e)
-        at = epochs_of == e
-        order, rep = _cached(("rows", n, seed, e, shuffle, repeats), lambda: epoch_rows(n, seed, e, shuffle, repeats))
-        rows[at], repeat[at] = order[pos[at]], rep[pos[at]]
-    return {
-        "path": columns["path"][rows],
-        "label": columns["label"][rows],
-        "index": rows,
-        "repeat": repeat,
-        "epoch": epochs_of.astype(np.int64),
-    }
+    """``{"id": (m,)}`` positions -> the images (path, label, index, repeat, epoch) at those positions
+    (``pipeline.select_positions`` with :func:`image_order`)."""
+    return select_positions(batch, manifest=manifest, seed=seed, epoch=epoch, epochs=epochs,
+                            order=partial(image_order, shuffle=shuffle, repeats=repeats))
 
 
-def _empty(size: int, dtype=np.float32) -> dict[str, np.ndarray]:
-    return {"video": np.zeros((0, 3, 1, size, size), dtype), "label": np.zeros(0, np.int64),
-            "index": np.zeros(0, np.int64), "view": np.zeros(0, np.int64)}
-
-
-def decode_images(batch: dict, *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
-    """Image rows -> ``video (N, 3, 1, S, S)`` rows; unusable images are dropped and counted, never raised."""
+def decode_images(batch: dict, *, cfg: DataConfig, split: str, seed: int, scope: str,
+                  record: Callable | None = None) -> dict:
+    """Image rows -> ``video (N, 3, 1, S, S)`` rows; unusable images are dropped and counted (``record``,
+    default :func:`~videomamba.data.skips.record_skip`), never raised."""
+    record_skip = record or globals()["record_skip"]
     train = split == "train"
-    transform = _cached(("transform", cfg.model_dump_json(), split),
-                        lambda: ImageTransform(cfg, split, normalize=cfg.clip_dtype == "float32"))
+    transform = split_transform(cfg, split, ImageTransform)
     out: dict[str, list] = {"video": [], "label": [], "index": [], "view": []}
     for i in range(len(batch["index"])):
         path, index, epoch = str(batch["path"][i]), int(batch["index"][i]), int(batch["epoch"][i])
         try:
             image = load_image(path, exif_transpose=cfg.image.exif_transpose)
             x = transform(image, augment_seed(seed, epoch, index, int(batch["repeat"][i])) if train else None)
-        except DecodeError as err:
-            record_skip(scope, split, epoch, index, path, err.reason, err.detail)
+        except DecodeError as err:  # dropped whatever the reason (a truncated image has no usable part)
+            record_skip(scope, split, epoch, index, path, err.reason, err.detail, kept=False, what="image")
             continue
         except Exception as err:  # never let one image take the epoch down
             logger.exception("unexpected error on %s", path)
-            record_skip(scope, split, epoch, index, path, "error", f"{type(err).__name__}: {err}")
+            record_skip(scope, split, epoch, index, path, "error", f"{type(err).__name__}: {err}", kept=False,
+                        what="image")
             continue
         out["video"].append(x[:, None])
         out["label"].append(int(batch["label"][i]))
         out["index"].append(index)
         out["view"].append(0)
     if not out["video"]:
-        return _empty(cfg.img_size, transform.dtype)
+        return empty_rows(cfg, transform.dtype)
     return {
         "video": np.stack(out["video"]),
         "label": np.asarray(out["label"], np.int64),
         "index": np.asarray(out["index"], np.int64),
         "view": np.asarray(out["view"], np.int64),
     }
-
-
 
 
 def build_image_dataset(
@@ -421,37 +466,18 @@ def build_image_dataset(
     """Lazy ``ray.data.Dataset`` of images for ``split``; the contract of
     :func:`videomamba.data.pipeline.build_dataset` (columns, epochs, seeds, ``scope``) with
     ``video`` of shape ``(3, 1, S, S)`` and one view per image."""
-    import ray
-
     seed = cfg.seed if seed is None else seed
     records = read_records(cfg, split, manifest)
     source = manifest or cfg.manifest_for(split)
-    if cfg.num_classes is not None:
-        bad = [r for r in records if r.label >= cfg.num_classes]
-        if bad:
-            raise ValueError(f"{source}:{bad[0].line}: label {bad[0].label} >= num_classes {cfg.num_classes}")
-    ensure_ledger(scope)  # keeps the creating handle for the process's life
-    n = len(records)
+    check_records(cfg, records, source)
     columns = {"path": np.array([r.path for r in records], dtype=object),
                "label": np.array([r.label for r in records], dtype=np.int64)}
-    manifest_ref = ray.put(columns)
     train = split == "train"
-    remote_args = {"num_cpus": cfg.decode_num_cpus, "concurrency": cfg.decode_concurrency}
-    if cfg.decode_resources:
-        remote_args["resources"] = dict(cfg.decode_resources)
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    from videomamba.data.pipeline import cluster_cpus, num_blocks
-
-    ds = ray.data.range(n * epochs, override_num_blocks=num_blocks(n * epochs, cfg.rows_per_block, cluster_cpus()))
-    ds = ds.map_batches(
-        partial(select_images, manifest=manifest_ref, seed=seed, epoch=epoch, shuffle=train and cfg.shuffle,
-                repeats=cfg.image.repeated_aug if train else 1, epochs=epochs),
-        batch_format="numpy", batch_size=None, udf_modifying_row_count=False, **remote_args,
+    ds = stream_rows(
+        cfg, columns, scope=scope, epochs=epochs,
+        select=partial(select_images, seed=seed, epoch=epoch, epochs=epochs, shuffle=train and cfg.shuffle,
+                       repeats=cfg.image.repeated_aug if train else 1),
+        decode=partial(decode_images, cfg=cfg, split=split, seed=seed, scope=scope),
     )
-    ds = ds.map_batches(
-        partial(decode_images, cfg=cfg, split=split, seed=seed, scope=scope),
-        batch_format="numpy", batch_size=cfg.decode_batch_size, **remote_args,
-    )
-    logger.info("%s image dataset: %d images from %s", split, n, source)
+    logger.info("%s image dataset: %d images from %s", split, len(records), source)
     return ds

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -87,7 +88,7 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 # ---- per-process caches (Ray reuses worker processes across tasks) -----------------------------
 _MANIFESTS: dict[str, dict[str, np.ndarray]] = {}
 _PERMUTATIONS: dict[tuple[int, int, int], np.ndarray] = {}
-_TRANSFORMS: dict[tuple[str, str], ClipTransform] = {}
+_TRANSFORMS: dict[tuple[str, str, str], object] = {}
 
 
 def _manifest(ref) -> dict[str, np.ndarray]:
@@ -109,10 +110,13 @@ def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return _PERMUTATIONS[key]
 
 
-def _transform(cfg: DataConfig, split: str) -> ClipTransform:
-    key = (cfg.model_dump_json(), split)
+def split_transform(cfg: DataConfig, split: str, make: Callable | None = None):
+    """``make(cfg, split, normalize=...)`` (default ``ClipTransform.from_config``), built once per
+    process; ``normalize`` only with ``data.clip_dtype: float32`` (else uint8 pixels)."""
+    make = make or ClipTransform.from_config
+    key = (make.__qualname__, cfg.model_dump_json(), split)
     if key not in _TRANSFORMS:
-        _TRANSFORMS[key] = ClipTransform.from_config(cfg, split, normalize=cfg.clip_dtype == "float32")
+        _TRANSFORMS[key] = make(cfg, split, normalize=cfg.clip_dtype == "float32")
     return _TRANSFORMS[key]
 
 
@@ -143,17 +147,39 @@ def select_rows(batch: dict[str, np.ndarray], *, manifest, seed: int, epoch: int
     """``{"id": (m,)}`` positions -> manifest columns of the rows at those positions. A dataset
     spanning ``epochs`` epochs has ``epochs * n`` positions: position ``p`` is position ``p % n``
     of effective epoch ``epoch + executions * epochs + p // n``."""
+    order = partial(_video_order, shuffle=shuffle)
+    return select_positions(batch, manifest=manifest, seed=seed, epoch=epoch, epochs=epochs, order=order)
+
+
+def _video_order(n: int, seed: int, epoch: int, *, shuffle: bool) -> np.ndarray:
+    return _permutation(n, seed, epoch) if shuffle else np.arange(n)
+
+
+def select_positions(batch: dict[str, np.ndarray], *, manifest, seed: int, epoch: int, epochs: int,
+                     order: Callable[[int, int, int], np.ndarray | tuple[np.ndarray, dict]]) -> dict:
+    """Stage 1 of every kind's pipeline: ``{"id": (m,)}`` positions -> the decode stage's input
+    batch (``take_rows``). Position ``p`` of a dataset spanning ``epochs`` epochs is position
+    ``p % n`` of effective epoch ``epoch + executions * epochs + p // n``; ``order(n, seed, e)``
+    gives epoch ``e``'s manifest row at each position, optionally with extra per-position columns
+    (``(rows, {name: values})``, e.g. the repeat of repeated augmentation)."""
     columns = _manifest(manifest)
     n = len(columns["label"])
     pos = batch["id"].astype(np.int64)
     epochs_of = epoch + current_execution_index() * epochs + pos // n
     pos = pos % n
     rows = pos.copy()
-    if shuffle:
-        for e in np.unique(epochs_of):
-            at = epochs_of == e
-            rows[at] = _permutation(n, seed, int(e))[pos[at]]
-    return take_rows(columns, rows, epochs_of)
+    extra: dict[str, np.ndarray] = {}
+    for e in np.unique(epochs_of):
+        at = epochs_of == e
+        picked = order(n, seed, int(e))
+        if isinstance(picked, tuple):
+            picked, more = picked
+            for name, values in more.items():
+                extra.setdefault(name, np.zeros(len(pos), np.asarray(values).dtype))[at] = values[pos[at]]
+        rows[at] = picked[pos[at]]
+    out = take_rows(columns, rows, epochs_of)
+    out.update(extra)
+    return out
 
 
 def take_rows(columns: dict[str, np.ndarray], rows: np.ndarray, epoch) -> dict[str, np.ndarray]:
@@ -170,10 +196,12 @@ def _columns(cfg: DataConfig) -> tuple[str, ...]:
     return (*COLUMNS, "caption") if cfg.captions else COLUMNS
 
 
-def _empty(cfg: DataConfig) -> dict[str, np.ndarray]:
+def empty_rows(cfg: DataConfig, dtype=None) -> dict[str, np.ndarray]:
+    """The decode stage's output for a batch without one usable row (every column, 0 rows);
+    ``video``'s dtype: ``dtype``, default ``data.clip_dtype``."""
     t, s = cfg.num_frames, cfg.img_size
     out = {
-        "video": np.zeros((0, 3, t, s, s), np.dtype(cfg.clip_dtype)),
+        "video": np.zeros((0, 3, t, s, s), np.dtype(dtype or cfg.clip_dtype)),
         "label": np.zeros(0, np.int64),
         "index": np.zeros(0, np.int64),
         "view": np.zeros(0, np.int64),
@@ -213,17 +241,20 @@ def clips_per_row(cfg: DataConfig, split: str) -> int:
     return num_clips * num_crops
 
 
-def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, seed: int, scope: str) -> dict:
+def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, seed: int, scope: str,
+                 record: Callable | None = None) -> dict:
     """Manifest rows -> clip rows; unusable videos are dropped (and counted), never raised.
 
     Training emits ``cfg.clips_per_video`` rows per video (``view`` = clip 0..k-1): the frames of
     all k clips are decoded in one pass (their union, each frame once), then each clip is
     augmented on its own. Clip ``c``'s frame offsets and augmentation come from
     ``clip_rng(seed, epoch, row, c)``; clip 0 is exactly the clip of ``clips_per_video=1``.
+    ``record`` (default :func:`~videomamba.data.skips.record_skip`) counts each bad video.
     """
+    record_skip = record or globals()["record_skip"]
     train = split == "train"
     num_clips, num_crops = (cfg.clips_per_video, 1) if train else cfg.views(split)
-    transform = _transform(cfg, split)
+    transform = split_transform(cfg, split)
     short_side = cfg.train_short_side if train else cfg.eval_short_side
     out = {name: [] for name in _columns(cfg)}
     for i in range(len(batch["index"])):
@@ -257,7 +288,7 @@ def decode_batch(batch: dict[str, np.ndarray], *, cfg: DataConfig, split: str, s
             caption = pick_caption(str(batch["captions"][i]), seed, epoch, index, train)
             out["caption"].append(np.full(count, caption, dtype=object))
     if not out["video"]:
-        return _empty(cfg)
+        return empty_rows(cfg)
     return {name: np.concatenate(values) for name, values in out.items()}
 
 
@@ -281,47 +312,55 @@ def build_dataset(
     own epoch), so a consumer iterating it once never waits for the pipeline to start again at
     an epoch boundary, and the next epoch's first clips are decoded while the current one ends.
     """
-    import ray
-
     seed = cfg.seed if seed is None else seed
     path = manifest or cfg.manifest_for(split)
     records = read_manifest(path, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
                             fmt=cfg.manifest_format)
-    if cfg.num_classes is not None:
-        bad = [r for r in records if r.label >= cfg.num_classes]
-        if bad:
-            raise ValueError(f"{path}:{bad[0].line}: label {bad[0].label} >= num_classes {cfg.num_classes}")
+    check_records(cfg, records, path)
     if cfg.captions:
         bad = [r for r in records if not r.captions]
         if bad:
             raise ValueError(f"{path}:{bad[0].line}: no caption ({len(bad)} rows without one; data.captions is true)")
-    ensure_ledger(scope)
-    n = len(records)
-    manifest_ref = ray.put(to_columns(records, captions=cfg.captions))
-    # Both stages get the same resources so Ray fuses read -> select -> decode into one task per block.
+    ds = stream_rows(
+        cfg, to_columns(records, captions=cfg.captions), scope=scope, epochs=epochs,
+        select=partial(select_rows, seed=seed, epoch=epoch, epochs=epochs, shuffle=split == "train" and cfg.shuffle),
+        decode=partial(decode_batch, cfg=cfg, split=split, seed=seed, scope=scope),
+    )
+    logger.info("%s dataset: %d videos from %s (%s x%d views%s)", split, len(records), path, cfg.sampling,
+                np.prod(cfg.views(split)), ", ordered" if cfg.deterministic else "")
+    return ds
+
+
+def check_records(cfg: DataConfig, records, path: str) -> None:
+    """Raise ``ValueError`` naming the manifest line of the first label ``>= data.num_classes``."""
+    if cfg.num_classes is not None:
+        bad = [r for r in records if r.label >= cfg.num_classes]
+        if bad:
+            raise ValueError(f"{path}:{bad[0].line}: label {bad[0].label} >= num_classes {cfg.num_classes}")
+
+
+def stream_rows(cfg: DataConfig, columns: dict[str, np.ndarray], *, select: Callable, decode: Callable,
+                scope: str, epochs: int = 1):
+    """The pipeline shared by every ``data.kind``: ``range(n * epochs)`` -> ``select(batch,
+    manifest=<columns in the object store>)`` -> ``decode`` (``decode_batch_size`` rows per call),
+    both stages with the decode resources (``decode_num_cpus``/``decode_concurrency``/
+    ``decode_resources``) so Ray fuses them into one task per block; ordered delivery with
+    ``cfg.deterministic``; the skip ledger ``scope`` exists before any task records to it."""
+    import ray
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    ensure_ledger(scope)  # keeps the creating handle for the process's life
+    n = len(columns["label"])
+    manifest_ref = ray.put(columns)
     remote_args = {"num_cpus": cfg.decode_num_cpus, "concurrency": cfg.decode_concurrency}
     if cfg.decode_resources:
         remote_args["resources"] = dict(cfg.decode_resources)
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
     ds = ray.data.range(n * epochs, override_num_blocks=num_blocks(n * epochs, cfg.rows_per_block, cluster_cpus()))
-    ds = ds.map_batches(
-        partial(select_rows, manifest=manifest_ref, seed=seed, epoch=epoch, epochs=epochs,
-                shuffle=split == "train" and cfg.shuffle),
-        batch_format="numpy",
-        batch_size=None,
-        udf_modifying_row_count=False,
-        **remote_args,
-    )
-    ds = ds.map_batches(
-        partial(decode_batch, cfg=cfg, split=split, seed=seed, scope=scope),
-        batch_format="numpy",
-        batch_size=cfg.decode_batch_size,
-        **remote_args,
-    )
+    ds = ds.map_batches(partial(select, manifest=manifest_ref), batch_format="numpy", batch_size=None,
+                        udf_modifying_row_count=False, **remote_args)
+    ds = ds.map_batches(decode, batch_format="numpy", batch_size=cfg.decode_batch_size, **remote_args)
     ds.context.execution_options.preserve_order = cfg.deterministic  # shared by the derived datasets
-    logger.info("%s dataset: %d videos from %s (%s x%d views%s)", split, n, path, cfg.sampling,
-                np.prod(cfg.views(split)), ", ordered" if cfg.deterministic else "")
     return ds
 
 

@@ -80,9 +80,9 @@ class _SkipLedger:
         self.padded: dict[tuple[str, int], dict[int, int]] = {}
         self.seq = 0
 
-    def record(self, split: str, epoch: int, index: int, path: str, reason: str) -> None:
+    def record(self, split: str, epoch: int, index: int, path: str, reason: str, kept: bool | None = None) -> None:
         self.seq += 1
-        if reason in KEPT_REASONS:
+        if reason in KEPT_REASONS if kept is None else kept:
             self.padded.setdefault((split, epoch), {}).setdefault(index, self.seq)
         else:
             self.skipped.setdefault((split, epoch), {}).setdefault(index, (path, reason, self.seq))
@@ -160,15 +160,19 @@ def _ledger(scope: str):
     return _HANDLES[key]
 
 
-def record_skip(scope: str, split: str, epoch: int, index: int, path: str, reason: str, detail: str = "") -> None:
+def record_skip(scope: str, split: str, epoch: int, index: int, path: str, reason: str, detail: str = "",
+                *, kept: bool | None = None, what: str = "video") -> None:
     """Log and count one bad video (blocking, so counts are complete when its batch is consumed).
-    A reason in ``KEPT_REASONS`` counts a padded (kept) video instead of a skipped one."""
+    A padded (kept) row when ``kept``, else a skipped one; ``kept=None``: kept for a reason in
+    ``KEPT_REASONS`` (a truncated VIDEO keeps its good frames; a truncated image, ``kept=False``,
+    is dropped). ``what`` names the row in the log (``video``, ``image``)."""
     import ray
 
-    if reason in KEPT_REASONS:
-        logger.info("keeping %s video %s (%s)", reason, path, detail or "frames repeated")
+    kept = reason in KEPT_REASONS if kept is None else kept
+    if kept:
+        logger.info("keeping %s %s %s (%s)", reason, what, path, detail or "frames repeated")
     else:
-        logger.warning("skipping video %s: %s%s", path, reason, f" ({detail})" if detail else "")
+        logger.warning("skipping %s %s: %s%s", what, path, reason, f" ({detail})" if detail else "")
     ledger = _ledger(scope)
     if ledger is None:
         raise SkipLedgerMissing(
@@ -176,7 +180,7 @@ def record_skip(scope: str, split: str, epoch: int, index: int, path: str, reaso
             f"cannot count the skip of {path} ({reason})"
         )
     try:
-        ray.get(ledger.record.remote(split, epoch, index, path, reason))
+        ray.get(ledger.record.remote(split, epoch, index, path, reason, kept))
     except ray.exceptions.RayActorError as err:
         raise SkipLedgerMissing(f"skip ledger of scope {scope!r} died: cannot count the skip of {path}: {err}") from err
 

@@ -232,26 +232,24 @@ def _state_file(path: Path) -> tuple[Path, dict[str, Any] | None]:
 
 
 def build_videomamba_teacher(cfg: VideoMambaTeacherConfig) -> VideoMambaTeacher:
-    import videomamba
+    from videomamba.models.spec import ModelSpec
 
-    name, kwargs, weights = cfg.model, {}, None
+    spec, weights = ModelSpec(cfg.model or "", {}), None
     if cfg.checkpoint is not None:
         weights, meta = _state_file(Path(cfg.checkpoint).expanduser())
         if not weights.exists():
             raise FileNotFoundError(f"objective.teacher.checkpoint: {weights} does not exist")
-        if meta is not None:
-            name = name or meta["model"]["name"]
-            kwargs.update(meta["model"].get("kwargs", {}))
-    if name is None:
+        if meta is not None:  # the architecture the teacher was trained with
+            trained = ModelSpec.from_meta(meta)
+            spec = ModelSpec(cfg.model or trained.name, trained.kwargs)
+    if not spec.name:
         raise ValueError("objective.teacher.model: required unless the checkpoint is a training checkpoint directory")
-    kwargs.update(cfg.overrides)
-    kwargs["drop_path_rate"] = 0.0
-    model = videomamba.create_model(name, **kwargs)
+    spec = spec.replace(**{**cfg.overrides, "drop_path_rate": 0.0})
+    model = spec.build(str(weights) if weights is not None else None, strict=True)
     if weights is None:
-        logger.warning("VideoMamba teacher %s has no checkpoint: RANDOM weights (tests only)", name)
+        logger.warning("VideoMamba teacher %s has no checkpoint: RANDOM weights (tests only)", spec.name)
     else:
-        report = videomamba.load_checkpoint(model, str(weights), strict=True)
-        logger.info("teacher %s loaded from %s: %s", name, weights, report)
+        logger.info("teacher %s loaded from %s", spec.name, weights)
     return VideoMambaTeacher(model)
 
 

@@ -285,11 +285,11 @@ def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str 
 
 
 def build_model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
-    """The architecture a checkpoint was trained with (``meta["model"]``), weights not loaded."""
-    import videomamba
+    """The architecture a checkpoint was trained with (``meta["model"]``, a ``ModelSpec``), weights
+    not loaded."""
+    from videomamba.models.spec import ModelSpec
 
-    spec = meta["model"]
-    return videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
+    return ModelSpec.from_meta(meta).build()
 
 
 def load_trained_model(checkpoint: str | os.PathLike | Any, device: str | torch.device = "cpu", *,

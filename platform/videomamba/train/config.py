@@ -4,18 +4,30 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
+import logging
 import os
 import re
+import types
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import create_model as create_pydantic_model
 
 from videomamba.data import DataConfig
+from videomamba.models.scan_order import SCAN_ORDERS
+from videomamba.models.spec import ModelSpec
+from videomamba.models.videomamba import VideoMamba
 from videomamba.objectives import ObjectiveConfig, SupervisedConfig
+from videomamba.ops import BACKENDS
 from videomamba.train.optim import DEFAULT_NO_WEIGHT_DECAY
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -26,11 +38,54 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+ScanOrder = Literal[tuple(SCAN_ORDERS)]  # the scan orders of the paper's ablation (models/scan_order.py)
+Backend = Literal[tuple(BACKENDS)]  # selective-scan implementations (ops)
+
+#: ``VideoMamba`` arguments with a typed field of their own, so not ``model.overrides`` keys; the
+#: overrides of old configs (and of old checkpoints' recorded configs) that set them -> the new key
+_MOVED_OVERRIDES = {"scan_order": "model.scan_order", "backend": "model.backend",
+                    "use_checkpoint": "model.checkpoint_blocks", "checkpoint_num": "model.checkpoint_blocks",
+                    "num_classes": "model.num_classes", "drop_path_rate": "model.drop_path_rate"}
+#: old dotted keys -> new ones (search spaces, which must use the new ones)
+MOVED_KEYS = {f"model.overrides.{old}": new for old, new in _MOVED_OVERRIDES.items()}
+
+
+def _model_overrides() -> type[BaseModel]:
+    """``model.overrides``: every ``VideoMamba`` constructor argument without a typed field of its
+    own (sizes: embed_dim, depth, patch_size, kernel_size, num_frames, img_size; mixer: d_state,
+    d_conv, expand, ssm_cfg; dropout rates, ...), typed by the constructor's annotations and
+    optional (unset: the variant's value). Generated from the signature, so it cannot drift."""
+    hints = typing.get_type_hints(VideoMamba.__init__)
+    fields = {name: (hints[name] | None, Field(None, description=f"VideoMamba({name}=...)"))
+              for name in inspect.signature(VideoMamba.__init__).parameters
+              if name != "self" and name not in _MOVED_OVERRIDES}
+    return create_pydantic_model("ModelOverrides", __base__=_Overrides, **fields)
+
+
+class _Overrides(_Section):
+    @model_serializer(mode="wrap")
+    def _set_only(self, handler):  # unset arguments are not written (configs, MLflow params, meta)
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+ModelOverrides = _model_overrides()
+
+
 class ModelSection(_Section):
+    """The model: a registered variant, the paper's knobs as typed fields, other constructor
+    arguments in ``overrides``. :meth:`spec` resolves it into the ``ModelSpec`` that is built."""
+
     name: str = Field("videomamba_tiny", description="registered variant (videomamba.list_models())")
-    overrides: dict[str, Any] = Field(
-        default_factory=dict, description="extra create_model kwargs (embed_dim, depth, scan_order, backend, ...)"
-    )
+    scan_order: ScanOrder = Field("spatial_first", description="token order of the SSM scans (paper Table 1 "
+                                  "ablation; models/scan_order.py SCAN_ORDERS)")
+    backend: Backend = Field("auto", description="selective-scan implementation: auto (mamba_ssm > triton > torch "
+                             "on CUDA, torch on CPU), torch, triton, mamba_ssm, reference")
+    checkpoint_blocks: int = Field(0, ge=0, description="gradient checkpointing: the first N blocks recompute their "
+                                   "activations in the backward pass (less memory, a slower step; the authors' "
+                                   "use_checkpoint + checkpoint_num); 0: off; N >= depth: every block")
+    overrides: ModelOverrides = Field(  # type: ignore[valid-type]
+        default_factory=ModelOverrides, description="other VideoMamba arguments (embed_dim, depth, patch_size, "
+                                                    "kernel_size, d_state, ...); unset: the variant's")
     num_classes: int | None = Field(None, ge=1, description="default: the number of classes in the data")
     drop_path_rate: float = Field(0.1, ge=0, lt=1)
     pretrained: str | None = Field(None, description="checkpoint to fine-tune from (load_checkpoint)")
@@ -38,6 +93,47 @@ class ModelSection(_Section):
     pretrained_grid: tuple[int, int] | None = Field(
         None, description="patch grid (rows, cols) the pretrained checkpoint was trained at, for a non-square one "
                           "without metadata (default: its meta.json, else square)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_overrides(cls, value: Any) -> Any:
+        """Old spelling (``model.overrides.scan_order``, ``overrides: {backend: triton}``, ...), as in
+        configs and checkpoints written before these fields were typed: moved to the typed field
+        with a warning naming the new key; an error when both spellings disagree."""
+        if not isinstance(value, dict) or not isinstance(value.get("overrides"), dict):
+            return value
+        overrides = dict(value["overrides"])
+        old = {k: overrides.pop(k) for k in list(overrides) if k in _MOVED_OVERRIDES}
+        if not old:
+            return value
+        value = {**value, "overrides": overrides}
+        moved = {k: v for k, v in old.items() if k not in ("use_checkpoint", "checkpoint_num")}
+        if "use_checkpoint" in old or "checkpoint_num" in old:  # the model checkpoints blocks i < checkpoint_num
+            moved["checkpoint_blocks"] = int(old.get("checkpoint_num") or 0) if old.get("use_checkpoint") else 0
+        for key, new in moved.items():
+            spelt = ", ".join(f"model.overrides.{k}" for k in old if _MOVED_OVERRIDES[k] == f"model.{key}")
+            if key in value and value[key] != new:
+                raise ValueError(f"{spelt}: the old spelling of model.{key} ({new!r}) disagrees with model.{key} "
+                                 f"({value[key]!r}); remove {spelt}")
+            value[key] = new
+            logger.warning("%s is now model.%s: read as model.%s: %r (write it there; the old spelling will be "
+                           "refused in a future release)", spelt, key, key, new)
+        return value
+
+    def spec(self, data: Any, num_classes: int) -> ModelSpec:
+        """The ``ModelSpec`` of this section for ``data`` (frames and image size, unless
+        ``overrides`` sets them) with ``num_classes`` classes (unless ``model.num_classes``)."""
+        kwargs: dict[str, Any] = {"num_classes": self.num_classes or num_classes}
+        for key in ("num_frames", "img_size"):
+            value = getattr(data, key, None)
+            if value is not None:
+                kwargs[key] = value
+        kwargs["drop_path_rate"] = self.drop_path_rate
+        kwargs.update(self.overrides.model_dump())
+        kwargs.update(scan_order=self.scan_order, backend=self.backend)
+        if self.checkpoint_blocks:
+            kwargs.update(use_checkpoint=True, checkpoint_num=self.checkpoint_blocks)
+        return ModelSpec(self.name, kwargs)
 
 
 class OptimSection(_Section):
@@ -201,6 +297,54 @@ def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
     return parsed
 
 
+def _strip_annotated(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation admits (itself, or the members of a union / Optional)."""
+    annotation = _strip_annotated(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(annotation) for m in models_in(a)]
+    return []
+
+
+def keys_at(root: type[BaseModel], loc: Iterable[Any]) -> list[str]:
+    """The field names valid at pydantic error location ``loc`` below ``root`` (a discriminated
+    union's tag in ``loc`` selects its member; unknown locations: ``[]``)."""
+    models = [root]
+    for part in loc:
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if fields:
+            models = [m for f in fields for m in models_in(f.annotation)]
+            continue
+        tagged = [m for m in models if getattr(m.model_fields.get(_tag_field(m)), "default", None) == part]
+        if not tagged:
+            return []
+        models = tagged
+    return list(dict.fromkeys(k for m in models for k in m.model_fields))
+
+
+def _tag_field(model: type[BaseModel]) -> str | None:
+    """The discriminator field of a union member (a Literal field: ``name`` / ``kind``)."""
+    for key in ("name", "kind", "type"):
+        field = model.model_fields.get(key)
+        if field is not None and typing.get_origin(_strip_annotated(field.annotation)) is Literal:
+            return key
+    return None
+
+
+def did_you_mean(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (valid: {', '.join(valid)})" if valid else ""
+
+
 def format_validation_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
@@ -210,7 +354,7 @@ def format_validation_error(err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + did_you_mean(str(e["loc"][-1]), keys_at(TrainConfig, e["loc"][:-1]))
         elif e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] not in ("union_tag_invalid", "value_error") and "input" in e:

@@ -62,6 +62,6 @@ def check_scan_backend(backend: str, device: torch.device | str) -> str:
         raise RuntimeError(
             f"train.deterministic_algorithms: the {chosen!r} selective-scan backward (model backend "
             f"{backend!r}) sums gradients with atomic adds, which is not deterministic on CUDA; set "
-            "model.overrides.backend=torch (deterministic, slower) or train.deterministic_algorithms=false"
+            "model.backend=torch (deterministic, slower) or train.deterministic_algorithms=false"
         )
     return chosen

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videomamba.train.config import ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
+from videomamba.train.config import MOVED_KEYS, ConfigError, TrainConfig, absolute_paths, flatten, to_yaml
 from videomamba.train.loop import (
     STOP_DATA,
     STOP_METRIC,
@@ -28,11 +28,13 @@ from videomamba.train.loop import (
     build_model,
     train_loop_per_worker,
 )
-from videomamba import console, env, objectives
+from videomamba import console, env
 from videomamba.inference.evaluate import evaluate_checkpoint
 from videomamba.metrics import scalar_metrics
+from videomamba.models.spec import ModelSpec
 from videomamba.plots import plot_confusion
 from videomamba.train import resources, tracking
+from videomamba.train.context import RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -203,18 +205,6 @@ def resume_epoch(storage_path: str, name: str) -> int:
         return int(read_meta(d)["epoch"]) + 1
 
 
-def model_spec(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
-    """``{"name", "kwargs"}`` for ``create_model``: frames and size from the data, then overrides."""
-    kwargs: dict[str, Any] = {"num_classes": cfg.model.num_classes or num_classes}
-    for key in ("num_frames", "img_size"):
-        value = getattr(cfg.data, key, None)
-        if value is not None:
-            kwargs[key] = value
-    kwargs["drop_path_rate"] = cfg.model.drop_path_rate
-    kwargs.update(cfg.model.overrides)
-    return {"name": cfg.model.name, "kwargs": kwargs}
-
-
 def _resources(cfg: TrainConfig) -> tuple[float, dict[str, float]]:
     import ray
 
@@ -235,7 +225,7 @@ def _check_resources(cfg: TrainConfig, gpus: float) -> "resources.ResourceReques
     return request
 
 
-def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) -> dict[str, Any]:
+def _tags(cfg: TrainConfig, gpus: float, name: str, storage_path: str) -> dict[str, Any]:
     import ray
     import torch
 
@@ -244,8 +234,8 @@ def _tags(cfg: TrainConfig, model, gpus: float, name: str, storage_path: str) ->
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda"
     return {
         "git_commit": env.git_commit(),
-        "scan_order": getattr(model, "scan_order", "unknown"),
-        "backend": getattr(model, "backend", "unknown"),
+        "scan_order": cfg.model.scan_order,
+        "backend": cfg.model.backend,
         "device": device,
         "num_workers": cfg.scaling.num_workers,
         "objective": cfg.objective.name,
@@ -289,10 +279,13 @@ def resume_changes(old: dict[str, str], new: dict[str, Any]) -> dict[str, tuple[
     """Config values (flattened params) that differ from the ones the MLflow run was started with:
     ``{key: (old or None, new)}``."""
     changes = {}
+    old_spelling = {new_key: old_key for old_key, new_key in MOVED_KEYS.items()}
     for key, value in new.items():
         text = tracking._param_value(value)
         if key == "run.name":  # --resume NAME sets it; not a change of what is trained
             continue
+        if key not in old and old.get(old_spelling.get(key, "")) == text:
+            continue  # a run started before the typed model keys logged model.overrides.<key>
         if key in old and old[key] != text:
             changes[key] = (old[key], text)
         elif key not in old and not key.startswith(("resume", "derived.")) and key != "run.name":
@@ -332,47 +325,76 @@ def init_ray(cfg: TrainConfig | None = None) -> None:
              **console.ray_init_kwargs())
 
 
+@dataclass(frozen=True)
+class _RunPlan:
+    """A run resolved on the driver before any worker starts (:func:`_plan`)."""
+
+    name: str
+    storage_path: str
+    resume_info: dict[str, Any] | None  # the run being resumed (None: a new run)
+    model: ModelSpec
+    class_names: tuple[str, ...]
+    num_params: int
+    gpus: float
+    worker_resources: dict[str, float]
+    request: Any  # resources.ResourceRequest: what the run asks of the cluster
+    start_epoch: int
+    val_split: str | None
+    datasets: dict[str, Any]
+    train_size: int  # clips per epoch
+    metric: str  # what ranks checkpoints
+    mode: str
+
+
 def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=None) -> TrainRun:
     """Train with Ray Train; see the module docstring. ``resume`` continues the run named
     ``run.name`` (default: the latest run of this experiment) in the same MLflow run.
     ``callbacks`` are extra ``RunConfig`` callbacks and ``tags`` extra MLflow run tags (used by
     ``videomamba.tune``: ``TuneReportCallback`` and ``mlflow.parentRunId``)."""
-    import ray
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    from videomamba.train import data_api
-
     cfg = absolute_paths(cfg)  # workers and the checkpoints' recorded config: independent of this cwd
     tracking_uri = preflight_tracking(cfg)  # an unreachable tracking server fails before Ray starts
     storage_path = resolve_storage_path(cfg)
+    name, info = _run_name(cfg, storage_path, resume)
+    plan = _plan(cfg, storage_path, name, info)  # everything that can fail does so here, before any worker starts
+    tracker = _open_tracking(cfg, plan, tracking_uri, tags)
+    context = _run_context(cfg, plan, tracker)
+    result = _fit(cfg, plan, context, tracker, callbacks)
+    return _finish(cfg, plan, result, tracker)
+
+
+def _run_name(cfg: TrainConfig, storage_path: str, resume: bool) -> tuple[str, dict[str, Any] | None]:
+    """``(run name, run info of the run being resumed or None)``; RunExistsError when ``resume``
+    finds no run, or a new run's name is taken."""
     name = cfg.run.name
-    info = None
     if resume:
         name = name or latest_run_name(storage_path, f"{cfg.mlflow.experiment}-")
         info = read_run_info(storage_path, name) if name else None
         if info is None:
             raise RunExistsError(f"--resume: no run {name or cfg.mlflow.experiment + '-*'!r} under {storage_path}")
-    else:
-        name = name or f"{cfg.mlflow.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if _run_exists(storage_path, name):
-            raise RunExistsError(
-                f"run {name!r} already exists under {storage_path}; pass --resume to continue it or set run.name"
-            )
+        return name, info
+    name = name or f"{cfg.mlflow.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if _run_exists(storage_path, name):
+        raise RunExistsError(
+            f"run {name!r} already exists under {storage_path}; pass --resume to continue it or set run.name"
+        )
+    return name, None
 
-    # everything that can fail does so here, before any worker starts
+
+def _plan(cfg: TrainConfig, storage_path: str, name: str, info: dict[str, Any] | None) -> _RunPlan:
+    """The preflight checks (as ``--dry-run``), Ray started, the model built once (pretrained
+    weights load), resources checked against the cluster, the resume epoch and the datasets."""
+    from videomamba.train import data_api
     from videomamba.train.preflight import preflight
 
     checked = preflight(cfg)  # the same checks as `videomamba train --dry-run`, before Ray starts
     init_ray(cfg)
-    class_names, spec = checked.class_names, checked.model_spec
-    probe = _preflight(
-        "model", lambda: build_model(spec, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
-    )
+    probe = _preflight("model", lambda: build_model(checked.model_spec, cfg.model.pretrained, cfg.model.inflate,
+                                                    cfg.model.pretrained_grid))
     num_params = sum(p.numel() for p in probe.parameters())
+    del probe
     gpus, worker_res = _resources(cfg)
     request = _check_resources(cfg, gpus)
-    start_epoch = resume_epoch(storage_path, name) if resume else 0
+    start_epoch = resume_epoch(storage_path, name) if info is not None else 0
     val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
 
     def _datasets():
@@ -384,16 +406,25 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         return out
 
     datasets = _preflight("data", _datasets)
-    train_size = data_api.num_train_rows(cfg.data)  # clips per epoch (videos x clips_per_video)
     metric, mode = cfg.train.checkpoint_metric, cfg.train.checkpoint_mode
     if val_split is None and metric.startswith("val/"):
         logger.warning("no %r split: checkpoints ranked by train/loss_epoch instead of %s", cfg.train.val_split, metric)
         metric, mode = "train/loss_epoch", "min"
+    return _RunPlan(
+        name=name, storage_path=storage_path, resume_info=info, model=checked.model_spec,
+        class_names=tuple(checked.class_names), num_params=num_params, gpus=gpus, worker_resources=worker_res,
+        request=request, start_epoch=start_epoch, val_split=val_split, datasets=datasets,
+        train_size=data_api.num_train_rows(cfg.data), metric=metric, mode=mode,
+    )
 
+
+def _open_tracking(cfg: TrainConfig, plan: _RunPlan, tracking_uri: str, tags: dict | None) -> tracking.RunTracker:
+    """A new MLflow run (its id recorded in the run directory), or the resumed run reopened with
+    its changed config values logged; then the params and the resolved config."""
+    info = plan.resume_info
     resumed = 0
     if info is not None:
         tracker = tracking.RunTracker(info.get("tracking_uri", tracking_uri), info["mlflow_run_id"])
-        tracking_uri = tracker.tracking_uri
         tracker.set_status("RUNNING")
         stale = tracker.client.get_run(tracker.run_id).data.tags
         for key in ("error", "interrupted_at_epoch"):  # from the interruption being resumed
@@ -401,85 +432,95 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
                 tracker.client.delete_tag(tracker.run_id, key)
         resumed = int(stale.get("resumed", 0)) + 1
         tracker.set_tags({"resumed": resumed, **(tags or {})})
-        logger.info("resuming run %r into MLflow run %s", name, tracker.run_id)
+        logger.info("resuming run %r into MLflow run %s", plan.name, tracker.run_id)
     else:
         tracker = tracking.start_run(
-            tracking_uri,
-            cfg.mlflow.experiment,
-            run_name=cfg.mlflow.run_name or name,
-            tags={**_tags(cfg, probe, gpus, name, storage_path), **(tags or {})},
+            tracking_uri, cfg.mlflow.experiment, run_name=cfg.mlflow.run_name or plan.name,
+            tags={**_tags(cfg, plan.gpus, plan.name, plan.storage_path), **(tags or {})},
         )
-        _write_run_info(
-            storage_path,
-            name,
-            {"mlflow_run_id": tracker.run_id, "tracking_uri": tracking_uri, "experiment": cfg.mlflow.experiment, "created": time.time()},
-        )
-    del probe
-    global_batch = cfg.train.batch_size * cfg.train.grad_accum * cfg.scaling.num_workers
+        _write_run_info(plan.storage_path, plan.name, {"mlflow_run_id": tracker.run_id, "tracking_uri": tracking_uri,
+                                                       "experiment": cfg.mlflow.experiment, "created": time.time()})
     params = {
         **flatten(cfg),
-        "derived.num_params": num_params,
-        "derived.global_batch": global_batch,
-        "derived.num_classes": len(class_names),
-        "derived.train_clips": train_size,
-        "derived.model_kwargs": json.dumps(spec["kwargs"], sort_keys=True),
+        "derived.num_params": plan.num_params,
+        "derived.global_batch": cfg.train.batch_size * cfg.train.grad_accum * cfg.scaling.num_workers,
+        "derived.num_classes": len(plan.class_names),
+        "derived.train_clips": plan.train_size,
+        "derived.model_kwargs": json.dumps(plan.model.kwargs, sort_keys=True),
     }
     if resumed:
         log_resume_changes(tracker, params, resumed)
     tracker.log_params(params)
     tracker.log_text(to_yaml(cfg), "config/resolved.yaml" if info is None else f"config/resolved-resume-{int(time.time())}.yaml")
+    return tracker
 
-    local_storage = "://" not in storage_path
-    runtime = {
-        "model": spec,
-        "class_names": class_names,
-        "tracking_uri": tracking_uri,
-        "mlflow_run_id": tracker.run_id,
-        "train_size": train_size,
-        "val_size": data_api.num_videos(cfg.data, val_split) if val_split else 0,
-        "checkpoint_metric": metric,
-        "checkpoint_mode": mode,
-        "has_val": val_split is not None,
-        "progress": console.progress_bars(),
-        "quiet": console.quiet(),
-        "val_split": val_split,
-        # the val captions per manifest row, read here: workers do not share the driver's cwd
-        "val_captions": [list(r.captions) for r in data_api.records(cfg.data, val_split)]
-        if cfg.data.captions and val_split else None,
-        "data_scope": name,
-        "data_prepared": data_api.is_prepared(cfg.data.train_manifest),
-        "decode_cpus": max(0.0, float(ray.cluster_resources().get("CPU", 0))
-                           - cfg.scaling.num_workers * cfg.scaling.cpus_per_worker),
-        "fail_marker": str(Path(storage_path) / name / ".debug_fail_fired")
-        if local_storage
+
+def _run_context(cfg: TrainConfig, plan: _RunPlan, tracker: tracking.RunTracker) -> RunContext:
+    """What every worker needs besides the config, resolved here (workers do not share the
+    driver's cwd, files or console)."""
+    import ray
+
+    from videomamba.train import data_api
+
+    val_split, name = plan.val_split, plan.name
+    return RunContext(
+        model=plan.model,
+        class_names=plan.class_names,
+        train_size=plan.train_size,
+        checkpoint_metric=plan.metric,
+        checkpoint_mode=plan.mode,
+        data_scope=name,
+        fail_marker=str(Path(plan.storage_path) / name / ".debug_fail_fired") if "://" not in plan.storage_path
         else str(Path(tempfile.gettempdir()) / f"videomamba-{name}.debug_fail_fired"),
-    }
+        tracking_uri=tracker.tracking_uri,
+        mlflow_run_id=tracker.run_id,
+        val_split=val_split,
+        val_size=data_api.num_videos(cfg.data, val_split) if val_split else 0,
+        val_captions=tuple(tuple(r.captions) for r in data_api.records(cfg.data, val_split))
+        if cfg.data.captions and val_split else None,
+        progress=console.progress_bars(),
+        quiet=console.quiet(),
+        data_prepared=data_api.is_prepared(cfg.data.train_manifest),
+        decode_cpus=max(0.0, float(ray.cluster_resources().get("CPU", 0))
+                        - cfg.scaling.num_workers * cfg.scaling.cpus_per_worker),
+    )
+
+
+def _fit(cfg: TrainConfig, plan: _RunPlan, context: RunContext, tracker: tracking.RunTracker, callbacks) -> Any:
+    """``TorchTrainer.fit()``; an interruption, a stop from outside, a placement timeout or a
+    failure is recorded in the MLflow run (status, tags) and raised."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from videomamba.train import data_api
+
+    name, storage_path = plan.name, plan.storage_path
     attempt_s, retries = resources.placement_attempts(cfg.scaling.placement_timeout_s)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg.model_dump(mode="json"), "runtime": runtime},
+        train_loop_config={"cfg": cfg.model_dump(mode="json"), "context": context},
         scaling_config=ray.train.ScalingConfig(
-            num_workers=cfg.scaling.num_workers, use_gpu=bool(gpus), resources_per_worker=worker_res
+            num_workers=cfg.scaling.num_workers, use_gpu=bool(plan.gpus), resources_per_worker=plan.worker_resources
         ),
         run_config=ray.train.RunConfig(
             name=name,
             storage_path=storage_path,
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=cfg.train.keep_checkpoints,
-                checkpoint_score_attribute=metric,
-                checkpoint_score_order=mode,
+                checkpoint_score_attribute=plan.metric,
+                checkpoint_score_order=plan.mode,
             ),
             failure_config=ray.train.FailureConfig(max_failures=cfg.scaling.max_failures,
                                                    controller_failure_limit=retries),
             logging_config=console.train_logging_config(),
             callbacks=list(callbacks),
         ),
-        datasets=datasets,
-        dataset_config=data_api.ingest_config(datasets),
+        datasets=plan.datasets,
+        dataset_config=data_api.ingest_config(plan.datasets),
     )
     try:
         with resources.start_timeout(attempt_s):
-            result = trainer.fit()
+            return trainer.fit()
     except KeyboardInterrupt:
         latest = latest_checkpoint(storage_path, name)
         tracker.set_tags({"interrupted_at_epoch": latest[0] + 1 if latest else 0})
@@ -490,16 +531,24 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             tracker.set_status("KILLED")  # ended from outside (a Tune trial stopped by its scheduler)
             raise resources.RunStopped(f"run {name!r} was stopped from outside") from err
         if resources.is_placement_timeout(err):
-            err = resources.placement_timeout_error(request, cfg.scaling.placement_timeout_s, f"run {name!r}")
+            err = resources.placement_timeout_error(plan.request, cfg.scaling.placement_timeout_s, f"run {name!r}")
         tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
         tracker.set_status("FAILED")
         if isinstance(err, resources.PlacementTimeoutError):
             raise err from None
         raise
-    run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracking_uri, mlflow_run_id=tracker.run_id)
-    from videomamba.data.skips import release_ledger, skip_report
 
-    run.skips = {s: skip_report(s, scope=name).summary() for s in ("train", val_split) if s}
+
+def _finish(cfg: TrainConfig, plan: _RunPlan, result: Any, tracker: tracking.RunTracker) -> TrainRun:
+    """Skip summaries, a stop by the workers raised as its error, the best checkpoint logged (and
+    evaluated with ``eval.at_end``), curves; the MLflow run and run info marked finished."""
+    from videomamba.data.skips import release_ledger, skip_report
+    from videomamba.train import data_api
+
+    name = plan.name
+    run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracker.tracking_uri,
+                   mlflow_run_id=tracker.run_id)
+    run.skips = {s: skip_report(s, scope=name).summary() for s in ("train", plan.val_split) if s}
     release_ledger(name)
     status = result.return_value or {}
     last = result.checkpoint.path if result.checkpoint else None
@@ -510,7 +559,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
         tracker.set_status("FAILED")
         raise errors[status["status"]](f"{status['message']}. Last good checkpoint: {last or 'none'}")
 
-    best = _best(result, metric, mode)
+    best = _best(result, plan.metric, plan.mode)
     if best is not None:
         run.best_checkpoint, run.best_metrics = best
         _log_best(tracker, cfg, run)
@@ -525,8 +574,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, *, callbacks=(), tags=N
             run.skips[f"{cfg.eval.split} (evaluation)"] = full.get("skip_report", {})
     _log_curves(tracker)
     tracker.set_status("FINISHED")
-    _write_run_info(storage_path, name, {**(read_run_info(storage_path, name) or {}), "finished": time.time(),
-                                         "best_checkpoint": run.best_checkpoint})
+    _write_run_info(plan.storage_path, name, {**(read_run_info(plan.storage_path, name) or {}), "finished": time.time(),
+                                              "best_checkpoint": run.best_checkpoint})
     return run
 
 

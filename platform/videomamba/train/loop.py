@@ -3,8 +3,8 @@
 It knows nothing about where it runs: it reads its config dict, takes its data shard with
 ``ray.train.get_dataset_shard``, resumes from ``ray.train.get_checkpoint()`` when there is one,
 and reports metrics and checkpoints with ``ray.train.report``. ``config`` is
-``{"cfg": TrainConfig as a dict, "runtime": {...}}``; the runtime part is filled in by the
-launcher (model kwargs, class names, MLflow run id, dataset sizes).
+``{"cfg": TrainConfig as a dict, "context": RunContext}``; the context is resolved by the
+launcher (the model spec, class names, MLflow run id, dataset sizes).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ import torch.distributed as dist
 
 from videomamba.data.normalize import normalize_batch
 from videomamba.metrics import scalar_metrics, sort_views
+from videomamba.models.spec import ModelSpec
 from videomamba.objectives import build_objective
 from videomamba.plots import plot_confusion
 from videomamba.train import checkpointing as ckpt
 from videomamba.train import data_api
 from videomamba.train.determinism import check_scan_backend, seed_everything, use_deterministic_algorithms
 from videomamba.train.config import TrainConfig
+from videomamba.train.context import RunContext
 from videomamba.train.optim import build_optimizer, build_scheduler
 from videomamba.train.precision import resolve_precision
 from videomamba.train.tracking import NoopTracker, RunTracker
@@ -82,20 +84,18 @@ def _gather(obj: Any) -> list[Any]:
     return [obj]
 
 
-def build_model(spec: dict[str, Any], pretrained: str | None = None, inflate: str = "center",
+def build_model(spec: ModelSpec | dict[str, Any], pretrained: str | None = None, inflate: str = "center",
                 pos_grid: tuple[int, int] | None = None) -> torch.nn.Module:
-    """``create_model(spec["name"], **spec["kwargs"])``, optionally initialised from a checkpoint
-    (``pos_grid``: its patch grid when non-square and not in its metadata)."""
-    import videomamba
-
-    model = videomamba.create_model(spec["name"], **spec.get("kwargs", {}))
+    """``spec.build()`` (a ``ModelSpec``, or checkpoint metadata's ``{"name", "kwargs"}``),
+    initialised from ``pretrained`` when given: published weights, a training checkpoint or a run
+    directory (its best checkpoint's weights); ``pos_grid``: their patch grid when non-square and
+    not in their metadata."""
+    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_meta(spec)
     if pretrained:
         from videomamba.train.checkpoint_path import pretrained_weights
 
         pretrained = pretrained_weights(pretrained)  # a training checkpoint or run directory -> its weights
-        report = videomamba.load_checkpoint(model, pretrained, inflate=inflate, pos_grid=pos_grid)
-        logger.info("initialised from %s: %s", pretrained, report)
-    return model
+    return spec.build(pretrained or None, inflate=inflate, pos_grid=pos_grid)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -116,18 +116,20 @@ class _Trainer:
         import ray.train.torch
 
         self.cfg = cfg = TrainConfig.model_validate(config["cfg"])
-        self.rt = rt = config["runtime"]
-        if rt.get("quiet"):
+        self.ctx = ctx = config["context"]
+        if not isinstance(ctx, RunContext):
+            raise TypeError(f"train_loop_config['context'] must be a RunContext, got {type(ctx).__name__}")
+        if ctx.quiet:
             from videomamba.console import quiet_train_worker
 
             quiet_train_worker()
         self.rank, self.world = _world()
         self.device = ray.train.torch.get_device()
-        self.tracker = RunTracker(rt["tracking_uri"], rt["mlflow_run_id"]) if self.rank == 0 and rt.get("mlflow_run_id") else NoopTracker()
+        self.tracker = RunTracker(ctx.tracking_uri, ctx.mlflow_run_id) if self.rank == 0 and ctx.mlflow_run_id else NoopTracker()
         use_deterministic_algorithms(cfg.train.deterministic_algorithms)
         seed_everything(cfg.train.seed, 0, self.rank)
 
-        model = build_model(rt["model"], cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
+        model = build_model(ctx.model, cfg.model.pretrained, cfg.model.inflate, cfg.model.pretrained_grid)
         if cfg.train.deterministic_algorithms and hasattr(model, "backend"):
             check_scan_backend(model.backend, self.device)
         self.objective = build_objective(cfg.objective, model).to(self.device)
@@ -136,13 +138,13 @@ class _Trainer:
         ref = cfg.optim.reference_batch_size
         self.lr = cfg.optim.lr * (global_batch / ref if ref else 1.0)
         self.optimizer = build_optimizer(self.objective, cfg.optim, lr=self.lr, model_prefix="model.")
-        per_worker = rt["train_size"] // self.world
+        per_worker = ctx.train_size // self.world
         steps = per_worker // cfg.train.batch_size
         if cfg.debug.max_steps_per_epoch:
             steps = min(steps, cfg.debug.max_steps_per_epoch)
         if steps < 1:
             raise ValueError(
-                f"train split has {rt['train_size']} clips: fewer than one batch of {cfg.train.batch_size} per worker"
+                f"train split has {ctx.train_size} clips: fewer than one batch of {cfg.train.batch_size} per worker"
             )
         self.steps_per_epoch = steps
         self.updates_per_epoch = max(1, steps // cfg.train.grad_accum)
@@ -150,9 +152,7 @@ class _Trainer:
             self.optimizer, cfg.schedule, steps_per_epoch=self.updates_per_epoch, epochs=cfg.train.epochs
         )
         self.ema = self._make_ema()
-        self.metric = rt.get("checkpoint_metric") or cfg.train.checkpoint_metric
-        self.mode = rt.get("checkpoint_mode") or cfg.train.checkpoint_mode
-        self.scope = rt.get("data_scope", "default")
+        self.metric, self.mode, self.scope = ctx.checkpoint_metric, ctx.checkpoint_mode, ctx.data_scope
         self.start_epoch = 0
         self._train_iter = None  # kept across epochs with data.stream_epochs
         self._replay = None  # debug.replay_first_batch
@@ -218,13 +218,13 @@ class _Trainer:
             "rng": {"scheme": "seed_everything(train.seed, epoch, rank)", "seed": self.cfg.train.seed},
         }
         meta = {
-            "model": self.rt["model"],
-            "class_names": self.rt["class_names"],
+            "model": self.ctx.model.to_meta(),
+            "class_names": list(self.ctx.class_names),
             "weights": "ema" if ema_weights else "model",
             "epoch": epoch,
             "num_updates": self.num_updates,
             "metrics": metrics,
-            "mlflow": {"tracking_uri": self.rt.get("tracking_uri"), "run_id": self.rt.get("mlflow_run_id")},
+            "mlflow": {"tracking_uri": self.ctx.tracking_uri, "run_id": self.ctx.mlflow_run_id},
             "config": self.cfg.model_dump(mode="json"),
         }
         ckpt.save_checkpoint(
@@ -275,7 +275,7 @@ class _Trainer:
         dbg = self.cfg.debug
         if dbg.fail_at_epoch != epoch or step != min(1, self.steps_per_epoch - 1) or self.rank != self.world - 1:
             return
-        marker = Path(self.rt["fail_marker"])
+        marker = Path(self.ctx.fail_marker)
         if marker.exists():
             return
         import ray.train
@@ -299,7 +299,7 @@ class _Trainer:
         window: dict[str, float] = {}
         n_epoch = n_window = data_s = first_s = 0.0
         t_window = time.perf_counter()
-        bar = _progress(self.steps_per_epoch, f"epoch {epoch}", self.rank == 0 and bool(self.rt.get("progress")))
+        bar = _progress(self.steps_per_epoch, f"epoch {epoch}", self.rank == 0 and self.ctx.progress)
         t_epoch = t_fetch = time.perf_counter()
         batches = self._train_batches(epoch)
         for step in range(self.steps_per_epoch):
@@ -399,7 +399,8 @@ class _Trainer:
             return {}, None
         # rows in (index, view) order: metrics do not depend on which worker saw which view
         cat = sort_views({k: np.concatenate([a for g in gathered for a in g[k]]) for k in gathered[0]})
-        full = self.objective.eval_metrics(cat, num_classes=len(self.rt["class_names"]), captions=self.rt.get("val_captions"))
+        full = self.objective.eval_metrics(cat, num_classes=len(self.ctx.class_names),
+                                           captions=self.ctx.val_captions)
         return scalar_metrics(full, "val"), full
 
     # -- data checks -------------------------------------------------------------------------
@@ -432,7 +433,7 @@ class _Trainer:
         if self.rank == 0:
             logger.error("%s", message)
             self.tracker.set_tags({"stop_reason": status})
-            for split in {"train", self.rt.get("val_split") or "train"}:
+            for split in {"train", self.ctx.val_split or "train"}:
                 self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
         ray.train.report({"epoch": epoch, "stopped": status})
         return {"status": status, "message": message}
@@ -443,8 +444,8 @@ class _Trainer:
 
         cfg = self.cfg
         epochs = cfg.train.epochs
-        has_val = bool(self.rt.get("has_val"))
-        train_size, val_size = int(self.rt.get("train_size") or 0), int(self.rt.get("val_size") or 0)
+        has_val = self.ctx.has_val
+        train_size, val_size = self.ctx.train_size, self.ctx.val_size
         self._problem: str | None = None
         metric_checked = False
         for epoch in range(self.start_epoch, epochs):
@@ -470,11 +471,11 @@ class _Trainer:
             validated = False
             if has_val and (save or last or (epoch + 1) % cfg.train.eval_every == 0):
                 mark = self._skip_mark()
-                val, full = self.validate(self.rt["val_split"])
+                val, full = self.validate(self.ctx.val_split)
                 metrics.update(val)
                 validated = True
                 if self.rank == 0:
-                    split = self.rt["val_split"]
+                    split = self.ctx.val_split
                     problem = self._skip_problem(split, mark, val_size, f"{split} split, validation after epoch {epoch}", metrics)
                     if full is None:
                         problem = f"validation on the {split!r} split after epoch {epoch} yielded no clips. " + (
@@ -494,7 +495,7 @@ class _Trainer:
                         self.best, improved = score, True
                         metrics["best_epoch"] = epoch
                 self.tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=self.num_updates)
-                for split in ("train", self.rt.get("val_split")) if has_val else ("train",):
+                for split in ("train", self.ctx.val_split) if has_val else ("train",):
                     self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
                 if improved and full is not None and "confusion" in full:
                     self._log_confusion(full, epoch)
@@ -505,8 +506,8 @@ class _Trainer:
                 steady = metrics["train/data_wait_frac"] - metrics["train/first_batch_s"] / max(metrics["train/epoch_s"], 1e-9)
                 hint = data_api.data_wait_hint(  # steady state: the first batch's wait is start-up
                     steady, epoch=epoch, epoch_s=metrics["train/epoch_s"],
-                    clips_per_s=metrics["train/clips_per_s_epoch"], decode_cpus=self.rt.get("decode_cpus"),
-                    prepared=self.rt.get("data_prepared"), clips_per_video=cfg.data.clips_per_video,
+                    clips_per_s=metrics["train/clips_per_s_epoch"], decode_cpus=self.ctx.decode_cpus,
+                    prepared=self.ctx.data_prepared, clips_per_video=cfg.data.clips_per_video,
                 )
                 if hint:
                     logger.warning("%s", hint)
@@ -525,7 +526,7 @@ class _Trainer:
     def _log_confusion(self, full: dict[str, Any], epoch: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = plot_confusion(
-                full["confusion"], self.rt["class_names"], Path(tmp) / "val_confusion_matrix.png",
+                full["confusion"], list(self.ctx.class_names), Path(tmp) / "val_confusion_matrix.png",
                 title=f"val, epoch {epoch}: top-1 {full['top1']:.3f}",
             )
             self.tracker.log_artifact(path, "plots")

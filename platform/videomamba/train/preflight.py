@@ -5,20 +5,19 @@ lines naming the config field.
 - recipe placeholders (``/path/to/...``) still in the config;
 - data files: the manifests and classes file exist and parse, the first video of each manifest
   is where the manifest says (local paths);
-- the model: built on the meta device (no memory, no weights) from ``model.name`` +
-  ``model.overrides``, so a misspelt override, an unknown scan order or backend, or sizes that do
-  not divide fail here; ``model.pretrained`` exists;
+- the model: its ``ModelSpec`` built on the meta device (no memory, no weights), so an unknown
+  model name or sizes that do not divide fail here (unknown keys, scan orders and backends are
+  refused by the config schema already); ``model.pretrained`` exists;
 - the objective's own checks (e.g. that the text tower can be found).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
+from videomamba.models.spec import ModelSpec
 from videomamba.train.config import ConfigError, TrainConfig, flatten
 
 logger = logging.getLogger(__name__)
@@ -31,13 +30,12 @@ class PreflightReport:
     """What the checks found (printed by ``--dry-run``)."""
 
     class_names: list[str]
-    model_spec: dict[str, Any]
+    model_spec: ModelSpec
     num_params: int
     videos: dict[str, int] = field(default_factory=dict)  # split -> manifest rows
 
     def lines(self) -> list[str]:
-        kwargs = ", ".join(f"{k}={v}" for k, v in self.model_spec["kwargs"].items())
-        out = [f"model {self.model_spec['name']} ({kwargs}): {self.num_params / 1e6:.2f}M parameters"]
+        out = [f"model {self.model_spec.describe()}: {self.num_params / 1e6:.2f}M parameters"]
         out.append(f"classes: {len(self.class_names)} ({', '.join(self.class_names[:5])}"
                    + (", ..." if len(self.class_names) > 5 else "") + ")")
         out += [f"{split}: {n} videos" for split, n in self.videos.items()]
@@ -98,35 +96,13 @@ def check_data(cfg: TrainConfig) -> tuple[list[str], dict[str, int]]:
     return names, videos
 
 
-def _unknown_overrides(name: str, overrides: dict[str, Any]) -> list[str]:
-    """``model.overrides`` keys the model constructor does not take (misspellings)."""
-    import difflib
-
-    from videomamba.models.videomamba import VideoMamba
-
-    params = inspect.signature(VideoMamba.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
-    valid = [p for p in params if p != "self"]
-    out = []
-    for key in overrides:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            out.append(f"model.overrides.{key}: not an argument of {name}"
-                       + (f" (did you mean {close[0]}?)" if close else f"; valid: {', '.join(valid)}"))
-    return out
-
-
-def check_model(cfg: TrainConfig, spec: dict[str, Any]):
+def check_model(cfg: TrainConfig, spec: ModelSpec):
     """The model built on the meta device (shapes only); ConfigError naming the field otherwise."""
     import torch
 
-    import videomamba
-
-    _fail(_unknown_overrides(spec["name"], cfg.model.overrides))
     try:
         with torch.device("meta"):
-            model = videomamba.create_model(spec["name"], **spec["kwargs"])
+            model = spec.build()
     except (ValueError, TypeError, RuntimeError) as err:
         field_name = "model.name" if "unknown model" in str(err) else "model.overrides"
         _fail([f"{field_name}: {err}"])
@@ -143,11 +119,10 @@ def check_model(cfg: TrainConfig, spec: dict[str, Any]):
 def preflight(cfg: TrainConfig) -> PreflightReport:
     """All checks above (no Ray, no weights); raises ConfigError listing what to fix."""
     from videomamba import objectives
-    from videomamba.train.launcher import model_spec
 
     check_placeholders(cfg)
     class_names, videos = check_data(cfg)
-    spec = model_spec(cfg, len(class_names))
+    spec = cfg.model.spec(cfg.data, len(class_names))
     model = check_model(cfg, spec)
     try:
         objectives.preflight(cfg.objective)
