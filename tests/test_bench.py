@@ -294,12 +294,15 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
                  resolved={"fwd": cfg, "bwd": {**cfg, "BLOCK_D": 16}}, fwd_ms=3.0, fwd_bwd_ms=14.0),
             dict(shape="ti-8f", d_inner=384, batch=32, L=1569, impl="ours", config={"SEGMENTS": 1}, resolved={},
                  error="OutOfResources: shared memory")]
-    sk._ratios(rows)
+    sk._ratios(rows, peaks_for("NVIDIA H200"))
     assert rows[1]["fwd_x"] == pytest.approx(0.5) and rows[1]["fwd_bwd_x"] == pytest.approx(0.5)
+    floor_ms = sk.scan_floor(384, 4, 12545, peaks_for("NVIDIA H200"))["fwd_bwd"]["t_floor"] * 1e3
+    assert rows[1]["fwd_bwd_floor_x"] == pytest.approx(14.0 / floor_ms)
     assert "fwd_x" not in rows[2]  # no baseline for that shape
     text = sk.report({"date": "d", "env": {"device": "H100"}, "rows": rows,
                       "agreement": {"ti-64f": {"out_rel": 5e-3, "grad_rel_max": 7e-3, "worst_grad": "z"}}})
     assert "| 8, 16, 6, 4 / 16, 16, 6, 4 |" in text and "| 0.50 |" in text
+    assert f"| {14.0 / floor_ms:.1f} |" in text
     assert "SEGMENTS=1" in text and "OutOfResources" in text and "| ti-64f | 5.00e-03 | 7.00e-03 | z |" in text
 
 
@@ -307,3 +310,15 @@ def test_git_commit_env_wins(monkeypatch):
     """A copied checkout's .git may lag its files: an explicit GIT_COMMIT is what gets recorded."""
     monkeypatch.setenv("GIT_COMMIT", "abc1234")
     assert measure.environment(torch.device("cpu"))["git_commit"] == "abc1234"
+
+
+def test_scan_floor_ti_64_frames():
+    """The bidirectional scan op's own floor (bench/scan_kernels' floor column): Ti at 64 frames,
+    batch 4, on an H200 is SFU-bound, ~0.15 ms forward and twice that forward + backward."""
+    from videomamba.bench.floor import PEAKS, scan_floor
+
+    fl = scan_floor(384, 4, 12545, PEAKS["h200"])
+    for mode in ("fwd", "fwd_bwd"):
+        assert fl[mode]["t_floor"] == max(fl[mode]["t_hbm"], fl[mode]["t_sfu"]) == fl[mode]["t_sfu"]
+    assert 1.2e-4 < fl["fwd"]["t_floor"] < 1.8e-4
+    assert fl["fwd_bwd"]["t_floor"] == 2 * fl["fwd"]["t_floor"]

@@ -10,11 +10,11 @@ import torch
 pytest.importorskip("triton")
 from videomamba.modules import BiMamba  # noqa: E402
 from videomamba.ops import bimamba_inner_fn  # noqa: E402
-from videomamba.ops.bimamba_inner import BiMambaInnerTriton  # noqa: E402
-from videomamba.ops import selective_scan_triton as sst  # noqa: E402
+from videomamba.ops.triton import BiMambaInnerTriton, triton_available  # noqa: E402
+from videomamba.ops.triton.runtime import INTERPRET  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not sst.triton_available(), reason="triton needs CUDA or TRITON_INTERPRET=1")
-DEVICE = "cpu" if sst._INTERPRET else "cuda"
+pytestmark = pytest.mark.skipif(not triton_available(), reason="triton needs CUDA or TRITON_INTERPRET=1")
+DEVICE = "cpu" if INTERPRET else "cuda"
 
 
 def _inputs(batch=2, d_inner=8, n=4, length=37, dt_rank=2, k=4, seed=0):

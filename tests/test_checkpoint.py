@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import videomamba
-from videomamba.checkpoint import (CheckpointMismatchError, filter_head, inflate_patch_embed,
+from videomamba.models.pretrained import (CheckpointMismatchError, filter_head, inflate_patch_embed,
                                    resize_spatial_pos_embed, resize_temporal_pos_embed, unwrap_state_dict)
 
 CFG = dict(img_size=32, patch_size=16, embed_dim=16, depth=2, num_classes=5)
@@ -56,7 +56,7 @@ def image_state_dict(num_classes=1000, grid=2):
 def test_image_checkpoint_into_video_model(mode, caplog):
     sd = image_state_dict()
     m = model(num_frames=8, kernel_size=2)
-    with caplog.at_level(logging.WARNING, logger="videomamba.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="videomamba.models.pretrained"):
         report = videomamba.load_checkpoint(m, sd, inflate=mode)
     assert "dropping head.weight (1000, 16)" in caplog.text and "(5, 16)" in caplog.text
     assert report.dropped == ["head.weight", "head.bias"]
@@ -185,7 +185,7 @@ def test_non_square_grid_from_an_argument(tmp_path):
 
 def test_non_square_grid_from_the_checkpoint_metadata(tmp_path):
     """A videomamba training checkpoint (model.pt + meta.json) or a dict carrying img_size needs no argument."""
-    from videomamba.train import checkpointing as ckpt
+    from videomamba import checkpoints as ckpt
     from videomamba.train.loop import build_model
 
     src, sd = _nonsquare(tmp_path)

@@ -15,7 +15,7 @@ import torch
 
 import videomamba
 from videomamba.cli import main
-from videomamba.train import checkpointing as ckpt
+from videomamba import checkpoints as ckpt
 from videomamba.train.config import OptimSection, ScheduleSection
 from videomamba.train.optim import build_optimizer, build_scheduler
 

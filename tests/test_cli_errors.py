@@ -35,7 +35,7 @@ def write_checkpoint(directory: Path, raw_config: dict, *, epoch: int = 0, metri
                      class_names=("left", "right"), objective=None) -> Path:
     """A real (tiny, untrained) training checkpoint directory, as the training loop writes it."""
     import videomamba
-    from videomamba.train.checkpointing import save_checkpoint
+    from videomamba.checkpoints import save_checkpoint
     from videomamba.train.config import validate_config
 
     cfg = validate_config(raw_config)
@@ -125,7 +125,7 @@ def test_checkpoint_accepts_model_pt_and_run_directory(run_dir, synth, capsys):
 
 
 def test_run_directory_without_metric_takes_the_latest(tmp_path):
-    from videomamba.train.checkpoint_path import resolve_checkpoint
+    from videomamba.checkpoints import resolve_checkpoint
 
     raw = tiny_train_config("data")
     for epoch in (0, 1):

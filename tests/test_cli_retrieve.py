@@ -19,7 +19,7 @@ def contrastive_checkpoint(tmp_path_factory):
     import videomamba
     from videomamba.modules.text_tower import load_text_tower
     from videomamba.objectives.contrastive import ContrastiveConfig, build_heads
-    from videomamba.train.checkpointing import save_checkpoint
+    from videomamba.checkpoints import save_checkpoint
     from videomamba.train.config import validate_config
 
     root = tmp_path_factory.mktemp("vt")

@@ -217,7 +217,7 @@ def test_cli_reports_a_manifest_encoding_error_in_one_line(tmp_path, monkeypatch
     from videomamba.cli import main
     from videomamba.commands import data as data_command
 
-    monkeypatch.setattr(data_command, "_init_ray", lambda: None)
+    monkeypatch.setattr(data_command, "init_ray", lambda **kw: None)
     (tmp_path / "m.csv").write_bytes("path,label\r\nv.mp4,défilé\r\n".encode("cp1252"))
     assert main(["data", "check", str(tmp_path / "m.csv")]) == 2
     err = capsys.readouterr().err.strip()

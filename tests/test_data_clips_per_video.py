@@ -57,10 +57,11 @@ def test_clips_per_video_is_train_only_and_counted_in_rows():
 
 
 def test_epoch_rows_count_every_clip(data):
-    from videomamba.train.data_api import num_train_rows
+    from videomamba.data.splits import Splits
 
     cfg = DataConfig(train_manifest=str(data / "m.csv"), clips_per_video=2)
-    assert num_train_rows(cfg) == 6 and num_train_rows(cfg.model_copy(update={"clips_per_video": 1})) == 3
+    assert Splits(cfg).num_train_rows() == 6
+    assert Splits(cfg.model_copy(update={"clips_per_video": 1})).num_train_rows() == 3
 
 
 def test_contrastive_refuses_several_clips_per_video():

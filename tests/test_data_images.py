@@ -303,7 +303,7 @@ def test_data_check_images_lists_bad_and_odd_with_full_paths(tmp_path, monkeypat
         {k: v[i] for k, v in out.items()} for out in [fn({"line": np.array([it["line"] for it in items]),
                                                           "path": np.array([it["path"] for it in items])})]
         for i in range(len(items))])
-    monkeypatch.setattr(data_cmd, "_init_ray", lambda: None)
+    monkeypatch.setattr(data_cmd, "init_ray", lambda **kw: None)
     assert main(["data", "check", str(root), "--json", str(tmp_path / "r.json"), "--min-size", "5"]) == 1
     text = capsys.readouterr().out
     assert "unreadable images (training skips and counts them): 3 of 9 (" in text and "odd images (kept, decoded as described): 5 of 9" in text

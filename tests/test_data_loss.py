@@ -161,7 +161,7 @@ def biased_checkpoint(tmp_path_factory, data):
     import torch
 
     import videomamba
-    from videomamba.train.checkpointing import save_checkpoint
+    from videomamba.checkpoints import save_checkpoint
 
     root = tmp_path_factory.mktemp("ckpt")
     names = ["walking", "running", "jumping"]
@@ -299,7 +299,7 @@ def test_data_check_prints_every_full_path_off_a_terminal(monkeypatch, capsys, t
     deep = "/tmp/" + "/".join(["a-rather-long-directory-name"] * 6)
     bad = [(i + 2, f"{deep}/corrupt_video_{i:03d}.mp4", "corrupt", "moov atom not found") for i in range(60)]
     report = check.CheckReport(manifest="m.csv", rows=61, ok=1, bad=bad, reasons={"corrupt": 60})
-    monkeypatch.setattr(data_cmd, "_init_ray", lambda: None)
+    monkeypatch.setattr(data_cmd, "init_ray", lambda **kw: None)
     monkeypatch.setattr(check, "check_manifest", lambda *a, **k: report)
     assert cli.main(["data", "check", "m.csv"]) == 1
     out = capsys.readouterr().out

@@ -72,8 +72,15 @@ def test_deterministic_algorithms_switch_and_atomic_backends(monkeypatch):
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     torch.backends.cudnn.deterministic = False
     assert determinism.check_scan_backend("auto", "cpu") == "torch"
+    monkeypatch.setattr("videomamba.ops.resolve_backend", lambda backend, device: "mamba_ssm")
+    with pytest.raises(RuntimeError, match=r"train.deterministic_algorithms: the 'mamba_ssm'.*backend=triton or torch"):
+        determinism.check_scan_backend("auto", "cuda")
+    # the Triton backward is deterministic (no atomics) unless its atomic dB/dC path is forced
     monkeypatch.setattr("videomamba.ops.resolve_backend", lambda backend, device: "triton")
-    with pytest.raises(RuntimeError, match=r"train.deterministic_algorithms: the 'triton'.*backend=torch"):
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_ATOMIC", raising=False)
+    assert determinism.check_scan_backend("auto", "cuda") == "triton"
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_ATOMIC", "1")
+    with pytest.raises(RuntimeError, match=r"the 'triton' selective-scan backward"):
         determinism.check_scan_backend("auto", "cuda")
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from videomamba.data import pipeline
-from videomamba.train.data_api import data_wait_hint
+from videomamba.train.data_wait import data_wait_hint
 
 
 @pytest.fixture

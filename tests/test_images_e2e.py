@@ -51,7 +51,7 @@ def test_image_training_then_video_finetune(ray_local, tmp_path):
     assert 0 <= _metric(run, "val/top1") <= 1
     client = MlflowClient(run.tracking_uri)
     assert client.search_model_versions("name='images-e2e'")[0].run_id == run.mlflow_run_id
-    from videomamba.train.checkpointing import read_meta
+    from videomamba.checkpoints import read_meta
 
     meta = read_meta(run.best_checkpoint)
     assert meta["class_names"] == ["deg45", "horizontal"] and meta["model"]["kwargs"]["num_frames"] == 1

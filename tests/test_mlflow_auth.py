@@ -21,7 +21,7 @@ import requests
 import torch
 
 import videomamba
-from videomamba.train import checkpointing as ckpt
+from videomamba import checkpoints as ckpt
 from videomamba.train import tracking
 
 pytestmark = pytest.mark.slow

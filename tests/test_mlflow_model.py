@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import videomamba
-from videomamba.train import checkpointing as ckpt
+from videomamba import checkpoints as ckpt
 from videomamba.train import tracking
 from videomamba.train.config import validate_config
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import videomamba
-from videomamba.checkpoint import resize_spatial_pos_embed, resize_temporal_pos_embed
+from videomamba.models.pretrained import resize_spatial_pos_embed, resize_temporal_pos_embed
 from videomamba.models.videomamba import VideoMamba
 from vm_reference import PUBLISHED_GLOBALS, PUBLISHED_LAYER, published_logits, published_shapes, reference_tokens
 

@@ -43,7 +43,7 @@ def test_teacher_from_a_training_checkpoint_dir_takes_its_recorded_architecture(
     """The teacher's architecture comes from the checkpoint's meta.json (a ModelSpec, in the format
     every checkpoint so far records: scan order and backend inside the kwargs); config overrides win."""
     from videomamba.objectives.teachers import VideoMambaTeacherConfig, build_teacher
-    from videomamba.train.checkpointing import save_checkpoint
+    from videomamba.checkpoints import save_checkpoint
 
     kwargs = {"embed_dim": 16, **ARCH, "scan_order": "temporal_first", "backend": "torch"}
     torch.manual_seed(1)

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 pytest.importorskip("triton")
-sst = importlib.import_module("videomamba.ops.selective_scan_triton")
+sst = importlib.import_module("videomamba.ops.triton")
+INTERPRET = importlib.import_module("videomamba.ops.triton.runtime").INTERPRET
 # the module itself (videomamba.ops re-exports a function under the same name)
 ref = importlib.import_module("videomamba.ops.selective_scan_ref")
 
@@ -27,9 +28,9 @@ HAS_CUDA = torch.cuda.is_available()
 
 DEVICES = [
     pytest.param("cpu-interpret", id="cpu-interpret", marks=pytest.mark.skipif(
-        not sst._INTERPRET, reason="triton runs compiled in this process; see test_interpreter_cases_in_subprocess")),
+        not INTERPRET, reason="triton runs compiled in this process; see test_interpreter_cases_in_subprocess")),
     pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(
-        sst._INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton (TRITON_INTERPRET unset)")),
+        INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton (TRITON_INTERPRET unset)")),
 ]
 
 
@@ -41,7 +42,7 @@ def backend(request):
 
 def test_interpreter_cases_in_subprocess():
     """On a machine where this process compiles the kernels, run the interpreter cases too."""
-    if sst._INTERPRET:
+    if INTERPRET:
         pytest.skip("the interpreter cases run in this process")
     env = dict(os.environ, TRITON_INTERPRET="1")
     res = subprocess.run(
@@ -233,10 +234,10 @@ def test_block_and_segment_overrides(backend, env, monkeypatch):
 
 
 def test_triton_available():
-    assert sst.triton_available() == (HAS_CUDA or sst._INTERPRET)
+    assert sst.triton_available() == (HAS_CUDA or INTERPRET)
 
 
-@pytest.mark.skipif(sst._INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")
+@pytest.mark.skipif(INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_bi_realistic_shape_cuda(dtype):
     """VideoMamba-Ti-like shape (d_inner 384, N 16, L = 1 + 196*8) with the GPU block sizes."""
@@ -260,3 +261,32 @@ def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatc
     x = {k: v.float().to(device).requires_grad_() for k, v in t.items()}
     with pytest.raises(ValueError, match=f"VIDEOMAMBA_TRITON_{name}='{value}': expected a positive integer"):
         mod.selective_scan_triton(**x, delta_softplus=True).sum().backward()
+
+
+@pytest.mark.parametrize("atomic", ["0", "1"])
+def test_backward_dbc_paths_agree(backend, atomic, monkeypatch):
+    """dB/dC by per-channel-block partials (default: plain stores + one sum, no atomics) and by
+    atomic adds (VIDEOMAMBA_TRITON_BWD_ATOMIC=1): both equal the float64 reference, grouped B/C
+    and several channel blocks per group (the partial sum must not mix groups)."""
+    mod, device = backend
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_ATOMIC", atomic)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_BLOCK_D", "2")
+    t = _inputs(1, 8, 3, 20, groups=(2, 2), seed=5)  # 2 blocks per group, 2 tiles in 2 segments
+    _run_both(lambda x: mod.selective_scan_triton(**x, delta_softplus=True),
+              lambda x: ref.selective_scan_ref(**x, delta_softplus=True),
+              t, torch.float32, device, rtol=1e-4, grad_rtol=2e-4)
+
+
+@pytest.mark.skipif(INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")
+def test_bi_backward_is_bitwise_deterministic_cuda():
+    """Without atomics (the default) two backward passes give bit-identical gradients."""
+    keys = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
+    tf, tb = _inputs(4, 384, 16, 3137, seed=3), _inputs(4, 384, 16, 3137, seed=4)
+    args = [tf[k] for k in keys] + [tb[k] for k in keys] + [tf["z"]]
+    grads = []
+    for _ in range(2):
+        x = [a.to("cuda", torch.bfloat16 if a.dim() == 3 else torch.float32).requires_grad_() for a in args]
+        sst.bi_selective_scan_triton(*x).float().square().sum().backward()
+        grads.append([a.grad.clone() for a in x])
+    for i, (g1, g2) in enumerate(zip(*grads)):
+        assert torch.equal(g1, g2), f"input {i}"

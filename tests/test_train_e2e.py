@@ -58,7 +58,7 @@ def _epochs_logged(tracking_uri: str, run_id: str) -> list[int]:
 def test_killed_worker_is_survived(ray_local, tiny_data, tmp_path):
     from videomamba.train.launcher import run_training
 
-    from videomamba.train.checkpointing import load_train_state, read_meta
+    from videomamba.checkpoints import load_train_state, read_meta
 
     cfg = validate_config(tiny_config(tiny_data, tmp_path, **{
         "debug.fail_at_epoch": 1, "scaling.max_failures": 1, "run.name": "crash", "train.ema": {"decay": 0.9}}))
@@ -77,7 +77,7 @@ def test_killed_worker_is_survived(ray_local, tiny_data, tmp_path):
 def test_resume_continues_from_the_checkpoint(ray_local, tiny_data, tmp_path):
     import ray.train
 
-    from videomamba.train.checkpointing import load_train_state
+    from videomamba.checkpoints import load_train_state
     from videomamba.train.launcher import read_run_info, run_training
 
     raw = tiny_config(tiny_data, tmp_path, **{
@@ -109,7 +109,7 @@ def test_resume_refuses_a_planted_pickle(ray_local, tiny_data, tmp_path, capsys)
     import yaml
 
     from videomamba.cli import main
-    from videomamba.train import checkpointing as ckpt
+    from videomamba import checkpoints as ckpt
     from videomamba.train.launcher import run_training
 
     raw = tiny_config(tiny_data, tmp_path, **{"train.epochs": 1, "scaling.num_workers": 1, "run.name": "planted"})

@@ -8,7 +8,7 @@ from torch import nn
 
 import videomamba
 from videomamba.objectives import MixupConfig, Objective, SupervisedConfig, build_objective
-from videomamba.train import checkpointing as ckpt
+from videomamba import checkpoints as ckpt
 
 
 def _model(num_classes=4):

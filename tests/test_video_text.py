@@ -361,7 +361,7 @@ def test_pipeline_emits_one_caption_per_clip(tmp_path):
     from videomamba.data.manifest import read_manifest, split_captions, to_columns
     from videomamba.data.pipeline import decode_batch, pick_caption, take_rows
     from videomamba.data.synth import make_synthetic_dataset
-    from videomamba.train.data_api import TorchCollate
+    from videomamba.data.pipeline import TorchCollate
 
     ds = make_synthetic_dataset(str(tmp_path), classes=2, videos_per_class=2, val_videos_per_class=1, frames=8,
                                 size=16, captions_per_video=3)

@@ -23,7 +23,7 @@ _LAZY = {
     "list_models": "videomamba.models.videomamba",
     "VideoMamba": "videomamba.models.videomamba",
     "SCAN_ORDERS": "videomamba.models.scan_order",
-    "load_checkpoint": "videomamba.checkpoint",
+    "load_checkpoint": "videomamba.models.pretrained",
     "available_backends": "videomamba.ops",
 }
 

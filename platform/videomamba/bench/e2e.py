@@ -193,9 +193,10 @@ def run(base_cfg, cases: list[Case], manifests: dict[str, str], *, epochs: int =
     """Run every case (model-only first when present); write ``e2e.json`` / ``e2e.md`` after each."""
     import tempfile
 
-    from videomamba.train.launcher import init_ray
+    from videomamba.cluster.connect import init_ray
+    from videomamba.train.launcher import train_cpus
 
-    init_ray(base_cfg)
+    init_ray(train_cpus(base_cfg))
     Path(out).mkdir(parents=True, exist_ok=True)
     root = root or tempfile.mkdtemp(prefix="vm-e2e-")
     report: dict[str, Any] = {"environment": environment(base_cfg), "epochs": epochs, "warmup_epochs": warmup_epochs,

@@ -141,4 +141,19 @@ def floor_per_clip(dims: Dims, frames: int, img_size: int, mode: str, peaks: Pea
     return {"flops": float(flops), "bytes": nbytes, "exps": exps, **terms, "t_floor": terms[bound], "bound": bound[2:]}
 
 
-__all__ = ["Peaks", "PEAKS", "peaks_for", "Dims", "mamba_dims", "dims_of", "tokens_per_clip", "floor_per_clip"]
+def scan_floor(d_inner: int, batch: int, length: int, peaks: Peaks, n_state: int = 16, act_bytes: int = 2) -> dict:
+    """Floor of ONE bidirectional scan op (both directions; bf16 activations): the HBM bytes and
+    SFU terms of the module docstring for ``batch * length`` tokens of one layer, forward alone
+    (``fwd``: one exp per (token, channel, state, direction)) and forward + backward
+    (``fwd_bwd``: the backward recomputes the exp once more). Seconds."""
+    e, n, tokens = d_inner, n_state, batch * length
+    out = {}
+    for mode, nbytes, exps in (("fwd", (6 * e + 4 * n) * act_bytes, 2 * e * n),
+                               ("fwd_bwd", (17 * e + 12 * n) * act_bytes, 4 * e * n)):
+        terms = {"t_hbm": tokens * nbytes / peaks.hbm_bytes, "t_sfu": tokens * exps / peaks.sfu_exp}
+        out[mode] = terms | {"t_floor": max(terms.values())}
+    return out
+
+
+__all__ = ["Peaks", "PEAKS", "peaks_for", "Dims", "mamba_dims", "dims_of", "tokens_per_clip", "floor_per_clip",
+           "scan_floor"]

@@ -1,6 +1,6 @@
 """GPU micro-benchmark of the bidirectional selective scan, kernel against kernel.
 
-Ours: :func:`videomamba.ops.selective_scan_triton.bi_selective_scan_triton` (both directions
+Ours: :func:`videomamba.ops.triton.bi_selective_scan_triton` (both directions
 in one launch, the backward direction read by index) at its default configuration and at
 every configuration of a sweep (``VIDEOMAMBA_TRITON_BLOCK_D`` x ``VIDEOMAMBA_TRITON_SEGMENTS``).
 Baseline, same run, same inputs: mamba-ssm's CUDA ``selective_scan_fn`` called once per
@@ -29,13 +29,17 @@ import statistics
 import time
 from pathlib import Path
 
+from .floor import peaks_for, scan_floor
+
 log = logging.getLogger(__name__)
 
 # (label, d_inner, batch, frames)
-SHAPES = [("ti-64f", 384, 4, 64), ("ti-8f", 384, 32, 8), ("s-64f", 768, 4, 64), ("m-64f", 1152, 4, 64)]
+SHAPES = [("ti-8f", 384, 32, 8), ("ti-64f", 384, 4, 64), ("s-8f", 768, 32, 8), ("s-64f", 768, 4, 64),
+          ("m-8f", 1152, 32, 8), ("m-64f", 1152, 4, 64)]
 SWEEP_SHAPES = ("ti-64f", "ti-8f")
-SWEEP = [dict(BLOCK_D=bd, SEGMENTS=s) for bd in (2, 4, 8) for s in (1, 4, 8, 16, 32, 64)] + [
-    dict(BLOCK_D=4, BLOCK_L=32, SEGMENTS=s) for s in (8, 16, 32)]
+SWEEP = [dict(BWD_EXP_ONCE=0), dict(BWD_BLOCK_D=8), dict(BWD_BLOCK_D=8, BWD_NUM_WARPS=2), dict(SEGMENTS=1),
+         dict(BLOCK_D=4), dict(BWD_BLOCK_D=32, BWD_NUM_WARPS=8)]
+IMPLS = ("mamba_ssm", "mamba_ssm_packed", "ours")
 RESOLVED = ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")
 KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
 
@@ -83,7 +87,7 @@ def make_inputs(dim: int, batch: int, frames: int, device, seed: int = 0, n_stat
 
 
 def ours(x: dict):
-    from videomamba.ops.selective_scan_triton import bi_selective_scan_triton
+    from videomamba.ops.triton import bi_selective_scan_triton
 
     return bi_selective_scan_triton(*[x[f"{k}_f"] for k in KEYS], *[x[f"{k}_b"] for k in KEYS], x["z"],
                                     delta_softplus=True)
@@ -103,6 +107,15 @@ def mamba_pair(x: dict, flipped: dict | None = None):
         return fwd + run("b", flipped)
     src = {k: x[f"{k}_b"].flip(-1) for k in ("u", "delta", "B", "C")} | {"z": x["z"].flip(-1)}
     return fwd + run("b", src).flip(-1)
+
+
+def mamba_packed(x: dict):
+    """mamba-ssm, both directions in one ``selective_scan_fn`` launch (packed along channels,
+    B/C as two groups; the packing copies are timed: they are part of the op)."""
+    from videomamba.ops.dispatch import bi_selective_scan_mamba_ssm
+
+    return bi_selective_scan_mamba_ssm(*[x[f"{k}_f"] for k in KEYS], *[x[f"{k}_b"] for k in KEYS], x["z"],
+                                       delta_softplus=True)
 
 
 def flipped_inputs(x: dict) -> dict:
@@ -126,13 +139,15 @@ def _with_grad(x: dict) -> dict:
 
 
 def step_fns(x: dict, impl: str):
-    """(fwd, fwd+bwd) closures for ``impl`` in ("ours", "mamba_ssm")."""
+    """(fwd, fwd+bwd) closures for ``impl`` in IMPLS."""
     import torch
 
     xg = _with_grad(x)
     gout = torch.randn_like(x["u_f"])
     if impl == "ours":
         f_nograd, f_grad = (lambda: ours(x)), (lambda: ours(xg))
+    elif impl == "mamba_ssm_packed":
+        f_nograd, f_grad = (lambda: mamba_packed(x)), (lambda: mamba_packed(xg))
     else:
         fl, flg = flipped_inputs(x), _with_grad(flipped_inputs(x))
         f_nograd, f_grad = (lambda: mamba_pair(x, fl)), (lambda: mamba_pair(xg, flg))
@@ -166,10 +181,10 @@ def agreement(x: dict) -> dict:
 
 
 def _launch_info() -> dict:
-    from videomamba.ops import selective_scan_triton as sst
+    from videomamba.ops.triton.config import LAST_LAUNCH
 
     info = {}
-    for name, h in sst.LAST_LAUNCH.items():
+    for name, h in LAST_LAUNCH.items():
         info[name] = {k: getattr(h, k, None) for k in ("n_regs", "n_spills")}
     return info
 
@@ -177,7 +192,8 @@ def _launch_info() -> dict:
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4"`` -> [{"BLOCK_L": 8, "NUM_WARPS": 2}, {"BLOCK_D": 4}]
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
-    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS")
+    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
+               "BWD_ATOMIC")
     out = []
     for item in filter(None, (t.strip() for t in text.split(";"))):
         cfg = {}
@@ -195,7 +211,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
         sweep: list[dict] | None = None, shapes: list[str] | None = None) -> dict:
     import torch
 
-    from videomamba.ops.selective_scan_triton import _config
+    from videomamba.ops.triton.config import scan_config
     from .measure import environment
 
     device = torch.device("cuda")
@@ -211,21 +227,23 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
     for label, dim, batch, frames in todo:
         x = make_inputs(dim, batch, frames, device)
         length = x["u_f"].shape[-1]
-        cfgs = [None] + (sweep if label in SWEEP_SHAPES else [dict(SEGMENTS=1)])
-        impls = [("mamba_ssm", None)] * have_mamba + [("ours", c) for c in cfgs]
+        cfgs = [None] + (sweep if label in SWEEP_SHAPES else [])
+        impls = [("mamba_ssm", None), ("mamba_ssm_packed", None)] * have_mamba + [("ours", c) for c in cfgs]
         for impl, cfg in impls:
             with triton_env(cfg):
-                chosen = {kind: _config(batch, dim, 16, length, (dim, dim), device, backward=kind == "bwd")
+                chosen = {kind: scan_config(batch, dim, 16, length, (dim, dim), device, backward=kind == "bwd")
                           for kind in ("fwd", "bwd")} if impl == "ours" else {}
                 row = {"shape": label, "d_inner": dim, "batch": batch, "L": length, "impl": impl,
                        "config": cfg or ("default" if impl == "ours" else "-"),
                        "resolved": {kind: {k: c[k] for k in RESOLVED} for kind, c in chosen.items()}}
+                torch.cuda.reset_peak_memory_stats()
                 try:
                     fwd, fwd_bwd = step_fns(x, impl)
                     row["fwd_ms"] = time_op(fwd, warmup=warmup, repeats=repeats)
                     row["fwd_bwd_ms"] = time_op(fwd_bwd, warmup=warmup, repeats=repeats)
                     if impl == "ours":
                         row["launch"] = _launch_info()
+                    row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
                 except Exception as err:  # noqa: BLE001 - a failing config is a row
                     row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
                 torch.cuda.empty_cache()
@@ -235,17 +253,24 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
             res["agreement"][label] = agreement(x)
         del x
         torch.cuda.empty_cache()
-    _ratios(res["rows"])
+    _ratios(res["rows"], peaks_for(res["env"].get("device")))
     out.mkdir(parents=True, exist_ok=True)
     (out / "scan_kernels.json").write_text(json.dumps(res, indent=1, default=str))
     (out / "scan_kernels.md").write_text(report(res))
     return res
 
 
-def _ratios(rows: list[dict]) -> None:
-    """speed-up = mamba-ssm ms / ours ms on the same shape (> 1: ours faster)."""
+def _ratios(rows: list[dict], peaks=None) -> None:
+    """speed-up = mamba-ssm ms / ours ms on the same shape (> 1: ours faster); floor x = ms /
+    the scan's own floor (:func:`videomamba.bench.floor.scan_floor`)."""
     base = {r["shape"]: r for r in rows if r["impl"] == "mamba_ssm" and "error" not in r}
+    peaks = peaks or peaks_for(None)
     for r in rows:
+        fl = scan_floor(r["d_inner"], r["batch"], r["L"], peaks)
+        r["floor_ms"] = {m: fl[m]["t_floor"] * 1e3 for m in ("fwd", "fwd_bwd")}
+        for m in ("fwd", "fwd_bwd"):
+            if r.get(f"{m}_ms"):
+                r[f"{m}_floor_x"] = r[f"{m}_ms"] / r["floor_ms"][m]
         b = base.get(r["shape"])
         for m in ("fwd_ms", "fwd_bwd_ms"):
             if b and r.get(m):
@@ -259,12 +284,16 @@ def report(res: dict) -> str:
         f"- date: {res['date']}; device: {env.get('device')}; torch {env.get('torch')}, "
         f"triton {env.get('triton')}, mamba_ssm {env.get('mamba_ssm')}",
         "- ours: one launch for both directions (plus a summary launch when the sequence is cut into "
-        "segments); mamba-ssm: `selective_scan_fn` once per direction on pre-flipped inputs (flips not timed).",
+        "segments); mamba_ssm: `selective_scan_fn` once per direction on pre-flipped inputs (flips not timed); "
+        "mamba_ssm_packed: both directions in one `selective_scan_fn` launch (packed along channels, B/C as "
+        "2 groups; packing copies timed).",
+        "- floor: the scan's own floor (`bench/floor.py::scan_floor`: max of its HBM bytes and its exp count "
+        "on the SFUs).",
         "- bf16 u/delta/z/B/C, fp32 A/D/bias, N = 16, delta_softplus; median ms per call; x = mamba-ssm ms / ours "
         "(> 1: ours faster).", "",
         "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, nseg, warps) | fwd ms | fwd x "
-        "| fwd+bwd ms | fwd+bwd x | note |",
-        "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---|",
+        "| fwd+bwd ms | fwd+bwd x | fwd+bwd / floor | peak GiB | note |",
+        "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in res["rows"]:
         rs = r.get("resolved") or {}
@@ -276,7 +305,7 @@ def report(res: dict) -> str:
 
         lines.append(f"| {r['shape']} | {r['d_inner']} | {r['batch']} | {r['L']} | {r['impl']} | {cfg} | {resolved} "
                      f"| {f('fwd_ms')} | {f('fwd_x', '{:.2f}')} | {f('fwd_bwd_ms')} | {f('fwd_bwd_x', '{:.2f}')} "
-                     f"| {r.get('error', '')} |")
+                     f"| {f('fwd_bwd_floor_x', '{:.1f}')} | {f('peak_gib', '{:.2f}')} | {r.get('error', '')} |")
     if res["agreement"]:
         lines += ["", "## Agreement (default config vs mamba-ssm, bf16)", "",
                   "| shape | out rel err | worst input-grad rel err | worst grad |", "|---|---:|---:|---|"]

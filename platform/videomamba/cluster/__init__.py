@@ -1,5 +1,6 @@
-"""Running on a Ray cluster: job submission through the Jobs API (``submit``) and node roles
-(``placement``). Names are imported lazily: ``import videomamba.cluster`` does not import Ray."""
+"""Running on a Ray cluster: job submission through the Jobs API (``submit``), node roles
+(``placement``) and the one place that starts or joins Ray (``connect.init_ray``). Names are
+imported lazily: ``import videomamba.cluster`` does not import Ray."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ _EXPORTS = {
     "build_runtime_env": "submit",
     "to_entrypoint": "submit",
     "resolve_address": "submit",
+    "init_ray": "connect",
     "DECODE_RESOURCE": "placement",
     "TRAIN_RESOURCE": "placement",
     "node_marker": "placement",

@@ -11,7 +11,7 @@ from videomamba.errors import UsageError
 def checkpoint_arg(value: str, option: str = "--checkpoint") -> str:
     """The checkpoint directory ``value`` names (a checkpoint dir, its ``model.pt``, or a run dir:
     its best checkpoint); says on stderr how it was resolved."""
-    from videomamba.train.checkpoint_path import resolve_checkpoint
+    from videomamba.checkpoints import resolve_checkpoint
 
     resolved = resolve_checkpoint(value, option=option)
     if resolved.note:
@@ -24,7 +24,7 @@ def manifest_arg(path: str, option: str = "manifest", *, labels: bool = True, **
     ``kwargs`` go to ``read_manifest`` (classes_file, path_prefix, fmt, ...)."""
     import os
 
-    from videomamba.data import storage
+    from videomamba import storage
     from videomamba.data.manifest import ManifestError, read_manifest
 
     classes = kwargs.get("classes_file")

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def run_upgrade(args) -> int:
-    from videomamba.train.checkpointing import UnsafeCheckpointError, upgrade_train_state
+    from videomamba.checkpoints import UnsafeCheckpointError, upgrade_train_state
 
     failed = 0
     for directory in args.directories:

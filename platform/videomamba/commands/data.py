@@ -7,6 +7,8 @@ import json
 import logging
 import os
 
+from videomamba.cluster.connect import init_ray
+
 logger = logging.getLogger(__name__)
 
 
@@ -126,7 +128,7 @@ def _kind_arg(p: argparse.ArgumentParser) -> None:
 
 def _is_image(args) -> bool:
     """``--kind``, or (auto) whether the manifest argument holds images; a missing source is an error."""
-    from videomamba.data import storage
+    from videomamba import storage
     from videomamba.data.images import is_image_source
     from videomamba.errors import UsageError
 
@@ -152,17 +154,6 @@ def _image_source_arg(args) -> None:
         raise UsageError(f"manifest {args.manifest}: {err}") from None
     except (ManifestError, ValueError) as err:
         raise UsageError(f"manifest: {err}") from None
-
-
-def _init_ray(num_cpus: int | None = None) -> None:
-    """Join ``RAY_ADDRESS`` if set, else start a local Ray (with ``num_cpus`` CPUs when given)."""
-    import ray
-
-    from videomamba import console
-
-    if not ray.is_initialized():
-        extra = {"num_cpus": num_cpus} if num_cpus and not os.environ.get("RAY_ADDRESS") else {}
-        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False, **console.ray_init_kwargs(), **extra)
 
 
 def _check_synth_args(args) -> None:
@@ -222,7 +213,7 @@ def _check(args) -> int:
     if _is_image(args):
         return _check_images(args)
     manifest_arg(args.manifest, "manifest", classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format)
-    _init_ray()
+    init_ray(configure_logging=False)
     rep = check_manifest(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix,
                          fmt=args.format, full=args.full, num_cpus=args.num_cpus)
     console = Console()
@@ -305,7 +296,7 @@ def _check_images(args) -> int:
     from videomamba.data.check import check_images
 
     _image_source_arg(args)
-    _init_ray()
+    init_ray(configure_logging=False)
     rep = check_images(args.manifest, classes_file=args.classes_file, path_prefix=args.path_prefix, fmt=args.format,
                        min_size=args.min_size, num_cpus=args.num_cpus)
     console = Console()
@@ -340,7 +331,7 @@ def _prepare(args) -> int:
     if args.bframes is not None:
         fields["bframes"] = None if args.bframes < 0 else args.bframes
     settings = PrepareSettings(**fields)
-    _init_ray()
+    init_ray(configure_logging=False)
     try:
         rep = prepare_dataset(args.manifest, args.out_dir, settings, classes_file=args.classes_file,
                               path_prefix=args.path_prefix, fmt=args.format,
@@ -414,7 +405,7 @@ def _bench(args) -> int:
     else:
         manifest_arg(args.manifest, "manifest", classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
                      fmt=cfg.manifest_format)
-    _init_ray(args.cpus)
+    init_ray(num_cpus=args.cpus, configure_logging=False)
     if args.compare_order:
         return _bench_order(cfg, args)
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs,

@@ -83,17 +83,18 @@ def run_command(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from videomamba.train import data_api
-    from videomamba.train.launcher import init_ray, run_training
+    from videomamba.cluster.connect import init_ray
+    from videomamba.data.splits import Splits
+    from videomamba.train.launcher import run_training, train_cpus
 
     prepare_data(cfg, args)
-    init_ray(cfg)
+    init_ray(train_cpus(cfg))
     device = "GPU" if cfg.scaling.gpus_per_worker else "CPU"
     print(f"training on {cfg.scaling.num_workers} {device} worker(s), {cfg.train.epochs} epochs ...", flush=True)
     run = run_training(cfg)
     elapsed = time.perf_counter() - t0
     print_summary(run)
-    chance = 1.0 / len(data_api.class_names(cfg.data))
+    chance = 1.0 / len(Splits(cfg.data).class_names())
     top1 = (run.evaluation or {}).get(f"{cfg.eval.split}/top1", run.best_metrics.get("val/top1"))
     print(f"\nDEMO RESULT: top-1 {top1:.3f} on the held-out synthetic videos (chance {chance:.3f}), "
           f"wall time {elapsed / 60:.1f} min")

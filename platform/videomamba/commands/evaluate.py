@@ -29,8 +29,8 @@ def register(subparsers) -> None:
 def run_command(args) -> int:
     from videomamba.commands._common import checkpoint_arg, manifest_arg
     from videomamba.errors import UsageError
-    from videomamba.train.checkpoint_path import portable_data_config
-    from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
+    from videomamba.checkpoints import portable_data_config
+    from videomamba.checkpoints import local_checkpoint_dir, read_meta
     from videomamba.train.config import load_config
 
     checkpoint = checkpoint_arg(args.checkpoint)
@@ -59,12 +59,13 @@ def run_command(args) -> int:
     manifest_arg(manifest, option, classes_file=data_cfg.classes_file, path_prefix=data_cfg.path_prefix,
                  fmt=data_cfg.manifest_format)
 
+    from videomamba.cluster.connect import init_ray
     from videomamba.inference.evaluate import evaluate_checkpoint
-    from videomamba.train.launcher import init_ray, log_evaluation
+    from videomamba.train.launcher import log_evaluation
 
     if args.log_mlflow and not (meta.get("mlflow") or {}).get("run_id"):
         raise UsageError(f"--log-mlflow: the checkpoint {checkpoint} records no MLflow run")
-    init_ray()
+    init_ray(cfg.eval.num_actors + 2)  # predictor actors and decode tasks
     full = evaluate_checkpoint(
         checkpoint, data_cfg=data_cfg, split=split, manifest=manifest,
         batch_size=cfg.eval.batch_size, num_actors=cfg.eval.num_actors, seed=cfg.train.seed,

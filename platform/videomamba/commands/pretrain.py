@@ -34,12 +34,11 @@ def export_pretrained(checkpoint: str, out: str | Path) -> Path:
     import torch
 
     import videomamba
+    from videomamba.checkpoints import load_model_state
     from videomamba.models.spec import ModelSpec
-    from videomamba.train.checkpointing import MODEL_FILE, local_checkpoint_dir, read_meta
 
-    with local_checkpoint_dir(checkpoint) as d:
-        spec = ModelSpec.from_meta(read_meta(d))  # the architecture the checkpoint recorded
-        state = torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)
+    state, meta = load_model_state(checkpoint)
+    spec = ModelSpec.from_meta(meta)  # the architecture the checkpoint recorded
     report = videomamba.load_checkpoint(spec.build(), state, strict=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

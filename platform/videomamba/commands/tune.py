@@ -44,14 +44,15 @@ def run_command(args) -> int:
     from videomamba.tune.runner import SearchError, base_tree, run_search
     from videomamba.tune.space import SpaceError, load_space
 
-    from videomamba.train.launcher import preflight_data, preflight_tracking
+    from videomamba.train.launcher import preflight_tracking
+    from videomamba.train.preflight import check_data
     from videomamba.train.tracking import TrackingError
 
     try:
         cfg = load_config(args.config, args.overrides)
         space = load_space(args.space)
         space.check_base(base_tree(cfg))
-        preflight_data(cfg)  # manifests and classes file exist and parse: before Ray Tune or MLflow
+        check_data(cfg)  # manifests and classes file exist and parse: before Ray Tune or MLflow
         if not args.check and not args.resume:
             preflight_tracking(cfg)
     except (ConfigError, SpaceError, TrackingError) as err:
@@ -105,7 +106,9 @@ def _check_resources(cfg, space, args) -> None:
     if os.environ.get("RAY_ADDRESS"):
         import ray
 
-        ray.init()
+        from videomamba.cluster.connect import init_ray
+
+        init_ray()
         try:
             check_resources(cfg, plan, driver)
         finally:

@@ -421,11 +421,7 @@ def run_bench(
 ) -> BenchResult:
     """Plain loop (this process, the first ``plain_rows`` rows; also on ``prepared``), the bare
     loop on the pipeline's CPUs, then the pipeline (``epochs`` >= 2; streamed as training does
-    unless ``stream`` is false). Starts a local Ray if none is running."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), configure_logging=False)
+    unless ``stream`` is false). The caller starts or joins Ray (``videomamba.cluster.connect.init_ray``)."""
     epochs = max(2, epochs)
     columns = _columns(cfg, manifest)
     ensure_ledger("bench")

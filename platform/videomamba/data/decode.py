@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from videomamba.data import storage
+from videomamba import storage
 from videomamba.data.sampling import EmptyWindowError
 from videomamba.data.transforms import resize_frames
 

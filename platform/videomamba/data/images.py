@@ -44,7 +44,7 @@ from functools import partial
 
 import numpy as np
 
-from videomamba.data import storage
+from videomamba import storage
 from videomamba.data.config import DataConfig, Split
 from videomamba.data.decode import DecodeError, load_source
 from videomamba.data.manifest import ManifestError, VideoRecord, load_classes, read_manifest
@@ -107,7 +107,7 @@ def read_folder(root: str, classes: list[str]) -> list[VideoRecord]:
         if parts[0] not in index:
             unknown.add(parts[0])
             continue
-        records.append(VideoRecord(path=storage.join(root, rel), label=index[parts[0]], line=len(records) + 1))
+        records.append(VideoRecord(path=storage.join_prefix(root, rel), label=index[parts[0]], line=len(records) + 1))
     if unknown:
         raise ManifestError(root, 1, f"class folders not in the class list: {sorted(unknown)[:5]} "
                             f"({len(unknown)} in all; the classes come from data.classes_file or the train folder)")
@@ -134,7 +134,7 @@ def read_imagenet_val_csv(path: str, classes: list[str], path_prefix: str | None
             raise ManifestError(path, line, f"unknown class {wnid!r} (not in the class list)")
         name = row[0].strip()
         name = name if name.lower().endswith(IMAGE_EXTENSIONS) else f"{name}.JPEG"
-        records.append(VideoRecord(path=storage.join(prefix, name), label=index[wnid], line=line))
+        records.append(VideoRecord(path=storage.join_prefix(prefix, name), label=index[wnid], line=line))
     if not records:
         raise ManifestError(path, 1, "manifest has no rows")
     return records
@@ -462,12 +462,14 @@ def build_image_dataset(
     scope: str = "default",
     manifest: str | None = None,
     epochs: int = 1,
+    records: list[VideoRecord] | None = None,
 ):
     """Lazy ``ray.data.Dataset`` of images for ``split``; the contract of
-    :func:`videomamba.data.pipeline.build_dataset` (columns, epochs, seeds, ``scope``) with
-    ``video`` of shape ``(3, 1, S, S)`` and one view per image."""
+    :func:`videomamba.data.pipeline.build_dataset` (columns, epochs, seeds, ``scope``, ``records``)
+    with ``video`` of shape ``(3, 1, S, S)`` and one view per image."""
     seed = cfg.seed if seed is None else seed
-    records = read_records(cfg, split, manifest)
+    if records is None:
+        records = read_records(cfg, split, manifest)
     source = manifest or cfg.manifest_for(split)
     check_records(cfg, records, source)
     columns = {"path": np.array([r.path for r in records], dtype=object),

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videomamba.data import storage
+from videomamba import storage
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class _Parser:
         if start is not None and end is not None and end <= start:
             self.fail(line, f"end_sec ({end}) must be > start_sec ({start})")
         return VideoRecord(
-            path=storage.join(self.prefix, path.strip()),
+            path=storage.join_prefix(self.prefix, path.strip()),
             label=self.label(fields.get("label"), line),
             start_sec=start,
             end_sec=end,
@@ -311,12 +311,17 @@ def read_manifest(
     path_prefix: str | None = None,
     fmt: str = "auto",
     require_labels: bool = True,
+    classes: ClassIndex | None = None,
 ) -> list[VideoRecord]:
     """Parse a manifest (local path or URI) into records with resolved paths and integer labels
-    (``require_labels=False``: labels ignored, may be absent; every label :data:`UNLABELLED`)."""
+    (``require_labels=False``: labels ignored, may be absent; every label :data:`UNLABELLED`).
+    ``classes``: ``classes_file`` already read (:func:`read_classes`), so it is not read again."""
     text = read_text(path)
     fmt = _detect_format(path, text, require_labels) if fmt == "auto" else fmt
-    classes = read_classes(classes_file) if classes_file and require_labels else None
+    if not require_labels:
+        classes = None
+    elif classes is None and classes_file:
+        classes = read_classes(classes_file)
     parser = _Parser(path, classes, storage.dirname(path) if path_prefix is None else path_prefix, classes_file,
                      require_labels)
     rows = {"csv": parser.csv_rows, "jsonl": parser.jsonl_rows, "list": parser.list_rows, "ssv2_json": parser.ssv2_rows}

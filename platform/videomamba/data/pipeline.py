@@ -11,7 +11,7 @@ frames, each clip sampled and augmented on its own; an epoch then has k x the ro
 k clips of a video usually share a batch, see ``DataConfig.clips_per_video``). With
 ``cfg.captions`` a string column ``caption`` follows: one of the row's captions, drawn from
 ``(seed, effective epoch, row)`` in training (a stream of its own), the first one in evaluation
-(strings: iterate with ``collate_fn``, e.g. ``videomamba.train.data_api.TorchCollate``).
+(strings: iterate with ``collate_fn``, e.g. :class:`TorchCollate`).
 
 Plan: ``range(n)`` -> ``select_rows`` (row ``i`` of epoch ``e`` is manifest row ``perm_e[i]``; no
 all-to-all shuffle, the manifest is shared through the object store) -> ``decode_batch``
@@ -302,6 +302,7 @@ def build_dataset(
     scope: str = "default",
     manifest: str | None = None,
     epochs: int = 1,
+    records: list | None = None,
 ):
     """Lazy ``ray.data.Dataset`` of clips for ``split`` (see the module doc for columns/seeding).
 
@@ -311,11 +312,13 @@ def build_dataset(
     one execution streams that many epochs back to back (each reshuffled and re-augmented as its
     own epoch), so a consumer iterating it once never waits for the pipeline to start again at
     an epoch boundary, and the next epoch's first clips are decoded while the current one ends.
+    ``records``: the manifest's records already read (:class:`videomamba.data.splits.Splits`).
     """
     seed = cfg.seed if seed is None else seed
     path = manifest or cfg.manifest_for(split)
-    records = read_manifest(path, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
-                            fmt=cfg.manifest_format)
+    if records is None:
+        records = read_manifest(path, classes_file=cfg.classes_file, path_prefix=cfg.path_prefix,
+                                fmt=cfg.manifest_format)
     check_records(cfg, records, path)
     if cfg.captions:
         bad = [r for r in records if not r.captions]
@@ -372,3 +375,31 @@ def ingest_options(ds):
     options = ray.train.DataConfig.default_ingest_options()
     options.preserve_order = bool(ds.context.execution_options.preserve_order)
     return options
+
+
+def ingest_config(datasets: dict):
+    """``ray.train.DataConfig`` that keeps each dataset's ordered delivery (``data.deterministic``):
+    Ray Train would otherwise apply its default ingest options (unordered) to every shard."""
+    import ray.train
+
+    return ray.train.DataConfig(execution_options={name: ingest_options(ds) for name, ds in datasets.items()})
+
+
+class TorchCollate:
+    """``collate_fn`` for ``iter_torch_batches`` of datasets with string columns: numeric columns
+    become tensors on ``device``, ``caption`` stays a list of ``B`` strings."""
+
+    def __init__(self, device=None):
+        self.device = device
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        out = {}
+        for name, values in batch.items():
+            if name == "caption":
+                out[name] = [str(v) for v in values]
+            else:
+                tensor = torch.as_tensor(values)
+                out[name] = tensor.to(self.device, non_blocking=True) if self.device is not None else tensor
+        return out

@@ -37,7 +37,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from videomamba.data import storage
+from videomamba import storage
 from videomamba.data.decode import DecodeError, load_source, scaled_size
 from videomamba.data.manifest import VideoRecord, load_classes, read_manifest, write_manifest
 

@@ -196,6 +196,16 @@ def skip_report(split: str, *, epoch: int | None = None, scope: str = "default",
     return ray.get(ledger.report.remote(split, epoch, since))
 
 
+def skip_metrics(split: str, scope: str = "default") -> dict[str, float]:
+    """``data/<split>/skipped`` etc. summed over the epochs seen (empty if unavailable: counts are
+    best effort, never a reason to fail training)."""
+    try:
+        return skip_report(split, scope=scope).as_metrics(f"data/{split}")
+    except Exception as err:  # noqa: BLE001
+        logger.debug("no skip report for %s: %s", split, err)
+        return {}
+
+
 def skip_mark(scope: str = "default") -> int:
     """A position in the scope's record stream (pass to ``skip_report(since=)``); 0 without a ledger."""
     import ray

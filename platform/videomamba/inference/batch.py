@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from videomamba.checkpoints import load_trained_model
 from videomamba.data.normalize import IMAGENET_MEAN, IMAGENET_STD, normalize_video
 from videomamba.inference.load import load_video_text_model
 from videomamba.metrics import sort_views
-from videomamba.train.checkpointing import load_trained_model
 from videomamba.train.precision import resolve_precision
 
 

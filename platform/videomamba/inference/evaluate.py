@@ -12,17 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from videomamba.checkpoints import is_mlflow_uri, local_checkpoint_dir, read_meta
 from videomamba.data.config import DataConfig
 from videomamba.data.normalize import IMAGENET_MEAN, IMAGENET_STD
-from videomamba.data.manifest import load_classes
 from videomamba.data.skips import SkipLimitError, check_skips, release_ledger, skip_report
+from videomamba.data.splits import Splits
 from videomamba.errors import UsageError
 from videomamba.inference.batch import NoClipsError, collect, predict_dataset
 from videomamba.inference.retrieval import evaluate_retrieval
 from videomamba.metrics import classification_metrics
-from videomamba.train import data_api, tracking
-from videomamba.train.checkpointing import local_checkpoint_dir, read_meta
-from videomamba.train.mlflow_model import is_mlflow_uri
+from videomamba.train import tracking
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +75,7 @@ def evaluate_checkpoint(
     scope: str | None = None,
     max_skip_fraction: float | None = None,
     tracking_uri: str | None = None,
+    splits: Splits | None = None,
 ) -> dict[str, Any]:
     """Multi-view evaluation of a training checkpoint on ``split`` (or ``manifest``) on Ray.
     ``checkpoint`` may also be a videomamba MLflow model URI (``models:/NAME/VERSION``,
@@ -89,7 +89,8 @@ def evaluate_checkpoint(
     and ``skip_report`` (counts by reason, examples); for a ``contrastive`` checkpoint
     :func:`videomamba.inference.retrieval.evaluate_retrieval` instead. Raises ``SkipLimitError`` when
     more than ``max_skip_fraction`` (default ``data.max_skip_fraction``) of the videos were
-    skipped or no clip was produced.
+    skipped or no clip was produced. ``splits``: the data of ``data_cfg`` as already read
+    (:class:`~videomamba.data.splits.Splits`, e.g. the training run's), else read here.
     """
     if is_mlflow_uri(checkpoint):  # the actors resolve it in the same store (absolute path)
         tracking_uri = tracking_uri or tracking.default_tracking_uri("runs")
@@ -100,18 +101,21 @@ def evaluate_checkpoint(
     if max_skip_fraction is None:
         max_skip_fraction = data_cfg.max_skip_fraction
     scope = scope or f"eval-{uuid.uuid4().hex[:12]}"
-    total = data_api.num_videos(data_cfg, split, manifest)
+    if splits is None or manifest:
+        splits = Splits(data_cfg, {split: manifest})
+    total = splits.num_videos(split)
     try:
         try:
             if meta["config"].get("objective", {}).get("name") == "contrastive":
                 full = evaluate_retrieval(checkpoint, data_cfg=data_cfg, split=split, manifest=manifest,
-                                          batch_size=batch_size, num_actors=num_actors, seed=seed, scope=scope)
+                                          batch_size=batch_size, num_actors=num_actors, seed=seed, scope=scope,
+                                          splits=splits)
             else:
                 class_names = meta["class_names"]
                 label_map = None
                 if data_cfg.classes_file and class_names:
-                    label_map = class_label_map(load_classes(data_cfg.classes_file), class_names)
-                ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
+                    label_map = class_label_map(splits.file_class_names(), class_names)
+                ds = splits.dataset(split, seed=seed, scope=scope)
                 full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size,
                                         num_actors=num_actors, label_map=label_map, tracking_uri=tracking_uri,
                                         mean=data_cfg.mean, std=data_cfg.std)

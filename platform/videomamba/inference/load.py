@@ -1,5 +1,5 @@
 """Trained checkpoints loaded for inference beyond the classifier (which is
-``videomamba.train.checkpointing.load_trained_model``): the video-text model of a ``contrastive`` run."""
+``videomamba.checkpoints.load_trained_model``): the video-text model of a ``contrastive`` run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from videomamba.models.video_text import VideoTextModel
 from videomamba.modules.text_tower import load_text_tower
 from videomamba.objectives.contrastive import ContrastiveConfig, build_heads
-from videomamba.train.checkpointing import HEADS_FILE, load_trained_model, local_checkpoint_dir
+from videomamba.checkpoints import load_heads, load_trained_model
 
 
 def load_video_text_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -24,7 +24,6 @@ def load_video_text_model(checkpoint: str | os.PathLike, device: str | torch.dev
     cfg = ContrastiveConfig.model_validate(objective)
     text = load_text_tower(cfg.text.model, pooling=cfg.text.pooling, max_length=cfg.text.max_length)
     heads = build_heads(cfg, model.embed_dim, text)
-    with local_checkpoint_dir(checkpoint) as d:
-        state = torch.load(d / HEADS_FILE, map_location="cpu", weights_only=True)
+    state = load_heads(checkpoint)
     heads.load_state_dict({k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")})
     return VideoTextModel(model, heads).to(device).eval(), meta

@@ -14,7 +14,7 @@ from videomamba.data.decode import DecodeError, decode_clips
 from videomamba.data.images import ImageTransform, load_image
 from videomamba.data.pipeline import clip_picker
 from videomamba.data.transforms import ClipTransform
-from videomamba.train.checkpointing import load_trained_model
+from videomamba.checkpoints import load_trained_model
 from videomamba.train.precision import resolve_precision
 
 logger = logging.getLogger(__name__)

@@ -15,11 +15,12 @@ import torch
 from videomamba.data.config import DataConfig
 from videomamba.data.decode import DecodeError
 from videomamba.data.manifest import read_manifest
+from videomamba.data.skips import skip_metrics
+from videomamba.data.splits import Splits
 from videomamba.inference.batch import collect, predict_dataset
 from videomamba.inference.load import load_video_text_model
 from videomamba.inference.predict import load_views
 from videomamba.metrics import video_text_metrics
-from videomamba.train import data_api
 from videomamba.train.precision import resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -35,18 +36,21 @@ def evaluate_retrieval(
     num_actors: int = 1,
     seed: int = 0,
     scope: str = "eval",
+    splits: Splits | None = None,
 ) -> dict[str, Any]:
     """Zero-shot retrieval on ``split`` (or ``manifest``) on Ray: video embeddings from an actor
     pool (views averaged per video), captions embedded in this process. Returns
-    :func:`videomamba.metrics.retrieval_metrics` plus ``split``, ``skips`` and ``task: retrieval``."""
-    ds = data_api.build(data_cfg, split, seed=seed, scope=scope, manifest=manifest)
+    :func:`videomamba.metrics.retrieval_metrics` plus ``split``, ``skips`` and ``task: retrieval``.
+    ``splits``: the data as already read (:class:`~videomamba.data.splits.Splits`), else read here."""
+    splits = splits or Splits(data_cfg, {split: manifest})
+    ds = splits.dataset(split, seed=seed, scope=scope)
     rows = predict_dataset(ds, checkpoint, batch_size=batch_size, num_actors=num_actors, output="embedding",
                            mean=data_cfg.mean, std=data_cfg.std)
     cols = collect(rows, ("index", "view", "embedding"))
     model, _ = load_video_text_model(checkpoint)
-    captions = [r.captions for r in data_api.records(data_cfg, split, manifest)]
+    captions = [r.captions for r in splits.records(split)]
     full = video_text_metrics(cols["embedding"], cols["index"], captions, model.encode_text)
-    full.update(split=split, skips=data_api.skip_metrics(split, scope))
+    full.update(split=split, skips=skip_metrics(split, scope))
     return full
 
 

@@ -10,7 +10,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..ops import bimamba_inner_fn, check_backend, has_fused_inner, mamba_inner_fn
+from ..ops import bimamba_inner_fn, check_backend, fastest_backend, has_fused_inner, mamba_inner_fn
 from .tokens import take_tokens
 
 
@@ -100,15 +100,36 @@ class BiMamba(nn.Module):
         (default: the same sequence, reversed; see ``bi_selective_scan_fn``). ``recompute=False``:
         the op after ``in_proj`` keeps its intermediates for the backward instead of
         recomputing its conv and projections there (a checkpointing block passes it); otherwise
-        the op's default (``bimamba_inner_fn``). mamba-ssm's fused path always recomputes."""
-        if has_fused_inner(self.backend, hidden.device):
-            return self.forward_directional(hidden, index_b)
+        the op's default (``bimamba_inner_fn``). mamba-ssm's fused path always recomputes.
+        ``backend="auto"`` on CUDA: the fastest installed backend for this input's shape, dtype
+        and mode, measured on the first call (:func:`videomamba.ops.fastest_backend`, logged once)."""
+        backend = self.backend
+        if backend == "auto" and hidden.is_cuda:
+            key = ("BiMamba", self.d_model, self.d_inner, self.d_state, tuple(hidden.shape), hidden.dtype,
+                   torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None,
+                   index_b is not None, self.training, recompute)
+            backend = fastest_backend(key, lambda name: self._trial(name, hidden, index_b, recompute), hidden.device)
+        return self._forward(hidden, index_b, recompute, backend)
+
+    def _forward(self, hidden, index_b, recompute, backend):
+        if has_fused_inner(backend, hidden.device):
+            return self.forward_directional(hidden, index_b, backend=backend)
         xz = self._in_proj(hidden)
-        y = bimamba_inner_fn(xz, self._direction_params(False), self._direction_params(True), backend=self.backend,
+        y = bimamba_inner_fn(xz, self._direction_params(False), self._direction_params(True), backend=backend,
                              index_b=index_b, recompute=False if recompute is False else None)
         return self.out_proj(rearrange(y, "b d l -> b l d"))
 
-    def forward_directional(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None) -> torch.Tensor:
+    def _trial(self, backend, hidden, index_b, recompute):
+        """One forward (and, in training mode, backward to the input only: parameter ``.grad`` is
+        left alone) on a detached copy of ``hidden``: what ``fastest_backend`` times."""
+        with torch.enable_grad() if self.training else torch.no_grad():
+            h = hidden.detach().requires_grad_(self.training)
+            out = self._forward(h, index_b, recompute, backend)
+            if self.training:
+                torch.autograd.grad(out, h, torch.ones_like(out))
+
+    def forward_directional(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None,
+                            backend: str | None = None) -> torch.Tensor:
         """Same result as :meth:`forward`, one direction at a time: each direction is one
         ``mamba_inner_fn`` (fused by mamba-ssm: conv, projections, scan and ``out_proj`` with no
         layout copies, conv and delta recomputed in the backward) over its own token order. The
@@ -119,7 +140,8 @@ class BiMamba(nn.Module):
         order = None if index_b is None else index_b.flip(-1)  # backward scan order, first to last
         xz_b = xz.flip(-1) if order is None else take_tokens(xz, order, dim=-1)
         out = [
-            mamba_inner_fn(xz_dir, cw, cb, xw, dw, self.out_proj.weight, out_bias, A, D, bias, backend=self.backend)
+            mamba_inner_fn(xz_dir, cw, cb, xw, dw, self.out_proj.weight, out_bias, A, D, bias,
+                           backend=backend or self.backend)
             for xz_dir, (cw, cb, xw, dw, A, D, bias), out_bias in (
                 (xz, self._direction_params(False), self.out_proj.bias),
                 (xz_b, self._direction_params(True), None),

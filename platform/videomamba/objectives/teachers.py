@@ -224,10 +224,9 @@ class ViTTeacher(Teacher):
 def _state_file(path: Path) -> tuple[Path, dict[str, Any] | None]:
     """(weights file, meta or None) of a file or a training checkpoint directory."""
     if path.is_dir():
-        from videomamba.train.checkpointing import META_FILE, MODEL_FILE
+        from videomamba.checkpoints import checkpoint_files
 
-        meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).exists() else None
-        return path / MODEL_FILE, meta
+        return checkpoint_files(path)
     return path, None
 
 

@@ -25,8 +25,13 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-#: scan backends whose CUDA backward uses atomic adds (non-deterministic summation order)
-ATOMIC_BACKENDS = ("triton", "mamba_ssm")
+#: scan backends whose CUDA backward uses atomic adds (non-deterministic summation order); the
+#: Triton backward writes per-channel-block partials instead, unless VIDEOMAMBA_TRITON_BWD_ATOMIC=1
+ATOMIC_BACKENDS = ("mamba_ssm",)
+
+
+def _atomic(backend: str) -> bool:
+    return backend in ATOMIC_BACKENDS or (backend == "triton" and os.environ.get("VIDEOMAMBA_TRITON_BWD_ATOMIC") == "1")
 
 
 def seed_everything(seed: int, epoch: int, rank: int) -> None:
@@ -53,15 +58,17 @@ def use_deterministic_algorithms(enabled: bool) -> None:
 
 def check_scan_backend(backend: str, device: torch.device | str) -> str:
     """The scan backend ``backend`` resolves to on ``device``; raises RuntimeError when it is one
-    whose CUDA backward is non-deterministic (``ATOMIC_BACKENDS``): the message names the fix."""
+    whose CUDA backward is non-deterministic (``ATOMIC_BACKENDS``, or ``triton`` with
+    ``VIDEOMAMBA_TRITON_BWD_ATOMIC=1``): the message names the fix."""
     from videomamba.ops import resolve_backend
 
     device = torch.device(device)
     chosen = resolve_backend(backend, device)
-    if device.type == "cuda" and chosen in ATOMIC_BACKENDS:
+    if device.type == "cuda" and _atomic(chosen):
         raise RuntimeError(
             f"train.deterministic_algorithms: the {chosen!r} selective-scan backward (model backend "
             f"{backend!r}) sums gradients with atomic adds, which is not deterministic on CUDA; set "
-            "model.backend=torch (deterministic, slower) or train.deterministic_algorithms=false"
+            "model.backend=triton or torch (deterministic; triton without VIDEOMAMBA_TRITON_BWD_ATOMIC=1) "
+            "or train.deterministic_algorithms=false"
         )
     return chosen

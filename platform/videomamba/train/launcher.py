@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,11 @@ from videomamba.train.loop import (
     build_model,
     train_loop_per_worker,
 )
-from videomamba import console, env
+from videomamba import checkpoints, console, env, storage
+from videomamba.cluster.connect import init_ray
+from videomamba.data.pipeline import ingest_config
+from videomamba.data.skips import release_ledger, skip_report
+from videomamba.data.splits import Splits
 from videomamba.inference.evaluate import evaluate_checkpoint
 from videomamba.metrics import scalar_metrics
 from videomamba.models.spec import ModelSpec
@@ -84,87 +87,22 @@ class TrainRun:
 
 
 # ------------------------------------------------------------------------------------------------
-# storage (local path or URI) helpers
-def _fs(storage_path: str):
-    import pyarrow.fs
-
-    if "://" in storage_path and not storage_path.startswith("file://"):
-        return pyarrow.fs.FileSystem.from_uri(storage_path)
-    local = Path(storage_path.removeprefix("file://")).expanduser().resolve()
-    return pyarrow.fs.LocalFileSystem(), local.as_posix()
-
-
+# the run directory (local path or URI) and its run info
 def resolve_storage_path(cfg: TrainConfig) -> str:
-    path = cfg.run.storage_path or str(Path(cfg.run.root) / "ray")
-    if "://" in path and not path.startswith("file://"):
-        return path
-    return Path(path.removeprefix("file://")).expanduser().resolve().as_posix()
-
-
-def _join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
+    return storage.normalize(cfg.run.storage_path or str(Path(cfg.run.root) / "ray"))
 
 
 def read_run_info(storage_path: str, name: str) -> dict[str, Any] | None:
-    fs, base = _fs(storage_path)
-    path = _join(base, name, RUN_INFO_FILE)
-    import pyarrow.fs
-
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(path) as f:
-        return json.loads(f.read().decode())
+    return storage.read_json_or_none(storage.join(storage_path, name, RUN_INFO_FILE))
 
 
 def _write_run_info(storage_path: str, name: str, info: dict[str, Any]) -> None:
-    fs, base = _fs(storage_path)
-    fs.create_dir(_join(base, name), recursive=True)
-    with fs.open_output_stream(_join(base, name, RUN_INFO_FILE)) as f:
-        f.write(json.dumps(info, indent=2).encode())
-
-
-def _run_exists(storage_path: str, name: str) -> bool:
-    import pyarrow.fs
-
-    fs, base = _fs(storage_path)
-    return fs.get_file_info(_join(base, name)).type != pyarrow.fs.FileType.NotFound
+    storage.write_json(storage.join(storage_path, name, RUN_INFO_FILE), info)
 
 
 def latest_run_name(storage_path: str, prefix: str) -> str | None:
     """The most recently started run under ``storage_path`` whose name starts with ``prefix``."""
-    import pyarrow.fs
-
-    fs, base = _fs(storage_path)
-    try:
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
-    except OSError:
-        return None
-    runs = []
-    for e in entries:
-        if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith(prefix):
-            info = read_run_info(storage_path, e.base_name)
-            if info:
-                runs.append((info.get("created", 0), e.base_name))
-    return max(runs)[1] if runs else None
-
-
-# ------------------------------------------------------------------------------------------------
-def latest_checkpoint(storage_path: str, name: str) -> tuple[int, str] | None:
-    """``(epoch, checkpoint path)`` of the run's latest checkpoint (None: none)."""
-    import pyarrow.fs
-
-    fs, base = _fs(storage_path)
-    try:
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(_join(base, name), allow_not_found=True))
-    except OSError:
-        return None
-    found = sorted(e.path for e in entries if e.type == pyarrow.fs.FileType.Directory and e.base_name.startswith("epoch_")
-                   and fs.get_file_info(_join(e.path, "meta.json")).type == pyarrow.fs.FileType.File)
-    if not found:
-        return None
-    path = found[-1]
-    epoch = int(path.rsplit("epoch_", 1)[1])
-    return epoch, path if "://" not in storage_path else f"{storage_path.split('://', 1)[0]}://{path}"
+    return storage.latest_child(storage_path, RUN_INFO_FILE, lambda name, info: name.startswith(prefix))
 
 
 def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | None:
@@ -175,7 +113,7 @@ def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | Non
     info = read_run_info(storage_path, name) if name else None
     if info is None:
         return None
-    latest = latest_checkpoint(storage_path, name)
+    latest = checkpoints.latest_checkpoint(storage.join(storage_path, name))
     next_epoch = latest[0] + 1 if latest else 0
     finished = bool(info.get("finished"))
     if not finished and info.get("mlflow_run_id"):
@@ -185,24 +123,6 @@ def resume_state(cfg: TrainConfig, name: str | None = None) -> ResumeState | Non
         except Exception as err:  # noqa: BLE001 - unknown: treat as not finished
             logger.debug("cannot read the MLflow run: %s", err)
     return ResumeState(name, next_epoch, cfg.train.epochs, finished)
-
-
-def resume_epoch(storage_path: str, name: str) -> int:
-    """The epoch after the run's latest checkpoint (0 when it has none). Raises UnsafeCheckpointError
-    when its training state is not in the data-only format (an old pickle, a planted file)."""
-    import ray.train
-
-    from videomamba.train.checkpointing import check_train_state, local_checkpoint_dir, read_meta
-
-    try:
-        latest = ray.train.Result.from_path(_join(storage_path, name)).checkpoint
-    except RuntimeError:
-        return 0
-    if latest is None:
-        return 0
-    with local_checkpoint_dir(latest) as d:
-        check_train_state(d)  # data-only format, parsed before any worker starts (UnsafeCheckpointError)
-        return int(read_meta(d)["epoch"]) + 1
 
 
 def _resources(cfg: TrainConfig) -> tuple[float, dict[str, float]]:
@@ -255,19 +175,6 @@ def _preflight(section: str, fn):
         raise ConfigError(f"invalid config:\n  {section}: {type(err).__name__}: {err}") from err
 
 
-def preflight_data(cfg: TrainConfig) -> list[str]:
-    """Check the data a run needs without decoding anything: the classes file and every configured
-    manifest (train, the validation split, the evaluation split) exist and parse. Returns the class
-    names; raises ``ConfigError`` naming the section and file."""
-    from videomamba.train import data_api
-
-    names = _preflight("data", lambda: data_api.class_names(cfg.data))
-    splits = ["train", cfg.train.val_split, cfg.eval.split if cfg.eval.at_end else None]
-    for split in dict.fromkeys(s for s in splits if data_api.has_split(cfg.data, s)):
-        _preflight(f"data.{split}_manifest", lambda split=split: data_api.records(cfg.data, split))
-    return names
-
-
 def preflight_tracking(cfg: TrainConfig) -> str:
     """The run's tracking URI, checked (``tracking.check_tracking_uri``): call before Ray starts."""
     uri = _preflight("mlflow", lambda: tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root))
@@ -308,21 +215,9 @@ def log_resume_changes(tracker: tracking.RunTracker, params: dict[str, Any], res
     return changes
 
 
-def init_ray(cfg: TrainConfig | None = None) -> None:
-    """Connect to the cluster (``RAY_ADDRESS``) or start a local Ray whose logical CPUs leave room
-    for the data tasks next to the training workers (small machines are oversubscribed)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    from videomamba import console
-
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(**console.ray_init_kwargs())
-        return
-    workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker if cfg else 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(math.ceil(workers)) + 2), include_dashboard=False,
-             **console.ray_init_kwargs())
+def train_cpus(cfg: TrainConfig) -> float:
+    """Logical CPUs a local Ray needs for the run: its workers plus room for the data tasks."""
+    return math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2
 
 
 @dataclass(frozen=True)
@@ -338,6 +233,7 @@ class _RunPlan:
     gpus: float
     worker_resources: dict[str, float]
     request: Any  # resources.ResourceRequest: what the run asks of the cluster
+    splits: Splits  # the data as read once by the preflight: records, counts, captions
     start_epoch: int
     val_split: str | None
     datasets: dict[str, Any]
@@ -373,7 +269,7 @@ def _run_name(cfg: TrainConfig, storage_path: str, resume: bool) -> tuple[str, d
             raise RunExistsError(f"--resume: no run {name or cfg.mlflow.experiment + '-*'!r} under {storage_path}")
         return name, info
     name = name or f"{cfg.mlflow.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if _run_exists(storage_path, name):
+    if storage.exists(storage.join(storage_path, name)):
         raise RunExistsError(
             f"run {name!r} already exists under {storage_path}; pass --resume to continue it or set run.name"
         )
@@ -383,26 +279,25 @@ def _run_name(cfg: TrainConfig, storage_path: str, resume: bool) -> tuple[str, d
 def _plan(cfg: TrainConfig, storage_path: str, name: str, info: dict[str, Any] | None) -> _RunPlan:
     """The preflight checks (as ``--dry-run``), Ray started, the model built once (pretrained
     weights load), resources checked against the cluster, the resume epoch and the datasets."""
-    from videomamba.train import data_api
     from videomamba.train.preflight import preflight
 
     checked = preflight(cfg)  # the same checks as `videomamba train --dry-run`, before Ray starts
-    init_ray(cfg)
+    init_ray(train_cpus(cfg))  # the driver starts or joins Ray (nothing below does)
+    splits = checked.splits  # every manifest read once, by the checks
     probe = _preflight("model", lambda: build_model(checked.model_spec, cfg.model.pretrained, cfg.model.inflate,
                                                     cfg.model.pretrained_grid))
     num_params = sum(p.numel() for p in probe.parameters())
     del probe
     gpus, worker_res = _resources(cfg)
     request = _check_resources(cfg, gpus)
-    start_epoch = resume_epoch(storage_path, name) if info is not None else 0
-    val_split = cfg.train.val_split if data_api.has_split(cfg.data, cfg.train.val_split) else None
+    start_epoch = checkpoints.resume_epoch(storage.join(storage_path, name)) if info is not None else 0
+    val_split = cfg.train.val_split if splits.has(cfg.train.val_split) else None
 
     def _datasets():
         span = max(1, cfg.train.epochs - start_epoch) if cfg.data.stream_epochs else 1
-        out = {"train": data_api.build(cfg.data, "train", seed=cfg.train.seed, epoch=start_epoch, scope=name,
-                                       epochs=span)}
+        out = {"train": splits.dataset("train", seed=cfg.train.seed, epoch=start_epoch, scope=name, epochs=span)}
         if val_split:
-            out[val_split] = data_api.build(cfg.data, val_split, seed=cfg.train.seed, scope=name)
+            out[val_split] = splits.dataset(val_split, seed=cfg.train.seed, scope=name)
         return out
 
     datasets = _preflight("data", _datasets)
@@ -413,8 +308,8 @@ def _plan(cfg: TrainConfig, storage_path: str, name: str, info: dict[str, Any] |
     return _RunPlan(
         name=name, storage_path=storage_path, resume_info=info, model=checked.model_spec,
         class_names=tuple(checked.class_names), num_params=num_params, gpus=gpus, worker_resources=worker_res,
-        request=request, start_epoch=start_epoch, val_split=val_split, datasets=datasets,
-        train_size=data_api.num_train_rows(cfg.data), metric=metric, mode=mode,
+        request=request, splits=splits, start_epoch=start_epoch, val_split=val_split, datasets=datasets,
+        train_size=splits.num_train_rows(), metric=metric, mode=mode,
     )
 
 
@@ -460,9 +355,7 @@ def _run_context(cfg: TrainConfig, plan: _RunPlan, tracker: tracking.RunTracker)
     driver's cwd, files or console)."""
     import ray
 
-    from videomamba.train import data_api
-
-    val_split, name = plan.val_split, plan.name
+    val_split, name, splits = plan.val_split, plan.name, plan.splits
     return RunContext(
         model=plan.model,
         class_names=plan.class_names,
@@ -475,12 +368,11 @@ def _run_context(cfg: TrainConfig, plan: _RunPlan, tracker: tracking.RunTracker)
         tracking_uri=tracker.tracking_uri,
         mlflow_run_id=tracker.run_id,
         val_split=val_split,
-        val_size=data_api.num_videos(cfg.data, val_split) if val_split else 0,
-        val_captions=tuple(tuple(r.captions) for r in data_api.records(cfg.data, val_split))
-        if cfg.data.captions and val_split else None,
+        val_size=splits.num_videos(val_split) if val_split else 0,
+        val_captions=tuple(tuple(c) for c in splits.captions(val_split)) if cfg.data.captions and val_split else None,
         progress=console.progress_bars(),
         quiet=console.quiet(),
-        data_prepared=data_api.is_prepared(cfg.data.train_manifest),
+        data_prepared=splits.is_prepared("train"),
         decode_cpus=max(0.0, float(ray.cluster_resources().get("CPU", 0))
                         - cfg.scaling.num_workers * cfg.scaling.cpus_per_worker),
     )
@@ -491,8 +383,6 @@ def _fit(cfg: TrainConfig, plan: _RunPlan, context: RunContext, tracker: trackin
     failure is recorded in the MLflow run (status, tags) and raised."""
     import ray.train
     from ray.train.torch import TorchTrainer
-
-    from videomamba.train import data_api
 
     name, storage_path = plan.name, plan.storage_path
     attempt_s, retries = resources.placement_attempts(cfg.scaling.placement_timeout_s)
@@ -516,13 +406,13 @@ def _fit(cfg: TrainConfig, plan: _RunPlan, context: RunContext, tracker: trackin
             callbacks=list(callbacks),
         ),
         datasets=plan.datasets,
-        dataset_config=data_api.ingest_config(plan.datasets),
+        dataset_config=ingest_config(plan.datasets),
     )
     try:
         with resources.start_timeout(attempt_s):
             return trainer.fit()
     except KeyboardInterrupt:
-        latest = latest_checkpoint(storage_path, name)
+        latest = checkpoints.latest_checkpoint(storage.join(storage_path, name))
         tracker.set_tags({"interrupted_at_epoch": latest[0] + 1 if latest else 0})
         tracker.set_status("KILLED")
         raise RunInterrupted(name, storage_path, *(latest or (None, None))) from None
@@ -542,9 +432,6 @@ def _fit(cfg: TrainConfig, plan: _RunPlan, context: RunContext, tracker: trackin
 def _finish(cfg: TrainConfig, plan: _RunPlan, result: Any, tracker: tracking.RunTracker) -> TrainRun:
     """Skip summaries, a stop by the workers raised as its error, the best checkpoint logged (and
     evaluated with ``eval.at_end``), curves; the MLflow run and run info marked finished."""
-    from videomamba.data.skips import release_ledger, skip_report
-    from videomamba.train import data_api
-
     name = plan.name
     run = TrainRun(result=result, name=name, path=result.path, tracking_uri=tracker.tracking_uri,
                    mlflow_run_id=tracker.run_id)
@@ -563,9 +450,9 @@ def _finish(cfg: TrainConfig, plan: _RunPlan, result: Any, tracker: tracking.Run
     if best is not None:
         run.best_checkpoint, run.best_metrics = best
         _log_best(tracker, cfg, run)
-        if cfg.eval.at_end and data_api.has_split(cfg.data, cfg.eval.split):
+        if cfg.eval.at_end and plan.splits.has(cfg.eval.split):
             try:
-                full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval")
+                full = evaluate(cfg, run.best_checkpoint, scope=f"{name}-eval", splits=plan.splits)
             except BaseException as err:
                 tracker.set_tags({"error": f"evaluation: {type(err).__name__}: {err}"[:5000]})
                 tracker.set_status("FAILED")
@@ -582,30 +469,20 @@ def _finish(cfg: TrainConfig, plan: _RunPlan, result: Any, tracker: tracking.Run
 def _best(result, metric: str, mode: str) -> tuple[str, dict[str, Any]] | None:
     candidates = [(c, m) for c, m in (result.best_checkpoints or []) if m.get(metric) is not None]
     if not candidates:
-        return (_uri(result.checkpoint), {}) if result.checkpoint else None
+        return (checkpoints.checkpoint_uri(result.checkpoint), {}) if result.checkpoint else None
     pick = max if mode == "max" else min
     checkpoint, metrics = pick(candidates, key=lambda cm: cm[1][metric])
-    return _uri(checkpoint), metrics
-
-
-def _uri(checkpoint) -> str:
-    import pyarrow.fs
-
-    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
-        return checkpoint.path
-    return f"{checkpoint.filesystem.type_name}://{checkpoint.path}"
+    return checkpoints.checkpoint_uri(checkpoint), metrics
 
 
 def _log_best(tracker: tracking.RunTracker, cfg: TrainConfig, run: TrainRun) -> None:
     """Best checkpoint URI + meta as artifacts/tags; the model as an MLflow model (registered on request)."""
-    from videomamba.train.checkpointing import local_checkpoint_dir
-
     # summary values as tags + a table, not metrics: one-point metrics would each get a chart
     best = {k: v for k, v in run.best_metrics.items() if isinstance(v, (int, float))}
     tracker.set_tags({"best_checkpoint": run.best_checkpoint, **{f"best/{k}": f"{v:.6g}" for k, v in best.items()}})
     tracker.log_dict(best, "best_checkpoint/metrics.json")
-    with local_checkpoint_dir(run.best_checkpoint) as d:
-        tracker.log_artifact(str(d / "meta.json"), "best_checkpoint")
+    with checkpoints.local_checkpoint_dir(run.best_checkpoint) as d:
+        tracker.log_artifact(str(d / checkpoints.META_FILE), "best_checkpoint")
         tracker.log_text(run.best_checkpoint + "\n", "best_checkpoint/URI.txt")
         if cfg.mlflow.log_model:
             log_model(tracker, d, registered_name=cfg.mlflow.register_model)
@@ -626,13 +503,15 @@ def log_model(tracker: tracking.RunTracker, checkpoint_dir: Path, registered_nam
     return info
 
 
-def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None) -> dict[str, Any]:
+def evaluate(cfg: TrainConfig, checkpoint: str, *, scope: str | None = None, manifest: str | None = None,
+             splits: Splits | None = None) -> dict[str, Any]:
     """``evaluate_checkpoint`` of ``checkpoint`` on ``cfg.eval.split`` with the config's settings
-    (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips)."""
+    (raises ``SkipLimitError`` beyond ``data.max_skip_fraction`` or without clips). ``splits``:
+    the run's data as already read."""
     return evaluate_checkpoint(
         checkpoint, data_cfg=cfg.data, split=cfg.eval.split, manifest=manifest, batch_size=cfg.eval.batch_size,
         num_actors=cfg.eval.num_actors, seed=cfg.train.seed, scope=scope,
-        max_skip_fraction=cfg.data.max_skip_fraction,
+        max_skip_fraction=cfg.data.max_skip_fraction, splits=splits,
     )
 
 

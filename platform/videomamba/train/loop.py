@@ -26,9 +26,11 @@ from videomamba.data.normalize import normalize_batch
 from videomamba.metrics import scalar_metrics, sort_views
 from videomamba.models.spec import ModelSpec
 from videomamba.objectives import build_objective
+from videomamba import checkpoints as ckpt
+from videomamba.data.pipeline import TorchCollate
+from videomamba.data.skips import skip_metrics
 from videomamba.plots import plot_confusion
-from videomamba.train import checkpointing as ckpt
-from videomamba.train import data_api
+from videomamba.train.data_wait import data_wait_hint
 from videomamba.train.determinism import check_scan_backend, seed_everything, use_deterministic_algorithms
 from videomamba.train.config import TrainConfig
 from videomamba.train.context import RunContext
@@ -92,7 +94,7 @@ def build_model(spec: ModelSpec | dict[str, Any], pretrained: str | None = None,
     not in their metadata."""
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_meta(spec)
     if pretrained:
-        from videomamba.train.checkpoint_path import pretrained_weights
+        from videomamba.checkpoints import pretrained_weights
 
         pretrained = pretrained_weights(pretrained)  # a training checkpoint or run directory -> its weights
     return spec.build(pretrained or None, inflate=inflate, pos_grid=pos_grid)
@@ -178,12 +180,10 @@ class _Trainer:
         if checkpoint is None:
             return
         with checkpoint.as_directory() as d:
-            d = Path(d)
-            state = ckpt.load_train_state(d)
-            model_state = state.get("model") or torch.load(d / ckpt.MODEL_FILE, map_location="cpu", weights_only=True)
-            heads = torch.load(d / ckpt.HEADS_FILE, weights_only=True) if (d / ckpt.HEADS_FILE).exists() else {}
-        self.objective.model.load_state_dict(model_state)
-        self.objective.load_extra_state_dict(heads)
+            restored = ckpt.load_resume_state(d)
+        state = restored.train_state
+        self.objective.model.load_state_dict(restored.model_state)
+        self.objective.load_extra_state_dict(restored.heads_state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.precision.scaler.load_state_dict(state["scaler"])
@@ -243,7 +243,7 @@ class _Trainer:
         kwargs: dict[str, Any] = {"batch_size": self.cfg.train.batch_size, "drop_last": train,
                                   "prefetch_batches": self.cfg.data.prefetch_batches}
         if self.cfg.data.captions:  # a string column: collated by hand
-            kwargs["collate_fn"] = data_api.TorchCollate(self.device)
+            kwargs["collate_fn"] = TorchCollate(self.device)
         elif self.cfg.data.pin_memory and self.device.type == "cuda":
             kwargs["pin_memory"] = True
         if train and self.cfg.train.shuffle_buffer:
@@ -434,7 +434,7 @@ class _Trainer:
             logger.error("%s", message)
             self.tracker.set_tags({"stop_reason": status})
             for split in {"train", self.ctx.val_split or "train"}:
-                self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
+                self.tracker.log_metrics(skip_metrics(split, self.scope), step=self.num_updates)
         ray.train.report({"epoch": epoch, "stopped": status})
         return {"status": status, "message": message}
 
@@ -496,7 +496,7 @@ class _Trainer:
                         metrics["best_epoch"] = epoch
                 self.tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=self.num_updates)
                 for split in ("train", self.ctx.val_split) if has_val else ("train",):
-                    self.tracker.log_metrics(data_api.skip_metrics(split, self.scope), step=self.num_updates)
+                    self.tracker.log_metrics(skip_metrics(split, self.scope), step=self.num_updates)
                 if improved and full is not None and "confusion" in full:
                     self._log_confusion(full, epoch)
                 logger.info(
@@ -504,7 +504,7 @@ class _Trainer:
                     ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)),
                 )
                 steady = metrics["train/data_wait_frac"] - metrics["train/first_batch_s"] / max(metrics["train/epoch_s"], 1e-9)
-                hint = data_api.data_wait_hint(  # steady state: the first batch's wait is start-up
+                hint = data_wait_hint(  # steady state: the first batch's wait is start-up
                     steady, epoch=epoch, epoch_s=metrics["train/epoch_s"],
                     clips_per_s=metrics["train/clips_per_s_epoch"], decode_cpus=self.ctx.decode_cpus,
                     prepared=self.ctx.data_prepared, clips_per_video=cfg.data.clips_per_video,
@@ -518,7 +518,7 @@ class _Trainer:
                     if self.rank == 0:
                         self._save(Path(tmp), epoch, metrics)
                         checkpoint = ray.train.Checkpoint.from_directory(tmp)
-                    ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
+                    ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=ckpt.checkpoint_dir_name(epoch))
             else:
                 ray.train.report(metrics)
         return {"status": "finished", "best": self.best, "epochs": epochs}

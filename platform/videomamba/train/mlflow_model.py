@@ -9,49 +9,43 @@ Loading (``mlflow.pyfunc.load_model(uri)``) imports this module from the install
 is unpickled or executed.
 
 ``videomamba predict`` / ``evaluate`` accept the model's ``models:/NAME/VERSION`` and
-``runs:/RUN_ID/model`` URIs (:func:`downloaded_model`).
+``runs:/RUN_ID/model`` URIs (``videomamba.checkpoints.downloaded_model``, which reads the
+directory this module writes).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from videomamba.checkpoints import MLFLOW_DATA_DIR, MLFLOW_WEIGHTS_FILE, load_model_dir
+
 logger = logging.getLogger(__name__)
 
 LOADER_MODULE = "videomamba.train.mlflow_model"
-DATA_DIR = "videomamba"  # data/<DATA_DIR>/ inside the MLflow model
-WEIGHTS_FILE = "model.safetensors"
+DATA_DIR = MLFLOW_DATA_DIR  # data/<DATA_DIR>/ inside the MLflow model
+WEIGHTS_FILE = MLFLOW_WEIGHTS_FILE
 META_FILE = "meta.json"
-_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
-
-
-def is_mlflow_uri(checkpoint: Any) -> bool:
-    """True for MLflow model URIs (``models:/``, ``runs:/``, ``mlflow-artifacts:/``)."""
-    return isinstance(checkpoint, str) and checkpoint.startswith(_URI_SCHEMES)
 
 
 def write_model_data(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """``out_dir/model.safetensors`` + ``out_dir/meta.json`` from a training checkpoint directory."""
     from safetensors.torch import save_file
 
-    from videomamba.train.checkpointing import MODEL_FILE, read_meta
+    from videomamba.checkpoints import load_model_state
 
-    checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = torch.load(checkpoint_dir / MODEL_FILE, map_location="cpu", weights_only=True)
+    state, meta = load_model_state(checkpoint_dir)
     save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(out_dir / WEIGHTS_FILE))
-    (out_dir / META_FILE).write_text(json.dumps(read_meta(checkpoint_dir), indent=2, default=str))
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
     return out_dir
 
 
@@ -73,7 +67,7 @@ def log_pyfunc_model(checkpoint_dir: str | os.PathLike, *, registered_name: str 
     docstring), registered as ``registered_name`` when given. Returns MLflow's ``ModelInfo``."""
     import mlflow
 
-    from videomamba.train.checkpointing import load_trained_model
+    from videomamba.checkpoints import load_trained_model
 
     model, meta = load_trained_model(checkpoint_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,19 +81,6 @@ def log_pyfunc_model(checkpoint_dir: str | os.PathLike, *, registered_name: str 
             metadata={"class_names": meta.get("class_names"), "videomamba_model": meta.get("model")},
             registered_model_name=registered_name,
         )
-
-
-def load_model_dir(data_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """``(model in eval mode, meta)`` from a ``data/videomamba`` directory (safetensors + JSON)."""
-    from safetensors.torch import load_file
-
-    from videomamba.train.checkpointing import build_model_from_meta
-
-    data_dir = Path(data_dir)
-    meta = json.loads((data_dir / META_FILE).read_text())
-    model = build_model_from_meta(meta)
-    model.load_state_dict(load_file(str(data_dir / WEIGHTS_FILE), device="cpu"))  # same architecture: strict
-    return model.to(device).eval(), meta
 
 
 class VideoMambaPyfunc:
@@ -129,26 +110,3 @@ def _load_pyfunc(data_path: str) -> VideoMambaPyfunc:
     model's ``data/videomamba`` directory."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return VideoMambaPyfunc(*load_model_dir(data_path, device))
-
-
-@contextlib.contextmanager
-def downloaded_model(uri: str, tracking_uri: str | None = None) -> Iterator[Path]:
-    """The ``data/videomamba`` directory (``model.safetensors``, ``meta.json``) of the MLflow model at
-    ``uri`` (``models:/NAME/VERSION``, ``models:/NAME@alias``, ``runs:/RUN_ID/model``), downloaded to a
-    temporary directory. ``tracking_uri``: the store (and registry) to resolve it in; default
-    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///runs/mlflow.db``. Raises ValueError for a model that was
-    not logged by videomamba."""
-    import mlflow
-
-    from videomamba.train import tracking
-
-    tmp = tempfile.mkdtemp(prefix="videomamba-model-")
-    try:
-        with tracking.mlflow_uri(tracking_uri or tracking.default_tracking_uri("runs")):
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        data = local / "data" / DATA_DIR
-        if not (data / WEIGHTS_FILE).exists():
-            raise ValueError(f"{uri}: not a videomamba MLflow model (no data/{DATA_DIR}/{WEIGHTS_FILE})")
-        yield data
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

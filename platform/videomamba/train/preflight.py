@@ -16,9 +16,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from videomamba.models.spec import ModelSpec
 from videomamba.train.config import ConfigError, TrainConfig, flatten
+
+if TYPE_CHECKING:
+    from videomamba.data.splits import Splits
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class PreflightReport:
     model_spec: ModelSpec
     num_params: int
     videos: dict[str, int] = field(default_factory=dict)  # split -> manifest rows
+    splits: Splits | None = field(default=None, repr=False)  # the data as read by the checks
 
     def lines(self) -> list[str]:
         out = [f"model {self.model_spec.describe()}: {self.num_params / 1e6:.2f}M parameters"]
@@ -58,42 +63,44 @@ def _local_missing(path: str | None) -> bool:
     return bool(path) and "://" not in path and not os.path.exists(path)
 
 
-def check_data(cfg: TrainConfig) -> tuple[list[str], dict[str, int]]:
-    """``(class names, {split: videos})``; raises ConfigError naming each missing/bad data file."""
+def check_data(cfg: TrainConfig) -> "Splits":
+    """The run's data, read once and checked: the classes file and every configured manifest
+    (train, val, test) exist and parse, the first video of each is where its manifest says (local
+    paths), the class names resolve. Returns the :class:`~videomamba.data.splits.Splits` holding
+    what was read (class names, records, counts, captions); raises ConfigError naming each
+    missing/bad data file."""
     from videomamba.data.manifest import ManifestError
-    from videomamba.train import data_api
+    from videomamba.data.splits import Splits
 
     data = cfg.data
+    splits = Splits(data)
     problems = []
     if _local_missing(data.classes_file):
         problems.append(f"data.classes_file: {data.classes_file}: file not found")
     if not data.train_manifest:
         problems.append("data.train_manifest: required for training")
-    splits = [s for s in ("train", "val", "test") if getattr(data, f"{s}_manifest")]
-    for split in splits:
-        path = getattr(data, f"{split}_manifest")
+    for split in splits.configured:
+        path = splits.manifest(split)
         if _local_missing(path):
             problems.append(f"data.{split}_manifest: {path}: file not found")
     _fail(problems)
-    videos = {}
-    for split in splits:
-        path = getattr(data, f"{split}_manifest")
+    for split in splits.configured:
+        path = splits.manifest(split)
         try:
-            records = data_api.records(data, split, path)  # manifests; for images also class folders
+            records = splits.records(split)  # manifests; for images also class folders
         except (ManifestError, ValueError, OSError) as err:
             problems.append(f"data.{split}_manifest: {err}")
             continue
-        videos[split] = len(records)
         first = records[0].path
         if _local_missing(first):
             hint = "data.path_prefix" if data.path_prefix else "data.path_prefix (relative paths: the manifest's dir)"
             problems.append(f"data.{split}_manifest: {path}:{records[0].line}: video {first} not found (check {hint})")
     _fail(problems)
     try:
-        names = data_api.class_names(data)
+        splits.class_names()
     except (ValueError, OSError) as err:
         _fail([f"data: {err}"])
-    return names, videos
+    return splits
 
 
 def check_model(cfg: TrainConfig, spec: ModelSpec):
@@ -107,7 +114,7 @@ def check_model(cfg: TrainConfig, spec: ModelSpec):
         field_name = "model.name" if "unknown model" in str(err) else "model.overrides"
         _fail([f"{field_name}: {err}"])
     if cfg.model.pretrained:
-        from videomamba.train.checkpoint_path import pretrained_weights
+        from videomamba.checkpoints import pretrained_weights
 
         try:
             pretrained_weights(cfg.model.pretrained)
@@ -121,11 +128,13 @@ def preflight(cfg: TrainConfig) -> PreflightReport:
     from videomamba import objectives
 
     check_placeholders(cfg)
-    class_names, videos = check_data(cfg)
+    splits = check_data(cfg)
+    class_names = splits.class_names()
     spec = cfg.model.spec(cfg.data, len(class_names))
     model = check_model(cfg, spec)
     try:
         objectives.preflight(cfg.objective)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
         _fail([f"objective: {err}"])
-    return PreflightReport(class_names, spec, sum(p.numel() for p in model.parameters()), videos)
+    videos = {split: splits.num_videos(split) for split in splits.configured}
+    return PreflightReport(class_names, spec, sum(p.numel() for p in model.parameters()), videos, splits)

@@ -44,6 +44,8 @@ from typing import Any
 
 import ray.tune
 
+from videomamba import storage
+from videomamba.cluster.connect import init_ray
 from videomamba.env import git_commit
 from videomamba.tune import release, report
 from videomamba.tune.release import EPOCHS_DONE
@@ -136,12 +138,12 @@ def base_tree(cfg: Any) -> dict:
 
 def check_metrics(cfg: Any, plan: Plan) -> None:
     """Fail early on metrics a training run cannot report."""
-    from videomamba.train import data_api
+    from videomamba.data.splits import Splits
 
     for metric in plan.metrics:
         if "/" not in metric:
             raise SearchError(f"metric {metric!r}: expected a training metric like val/top1 or train/clips_per_s_epoch")
-        if metric.startswith("val/") and not data_api.has_split(cfg.data, cfg.train.val_split):
+        if metric.startswith("val/") and not Splits(cfg.data).has(cfg.train.val_split):
             raise SearchError(f"metric {metric!r} needs a validation split (data.{cfg.train.val_split}_manifest)")
 
 
@@ -231,53 +233,20 @@ def _trial_dirname(trial) -> str:
 
 # ------------------------------------------------------------------------------------------------
 def _storage(cfg, storage_path: str | None) -> str:
-    path = storage_path or str(Path(cfg.run.root) / "tune")
-    if "://" in path and not path.startswith("file://"):
-        return path
-    return Path(path.removeprefix("file://")).expanduser().resolve().as_posix()
-
-
-def _join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
+    return storage.normalize(storage_path or str(Path(cfg.run.root) / "tune"))
 
 
 def _read_info(exp_path: str) -> dict | None:
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(exp_path) if "://" in exp_path else (pyarrow.fs.LocalFileSystem(), exp_path)
-    target = _join(path, SEARCH_INFO)
-    if fs.get_file_info(target).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(target) as f:
-        return json.loads(f.read().decode())
+    return storage.read_json_or_none(storage.join(exp_path, SEARCH_INFO))
 
 
 def _write_file(exp_path: str, name: str, data: bytes) -> str:
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(exp_path) if "://" in exp_path else (pyarrow.fs.LocalFileSystem(), exp_path)
-    fs.create_dir(path, recursive=True)
-    with fs.open_output_stream(_join(path, name)) as f:
-        f.write(data)
-    return _join(exp_path, name)
+    return storage.write_bytes(storage.join(exp_path, name), data)
 
 
-def latest_search(storage: str, space_name: str) -> str | None:
-    """The most recent search of ``space_name`` under ``storage`` (by its creation time)."""
-    import pyarrow.fs
-
-    fs, base = pyarrow.fs.FileSystem.from_uri(storage) if "://" in storage else (pyarrow.fs.LocalFileSystem(), storage)
-    try:
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
-    except OSError:
-        return None
-    found = []
-    for e in entries:
-        if e.type == pyarrow.fs.FileType.Directory:
-            info = _read_info(_join(storage, e.base_name))
-            if info and info.get("space") == space_name:
-                found.append((info.get("created", 0), e.base_name))
-    return max(found)[1] if found else None
+def latest_search(storage_root: str, space_name: str) -> str | None:
+    """The most recent search of ``space_name`` under ``storage_root`` (by its creation time)."""
+    return storage.latest_child(storage_root, SEARCH_INFO, lambda name, info: info.get("space") == space_name)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -306,10 +275,11 @@ def check_resources(cfg, plan: Plan, driver: dict[str, float] | None = None, cap
 
 
 def local_capacity(cfg, plan: Plan):
-    """The capacity of the local Ray that :func:`init_ray` would start (``--check`` without a cluster)."""
+    """The capacity of the local Ray that ``init_ray(search_cpus(...))`` would start (``--check``
+    without a cluster)."""
     from videomamba.train.resources import Capacity
 
-    res = {"CPU": float(max(os.cpu_count() or 1, math.ceil(plan.max_concurrent * trial_cpus(cfg))))}
+    res = {"CPU": float(max(os.cpu_count() or 1, math.ceil(search_cpus(cfg, plan))))}
     try:
         import torch
 
@@ -320,15 +290,10 @@ def local_capacity(cfg, plan: Plan):
     return Capacity(total=res, free=dict(res), node=dict(res), maximum=dict(res))
 
 
-def init_ray(cfg, plan: Plan) -> None:
-    """Join ``RAY_ADDRESS`` (or the running Ray), else start a local Ray with enough logical CPUs
-    for ``max_concurrent`` trials (a small machine is oversubscribed: the trials share its cores)."""
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init()
-        return
-    ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(plan.max_concurrent * trial_cpus(cfg))), include_dashboard=False)
+def search_cpus(cfg, plan: Plan) -> float:
+    """The logical CPUs a local Ray needs for ``max_concurrent`` trials (a small machine is
+    oversubscribed: the trials share its cores)."""
+    return plan.max_concurrent * trial_cpus(cfg)
 
 
 def fit_concurrency(cfg, plan: Plan) -> Plan:
@@ -383,11 +348,12 @@ def run_search(
     base = base_tree(cfg)
     space.check_base(base)
     check_metrics(cfg, plan)
-    storage = _storage(cfg, storage_path)
+    root = _storage(cfg, storage_path)
     # the base config's data and tracking store, before Ray Tune starts or any MLflow run exists
-    from videomamba.train.launcher import preflight_data, preflight_tracking
+    from videomamba.train.launcher import preflight_tracking
+    from videomamba.train.preflight import check_data
 
-    preflight_data(cfg)
+    check_data(cfg)
     if not resume:
         preflight_tracking(cfg)
 
@@ -397,17 +363,17 @@ def run_search(
         raise SearchError("videomamba tune needs Ray Train V2 (unset RAY_TRAIN_V2_ENABLED=0)")
 
     if resume:
-        name = name or latest_search(storage, space.name)
-        exp_path = _join(storage, name) if name else None
+        name = name or latest_search(root, space.name)
+        exp_path = storage.join(root, name) if name else None
         info = _read_info(exp_path) if exp_path else None
         if info is None or not ray.tune.Tuner.can_restore(exp_path):
-            raise SearchError(f"--resume: no search {name or space.name + '-*'!r} to resume under {storage}")
+            raise SearchError(f"--resume: no search {name or space.name + '-*'!r} to resume under {root}")
         tracking_uri, parent_id = info["tracking_uri"], info["parent_run_id"]
         stored = Plan(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["plan"].items()})
         if stored != plan and any(a is not None for a in (num_samples, max_concurrent, metrics, modes, seed)):
             logger.warning("--resume continues the search as it was started (%s); other settings are ignored", stored)
         plan = stored
-        init_ray(cfg, plan)
+        init_ray(search_cpus(cfg, plan))
         check_resources(cfg, plan, trial_resources)
         if info.get("fingerprint") not in (None, _fingerprint(space, base)):
             logger.warning("--resume: the space or the base config differ from the ones the search started with; "
@@ -418,13 +384,13 @@ def run_search(
         parent.set_tags({"resumed": resumed})
         logger.info("resuming search %s (MLflow parent run %s)", exp_path, parent_id)
     else:
-        init_ray(cfg, plan)
+        init_ray(search_cpus(cfg, plan))
         check_resources(cfg, plan, trial_resources)
         plan = fit_concurrency(cfg, plan)
         name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        exp_path = _join(storage, name)
+        exp_path = storage.join(root, name)
         if _read_info(exp_path) is not None:
-            raise SearchError(f"search {name!r} exists under {storage}; pass --resume to continue it or another --name")
+            raise SearchError(f"search {name!r} exists under {root}; pass --resume to continue it or another --name")
         tracking_uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.run.root)
         parent = _start_parent(tracking_uri, cfg, space, plan, name, exp_path)
         parent_id = parent.run_id
@@ -434,7 +400,7 @@ def run_search(
             "fingerprint": _fingerprint(space, base),
         }, indent=2).encode())
 
-    ctx = TrialContext(base=base, space=space, search_name=name, train_storage=_join(exp_path, "train"),
+    ctx = TrialContext(base=base, space=space, search_name=name, train_storage=storage.join(exp_path, "train"),
                        tracking_uri=tracking_uri, experiment=cfg.mlflow.experiment, parent_run_id=parent_id,
                        metrics=plan.metrics, workdir=os.getcwd())
     driver = trial_resources or {"CPU": TRIAL_DRIVER_CPUS}
@@ -447,7 +413,7 @@ def run_search(
             tuner = ray.tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
                                            resume_errored=retry_failed, restart_errored=False)
         else:
-            tuner = _new_tuner(trainable, cfg, space, plan, ctx, storage, name, callbacks or [], verbose, releaser)
+            tuner = _new_tuner(trainable, cfg, space, plan, ctx, root, name, callbacks or [], verbose, releaser)
         grid = tuner.fit()
     except BaseException as err:
         parent.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
@@ -486,7 +452,7 @@ def _start_parent(tracking_uri: str, cfg, space: SearchSpace, plan: Plan, name: 
     return parent
 
 
-def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, storage: str, name: str,
+def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext, root: str, name: str,
                callbacks: list, verbose: int, releaser=None):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -510,7 +476,7 @@ def _new_tuner(trainable, cfg, space: SearchSpace, plan: Plan, ctx: TrialContext
         tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.num_samples,
                                         max_concurrent_trials=plan.max_concurrent, trial_dirname_creator=_trial_dirname),
         run_config=ray.tune.RunConfig(
-            name=name, storage_path=storage, verbose=verbose,
+            name=name, storage_path=root, verbose=verbose,
             failure_config=ray.tune.FailureConfig(max_failures=0),
             # the releaser first: the child runs are settled once a stopped trial's run has ended
             callbacks=[*([releaser] if releaser else []),
@@ -555,7 +521,7 @@ def _trial_config(result) -> dict[str, Any]:
     if result.config:
         return result.config
     try:
-        with result.filesystem.open_input_stream(_join(result.path, "params.json")) as f:
+        with result.filesystem.open_input_stream(storage.join(result.path, "params.json")) as f:
             return json.loads(f.read().decode())
     except (OSError, ValueError, AttributeError):
         return {}

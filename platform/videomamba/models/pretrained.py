@@ -1,7 +1,8 @@
 """Loading published (or own) VideoMamba checkpoints into a model, adapting what can be
 adapted: wrapped state dicts, 2D (image) patch embeddings, other resolutions / frame counts,
 another head. ``load_checkpoint`` returns a :class:`LoadReport`; a checkpoint of a different
-architecture raises :class:`CheckpointMismatchError` summarising which keys differ."""
+architecture raises :class:`CheckpointMismatchError` summarising which keys differ. (Training
+checkpoint directories, which hold such a state dict as ``model.pt``, are :mod:`videomamba.checkpoints`.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .modules.pos_embed import resize_spatial_pos_embed, resize_temporal_pos_embed
+from videomamba.modules.pos_embed import resize_spatial_pos_embed, resize_temporal_pos_embed
 
 __all__ = [
     "load_checkpoint", "LoadReport", "CheckpointMismatchError", "unwrap_state_dict",

@@ -1,4 +1,8 @@
-"""Training checkpoints: a directory with
+"""Training checkpoints: the one module that reads and writes their directories and the run
+directories that hold them.
+
+A run directory (``<run.storage_path>/<run name>``, local or a URI) holds one checkpoint
+directory per saved epoch, ``epoch_NNNN`` (:func:`checkpoint_dir_name`), each with
 
 - ``model.pt``: the model as a plain published-format state dict (``torch.load(weights_only=True)``
   and ``videomamba.load_checkpoint`` both read it); the EMA weights when EMA is evaluated,
@@ -13,6 +17,13 @@
 Checkpoints of format 1 kept the training state as a pickle (``train_state.pt``); they are refused
 with :class:`UnsafeCheckpointError` and converted once with :func:`upgrade_train_state`
 (``videomamba checkpoint upgrade DIR``), which reads the pickle with ``torch.load(weights_only=True)``.
+
+What a user may pass where a training checkpoint is expected (:func:`resolve_checkpoint`): a
+checkpoint directory, local or a URI; its ``model.pt`` (the directory around it is used); a run
+directory (its best checkpoint by the run's own ``train.checkpoint_metric``, recorded in each
+``meta.json``, else its latest). URIs (``s3://``, ``gs://``, MLflow ``runs:/`` / ``models:/``) are
+passed through. Published weights (``model.pretrained``) are loaded by
+:mod:`videomamba.models.pretrained`.
 """
 
 from __future__ import annotations
@@ -20,13 +31,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from videomamba import storage
+from videomamba.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +54,12 @@ STATE_TENSORS_FILE = "train_state.safetensors"
 STATE_JSON_FILE = "train_state.json"
 LEGACY_STATE_FILE = "train_state.pt"  # format 1: a pickle, never loaded by resume
 META_FILE = "meta.json"
+CHECKPOINT_PREFIX = "epoch_"  # checkpoint directories in a run directory: epoch_NNNN
+CHECKPOINT_GLOB = CHECKPOINT_PREFIX + "*"
+MLFLOW_WEIGHTS_FILE = "model.safetensors"  # in a logged MLflow model's data/videomamba/ (train/mlflow_model.py)
+MLFLOW_DATA_DIR = "videomamba"
+MLFLOW_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+WEIGHTS_FILES = (MODEL_FILE, MLFLOW_WEIGHTS_FILE)  # training checkpoint / downloaded MLflow model
 _STATE_KIND = "videomamba-train-state"
 
 
@@ -258,7 +281,7 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
 @contextlib.contextmanager
 def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str | None = None) -> Iterator[Path]:
     """A local directory holding ``checkpoint``: a local path (a checkpoint directory, its
-    ``model.pt``, or a run directory: its best checkpoint; see ``checkpoint_path``), a URI
+    ``model.pt``, or a run directory: its best checkpoint; see :func:`resolve_checkpoint`), a URI
     (``s3://``, ``gs://``, ...), a ``ray.train.Checkpoint``, or an MLflow model logged by videomamba
     (``models:/NAME/VERSION``, ``runs:/RUN_ID/model``; resolved in ``tracking_uri``, default
     ``$MLFLOW_TRACKING_URI``, and yielding its ``model.safetensors`` + ``meta.json``); remote ones
@@ -266,22 +289,63 @@ def local_checkpoint_dir(checkpoint: str | os.PathLike | Any, tracking_uri: str 
     path that is none of these."""
     from ray.train import Checkpoint
 
-    from videomamba.train import mlflow_model
-
-    if mlflow_model.is_mlflow_uri(checkpoint):
-        with mlflow_model.downloaded_model(checkpoint, tracking_uri) as d:
+    if is_mlflow_uri(checkpoint):
+        with downloaded_model(checkpoint, tracking_uri) as d:
             yield d
         return
     if not isinstance(checkpoint, Checkpoint):
         path = str(checkpoint)
         if "://" not in path or path.startswith("file://"):
-            from videomamba.train.checkpoint_path import resolve_checkpoint
-
             yield Path(resolve_checkpoint(path, option="checkpoint").path)  # also model.pt / a run dir
             return
         checkpoint = Checkpoint(path)
     with checkpoint.as_directory() as d:
         yield Path(d)
+
+
+# ------------------------------------------------------------------------------------------------
+# a videomamba MLflow model's data directory (written by train/mlflow_model.py): the same weights as
+# safetensors + the checkpoint's meta.json
+def is_mlflow_uri(checkpoint: Any) -> bool:
+    """True for MLflow model URIs (``models:/``, ``runs:/``, ``mlflow-artifacts:/``)."""
+    return isinstance(checkpoint, str) and checkpoint.startswith(MLFLOW_URI_SCHEMES)
+
+
+def load_model_dir(data_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(model in eval mode, meta)`` from a ``data/videomamba`` directory (safetensors + JSON)."""
+    from safetensors.torch import load_file
+
+    data_dir = Path(data_dir)
+    meta = read_meta(data_dir)
+    model = build_model_from_meta(meta)
+    model.load_state_dict(load_file(str(data_dir / MLFLOW_WEIGHTS_FILE), device="cpu"))  # same architecture: strict
+    return model.to(device).eval(), meta
+
+
+@contextlib.contextmanager
+def downloaded_model(uri: str, tracking_uri: str | None = None) -> Iterator[Path]:
+    """The ``data/videomamba`` directory (``model.safetensors``, ``meta.json``) of the MLflow model at
+    ``uri`` (``models:/NAME/VERSION``, ``models:/NAME@alias``, ``runs:/RUN_ID/model``), downloaded to a
+    temporary directory. ``tracking_uri``: the store (and registry) to resolve it in; default
+    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///runs/mlflow.db``. Raises ValueError for a model that was
+    not logged by videomamba."""
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    from videomamba.train import tracking
+
+    tmp = tempfile.mkdtemp(prefix="videomamba-model-")
+    try:
+        with tracking.mlflow_uri(tracking_uri or tracking.default_tracking_uri("runs")):
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        data = local / "data" / MLFLOW_DATA_DIR
+        if not (data / MLFLOW_WEIGHTS_FILE).exists():
+            raise ValueError(f"{uri}: not a videomamba MLflow model (no data/{MLFLOW_DATA_DIR}/{MLFLOW_WEIGHTS_FILE})")
+        yield data
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
@@ -292,17 +356,212 @@ def build_model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
     return ModelSpec.from_meta(meta).build()
 
 
+def load_model_state(checkpoint: str | os.PathLike | Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(model.pt state dict, meta)`` of a training checkpoint (dir, URI or ``ray.train.Checkpoint``)."""
+    with local_checkpoint_dir(checkpoint) as d:
+        return torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True), read_meta(d)
+
+
 def load_trained_model(checkpoint: str | os.PathLike | Any, device: str | torch.device = "cpu", *,
                        tracking_uri: str | None = None):
     """``(model in eval mode, meta)`` from a training checkpoint (dir, URI or Checkpoint) or a
     videomamba MLflow model URI (``models:/...``, ``runs:/...``; see :func:`local_checkpoint_dir`)."""
-    from videomamba.train import mlflow_model
-
     with local_checkpoint_dir(checkpoint, tracking_uri) as d:
         if not (d / MODEL_FILE).exists():
-            return mlflow_model.load_model_dir(d, device)
+            return load_model_dir(d, device)
         meta = read_meta(d)
         model = build_model_from_meta(meta)
         state = torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state)  # same architecture: strict
     return model.to(device).eval(), meta
+
+
+# ------------------------------------------------------------------------------------------------
+# checkpoint directories of a run directory (local path or URI)
+def checkpoint_dir_name(epoch: int) -> str:
+    """The name of epoch ``epoch``'s checkpoint directory in its run directory: ``epoch_NNNN``."""
+    return f"{CHECKPOINT_PREFIX}{epoch:04d}"
+
+
+def latest_checkpoint(run_path: str) -> tuple[int, str] | None:
+    """``(epoch, path or URI)`` of the latest complete checkpoint (one with ``meta.json``) in the run
+    directory ``run_path``; None when it has none."""
+    found = [name for name in storage.child_dirs(run_path)
+             if name.startswith(CHECKPOINT_PREFIX) and storage.is_file(storage.join(run_path, name, META_FILE))]
+    if not found:
+        return None
+    name = found[-1]
+    return int(name.removeprefix(CHECKPOINT_PREFIX)), storage.join(run_path, name)
+
+
+def checkpoint_uri(checkpoint) -> str:
+    """The local path or URI of a ``ray.train.Checkpoint``."""
+    import pyarrow.fs
+
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        return checkpoint.path
+    return f"{checkpoint.filesystem.type_name}://{checkpoint.path}"
+
+
+def resume_epoch(run_path: str) -> int:
+    """The epoch after the latest checkpoint Ray Train records for the run directory ``run_path``
+    (0 when it has none). Raises UnsafeCheckpointError when its training state is not in the
+    data-only format (an old pickle, a planted file): checked before any worker starts."""
+    import ray.train
+
+    try:
+        latest = ray.train.Result.from_path(run_path).checkpoint
+    except RuntimeError:
+        return 0
+    if latest is None:
+        return 0
+    with local_checkpoint_dir(latest) as d:
+        check_train_state(d)
+        return int(read_meta(d)["epoch"]) + 1
+
+
+@dataclass
+class RestoredState:
+    """What a training worker restores from a checkpoint directory (:func:`load_resume_state`)."""
+
+    train_state: dict[str, Any]  # optimizer, scheduler, scaler, ema, epoch, num_updates, best, rng
+    model_state: dict[str, torch.Tensor]  # the raw (not EMA) weights
+    heads_state: dict[str, torch.Tensor]  # the objective's extra heads ({} without any)
+
+
+def load_resume_state(directory: str | os.PathLike) -> RestoredState:
+    """The training state, raw model weights and heads of a local checkpoint directory (data only;
+    UnsafeCheckpointError like :func:`load_train_state`)."""
+    d = Path(directory)
+    state = load_train_state(d)
+    model_state = state.get("model") or torch.load(d / MODEL_FILE, map_location="cpu", weights_only=True)
+    heads = torch.load(d / HEADS_FILE, weights_only=True) if (d / HEADS_FILE).exists() else {}
+    return RestoredState(state, model_state, heads)
+
+
+def load_heads(checkpoint: str | os.PathLike | Any) -> dict[str, torch.Tensor]:
+    """The objective heads (``heads.pt``) of a checkpoint (dir, URI or ``ray.train.Checkpoint``)."""
+    with local_checkpoint_dir(checkpoint) as d:
+        return torch.load(d / HEADS_FILE, map_location="cpu", weights_only=True)
+
+
+def checkpoint_files(directory: str | os.PathLike) -> tuple[Path, dict[str, Any] | None]:
+    """``(model.pt, meta or None)`` of a local training checkpoint directory (a teacher's weights)."""
+    d = Path(directory)
+    return d / MODEL_FILE, (read_meta(d) if (d / META_FILE).exists() else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# what a user passes where a training checkpoint is expected
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    path: str  # checkpoint directory (local path or URI)
+    note: str | None = None  # how the argument was resolved, when it was not a checkpoint directory itself
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _is_checkpoint_dir(path: Path) -> bool:
+    return any((path / name).is_file() for name in WEIGHTS_FILES) and (path / META_FILE).is_file()
+
+
+def _is_uri(text: str) -> bool:
+    """``s3://...``, ``gs://...``, MLflow ``runs:/...``/``models:/...`` (not ``file://``)."""
+    return bool(re.match(r"^[A-Za-z][\w+.-]*:/", text)) and not text.startswith("file:")
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.glob(CHECKPOINT_GLOB) if p.is_dir() and _is_checkpoint_dir(p))
+
+
+def _read_meta_or_empty(path: Path) -> dict:
+    try:
+        return json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def best_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, str]:
+    """``(checkpoint dir, why)`` of a run directory: best by the run's checkpoint metric, else latest.
+    Raises UsageError when it holds no checkpoint."""
+    run_dir = Path(run_dir)
+    found = _checkpoints(run_dir)
+    if not found:
+        raise UsageError(f"{run_dir}: no {CHECKPOINT_GLOB} checkpoint in this run directory",
+                         "the run saved none yet (train.checkpoint_every) or was stopped before its first one")
+    metas = [(p, _read_meta_or_empty(p)) for p in found]
+    train = (metas[-1][1].get("config") or {}).get("train") or {}
+    metric, mode = train.get("checkpoint_metric"), train.get("checkpoint_mode", "max")
+    scored = [(p, m["metrics"][metric]) for p, m in metas
+              if isinstance((m.get("metrics") or {}).get(metric), (int, float)) and math.isfinite(m["metrics"][metric])]
+    if metric and scored:
+        path, score = (max if mode == "max" else min)(scored, key=lambda ps: ps[1])
+        return path, f"best checkpoint by {metric} ({score:.4g}) of {len(found)}"
+    latest = max(metas, key=lambda pm: (pm[1].get("epoch", -1), pm[0].name))[0]
+    return latest, f"latest checkpoint of {len(found)} (none records {metric or 'a checkpoint metric'})"
+
+
+def resolve_checkpoint(arg: str | os.PathLike, *, option: str = "--checkpoint") -> ResolvedCheckpoint:
+    """Resolve ``arg`` (see the module docstring). URIs other than ``file://`` are returned as given
+    (they are checked when downloaded). Raises UsageError naming ``option``."""
+    text = str(arg)
+    if _is_uri(text):
+        return ResolvedCheckpoint(text)
+    path = Path(text.removeprefix("file://")).expanduser().absolute()  # Ray actors do not share the cwd
+    if not path.exists():
+        raise UsageError(f"{option} {text}: no such file or directory",
+                         "pass a checkpoint directory (runs/ray/<run>/epoch_NNNN) or a run directory")
+    if path.is_file():
+        if _is_checkpoint_dir(path.parent):
+            return ResolvedCheckpoint(str(path.parent), f"{path.name}: using its checkpoint directory {path.parent}")
+        raise UsageError(f"{option} {text}: a file without {META_FILE} beside it, not a training checkpoint",
+                         f"pass the directory holding {MODEL_FILE} and {META_FILE} "
+                         "(published weights go in model.pretrained)")
+    if _is_checkpoint_dir(path):
+        return ResolvedCheckpoint(str(path))
+    if _checkpoints(path):
+        best, why = best_checkpoint(path)
+        return ResolvedCheckpoint(str(best), f"{path} is a run directory: using its {why}, {best.name}")
+    runs = sorted(p.name for p in path.iterdir() if p.is_dir() and _checkpoints(p)) if path.is_dir() else []
+    if runs:
+        shown = ", ".join(runs[-5:]) + (f" (and {len(runs) - 5} more)" if len(runs) > 5 else "")
+        raise UsageError(f"{option} {text}: a directory of runs, not a checkpoint", f"pick a run: {shown}")
+    raise UsageError(f"{option} {text}: not a checkpoint directory (no {MODEL_FILE} + {META_FILE}) "
+                     f"nor a run directory (no {CHECKPOINT_GLOB} checkpoints)")
+
+
+def pretrained_weights(path: str) -> str:
+    """``model.pretrained``: a weights file as given; a training checkpoint directory -> its
+    ``model.pt``; a run directory -> its best checkpoint's ``model.pt``; URIs as given."""
+    if _is_uri(path):
+        return path
+    local = Path(path.removeprefix("file://")).expanduser()
+    if not local.exists():
+        raise UsageError(f"model.pretrained: {path}: no such file or directory")
+    if local.is_file():
+        return str(local)
+    resolved = resolve_checkpoint(local, option="model.pretrained")
+    if resolved.note:
+        logger.info("%s", resolved.note)
+    return str(next(Path(resolved.path) / n for n in WEIGHTS_FILES if (Path(resolved.path) / n).is_file()))
+
+
+def portable_data_config(data_cfg, meta: dict):
+    """A checkpoint's ``data`` config usable where the checkpoint is now: when its ``classes_file``
+    cannot be read from here (a cwd-relative path, another machine) the class names recorded in
+    ``meta.json`` stand in for it (written to a temporary classes file)."""
+    names = meta.get("class_names")
+    path = data_cfg.classes_file
+    if not path or not names or storage.is_uri(path) or os.path.isfile(path):
+        return data_cfg
+    import atexit
+    import shutil
+    import tempfile
+
+    tmp_dir = tempfile.mkdtemp(prefix="videomamba-classes-")
+    atexit.register(shutil.rmtree, tmp_dir, ignore_errors=True)
+    tmp = Path(tmp_dir) / "classes.txt"
+    tmp.write_text("".join(f"{name}\n" for name in names))
+    logger.info("classes_file %s not found here: using the %d class names recorded in the checkpoint", path, len(names))
+    return data_cfg.model_copy(update={"classes_file": str(tmp)})

@@ -1,0 +1,7 @@
+"""Triton kernels of the selective scan (README.md beside this file: the design)."""
+
+from .bimamba_inner import BiMambaInnerTriton
+from .runtime import triton_available
+from .selective_scan import bi_selective_scan_triton, selective_scan_triton
+
+__all__ = ["selective_scan_triton", "bi_selective_scan_triton", "BiMambaInnerTriton", "triton_available"]

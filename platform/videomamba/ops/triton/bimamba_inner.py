@@ -1,0 +1,61 @@
+"""Both BiMamba directions after ``in_proj`` as one autograd function on the Triton scan
+(:class:`BiMambaInnerTriton`): it saves only ``xz``, the weights and the scan's fp32 tile
+states; its backward recomputes the conv and the two projections, then runs the Triton backward
+kernel, the way mamba-ssm's ``mamba_inner_fn`` treats one direction. Saved activations per layer
+drop from about seven ``(B, d_inner, L)`` tensors to ``xz`` (two) plus the tile states. The
+composed form it must match is :func:`videomamba.ops.bimamba_inner.bimamba_inner_composed`."""
+
+from __future__ import annotations
+
+import torch
+
+from ..bimamba_inner import branch
+from .launch import ScanDir, scan_bwd, scan_fwd
+
+__all__ = ["BiMambaInnerTriton"]
+
+
+def _autocast_state(device_type: str) -> dict:
+    return dict(device_type=device_type, dtype=torch.get_autocast_dtype(device_type),
+                enabled=torch.is_autocast_enabled(device_type))
+
+
+class BiMambaInnerTriton(torch.autograd.Function):
+    """``apply(xz, *params_f, *params_b)`` with ``params_*`` as in :func:`bimamba_inner_composed`
+    (conv bias may be None; sequences in original order, no ``index_b``). Same values and
+    gradients as the composed form on the Triton backend."""
+
+    @staticmethod
+    def _branches(xz, weights, n):
+        x, z = xz.chunk(2, dim=1)
+        return (branch(x, *weights[:4], n, reverse=False), branch(x, *weights[4:], n, reverse=True), z)
+
+    @staticmethod
+    def _dirs(f, b, small_f, small_b):
+        return [ScanDir(f[0], f[1], small_f[0], f[2], f[3], small_f[1], small_f[2]),
+                ScanDir(b[0], b[1], small_b[0], b[2], b[3], small_b[1], small_b[2])]
+
+    @staticmethod
+    def forward(ctx, xz, cw_f, cb_f, xw_f, dw_f, A_f, D_f, bias_f, cw_b, cb_b, xw_b, dw_b, A_b, D_b, bias_b):
+        weights = (cw_f, cb_f, xw_f, dw_f, cw_b, cb_b, xw_b, dw_b)
+        small_f, small_b = (A_f, D_f, bias_f), (A_b, D_b, bias_b)
+        f, b, z = BiMambaInnerTriton._branches(xz, weights, A_f.shape[-1])
+        out, hss, _last, cfg = scan_fwd(BiMambaInnerTriton._dirs(f, b, small_f, small_b), z, True, False,
+                                    store_states=True, return_last=False)
+        ctx.save_for_backward(xz, *weights, *small_f, *small_b, *hss)
+        ctx.cfg, ctx.amp = cfg, _autocast_state(xz.device.type)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        xz, *rest = ctx.saved_tensors
+        weights, small_f, small_b, hss = rest[:8], rest[8:11], rest[11:14], rest[14:]
+        leaves = [t.detach().requires_grad_() if t is not None else None for t in (xz, *weights)]
+        with torch.enable_grad(), torch.autocast(**ctx.amp):  # the forward's graph, rebuilt
+            f, b, z = BiMambaInnerTriton._branches(leaves[0], leaves[1:], small_f[0].shape[-1])
+        dirs = BiMambaInnerTriton._dirs([t.detach() for t in f], [t.detach() for t in b], small_f, small_b)
+        gbuf, dz = scan_bwd(dirs, z.detach(), hss, dout, None, True, False, ctx.cfg)
+        gf, gb = gbuf.grads([f[2], b[2]], [f[3], b[3]])  # per direction du, ddt, dA, dB, dC, dD, dbias
+        torch.autograd.backward([*f, *b, z], [gf[0], gf[1], gf[3], gf[4], gb[0], gb[1], gb[3], gb[4], dz])
+        g = [t.grad if t is not None else None for t in leaves]
+        return (g[0], *g[1:5], gf[2], gf[5], gf[6], *g[5:9], gb[2], gb[5], gb[6])

@@ -1,0 +1,222 @@
+"""Host side of the selective-scan kernels: per-direction argument packing (:class:`ScanDir`),
+gradient buffers (:class:`GradBuffers`) and the forward/backward launchers that the autograd
+functions (``selective_scan.py``, ``bimamba_inner.py``) call."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import LAST_LAUNCH, scan_config
+from .runtime import interpreting, triton, triton_available
+from .selective_scan_bwd import selective_scan_bwd_kernel
+from .selective_scan_fwd import selective_scan_fwd_kernel
+
+__all__ = ["ScanDir", "GradBuffers", "check_inputs", "scan_fwd", "scan_bwd"]
+
+
+def _lastdim_contig(t):
+    return t if t is None or t.stride(-1) == 1 else t.contiguous()
+
+
+class ScanDir:
+    """Arguments of one scan direction, normalised for the kernels."""
+
+    def __init__(self, u, delta, A, B, C, D, delta_bias):
+        self.u = _lastdim_contig(u)
+        self.delta = _lastdim_contig(delta)
+        self.A = A
+        batch, dim, length = u.shape
+        self.B4 = B if B.dim() == 4 else B.unsqueeze(1)
+        self.C4 = C if C.dim() == 4 else C.unsqueeze(1)
+        self.B_grouped, self.C_grouped = B.dim() == 4, C.dim() == 4
+        self.G_B, self.G_C = self.B4.shape[1], self.C4.shape[1]
+        if dim % self.G_B or dim % self.C4.shape[1]:
+            raise ValueError("d_inner must be a multiple of the number of B/C groups")
+        self.D = D.contiguous() if D is not None else None
+        self.bias = delta_bias.contiguous() if delta_bias is not None else None
+        self.dpg = (dim // self.G_B, dim // self.G_C)
+
+    def args(self, dummy, hs, sh, ss):
+        """The kernels' per-direction argument block: pointers, then strides."""
+        return [self.u, self.delta, self.A, self.B4, self.C4,
+                self.D if self.D is not None else dummy,
+                self.bias if self.bias is not None else dummy, hs, sh, ss,
+                *self.u.stride()[:2], *self.delta.stride()[:2], *self.A.stride(),
+                *self.B4.stride(), *self.C4.stride(), *self.dpg]
+
+
+def _dims(d: ScanDir):
+    batch, dim, length = d.u.shape
+    return batch, dim, length, d.A.shape[1]
+
+
+def _summaries(ndir, batch, dim, n_state, cfg, device):
+    """Segment summary buffers (state (ndir, B, D, nseg, N), delta sums (ndir, B, D, nseg)), or
+    None with a single segment (no summary launch)."""
+    if cfg["nseg"] == 1:
+        return None
+    f32 = dict(device=device, dtype=torch.float32)
+    return (torch.empty(ndir, batch, dim, cfg["nseg"], n_state, **f32),
+            torch.empty(ndir, batch, dim, cfg["nseg"], **f32))
+
+
+def _launch_cfg(cfg):
+    return {k: cfg[k] for k in ("BLOCK_D", "BLOCK_N", "BLOCK_L", "num_warps")}
+
+
+def _grid(cfg, batch, dim):
+    return (triton.cdiv(dim, cfg["BLOCK_D"]), batch, cfg["nseg"])
+
+
+def _dir_blocks(dirs, dummy, hss, summ):
+    blocks = []
+    for i, d in enumerate(dirs):
+        sh, ss = (summ[0][i], summ[1][i]) if summ is not None else (dummy, dummy)
+        blocks.append(d.args(dummy, hss[i], sh, ss))
+    return blocks
+
+
+class GradBuffers:
+    """Gradient outputs of one or two directions, packed so that the host side costs few
+    launches: one fp32 (ndir, nseg, B, D, N+2) buffer for the per-(segment, batch) partials
+    [dA | dD | dbias] (one sum), and one fp32 buffer for every dB/dC. ``atomic``: the dB/dC
+    buffer is zeroed and each channel block adds its sum into (B, G, N, L) (one memset, one cast;
+    the rounding order is not deterministic). Otherwise each channel block writes its own rows
+    of (B, nblk, N, L) partials with plain stores and one sum over the blocks of each group
+    reduces them (no atomics, deterministic; nblk x the bytes, read once)."""
+
+    def __init__(self, dirs, batch, dim, n_state, length, nseg, block_d, atomic):
+        dev = dirs[0].u.device
+        self.dirs, self.n_state, self.atomic = dirs, n_state, atomic
+        self.nblk = triton.cdiv(dim, block_d)
+        self.small = torch.empty(len(dirs), nseg, batch, dim, n_state + 2, device=dev, dtype=torch.float32)
+        rows = [r for d in dirs for r in ((d.G_B, d.G_C) if atomic else (self.nblk, self.nblk))]
+        shapes = [(batch, r, n_state, length) for r in rows]
+        sizes = [math.prod(s) for s in shapes]
+        alloc = torch.zeros if atomic else torch.empty
+        self.big = alloc(sum(sizes), device=dev, dtype=torch.float32)
+        self.views = []  # (offset, shape) of dB, dC per direction
+        off = 0
+        for shape, size in zip(shapes, sizes):
+            self.views.append((off, shape))
+            off += size
+        self.bufs = []
+        for i, d in enumerate(dirs):
+            (ob, sb), (oc, sc) = self.views[2 * i], self.views[2 * i + 1]
+            self.bufs.append(dict(
+                du=torch.empty(batch, dim, length, device=dev, dtype=d.u.dtype),
+                ddt=torch.empty(batch, dim, length, device=dev, dtype=d.delta.dtype),
+                small=self.small[i],
+                dB=self.big[ob:ob + math.prod(sb)].view(sb),
+                dC=self.big[oc:oc + math.prod(sc)].view(sc),
+                rows=(sb[1], sc[1]),
+            ))
+
+    def args(self, i):
+        """The kernel's per-direction gradient block (after the direction's argument block)."""
+        b = self.bufs[i]
+        return [b["du"], b["ddt"], b["small"], b["dB"], b["dC"], *b["rows"]]
+
+    def grads(self, Bs, Cs):
+        """Per direction (du, ddelta, dA, dB, dC, dD, ddelta_bias) in the inputs' dtypes/shapes."""
+        n = self.n_state
+        small = self.small.sum((1, 2))  # (ndir, D, N+2)
+        dtypes = {t.dtype for t in (*Bs, *Cs)}
+        big = self.big.to(dtypes.pop()) if self.atomic and len(dtypes) == 1 else None  # one cast for all
+        out = []
+        for i, (d, B, C) in enumerate(zip(self.dirs, Bs, Cs)):
+            dBC = []
+            for (off, shape), groups, grouped, like in ((self.views[2 * i], d.G_B, d.B_grouped, B),
+                                                        (self.views[2 * i + 1], d.G_C, d.C_grouped, C)):
+                src = big if big is not None else self.big
+                g = src[off:off + math.prod(shape)].view(shape)
+                if not self.atomic:  # blocks of a group are consecutive (a block never straddles groups)
+                    g = g.view(shape[0], groups, shape[1] // groups, *shape[2:]).sum(2)
+                g = g.to(like.dtype)
+                dBC.append(g if grouped else g[:, 0])
+            dA = small[i, :, :n].to(d.A.dtype)
+            dD = small[i, :, n].to(d.D.dtype) if d.D is not None else None
+            dbias = small[i, :, n + 1].to(d.bias.dtype) if d.bias is not None else None
+            out.append((self.bufs[i]["du"], self.bufs[i]["ddt"], dA, dBC[0], dBC[1], dD, dbias))
+        return out
+
+
+def check_inputs(u, A):
+    if not triton_available():
+        raise RuntimeError("triton is not usable here (needs CUDA, or TRITON_INTERPRET=1)")
+    if not interpreting() and u.device.type != "cuda":
+        raise RuntimeError(f"compiled triton needs CUDA tensors, got {u.device} (TRITON_INTERPRET=1 runs on CPU)")
+    if A.is_complex():
+        raise TypeError("complex A is not supported")
+
+
+def _flags(dirs, reverse, softplus, z):
+    """Constexpr flags shared by the forward and backward launches."""
+    d1 = dirs[-1]
+    return dict(BI=len(dirs) == 2, REV0=reverse, HAS_D0=dirs[0].D is not None, HAS_D1=d1.D is not None,
+                HAS_BIAS0=dirs[0].bias is not None, HAS_BIAS1=d1.bias is not None, HAS_Z=z is not None,
+                SOFTPLUS=softplus)
+
+
+def scan_fwd(dirs, z, softplus, reverse, store_states, return_last):
+    """Forward of one direction (``reverse`` applies) or both BiMamba directions (dirs =
+    [forward, backward]; output = their sum). Returns out, per-direction tile states, last, cfg."""
+    df = dirs[0]
+    batch, dim, length, n_state = _dims(df)
+    cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device)
+    dev = df.u.device
+    out = torch.empty(batch, dim, length, device=dev, dtype=df.u.dtype)
+    bi = len(dirs) == 2
+    part = torch.empty(batch, dim, length, device=dev, dtype=torch.float32) if bi and out.dtype != torch.float32 else out
+    f32 = dict(device=dev, dtype=torch.float32)
+    hss = [torch.empty(batch, dim, cfg["ntiles"] if store_states else 1, n_state, **f32) for _ in dirs]
+    last = torch.empty(batch, dim, n_state, **f32) if return_last else hss[0]
+    zz = _lastdim_contig(z) if z is not None else out
+    summ = _summaries(len(dirs), batch, dim, n_state, cfg, dev)
+    blocks = _dir_blocks(dirs, out, hss, summ)
+    args = [*blocks[0], *blocks[-1], zz, zz.stride(0), zz.stride(1), out, part, last,
+            dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
+    kw = dict(**_flags(dirs, reverse, softplus, z), STORE_STATES=store_states, RETURN_LAST=return_last,
+              **_launch_cfg(cfg))
+    grid = _grid(cfg, batch, dim)
+    if summ is not None:
+        LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[grid](*args, SUMMARY=True, **kw)
+    LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[grid](*args, SUMMARY=False, **kw)
+    return out, hss, (last if return_last else None), cfg
+
+
+def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
+    """Backward of :func:`scan_fwd` (its own blocks and segments; the forward's BLOCK_L, whose tile
+    states it reads): the gradient buffers and dz."""
+    df = dirs[0]
+    batch, dim, length, n_state = _dims(df)
+    cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
+                  backward=True, block_l=fwd_cfg["BLOCK_L"])
+    dout = _lastdim_contig(dout)
+    gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"])
+    if z is not None:
+        dz = torch.empty(batch, dim, length, device=z.device, dtype=z.dtype)
+        bi = len(dirs) == 2
+        dzpart = torch.empty(batch, dim, length, device=z.device, dtype=torch.float32) \
+            if bi and dz.dtype != torch.float32 else dz
+        zz = _lastdim_contig(z)
+    else:
+        dz = dzpart = zz = dout
+    dl = dlast.contiguous() if dlast is not None else dout
+    summ = _summaries(len(dirs), batch, dim, n_state, cfg, df.u.device)
+    blocks = _dir_blocks(dirs, dout, hss, summ)
+    last = len(dirs) - 1
+    args = [*blocks[0], *gbuf.args(0), *blocks[last], *gbuf.args(last),
+            zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl, dz, dzpart,
+            dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
+    kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None,
+              EXP_ONCE=cfg["exp_once"], DBC_ATOMIC=cfg["dbc_atomic"], **_launch_cfg(cfg))
+    grid = _grid(cfg, batch, dim)
+    if summ is not None:
+        LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[grid](*args, SUMMARY=True, **kw)
+    LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[grid](*args, SUMMARY=False, **kw)
+    return gbuf, (dz if z is not None else None)
+
+

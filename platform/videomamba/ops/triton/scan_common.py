@@ -1,0 +1,101 @@
+"""Triton helpers shared by the selective-scan kernels: the affine combine of the scan, softplus
+and sigmoid, delta loading, per-program channel setup, tile order and positions, and the fold of
+segment summaries into a carried state (README.md beside this file: the design)."""
+
+from __future__ import annotations
+
+from .runtime import HAS_TRITON, jit, tl
+
+__all__ = ["adjoint_combine", "affine_combine", "softplus", "sigmoid", "load_delta", "channel_setup", "tile_index",
+           "tile_positions", "fold_summaries"]
+
+if HAS_TRITON:
+
+    @jit
+    def affine_combine(a1, b1, a2, b2):
+        # compose x -> a1 x + b1 (applied first) with x -> a2 x + b2
+        return a1 * a2, a2 * b1 + b2
+
+    @jit
+    def adjoint_combine(p1, b1, f1, p2, b2, f2):
+        # The adjoint g_t = beta_t + a_{t+1} g_{t+1} needs a_{t+1}: element t is (p, b, f) =
+        # (1, beta_t, a_t) and a run [t..e] summarises to g_t = b + p * a_{e+1} * g_{e+1} with
+        # p = prod a_{t+1..e}, f = a_t. Reverse scan: (p1, b1, f1) is the later run, applied first.
+        return p2 * f1 * p1, b2 + p2 * f1 * b1, f2
+
+    @jit
+    def softplus(x):
+        # torch's softplus (threshold 20); log1p(e) via the log(w) - ((w-1)-e)/w correction
+        e = tl.exp(x)
+        w = 1.0 + e
+        sp = tl.log(w) - ((w - 1.0) - e) / w
+        return tl.where(x > 20.0, x, sp)
+
+    @jit
+    def sigmoid(x):
+        return 1.0 / (1.0 + tl.exp(-x))
+
+    @jit
+    def load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+        """delta tile (BLOCK_L, BLOCK_D) in fp32 after bias/softplus, 0 where masked; also the
+        pre-softplus value (for the softplus gradient). bias: (BLOCK_D,)."""
+        raw = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            raw = raw + bias[None, :]
+        dt = raw
+        if SOFTPLUS:
+            dt = softplus(raw)
+        dt = tl.where(mask, dt, 0.0)
+        return dt, raw
+
+    @jit
+    def channel_setup(A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state,
+                       HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                       BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+        """Per-program channel data: offsets/masks, A (BD, BN) fp32, D and delta bias (BD,)."""
+        offs_d = d_start + tl.arange(0, BLOCK_D)
+        offs_n = tl.arange(0, BLOCK_N)
+        mask_d = offs_d < dim
+        mask_dn = mask_d[:, None] & (offs_n < n_state)[None, :]
+        A = tl.load(A_ptr + offs_d[:, None] * s_A_d + offs_n[None, :] * s_A_n, mask=mask_dn,
+                    other=0.0).to(tl.float32)
+        Dv = tl.zeros([BLOCK_D], dtype=tl.float32)
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        return offs_d, offs_n, mask_d, mask_dn, A, Dv, bias
+
+    @jit
+    def tile_index(i, k_lo, k_hi, DESCENDING: tl.constexpr):
+        """The i-th tile of [k_lo, k_hi) in ascending or descending order."""
+        if DESCENDING:
+            k = k_hi - 1 - i
+        else:
+            k = k_lo + i
+        return k
+
+    @jit
+    def tile_positions(k, offs_j, L, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
+        """Positions of tile k in processing order (descending when REVERSE), their masks, and
+        the next position in processing order (for a_{t+1} in the backward)."""
+        if REVERSE:
+            pos = k * BLOCK_L + (BLOCK_L - 1 - offs_j)
+            pos1 = pos - 1
+        else:
+            pos = k * BLOCK_L + offs_j
+            pos1 = pos + 1
+        return pos, pos < L, pos1, (pos1 >= 0) & (pos1 < L)
+
+    @jit
+    def fold_summaries(sh_ptr, ss_ptr, sum_off, offs_n, mask_d, mask_dn, A2, h, start, step, count, n_state):
+        """Fold ``count`` segment summaries into a carried state, segment start, start+step, ...:
+        ``h <- exp(A * ss_j) * h + sh_j`` (sh (BD, BN) and ss (BD,) at (b, d, j))."""
+        for jj in range(0, count):
+            j = start + jj * step
+            hj = tl.load(sh_ptr + (sum_off[:, None] + j) * n_state + offs_n[None, :], mask=mask_dn, other=0.0)
+            sj = tl.load(ss_ptr + sum_off + j, mask=mask_d, other=0.0)
+            h = tl.exp2(A2 * sj[:, None]) * h + hj
+        return h
+
