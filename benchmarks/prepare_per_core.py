@@ -67,7 +67,8 @@ def measure(args) -> dict:
     import torch
 
     torch.set_num_threads(1)  # as in a Ray decode task (OMP_NUM_THREADS=1)
-    cfg = DataConfig(num_frames=num_frames, img_size=img_size, randaugment=randaugment, decode_batch_size=1)
+    cfg = DataConfig(num_frames=num_frames, img_size=img_size, randaugment=randaugment, decode_batch_size=1,
+                     clip_dtype="float32")  # the full per-clip work, normalisation included (as recorded)
     batch = lambda e: {"path": np.array([path]), "label": np.array([0]), "index": np.array([0]),  # noqa: E731
                        "epoch": np.array([e]), "start_sec": np.array([np.nan]), "end_sec": np.array([np.nan])}
     import videomamba.data.pipeline as pipeline

@@ -47,7 +47,7 @@ def collect(ds, batch_size=5) -> dict[tuple[int, int], np.ndarray]:
     out = {}
     for batch in ds.iter_torch_batches(batch_size=batch_size):
         video = batch["video"]
-        assert video.ndim == 5 and tuple(video.shape[1:]) == (3, T, S, S) and str(video.dtype) == "torch.float32"
+        assert video.ndim == 5 and tuple(video.shape[1:]) == (3, T, S, S) and str(video.dtype) == "torch.uint8"
         for key in ("label", "index", "view"):
             assert str(batch[key].dtype) == "torch.int64"
         for v, i, w in zip(video.numpy(), batch["index"].tolist(), batch["view"].tolist()):

@@ -102,6 +102,10 @@ def register(subparsers) -> None:
     p.add_argument("--rounds", type=int, default=3, help="--compare-order: warm epochs of each")
     p.add_argument("--prepared", default=None, metavar="PREPARED_MANIFEST",
                    help="the `data prepare` output of the same videos: also time the plain loop on it (x raw)")
+    p.add_argument("--clip-dtype", choices=["uint8", "float32"], default=None,
+                   help="data.clip_dtype of the pipeline (default uint8: normalised by the consumer)")
+    p.add_argument("--compare-dtype", action="store_true",
+                   help="also run the pipeline with the other clip dtype (uint8 vs float32), same Ray instance")
     p.add_argument("--no-bare", dest="bare", action="store_false",
                    help="skip the bare multi-process loop (the pipeline's ideal on the same cores)")
     p.add_argument("--record", default=None, help="append a row to this markdown file")
@@ -366,7 +370,7 @@ def _bench_config(args, image: bool = False):
         raw = raw.get("data", raw)
     overrides = {"num_frames": args.num_frames, "img_size": args.img_size, "sampling": args.sampling,
                  "classes_file": args.classes_file, "path_prefix": args.path_prefix,
-                 "decode_concurrency": args.decode_concurrency}
+                 "decode_concurrency": args.decode_concurrency, "clip_dtype": getattr(args, "clip_dtype", None)}
     raw.update({k: v for k, v in overrides.items() if v is not None})
     if args.randaugment is not None:
         spec = None if args.randaugment.lower() == "none" else args.randaugment
@@ -405,7 +409,8 @@ def _bench(args) -> int:
     if args.compare_order:
         return _bench_order(cfg, args)
     res = run_bench(cfg, args.manifest, split=args.split, batch_size=args.batch_size, epochs=args.epochs,
-                    prepared=args.prepared, bare=args.bare, stream=args.stream, plain_rows=args.plain_rows)
+                    prepared=args.prepared, bare=args.bare, stream=args.stream, plain_rows=args.plain_rows,
+                    compare_dtype=args.compare_dtype)
     unit, lib = ("images", "PIL") if image else ("clips", "decord")
     what = f"{res.videos} images" if image else f"{res.videos} videos, T={res.num_frames}"
     table = Table(title=f"data pipeline: {what}, {res.img_size}px ({res.machine}, load avg {res.load_avg:.0f})")
@@ -436,6 +441,16 @@ def _bench(args) -> int:
         print(f"Ray Data overhead vs the bare loop on the same cores: {res.ray_overhead:.1%} in {unit}/s, "
               f"{res.ray_cpu_overhead:.1%} in {unit} per CPU-second ({res.ray_clips_per_cpu_s:.1f} vs "
               f"{res.bare_clips_per_cpu_s:.1f}; target <= 10%)")
+    if res.alt:
+        for r in (res.as_dict(), res.alt):
+            consumer = r["ray_driver_cpu_per_clip"]
+            rest = 1000 / max(r["ray_clips_per_cpu_s"], 1e-9) - 1000 * (consumer or 0.0)
+            ms = {k: 1000 * (r.get(k) or 0.0) for k in ("ray_worker_cpu_per_clip", "ray_normalize_cpu_per_clip")}
+            print(f"clip_dtype {r['clip_dtype']}: {r['ray_clips_per_cpu_s']:.2f} clips per CPU-s "
+                  f"({r['ray_cpu_overhead']:.1%} vs bare), per clip: decode tasks {ms['ray_worker_cpu_per_clip']:.1f} ms CPU, "
+                  f"consumer {1000 * (consumer or 0.0):.1f} ms (of which normalisation "
+                  f"{ms['ray_normalize_cpu_per_clip']:.1f}, on the GPU in training), Ray's other processes "
+                  f"{rest - ms['ray_worker_cpu_per_clip']:.1f} ms (net of idle), steady {r['ray_steady_clips']} clips")
     if res.prepared_manifest:
         print(f"prepared footage: {res.prepared_plain_clips_per_cpu_s:.1f} clips per CPU-second, "
               f"{res.prepared_speedup:.1f}x the raw footage's {res.plain_clips_per_cpu_s:.1f}")

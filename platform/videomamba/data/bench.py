@@ -33,6 +33,12 @@ outside Ray: a bad row is logged (``log_skip``), not counted in a skip ledger.
 
 ``run_order_bench`` times the pipeline with and without ordered delivery (``data.deterministic``)
 side by side in one run (``data bench --compare-order``).
+
+Normalisation is part of the timed work everywhere: the loops normalise in the loop (uint8 clips
+with :func:`videomamba.data.normalize.normalize_video`, as a float32 pipeline's decode task does),
+the Ray side in the consumer (this process, on the CPU; a training worker does it on its GPU).
+``compare_dtype`` also runs the pipeline with the other ``data.clip_dtype`` in the same Ray
+instance after the first one (``data bench --compare-dtype``): uint8 vs float32 clips side by side.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from videomamba.env import cpu_description
 from videomamba.data.config import DataConfig
 from videomamba.data.images import build_image_dataset, decode_images, read_records
 from videomamba.data.manifest import read_manifest, to_columns
+from videomamba.data.normalize import normalize_batch, normalize_video
 from videomamba.data.pipeline import build_dataset, clips_per_row, cluster_cpus, decode_batch, num_blocks, take_rows
 from videomamba.data.skips import ensure_ledger
 
@@ -83,6 +90,10 @@ class BenchResult:
     bare_steady_clips: int = 0
     blocks: int = 0  # Ray Data blocks (decode tasks) of the execution
     ray_driver_cpu_per_clip: float | None = None  # steady state: the consumer's CPU-s per clip (in the Ray CPU-s)
+    ray_worker_cpu_per_clip: float | None = None  # steady state: the Ray worker processes' (decode tasks) CPU-s per clip
+    ray_normalize_cpu_per_clip: float | None = None  # steady state: the consumer's normalisation, CPU-s per clip
+    clip_dtype: str = "float32"  # data.clip_dtype of the Ray run (uint8: normalised by the consumer)
+    alt: dict | None = None  # --compare-dtype: the Ray run with the other clip_dtype (same fields, ray_* only)
     prepared_manifest: str | None = None
     prepared_plain_clips_per_cpu_s: float = 0.0
     prepared_speedup: float = 0.0  # prepared / raw plain-loop clips per CPU-second
@@ -131,6 +142,7 @@ def bench_plain(cfg: DataConfig, columns: dict[str, np.ndarray], split: str, epo
         start, cpu_start = time.perf_counter(), time.process_time()
         for lo in range(0, n, cfg.decode_batch_size):
             out = decode_rows(cfg, columns, np.arange(lo, min(n, lo + cfg.decode_batch_size)), split, epoch)
+            normalize_video(out["video"], cfg.mean, cfg.std)  # the whole work whatever data.clip_dtype
             clips += len(out["label"])
         return clips, time.perf_counter() - start, time.process_time() - cpu_start
     finally:
@@ -158,6 +170,8 @@ class LoopTimings:
     epochs: int
     startup_s: float = 0.0
     driver_cpu: list[float | None] | None = None  # per mark: the consuming process's CPU seconds (Ray side)
+    worker_cpu: list[float | None] | None = None  # per mark: the Ray worker processes' (decode tasks)
+    normalize_cpu: list[float | None] | None = None  # per mark: the consumer's normalisation (thread CPU-s)
 
     def boundary(self, k: int) -> tuple[float, int, float | None]:
         """The first mark at which ``k`` passes' clips were delivered. When fewer clips came than
@@ -180,13 +194,15 @@ class LoopTimings:
         cpu = None if u0 is None or u1 is None else u1 - u0
         return c1 - c0, t1 - t0, cpu
 
-    def steady_driver_cpu(self) -> float | None:
-        """The consumer's CPU seconds over the :meth:`steady` window (None when not measured)."""
-        if not self.driver_cpu:
+    def steady_driver_cpu(self, series: str = "driver_cpu") -> float | None:
+        """The consumer's CPU seconds over the :meth:`steady` window (None when not measured);
+        ``series``: ``worker_cpu`` (the decode tasks') or ``normalize_cpu`` instead."""
+        values = getattr(self, series)
+        if not values:
             return None
         last = self.epochs - 1 if self.epochs > 2 else self.epochs
         i0, i1 = (self.marks.index(self.boundary(k)) for k in (1, last))
-        a, b = self.driver_cpu[i0], self.driver_cpu[i1]
+        a, b = values[i0], values[i1]
         return None if a is None or b is None else b - a
 
 
@@ -244,6 +260,8 @@ class RayCpuMeter:
         self.seconds: float | None = None
         self.idle_rate = 0.0  # CPU-s per second the instance burns while no pipeline runs
         self.driver: float | None = None  # this process's CPU seconds at the last read()
+        self.workers: float | None = None  # the Ray worker processes' (``ray::...``: the decode tasks) at the last read()
+        self._names: dict[int, bool] = {}
         self._start: dict[int, float] = {}
         self._t0 = 0.0
 
@@ -261,6 +279,16 @@ class RayCpuMeter:
             frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier and pid not in pids}
             pids |= frontier
         return {pid: table[pid][1] for pid in pids if pid in table}
+
+    def _is_worker(self, pid: int) -> bool:
+        """Whether ``pid`` is a Ray worker process (command line ``ray::<task or IDLE>``)."""
+        if pid not in self._names:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    self._names[pid] = f.read(5) == b"ray::"
+            except OSError:
+                self._names[pid] = False
+        return self._names[pid]
 
     def measure_idle(self, seconds: float = 3.0) -> None:
         """The Ray instance's own background CPU rate (GCS, raylet, agents, idle workers), to subtract."""
@@ -288,6 +316,7 @@ class RayCpuMeter:
         if not now:
             return None
         self.driver = now.get(os.getpid(), 0.0) - self._start.get(os.getpid(), 0.0)
+        self.workers = sum(t - self._start.get(pid, 0.0) for pid, t in now.items() if self._is_worker(pid))
         total = sum(t - self._start.get(pid, 0.0) for pid, t in now.items())
         return total - self.idle_rate * (time.perf_counter() - self._t0)
 
@@ -304,6 +333,7 @@ def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epoch
             meter.start()
         clips, start = 0, time.perf_counter()
         for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+            normalize_batch(batch, cfg.mean, cfg.std)
             clips += len(batch["label"])
         timings.append((clips, time.perf_counter() - start))
     if meter is not None and epochs > 1:
@@ -316,6 +346,8 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
     """One execution of ``build_dataset(..., epochs=epochs)`` iterated once, as training does
     (``data.stream_epochs``): a mark per batch; ``meter`` (started here) reads the Ray side's
     CPU at every epoch boundary."""
+    import torch
+
     ds = _build(cfg, split, manifest=manifest, scope="bench", epochs=epochs)
     n = len(_columns(cfg, manifest)["label"])
     per_epoch = n * clips_per_row(cfg, split)
@@ -323,9 +355,16 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
         meter.start()
     marks: list[tuple[float, int, float | None]] = []
     driver: list[float | None] = []
-    clips, next_boundary, startup = 0, per_epoch, None
+    workers: list[float | None] = []
+    norms: list[float | None] = []
+    clips, next_boundary, startup, norm_cpu = 0, per_epoch, None, 0.0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the normalisation's CPU is then this thread's (a training worker's runs on its GPU)
     start = time.perf_counter()
     for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+        t = time.thread_time()
+        normalize_batch(batch, cfg.mean, cfg.std)
+        norm_cpu += time.thread_time() - t
         clips += len(batch["label"])
         now = time.perf_counter() - start
         startup = now if startup is None else startup
@@ -335,10 +374,14 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
             next_boundary += per_epoch * max(1, (clips - next_boundary) // per_epoch + 1)
         marks.append((now, clips, cpu))
         driver.append(meter.driver if cpu is not None else None)
+        workers.append(meter.workers if cpu is not None else None)
+        norms.append(norm_cpu if cpu is not None else None)
+    torch.set_num_threads(threads)
     if marks and marks[-1][2] is None and meter is not None:
         marks[-1] = (*marks[-1][:2], meter.read())
-        driver[-1] = meter.driver
-    return LoopTimings(marks or [(0.0, 0, None)], per_epoch, epochs, startup or 0.0, driver or None)
+        driver[-1], workers[-1], norms[-1] = meter.driver, meter.workers, norm_cpu
+    return LoopTimings(marks or [(0.0, 0, None)], per_epoch, epochs, startup or 0.0, driver or None,
+                       workers or None, norms or None)
 
 
 def _records(cfg: DataConfig, manifest: str) -> list:
@@ -367,9 +410,14 @@ def pipeline_cpus(cfg: DataConfig) -> float:
     return cpus
 
 
+def _per(seconds: float | None, clips: int) -> float | None:
+    return seconds / clips if seconds is not None and clips else None
+
+
 def run_bench(
     cfg: DataConfig, manifest: str, *, split: str = "train", batch_size: int = 8, epochs: int = 2,
     prepared: str | None = None, bare: bool = True, stream: bool = True, plain_rows: int | None = None,
+    compare_dtype: bool = False,
 ) -> BenchResult:
     """Plain loop (this process, the first ``plain_rows`` rows; also on ``prepared``), the bare
     loop on the pipeline's CPUs, then the pipeline (``epochs`` >= 2; streamed as training does
@@ -402,6 +450,7 @@ def run_bench(
         run = bench_ray_stream(cfg, manifest, split, batch_size, epochs, meter)
         ray_steady, steady_s, ray_cpu = run.steady()
         driver_cpu = run.steady_driver_cpu()
+        worker_cpu, norm_cpu = run.steady_driver_cpu("worker_cpu"), run.steady_driver_cpu("normalize_cpu")
         epoch_s = run.epoch_seconds()
         epoch_clips = [run.per_epoch] * epochs
         startup = run.startup_s
@@ -409,12 +458,29 @@ def run_bench(
         timings = bench_ray(cfg, manifest, split, batch_size, epochs, meter)
         ray_steady, steady_s = sum(c for c, _ in timings[1:]), sum(s for _, s in timings[1:])
         ray_cpu, epoch_s, epoch_clips = meter.seconds, [s for _, s in timings], [c for c, _ in timings]
-        startup, driver_cpu = 0.0, None
+        startup, driver_cpu, worker_cpu, norm_cpu = 0.0, None, None, None
     for e, (c, sec) in enumerate(zip(epoch_clips, epoch_s)):
         logger.info("ray data epoch %d: %d clips in %.2fs", e, c, sec)
     ray_cps = ray_steady / max(steady_s, 1e-9)
     ray_cps_cpu = ray_steady / ray_cpu if ray_cpu else 0.0
     plain_cps_cpu = plain_clips / max(plain_cpu, 1e-9)
+    alt = None
+    if compare_dtype and stream:
+        other = cfg.model_copy(update={"clip_dtype": "float32" if cfg.clip_dtype == "uint8" else "uint8"})
+        meter2 = RayCpuMeter()
+        meter2.measure_idle()
+        run2 = bench_ray_stream(other, manifest, split, batch_size, epochs, meter2)
+        steady2, secs2, cpu2 = run2.steady()
+        driver2 = run2.steady_driver_cpu()
+        cps_cpu2 = steady2 / cpu2 if cpu2 else 0.0
+        alt = {"clip_dtype": other.clip_dtype, "ray_steady_clips": steady2, "ray_clips_per_s": steady2 / max(secs2, 1e-9),
+               "ray_clips_per_cpu_s": cps_cpu2, "ray_epoch_s": run2.epoch_seconds(), "ray_startup_s": run2.startup_s,
+               "ray_driver_cpu_per_clip": driver2 / steady2 if driver2 is not None and steady2 else None,
+               "ray_worker_cpu_per_clip": _per(run2.steady_driver_cpu("worker_cpu"), steady2),
+               "ray_normalize_cpu_per_clip": _per(run2.steady_driver_cpu("normalize_cpu"), steady2),
+               "ray_cpu_overhead": 1 - cps_cpu2 / bare_cps_cpu if bare_cps_cpu and cps_cpu2 else 0.0}
+        logger.info("ray data, clip_dtype %s: %d clips in %.2fs (%.2f CPU-s) steady", other.clip_dtype, steady2, secs2,
+                    cpu2 or 0.0)
     return BenchResult(
         manifest=manifest, split=split, videos=len(columns["label"]), clips=plain_clips,
         bare_procs=procs if bare else 0, bare_clips_per_s=bare_cps,
@@ -424,6 +490,8 @@ def run_bench(
         stream=stream, epochs=epochs, ray_startup_s=startup, ray_epoch_s=epoch_s, ray_steady_clips=ray_steady,
         bare_steady_clips=bare_steady, blocks=blocks,
         ray_driver_cpu_per_clip=driver_cpu / ray_steady if driver_cpu is not None and ray_steady else None,
+        ray_worker_cpu_per_clip=_per(worker_cpu, ray_steady), ray_normalize_cpu_per_clip=_per(norm_cpu, ray_steady),
+        clip_dtype=cfg.clip_dtype, alt=alt,
         prepared_manifest=prepared, prepared_plain_clips_per_cpu_s=prep_cps,
         prepared_speedup=prep_cps / plain_cps_cpu if prepared else 0.0,
         plain_clips_per_s=plain_clips / plain_s, plain_clips_per_cpu_s=plain_cps_cpu,
@@ -512,6 +580,7 @@ def run_order_bench(
     def epoch(flag: bool) -> tuple[int, float]:
         clips, start = 0, time.perf_counter()
         for batch in datasets[flag].iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+            normalize_batch(batch, cfg.mean, cfg.std)
             clips += len(batch["label"])
         return clips, time.perf_counter() - start
 

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from videomamba.data.normalize import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
 
 Split = Literal["train", "val", "test"]
 
@@ -93,6 +92,12 @@ class DataConfig(BaseModel):
     randaugment: str | None = Field("rand-m7-n4-mstd0.5-inc1", description="timm RandAugment spec or null")
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    clip_dtype: Literal["uint8", "float32"] = Field(
+        "uint8", description="dtype of the pipeline's video column: uint8 pixels, normalised with mean/std by the "
+        "consumer on its device (the training worker's GPU, the inference actors), 4x fewer bytes through Ray's "
+        "object store and the host-to-GPU copy (benchmarks/data_pipeline.md); float32: normalised in the decode "
+        "task (the former behaviour). The model's input is the same either way (videomamba.data.normalize)"
+    )
 
     # --- evaluation views (rows per video = num_clips * num_crops) --------------------
     val_num_clips: int = Field(1, ge=1)

@@ -23,7 +23,9 @@ counted through :mod:`videomamba.data.skips`, as bad videos are.
 Transforms (:class:`ImageTransform`) are timm's ``create_transform``: DeiT training
 (RandomResizedCrop, flip, AutoAugment/RandAugment, colour jitter without AA, random erasing) and
 evaluation by resize (short side ``img_size / crop_pct``) then centre crop. Rows are
-``video`` float32 ``(3, 1, S, S)`` (1-frame clips), ``label``, ``index`` (manifest row), ``view``
+``video`` ``(3, 1, S, S)`` (1-frame clips: uint8 pixels with ``data.clip_dtype: uint8``, normalised by
+the consumer, except training with random erasing, and evaluation with ``clip_dtype: float32``:
+normalised float32; see :class:`ImageTransform`), ``label``, ``index`` (manifest row), ``view``
 (0): the columns of :func:`videomamba.data.pipeline.build_dataset`, so objectives, the training
 loop and evaluation are shared. Every random choice of row ``i`` in epoch ``e`` (repeat ``r``)
 comes from ``(seed, e, i, r)``. Repeated augmentation (``data.image.repeated_aug = R``, DeiT's
@@ -313,7 +315,11 @@ def _zero_bit_posterize(transform) -> None:
 
 
 class ImageTransform:
-    """timm ``create_transform`` for a split: ``(uint8 (H, W, 3), seed) -> float32 (3, S, S)``.
+    """timm ``create_transform`` for a split: ``(uint8 (H, W, 3), seed) -> float32 (3, S, S)``, or with
+    ``normalize=False`` uint8 ``(3, S, S)`` pixels (the transforms before timm's ToTensor; the consumer
+    normalises, :mod:`videomamba.data.normalize`), except in training with random erasing
+    (``image.re_prob`` > 0), which draws its noise in normalised units: then float32 always
+    (``self.dtype`` says which).
 
     Training: DeiT's RandomResizedCrop(``train_scale``, ``train_ratio``, ``image.interpolation``),
     horizontal flip (``hflip``), ``image.auto_augment`` (or colour jitter without it), ToTensor,
@@ -323,8 +329,9 @@ class ImageTransform:
     process's generator states are restored afterwards.
     """
 
-    def __init__(self, cfg: DataConfig, split: str):
+    def __init__(self, cfg: DataConfig, split: str, normalize: bool = True):
         from timm.data import create_transform
+        from torchvision import transforms as tv
 
         self.train = split == "train"
         img = cfg.image
@@ -341,6 +348,17 @@ class ImageTransform:
                 is_training=False, interpolation=img.eval_interpolation, crop_pct=img.crop_pct, **common
             )
         _zero_bit_posterize(self.transform)
+        self.pixels = None  # the PIL-side transforms, when uint8 pixels are shipped
+        if not normalize and not (self.train and img.re_prob > 0):
+            steps = self.transform.transforms
+            cut = next(i for i, t in enumerate(steps) if type(t).__name__ in ("ToTensor", "MaybeToTensor"))
+            self.pixels = tv.Compose(steps[:cut])
+        self.dtype = np.dtype(np.uint8 if self.pixels is not None else np.float32)
+
+    def _apply(self, pil) -> np.ndarray:
+        if self.pixels is None:
+            return self.transform(pil).numpy()
+        return np.ascontiguousarray(np.asarray(self.pixels(pil).convert("RGB"), dtype=np.uint8).transpose(2, 0, 1))
 
 
     def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
@@ -349,14 +367,14 @@ class ImageTransform:
 
         pil = Image.fromarray(image)
         if seed is None:
-            return self.transform(pil).numpy()
+            return self._apply(pil)
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
                 random.seed(seed)
                 np.random.seed(seed % 2**32)
                 torch.manual_seed(seed)
-                return self.transform(pil).numpy()
+                return self._apply(pil)
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
@@ -421,12 +439,12 @@ def decode_images(batch: dict, *, cfg: DataConfig, split: str, seed: int, scope:
             record_skip(scope, split, epoch, index, path, "error", f"{type(err).__name__}: {err}", kept=False,
                         what="image")
             continue
-        out["video"].append(x[:, None].astype(np.float32, copy=False))
+        out["video"].append(x[:, None])
         out["label"].append(int(batch["label"][i]))
         out["index"].append(index)
         out["view"].append(0)
     if not out["video"]:
-        return empty_rows(cfg)
+        return empty_rows(cfg, transform.dtype)
     return {
         "video": np.stack(out["video"]),
         "label": np.asarray(out["label"], np.int64),

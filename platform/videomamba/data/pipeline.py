@@ -1,7 +1,9 @@
 """The Ray Data video pipeline: manifest -> (per-epoch shuffle) -> decode + transform on CPU tasks.
 
 ``build_dataset(cfg, split)`` returns a lazy ``ray.data.Dataset`` with columns
-``video`` float32 ``(3, T, S, S)``, ``label`` int64, ``index`` int64 (manifest row) and ``view``
+``video`` uint8 ``(3, T, S, S)`` pixels (``data.clip_dtype: uint8``, the default: the consumer
+normalises them on its device with :func:`videomamba.data.normalize.normalize_batch`; float32
+already normalised with ``clip_dtype: float32``), ``label`` int64, ``index`` int64 (manifest row) and ``view``
 int64 (``clip * num_crops + crop``; in train the clip index of ``clips_per_video``), so
 ``iter_torch_batches`` yields ``video`` as ``(B, 3, T, S, S)``. Evaluation splits emit ``num_clips * num_crops`` rows per video; training
 emits ``clips_per_video`` rows per video (repeated sampling: one decode of the union of the k clips'
@@ -109,11 +111,12 @@ def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def split_transform(cfg: DataConfig, split: str, make: Callable | None = None):
-    """``make(cfg, split)`` (default ``ClipTransform.from_config``), built once per process."""
+    """``make(cfg, split, normalize=...)`` (default ``ClipTransform.from_config``), built once per
+    process; ``normalize`` only with ``data.clip_dtype: float32`` (else uint8 pixels)."""
     make = make or ClipTransform.from_config
     key = (make.__qualname__, cfg.model_dump_json(), split)
     if key not in _TRANSFORMS:
-        _TRANSFORMS[key] = make(cfg, split)
+        _TRANSFORMS[key] = make(cfg, split, normalize=cfg.clip_dtype == "float32")
     return _TRANSFORMS[key]
 
 
@@ -193,11 +196,12 @@ def _columns(cfg: DataConfig) -> tuple[str, ...]:
     return (*COLUMNS, "caption") if cfg.captions else COLUMNS
 
 
-def empty_rows(cfg: DataConfig) -> dict[str, np.ndarray]:
-    """The decode stage's output for a batch without one usable row (every column, 0 rows)."""
+def empty_rows(cfg: DataConfig, dtype=None) -> dict[str, np.ndarray]:
+    """The decode stage's output for a batch without one usable row (every column, 0 rows);
+    ``video``'s dtype: ``dtype``, default ``data.clip_dtype``."""
     t, s = cfg.num_frames, cfg.img_size
     out = {
-        "video": np.zeros((0, 3, t, s, s), np.float32),
+        "video": np.zeros((0, 3, t, s, s), np.dtype(dtype or cfg.clip_dtype)),
         "label": np.zeros(0, np.int64),
         "index": np.zeros(0, np.int64),
         "view": np.zeros(0, np.int64),

@@ -6,9 +6,13 @@ RandAugment ops and magnitudes on every frame).
 
 - train: random resized crop (torchvision's parameter sampling: ``scale``, log-uniform ``ratio``,
   10 tries then a centre crop) resized to ``S x S`` (PIL bilinear, antialiased) -> horizontal flip
-  (p=0.5, if enabled) -> timm RandAugment (if set) -> ImageNet normalisation.
+  (p=0.5, if enabled) -> timm RandAugment (if set) -> channels first (-> normalisation).
 - eval: short-side resize to ``short_side`` -> 1 centre crop or 3 crops along the long side
-  (VideoMAE/VideoMamba ``uniform_crop``: start, centre, end) -> normalisation.
+  (VideoMAE/VideoMamba ``uniform_crop``: start, centre, end) -> channels first (-> normalisation).
+
+With ``normalize=False`` (the Ray Data pipelines' default, ``data.clip_dtype: uint8``) clips stay
+uint8 ``(3, T, S, S)`` and the consumer normalises them on its device
+(:mod:`videomamba.data.normalize`, the one definition of the arithmetic and the ImageNet constants).
 
 NumPy + PIL only (no torch), so decode workers stay light; frames stay uint8 until normalisation.
 """
@@ -21,6 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
+
+from videomamba.data.normalize import normalize_frames
 
 
 def random_resized_crop_params(
@@ -120,7 +126,9 @@ class ClipRandAugment:
 
 
 class ClipTransform:
-    """Callable ``(frames uint8 (T, H, W, 3), rng) -> float32 (V, 3, T, S, S)``; V = 1 in train,
+    """Callable ``(frames uint8 (T, H, W, 3), rng) -> (V, 3, T, S, S)``: normalised float32, or
+    with ``normalize=False`` uint8 pixels (normalised later by the consumer,
+    :func:`videomamba.data.normalize.normalize_video`, to the same values); V = 1 in train,
     ``num_crops`` in eval (crop order = ``spatial_idx``)."""
 
     def __init__(
@@ -136,29 +144,31 @@ class ClipTransform:
         randaugment: str | None = None,
         short_side: int | None = None,
         num_crops: int = 1,
+        normalize: bool = True,
     ):
         if num_crops not in (1, 3):
             raise ValueError("num_crops must be 1 or 3")
         self.train, self.size = train, img_size
         self.scale, self.ratio, self.hflip = tuple(scale), tuple(ratio), hflip
         self.short_side, self.num_crops = short_side or img_size, num_crops
-        self.mean = np.asarray(mean, dtype=np.float32) * 255
-        self.std = np.asarray(std, dtype=np.float32) * 255
+        self.mean, self.std, self.normalize_output = tuple(mean), tuple(std), normalize
         self.randaugment = ClipRandAugment(randaugment, img_size, mean) if train and randaugment else None
 
     @classmethod
-    def from_config(cls, cfg, split: str) -> ClipTransform:
+    def from_config(cls, cfg, split: str, normalize: bool = True) -> ClipTransform:
         """From a ``DataConfig`` for ``split`` (train / val / test)."""
-        common = {"img_size": cfg.img_size, "mean": cfg.mean, "std": cfg.std}
+        common = {"img_size": cfg.img_size, "mean": cfg.mean, "std": cfg.std, "normalize": normalize}
         if split == "train":
             return cls(train=True, scale=cfg.train_scale, ratio=cfg.train_ratio, hflip=cfg.hflip,
                        randaugment=cfg.randaugment, **common)
         return cls(train=False, short_side=cfg.eval_short_side, num_crops=cfg.views(split)[1], **common)
 
     def normalize(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 (T, S, S, 3) -> normalised float32 (3, T, S, S)."""
-        x = (frames.astype(np.float32) - self.mean) / self.std
-        return np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+        """uint8 (T, S, S, 3) -> normalised float32 (3, T, S, S), or uint8 (3, T, S, S) pixels
+        with ``normalize=False``."""
+        if self.normalize_output:
+            return normalize_frames(frames, self.mean, self.std)
+        return np.ascontiguousarray(frames.transpose(3, 0, 1, 2))
 
     def train_clip(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width = frames.shape[1:3]

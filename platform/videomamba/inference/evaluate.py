@@ -14,6 +14,7 @@ import numpy as np
 
 from videomamba.checkpoints import is_mlflow_uri, local_checkpoint_dir, read_meta
 from videomamba.data.config import DataConfig
+from videomamba.data.normalize import IMAGENET_MEAN, IMAGENET_STD
 from videomamba.data.skips import SkipLimitError, check_skips, release_ledger, skip_report
 from videomamba.data.splits import Splits
 from videomamba.errors import UsageError
@@ -50,10 +51,13 @@ def class_label_map(file_names: Sequence[str], model_names: Sequence[str]) -> np
 def evaluate_dataset(
     dataset, checkpoint: str, *, num_classes: int, batch_size: int = 8, num_actors: int = 1,
     label_map: np.ndarray | None = None, tracking_uri: str | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
 ) -> dict[str, Any]:
     """Multi-view evaluation: predict every view on Ray, average logits per video, compute metrics.
-    ``label_map`` (see :func:`class_label_map`) maps the dataset's labels to the model's classes."""
-    rows = predict_dataset(dataset, checkpoint, batch_size=batch_size, num_actors=num_actors, tracking_uri=tracking_uri)
+    ``label_map`` (see :func:`class_label_map`) maps the dataset's labels to the model's classes;
+    ``mean``/``std``: the dataset's ``data.mean``/``data.std`` (normalisation of uint8 clips)."""
+    rows = predict_dataset(dataset, checkpoint, batch_size=batch_size, num_actors=num_actors, tracking_uri=tracking_uri,
+                           mean=mean, std=std)
     cols = collect(rows, ("index", "view", "label", "logits"))
     labels = cols["label"] if label_map is None else label_map[cols["label"].astype(np.int64)]
     return classification_metrics(cols["logits"], labels, index=cols["index"], num_classes=num_classes)
@@ -113,7 +117,8 @@ def evaluate_checkpoint(
                     label_map = class_label_map(splits.file_class_names(), class_names)
                 ds = splits.dataset(split, seed=seed, scope=scope)
                 full = evaluate_dataset(ds, checkpoint, num_classes=len(class_names), batch_size=batch_size,
-                                        num_actors=num_actors, label_map=label_map, tracking_uri=tracking_uri)
+                                        num_actors=num_actors, label_map=label_map, tracking_uri=tracking_uri,
+                                        mean=data_cfg.mean, std=data_cfg.std)
                 full.update(class_names=class_names, split=split)
             no_clips = None
         except NoClipsError as err:

@@ -44,7 +44,8 @@ def evaluate_retrieval(
     ``splits``: the data as already read (:class:`~videomamba.data.splits.Splits`), else read here."""
     splits = splits or Splits(data_cfg, {split: manifest})
     ds = splits.dataset(split, seed=seed, scope=scope)
-    rows = predict_dataset(ds, checkpoint, batch_size=batch_size, num_actors=num_actors, output="embedding")
+    rows = predict_dataset(ds, checkpoint, batch_size=batch_size, num_actors=num_actors, output="embedding",
+                           mean=data_cfg.mean, std=data_cfg.std)
     cols = collect(rows, ("index", "view", "embedding"))
     model, _ = load_video_text_model(checkpoint)
     captions = [r.captions for r in splits.records(split)]

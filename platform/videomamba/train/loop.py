@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from videomamba.data.normalize import normalize_batch
 from videomamba.metrics import scalar_metrics, sort_views
 from videomamba.models.spec import ModelSpec
 from videomamba.objectives import build_objective
@@ -247,7 +248,9 @@ class _Trainer:
             kwargs["pin_memory"] = True
         if train and self.cfg.train.shuffle_buffer:
             kwargs.update(local_shuffle_buffer_size=self.cfg.train.shuffle_buffer, local_shuffle_seed=self.cfg.train.seed + epoch)
-        return shard.iter_torch_batches(**kwargs)
+        # uint8 clips (data.clip_dtype) are normalised here, on the worker's device after the copy
+        mean, std = self.cfg.data.mean, self.cfg.data.std
+        return (normalize_batch(batch, mean, std) for batch in shard.iter_torch_batches(**kwargs))
 
     def _train_batches(self, epoch: int):
         """The iterator this epoch's steps draw from. With ``data.stream_epochs`` it is one iterator
