@@ -141,6 +141,17 @@ def test_cli_train_on_an_all_corrupt_manifest_fails_with_the_counts(ray_local, d
 
 
 @pytest.mark.slow
+def test_an_empty_streamed_epoch_counts_only_its_own_videos(ray_local, data, tmp_path, capsys):
+    """2 epochs streamed through one execution: an empty epoch 0 drains epoch 1's rows too; they
+    must not count against epoch 0 (they once did: "8 of 4 videos (200.0%)")."""
+    cfg = _config(tmp_path, data, data={"train_manifest": data["allbad"]})
+    assert cli.main(["train", "-c", cfg, "--set", "run.name=allbad2", "--set", "train.epochs=2"]) == 1
+    err = capsys.readouterr().err
+    assert "epoch 0 yielded no training clips" in err
+    assert "4 of 4 videos (100.0%) skipped: unreadable 4" in err
+
+
+@pytest.mark.slow
 def test_the_ledger_survives_a_second_dataset_of_its_scope(ray_local, data):
     """The mechanism behind the uncounted skips: ``build_dataset`` of val after train (one scope)."""
     from videomamba.data import DataConfig, build_dataset, skip_report

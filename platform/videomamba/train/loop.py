@@ -409,12 +409,16 @@ class _Trainer:
 
         return skip_mark(self.scope) if self.rank == 0 else 0
 
-    def _skip_problem(self, split: str, since: int, total: int, what: str, metrics: dict[str, Any]) -> str | None:
-        """Rank 0: the skips of ``split`` recorded since the mark (one epoch / validation pass) as
-        metrics, and the error message when they exceed ``data.max_skip_fraction``."""
+    def _skip_problem(self, split: str, since: int, total: int, what: str, metrics: dict[str, Any],
+                      epoch: int | None = None) -> str | None:
+        """Rank 0: the skips of ``split`` in one pass as metrics, and the error message when they
+        exceed ``data.max_skip_fraction``. A training epoch's skips are those of its (effective)
+        ``epoch``: with streamed epochs, rows of the next epoch are decoded (and skipped) before
+        this one ends; a validation pass's are those recorded since the mark ``since``."""
         from videomamba.data.skips import SkipLimitError, check_skips, skip_report
 
-        rep = skip_report(split, scope=self.scope, since=since)
+        rep = (skip_report(split, scope=self.scope, epoch=epoch) if epoch is not None
+               else skip_report(split, scope=self.scope, since=since))
         metrics[f"data/{split}/skipped_frac"] = rep.skipped / total if total else 0.0
         try:
             check_skips(rep, total, self.cfg.data.max_skip_fraction, what)
@@ -450,7 +454,6 @@ class _Trainer:
         metric_checked = False
         for epoch in range(self.start_epoch, epochs):
             seed_everything(cfg.train.seed, epoch, self.rank)
-            mark = self._skip_mark()
             result = self.train_epoch(epoch)
             if isinstance(result, str):
                 logger.error("rank %d: %s", self.rank, result)
@@ -462,7 +465,7 @@ class _Trainer:
             metrics: dict[str, Any] = {"epoch": epoch, "step": self.num_updates, "train/lr": self.current_lr(), **result}
             problem = None
             if self.rank == 0:
-                problem = self._skip_problem("train", mark, train_size, f"train split, epoch {epoch}", metrics)
+                problem = self._skip_problem("train", 0, train_size, f"train split, epoch {epoch}", metrics, epoch=epoch)
                 if result["train/clips_epoch"] == 0:
                     problem = f"epoch {epoch} yielded no training clips. " + (problem or "No video was counted as skipped.")
             if self._stop_together(problem):
