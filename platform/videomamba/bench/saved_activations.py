@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["Saved", "RULES", "count_saved", "scale", "mamba_ssm_inner_bytes", "main"]
+__all__ = ["Saved", "RULES", "count_saved", "scale", "mamba_ssm_inner_bytes", "mamba_ssm_row", "markdown",
+           "main"]
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SELF = os.path.abspath(__file__)
@@ -200,7 +201,42 @@ def mamba_ssm_inner_bytes(batch: int, length: int, d_inner: int, d_state: int, d
     }
 
 
+def mamba_ssm_row(measured: dict, batch: int, length: int, d_inner: int = 384, d_state: int = 16,
+                  dt_rank: int = 12) -> dict:
+    """The ``mamba_ssm`` path's per-block bytes: the norm and ``in_proj`` as measured on another
+    backend (``measured``, a row of :func:`main`; the same module code) and two
+    :func:`mamba_ssm_inner_bytes` directions, the backward one with its own (flipped) ``xz``."""
+    one = mamba_ssm_inner_bytes(batch, length, d_inner, d_state, dt_rank)
+    per = {c: v for c, v in measured["per_block"].items() if c in ("add+norm (residual)", "in_proj")}
+    per["mamba_inner: xz (fwd direction: in_proj's output)"] = one["xz"]
+    per["mamba_inner: xz flipped copy (bwd direction)"] = one["xz"]
+    for k in ("x_dbl, B, C", "scan output (pre-gate)", "chunk states"):
+        per[f"mamba_inner: {k} (2 directions)"] = 2 * one[k]
+    return {"per_block": per, "outside": measured["outside"]}
+
+
 # -- the table ---------------------------------------------------------------------------------
+
+def markdown(columns: dict[str, dict], depth: dict[str, int]) -> str:
+    """Per-block MiB by category, one column per ``name -> row`` (a row of :func:`main`'s JSON),
+    then the blocks' total (``depth[name]`` blocks) and what lies outside them."""
+    mib = 2 ** 20
+    cats = sorted({c for r in columns.values() for c in r["per_block"]},
+                  key=lambda c: -max(r["per_block"].get(c, 0) for r in columns.values()))
+    head = "| category | " + " | ".join(columns) + " |"
+    lines = [head, "|---|" + "---:|" * len(columns)]
+    for c in cats:
+        lines.append(f"| {c} | " + " | ".join(f"{r['per_block'].get(c, 0) / mib:.1f}" if r["per_block"].get(c) else "-"
+                                              for r in columns.values()) + " |")
+    per = {n: sum(r["per_block"].values()) for n, r in columns.items()}
+    out = {n: sum(r["outside"].values()) for n, r in columns.items()}
+    lines.append("| **per block** | " + " | ".join(f"**{per[n] / mib:.1f}**" for n in columns) + " |")
+    lines.append("| blocks | " + " | ".join(str(depth[n]) for n in columns) + " |")
+    lines.append("| outside the blocks | " + " | ".join(f"{out[n] / mib:.1f}" for n in columns) + " |")
+    lines.append("| **saved, GiB** | " + " | ".join(f"**{(depth[n] * per[n] + out[n]) / 2 ** 30:.2f}**"
+                                                   for n in columns) + " |")
+    return "\n".join(lines)
+
 
 def _videomamba(frames, img, depth, backend):
     import videomamba
