@@ -37,6 +37,7 @@ RULES: list[tuple[str, str, str, str]] = [
     ("modules/bimamba.py", "_in_proj", "*", "in_proj"),
     ("modules/bimamba.py", "*", "out_proj", "out_proj"),
     ("modules/bimamba.py", "forward_directional", "*", "mamba_inner (per direction)"),
+    ("modules/bimamba.py", "_direction_params", "*", "A = -exp(A_log)"),
     ("ops/bimamba_inner.py", "branch", "conv_fn", "conv"),
     ("ops/bimamba_inner.py", "branch", "*", "x_proj/dt_proj"),
     ("ops/bimamba_inner.py", "*", "take_fn", "scan order (index_b)"),
@@ -153,6 +154,10 @@ def count_saved(model: nn.Module, run, blocks: list[nn.Module] | None = None) ->
             key = name.split(".", 2)[-1] if block is not None else name
             if cat is None or cat.startswith(("model", "bench/")) or "." not in key and key in _MODULE_CATEGORIES:
                 cat = _MODULE_CATEGORIES.get(key, cat or type(mod).__name__)
+        if cat in ("fused inner op", "fused mixer op") and t.dtype == torch.float32 and t.dim() == 4:
+            cat = "scan tile states (fp32)"  # (B, d_inner, L / BLOCK_L, N) per direction
+        elif cat == "fused inner op" and t.dim() == 3:
+            cat = "xz (fused inner op)"
         if block is None:
             block = _frame_block(frame, block_ids)
         b = -1 if block is None else block
