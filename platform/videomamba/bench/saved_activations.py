@@ -35,6 +35,7 @@ RULES: list[tuple[str, str, str, str]] = [
     ("modules/block.py", "add_norm", "drop_path", "drop_path"),
     ("modules/norm.py", "*", "*", "add+norm (residual)"),
     ("modules/bimamba.py", "_in_proj", "*", "in_proj"),
+    ("ops/bimamba_inner.py", "in_proj_bdl", "*", "in_proj"),
     ("modules/bimamba.py", "*", "out_proj", "out_proj"),
     ("modules/bimamba.py", "forward_directional", "*", "mamba_inner (per direction)"),
     ("modules/bimamba.py", "_direction_params", "*", "A = -exp(A_log)"),

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..ops import (bimamba_fn, bimamba_inner_fn, check_backend, fastest_backend, has_fused_inner, has_fused_mixer,
                    mamba_inner_fn)
+from ..ops.bimamba_inner import in_proj_bdl
 from .tokens import take_tokens
 
 
@@ -94,11 +95,7 @@ class BiMamba(nn.Module):
     def _in_proj(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (B, L, D) -> xz (B, 2 d_inner, L): one GEMM into the L-contiguous layout the
         conv and scan want (mamba-ssm's trick)."""
-        xz = rearrange(self.in_proj.weight @ rearrange(hidden, "b l d -> d (b l)"), "d (b l) -> b d l",
-                       l=hidden.shape[1])
-        if self.in_proj.bias is not None:
-            xz = xz + self.in_proj.bias[:, None]
-        return xz
+        return in_proj_bdl(hidden, self.in_proj.weight, self.in_proj.bias)
 
     def forward(self, hidden: torch.Tensor, index_b: torch.Tensor | None = None,
                 recompute: bool | None = None) -> torch.Tensor:

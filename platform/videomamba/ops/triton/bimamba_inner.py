@@ -3,7 +3,11 @@
 states; its backward recomputes the conv and the two projections, then runs the Triton backward
 kernel, the way mamba-ssm's ``mamba_inner_fn`` treats one direction. Saved activations per layer
 drop from about seven ``(B, d_inner, L)`` tensors to ``xz`` (two) plus the tile states. The
-composed form it must match is :func:`videomamba.ops.bimamba_inner.bimamba_inner_composed`."""
+composed form it must match is :func:`videomamba.ops.bimamba_inner.bimamba_inner_composed`.
+
+:class:`BiMambaTriton` takes the whole mixer (``in_proj`` .. ``out_proj``) and saves only its
+input: the backward recomputes ``xz`` and re-runs the forward scan kernel for the tile states
+(benchmarks/README.md, issue 15, "Training memory")."""
 
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..bimamba_inner import branch
+from ..bimamba_inner import branch, in_proj_bdl
 from .launch import ScanDir, scan_bwd, scan_fwd
 
-__all__ = ["BiMambaInnerTriton", "BiMambaTriton", "in_proj_bdl", "save_scan_states"]
+__all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states"]
 
 
 def _autocast_state(device_type: str) -> dict:
@@ -63,13 +67,6 @@ class BiMambaInnerTriton(torch.autograd.Function):
         torch.autograd.backward([*f, *b, z], [gf[0], gf[1], gf[3], gf[4], gb[0], gb[1], gb[3], gb[4], dz])
         g = [t.grad if t is not None else None for t in leaves]
         return (g[0], *g[1:5], gf[2], gf[5], gf[6], *g[5:9], gb[2], gb[5], gb[6])
-
-
-def in_proj_bdl(hidden, weight, bias):
-    """hidden (B, L, D) -> xz (B, 2 d_inner, L): one GEMM into the L-contiguous layout the conv
-    and the scan want (mamba-ssm's trick; the BiMamba mixer's ``_in_proj``)."""
-    xz = rearrange(weight @ rearrange(hidden, "b l d -> d (b l)"), "d (b l) -> b d l", l=hidden.shape[1])
-    return xz if bias is None else xz + bias[:, None]
 
 
 def save_scan_states() -> bool:
