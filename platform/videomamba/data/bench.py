@@ -22,7 +22,14 @@ the end of the first and the start of the last pass (by completion time).
 ``overhead = 1 - ray clips/s / bare clips/s`` in the steady state (target <= 0.10), and the same in
 clips per CPU-second (the bare processes' CPU time vs the driver's + every Ray process's over the
 steady window, less the Ray instance's idle background rate): on a busy machine only the CPU-second
-figures mean anything. With ``prepared`` (the manifest
+figures mean anything, and even they compare two windows run a minute apart, while a clip's CPU cost
+on a shared machine moves by tens of percent with the load (benchmarks/data_pipeline.md,
+2026-12-01). So the streamed run also splits the decode tasks' CPU with :class:`DecodeProbe`: the
+decode function's own CPU (the bare loop's work) and what the same processes spend around it (Ray
+Data: batches, Arrow blocks, the object-store copy, task start), both from the same task calls;
+``ray_cpu_overhead_same_window`` is Ray's share of the Ray side's CPU with those two and the
+consumer's (less its normalisation) and Ray's other processes' per clip. On a GPU host the consumer
+copies batches to the GPU and normalises there, as a training worker does (:func:`consumer_device`). With ``prepared`` (the manifest
 ``videomamba data prepare`` wrote for the same videos) the plain loop also runs on it, and
 ``prepared_speedup`` = prepared / raw clips per CPU-second (target >= 5 from 720p sources).
 
