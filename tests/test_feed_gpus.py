@@ -109,3 +109,48 @@ def test_ray_cpu_meter_without_ray_keeps_no_reading():
     assert meter.read() is None
     meter.stop()
     assert meter.seconds is None
+
+
+def test_decode_probe_splits_task_cpu_inside_and_around_the_decode_function():
+    from videomamba.data.bench import DecodeProbe, LoopTimings, _probe_split
+
+    probe = DecodeProbe()
+    try:
+        wrapped = probe.wrap(lambda batch: {"label": batch["label"][:3]})  # a decode dropping one bad row
+        assert wrapped({"label": np.arange(4)})["label"].tolist() == [0, 1, 2]  # same output as the function
+        assert len(probe.calls()) == 1 and probe.calls()[next(iter(probe.calls()))][0][3] == 3
+        # two worker processes: (wall start, CPU at start, CPU at end, clips)
+        for pid, rows in {11: [(100.0, 1.0, 1.4, 4), (101.0, 1.5, 1.9, 4), (102.0, 2.0, 2.4, 4)],
+                          12: [(100.5, 5.0, 5.4, 4), (101.5, 5.6, 6.0, 4), (200.0, 7.0, 7.4, 4)]}.items():
+            with open(f"{probe.folder}/{pid}.txt", "w") as f:
+                f.writelines(f"{a!r} {b!r} {c!r} {d}\n" for a, b, c, d in rows)
+        # calls starting in [100.8, 150]: 3 of them, 0.4 CPU-s each inside, gaps 0.1 + 0.1 + 0.2 around
+        clips, inside, between = probe.window(100.8, 150.0)
+        assert (clips, inside, between) == (12, pytest.approx(1.2), pytest.approx(0.4))
+        # the consumer's window 100.8..150 s: 12 clips, 2.0 CPU-s on the Ray side of which 0.3 the consumer's
+        # (0.1 normalising) and 1.6 the decode workers
+        run = LoopTimings([(0.8, 4, 0.0), (50.0, 16, 2.0)], per_epoch=4, epochs=4, driver_cpu=[0.0, 0.3],
+                          worker_cpu=[0.0, 1.6], normalize_cpu=[0.0, 0.1], start_wall=100.0)
+        assert run.steady_wall() == (100.8, 150.0)
+        fn, extra, share = _probe_split(probe, run)
+        # Ray's share: 1 - 0.1 / (0.1 + 0.0333 + 0.2/12 + 0.1/12) per clip
+        assert (fn, extra) == (pytest.approx(0.1), pytest.approx(0.4 / 12))
+        assert share == pytest.approx(1 - 0.1 / (0.1 + 0.4 / 12 + 0.2 / 12 + 0.1 / 12))
+        assert _probe_split(None, run) == (None, None, None)
+    finally:
+        probe.close()
+
+
+def test_build_dataset_wraps_the_decode_stage(monkeypatch, tmp_path):
+    from videomamba.data.config import DataConfig
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\na.mp4,0\nb.mp4,1\n")
+    seen = {}
+    monkeypatch.setattr(pipeline, "stream_rows", lambda cfg, columns, **kw: seen.update(kw) or "ds")
+    wrap = lambda fn: ("wrapped", fn)  # noqa: E731
+    assert pipeline.build_dataset(DataConfig(), "train", manifest=str(manifest), wrap_decode=wrap) == "ds"
+    tag, decode = seen["decode"]
+    assert tag == "wrapped" and decode.func is pipeline.decode_batch
+    pipeline.build_dataset(DataConfig(), "train", manifest=str(manifest))
+    assert seen["decode"].func is pipeline.decode_batch  # unwrapped by default

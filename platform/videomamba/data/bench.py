@@ -22,7 +22,14 @@ the end of the first and the start of the last pass (by completion time).
 ``overhead = 1 - ray clips/s / bare clips/s`` in the steady state (target <= 0.10), and the same in
 clips per CPU-second (the bare processes' CPU time vs the driver's + every Ray process's over the
 steady window, less the Ray instance's idle background rate): on a busy machine only the CPU-second
-figures mean anything. With ``prepared`` (the manifest
+figures mean anything, and even they compare two windows run a minute apart, while a clip's CPU cost
+on a shared machine moves by tens of percent with the load (benchmarks/data_pipeline.md,
+2026-12-01). So the streamed run also splits the decode tasks' CPU with :class:`DecodeProbe`: the
+decode function's own CPU (the bare loop's work) and what the same processes spend around it (Ray
+Data: batches, Arrow blocks, the object-store copy, task start), both from the same task calls;
+``ray_cpu_overhead_same_window`` is Ray's share of the Ray side's CPU with those two and the
+consumer's (less its normalisation) and Ray's other processes' per clip. On a GPU host the consumer
+copies batches to the GPU and normalises there, as a training worker does (:func:`consumer_device`). With ``prepared`` (the manifest
 ``videomamba data prepare`` wrote for the same videos) the plain loop also runs on it, and
 ``prepared_speedup`` = prepared / raw clips per CPU-second (target >= 5 from 720p sources).
 
@@ -92,6 +99,11 @@ class BenchResult:
     ray_driver_cpu_per_clip: float | None = None  # steady state: the consumer's CPU-s per clip (in the Ray CPU-s)
     ray_worker_cpu_per_clip: float | None = None  # steady state: the Ray worker processes' (decode tasks) CPU-s per clip
     ray_normalize_cpu_per_clip: float | None = None  # steady state: the consumer's normalisation, CPU-s per clip
+    ray_decode_fn_cpu_per_clip: float | None = None  # steady state: CPU-s per clip inside the decode function (in the tasks)
+    ray_task_extra_cpu_per_clip: float | None = None  # steady state: the decode processes' other CPU-s per clip (Ray Data)
+    ray_cpu_overhead_same_window: float | None = None  # Ray's share of the Ray side's CPU as in GPU training:
+    # 1 - decode fn / (decode fn + tasks' other + consumer less normalisation + Ray's other processes), see _probe_split
+    consumer_device: str = "cpu"  # where the bench's consumer normalised ("cuda": as a training worker)
     clip_dtype: str = "float32"  # data.clip_dtype of the Ray run (uint8: normalised by the consumer)
     alt: dict | None = None  # --compare-dtype: the Ray run with the other clip_dtype (same fields, ray_* only)
     prepared_manifest: str | None = None
@@ -172,6 +184,12 @@ class LoopTimings:
     driver_cpu: list[float | None] | None = None  # per mark: the consuming process's CPU seconds (Ray side)
     worker_cpu: list[float | None] | None = None  # per mark: the Ray worker processes' (decode tasks)
     normalize_cpu: list[float | None] | None = None  # per mark: the consumer's normalisation (thread CPU-s)
+    start_wall: float = 0.0  # time.time() at the start (marks are seconds after it)
+
+    def steady_wall(self) -> tuple[float, float]:
+        """The :meth:`steady` window in ``time.time()`` seconds."""
+        last = self.epochs - 1 if self.epochs > 2 else self.epochs
+        return self.start_wall + self.boundary(1)[0], self.start_wall + self.boundary(last)[0]
 
     def boundary(self, k: int) -> tuple[float, int, float | None]:
         """The first mark at which ``k`` passes' clips were delivered. When fewer clips came than
@@ -321,6 +339,66 @@ class RayCpuMeter:
         return total - self.idle_rate * (time.perf_counter() - self._t0)
 
 
+def _probe_call(batch: dict, *, fn, folder: str) -> dict:
+    """The decode stage's ``fn(batch)`` with its process CPU seconds logged to ``folder/<pid>.txt``:
+    ``wall_start cpu_start cpu_end clips`` (the process's CPU: decord's reader threads count too)."""
+    wall, cpu = time.time(), time.process_time()
+    out = fn(batch)
+    end = time.process_time()
+    with open(os.path.join(folder, f"{os.getpid()}.txt"), "a") as f:
+        f.write(f"{wall!r} {cpu!r} {end!r} {len(out['label'])}\n")
+    return out
+
+
+class DecodeProbe:
+    """Splits the decode tasks' CPU into the decode function's own work (sample, decord, transform:
+    the bare loop's work) and everything else their processes do (Ray Data around the function:
+    batching, Arrow blocks, the object-store copy, task start, the row-selection stage, idle
+    threads). Both come from the same processes in the same seconds, so machine load, which moves
+    a clip's CPU cost by tens of percent on a shared machine, cancels out of their ratio.
+
+    ``wrap`` goes to ``build_dataset(wrap_decode=...)``; each call of the wrapped function appends one
+    line to a file per worker process (local Ray only: the files are read from this machine's disk).
+    """
+
+    def __init__(self):
+        import tempfile
+
+        self.folder = tempfile.mkdtemp(prefix="videomamba-bench-probe-")
+
+    def wrap(self, fn):
+        from functools import partial
+
+        return partial(_probe_call, fn=fn, folder=self.folder)
+
+    def calls(self) -> dict[int, list[tuple[float, float, float, int]]]:
+        out = {}
+        for name in os.listdir(self.folder):
+            with open(os.path.join(self.folder, name)) as f:
+                rows = [tuple(float(x) for x in line.split()) for line in f if line.strip()]
+            out[int(name.split(".")[0])] = sorted(rows)
+        return out
+
+    def window(self, t0: float, t1: float) -> tuple[int, float, float]:
+        """(clips, CPU-s inside the decode function, CPU-s of the same processes between consecutive
+        calls) for the calls that started within wall-clock ``[t0, t1]`` (``time.time()``); the gap
+        before a process's first call (its start, imports) is left out."""
+        clips, inside, between = 0, 0.0, 0.0
+        for rows in self.calls().values():
+            for prev, (wall, cpu, end, n) in zip([None] + rows[:-1], rows):
+                if not t0 <= wall <= t1:
+                    continue
+                clips, inside = clips + int(n), inside + end - cpu
+                if prev is not None:
+                    between += max(0.0, cpu - prev[2])
+        return clips, inside, between
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int,
               meter: RayCpuMeter | None = None) -> list[tuple[int, float]]:
     """[(clips, seconds)] per epoch of ``iter_torch_batches`` over ``build_dataset``, one execution
@@ -341,14 +419,28 @@ def bench_ray(cfg: DataConfig, manifest: str, split: str, batch_size: int, epoch
     return timings
 
 
-def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int,
-                     meter: RayCpuMeter | None = None) -> LoopTimings:
-    """One execution of ``build_dataset(..., epochs=epochs)`` iterated once, as training does
-    (``data.stream_epochs``): a mark per batch; ``meter`` (started here) reads the Ray side's
-    CPU at every epoch boundary."""
+def consumer_device() -> str | None:
+    """Where the bench's consumer normalises: ``"cuda"`` on a GPU host (as a training worker does,
+    after the host-to-device copy), else None (this CPU, timed apart)."""
     import torch
 
-    ds = _build(cfg, split, manifest=manifest, scope="bench", epochs=epochs)
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int,
+                     meter: RayCpuMeter | None = None, probe: DecodeProbe | None = None) -> LoopTimings:
+    """One execution of ``build_dataset(..., epochs=epochs)`` iterated once, as training does
+    (``data.stream_epochs``): a mark per batch; ``meter`` (started here) reads the Ray side's
+    CPU at every epoch boundary; ``probe`` (videos) times the decode function inside the tasks.
+    On a GPU host the batches go to the GPU (pinned when ``data.pin_memory``) and are normalised
+    there, as in training: one CPU thread normalising ~200 clips/s would otherwise cap a 16-core
+    host's prepared footage."""
+    import torch
+
+    kwargs = {"wrap_decode": probe.wrap} if probe is not None and cfg.kind != "image" else {}
+    ds = _build(cfg, split, manifest=manifest, scope="bench", epochs=epochs, **kwargs)
+    device = consumer_device()
+    iter_kwargs = {"device": device, "pin_memory": bool(cfg.pin_memory)} if device else {}
     n = len(_columns(cfg, manifest)["label"])
     per_epoch = n * clips_per_row(cfg, split)
     if meter is not None:
@@ -360,10 +452,12 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
     clips, next_boundary, startup, norm_cpu = 0, per_epoch, None, 0.0
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the normalisation's CPU is then this thread's (a training worker's runs on its GPU)
-    start = time.perf_counter()
-    for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches):
+    start, start_wall = time.perf_counter(), time.time()
+    for batch in ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=cfg.prefetch_batches, **iter_kwargs):
         t = time.thread_time()
         normalize_batch(batch, cfg.mean, cfg.std)
+        if device:
+            torch.cuda.synchronize()  # a training step waits for its batch on the GPU too
         norm_cpu += time.thread_time() - t
         clips += len(batch["label"])
         now = time.perf_counter() - start
@@ -381,7 +475,7 @@ def bench_ray_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int
         marks[-1] = (*marks[-1][:2], meter.read())
         driver[-1], workers[-1], norms[-1] = meter.driver, meter.workers, norm_cpu
     return LoopTimings(marks or [(0.0, 0, None)], per_epoch, epochs, startup or 0.0, driver or None,
-                       workers or None, norms or None)
+                       workers or None, norms or None, start_wall)
 
 
 def _records(cfg: DataConfig, manifest: str) -> list:
@@ -397,6 +491,26 @@ def _columns(cfg: DataConfig, manifest: str) -> dict[str, np.ndarray]:
         return {"path": np.array([r.path for r in records], dtype=object),
                 "label": np.array([r.label for r in records], dtype=np.int64)}
     return to_columns(records)
+
+
+def _probe_split(probe: DecodeProbe | None, run: LoopTimings) -> tuple[float | None, float | None, float | None]:
+    """(decode function CPU-s per clip, the decode processes' other CPU-s per clip, Ray's share)
+    over ``run``'s steady window; Nones without a probe or a CPU reading. Ray's share =
+    1 - decode function / (decode function + the tasks' other CPU + the consumer less its
+    normalisation + Ray's other processes): the first two from the same task calls, the small rest
+    per consumed clip from the meter."""
+    if probe is None:
+        return None, None, None
+    clips, inside, between = probe.window(*run.steady_wall())
+    if not clips:
+        return None, None, None
+    inside, between = inside / clips, between / clips
+    steady, _, cpu = run.steady()
+    driver, workers, norm = (run.steady_driver_cpu(k) for k in ("driver_cpu", "worker_cpu", "normalize_cpu"))
+    if not steady or None in (cpu, driver, workers, norm):
+        return inside, between, None
+    consumer, others = (driver - norm) / steady, (cpu - workers - driver) / steady
+    return inside, between, 1 - inside / (inside + between + consumer + others)
 
 
 def pipeline_cpus(cfg: DataConfig) -> float:
@@ -445,9 +559,16 @@ def run_bench(
         logger.info("bare loop, %d processes: %d clips in %.2fs (%.2f CPU-s) steady", procs, bare_steady, secs, cpu)
     meter = RayCpuMeter()
     blocks = num_blocks(len(columns["label"]) * (epochs if stream else 1), cfg.rows_per_block, cluster_cpus())
+    inside = extra = same_window = None
     if stream:
         meter.measure_idle()
-        run = bench_ray_stream(cfg, manifest, split, batch_size, epochs, meter)
+        probe = DecodeProbe() if cfg.kind != "image" else None
+        try:
+            run = bench_ray_stream(cfg, manifest, split, batch_size, epochs, meter, probe)
+            inside, extra, same_window = _probe_split(probe, run)
+        finally:
+            if probe is not None:
+                probe.close()
         ray_steady, steady_s, ray_cpu = run.steady()
         driver_cpu = run.steady_driver_cpu()
         worker_cpu, norm_cpu = run.steady_driver_cpu("worker_cpu"), run.steady_driver_cpu("normalize_cpu")
@@ -469,7 +590,13 @@ def run_bench(
         other = cfg.model_copy(update={"clip_dtype": "float32" if cfg.clip_dtype == "uint8" else "uint8"})
         meter2 = RayCpuMeter()
         meter2.measure_idle()
-        run2 = bench_ray_stream(other, manifest, split, batch_size, epochs, meter2)
+        probe2 = DecodeProbe() if other.kind != "image" else None
+        try:
+            run2 = bench_ray_stream(other, manifest, split, batch_size, epochs, meter2, probe2)
+            inside2, extra2, same2 = _probe_split(probe2, run2)
+        finally:
+            if probe2 is not None:
+                probe2.close()
         steady2, secs2, cpu2 = run2.steady()
         driver2 = run2.steady_driver_cpu()
         cps_cpu2 = steady2 / cpu2 if cpu2 else 0.0
@@ -478,7 +605,9 @@ def run_bench(
                "ray_driver_cpu_per_clip": driver2 / steady2 if driver2 is not None and steady2 else None,
                "ray_worker_cpu_per_clip": _per(run2.steady_driver_cpu("worker_cpu"), steady2),
                "ray_normalize_cpu_per_clip": _per(run2.steady_driver_cpu("normalize_cpu"), steady2),
-               "ray_cpu_overhead": 1 - cps_cpu2 / bare_cps_cpu if bare_cps_cpu and cps_cpu2 else 0.0}
+               "ray_cpu_overhead": 1 - cps_cpu2 / bare_cps_cpu if bare_cps_cpu and cps_cpu2 else 0.0,
+               "ray_decode_fn_cpu_per_clip": inside2, "ray_task_extra_cpu_per_clip": extra2,
+               "ray_cpu_overhead_same_window": same2}
         logger.info("ray data, clip_dtype %s: %d clips in %.2fs (%.2f CPU-s) steady", other.clip_dtype, steady2, secs2,
                     cpu2 or 0.0)
     return BenchResult(
@@ -491,6 +620,8 @@ def run_bench(
         bare_steady_clips=bare_steady, blocks=blocks,
         ray_driver_cpu_per_clip=driver_cpu / ray_steady if driver_cpu is not None and ray_steady else None,
         ray_worker_cpu_per_clip=_per(worker_cpu, ray_steady), ray_normalize_cpu_per_clip=_per(norm_cpu, ray_steady),
+        ray_decode_fn_cpu_per_clip=inside, ray_task_extra_cpu_per_clip=extra, ray_cpu_overhead_same_window=same_window,
+        consumer_device=(consumer_device() or "cpu") if stream else "cpu",
         clip_dtype=cfg.clip_dtype, alt=alt,
         prepared_manifest=prepared, prepared_plain_clips_per_cpu_s=prep_cps,
         prepared_speedup=prep_cps / plain_cps_cpu if prepared else 0.0,

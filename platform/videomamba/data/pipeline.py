@@ -303,6 +303,7 @@ def build_dataset(
     manifest: str | None = None,
     epochs: int = 1,
     records: list | None = None,
+    wrap_decode: Callable[[Callable], Callable] | None = None,
 ):
     """Lazy ``ray.data.Dataset`` of clips for ``split`` (see the module doc for columns/seeding).
 
@@ -313,6 +314,8 @@ def build_dataset(
     own epoch), so a consumer iterating it once never waits for the pipeline to start again at
     an epoch boundary, and the next epoch's first clips are decoded while the current one ends.
     ``records``: the manifest's records already read (:class:`videomamba.data.splits.Splits`).
+    ``wrap_decode(decode) -> decode``: wraps the decode stage's function, same in and out (``data
+    bench`` times the work inside the decode tasks with it: :class:`videomamba.data.bench.DecodeProbe`).
     """
     seed = cfg.seed if seed is None else seed
     path = manifest or cfg.manifest_for(split)
@@ -324,10 +327,11 @@ def build_dataset(
         bad = [r for r in records if not r.captions]
         if bad:
             raise ValueError(f"{path}:{bad[0].line}: no caption ({len(bad)} rows without one; data.captions is true)")
+    decode = partial(decode_batch, cfg=cfg, split=split, seed=seed, scope=scope)
     ds = stream_rows(
         cfg, to_columns(records, captions=cfg.captions), scope=scope, epochs=epochs,
         select=partial(select_rows, seed=seed, epoch=epoch, epochs=epochs, shuffle=split == "train" and cfg.shuffle),
-        decode=partial(decode_batch, cfg=cfg, split=split, seed=seed, scope=scope),
+        decode=wrap_decode(decode) if wrap_decode else decode,
     )
     logger.info("%s dataset: %d videos from %s (%s x%d views%s)", split, len(records), path, cfg.sampling,
                 np.prod(cfg.views(split)), ", ordered" if cfg.deterministic else "")
