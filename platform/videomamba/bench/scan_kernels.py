@@ -37,10 +37,10 @@ log = logging.getLogger(__name__)
 SHAPES = [("ti-8f", 384, 32, 8), ("ti-64f", 384, 4, 64), ("s-8f", 768, 32, 8), ("s-64f", 768, 4, 64),
           ("m-8f", 1152, 32, 8), ("m-64f", 1152, 4, 64)]
 SWEEP_SHAPES = ("ti-64f", "ti-8f")
-SWEEP = [dict(BWD_EXP_ONCE=0), dict(BWD_BLOCK_D=8), dict(BWD_BLOCK_D=8, BWD_NUM_WARPS=2), dict(SEGMENTS=1),
-         dict(BLOCK_D=4), dict(BWD_BLOCK_D=32, BWD_NUM_WARPS=8)]
+SWEEP = [dict(KERNEL="tile3d"), dict(BLOCK_L=16), dict(BLOCK_D=16, NS=4), dict(BLOCK_D=16, NS=4, NUM_WARPS=2),
+         dict(SEGMENTS=8), dict(KERNEL="tile3d", BWD_EXP_ONCE=0)]
 IMPLS = ("mamba_ssm", "mamba_ssm_packed", "ours")
-RESOLVED = ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")
+RESOLVED = ("kernel", "BLOCK_D", "NS", "BLOCK_L", "nseg", "num_warps")
 KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
 
 
@@ -192,16 +192,22 @@ def _launch_info() -> dict:
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4"`` -> [{"BLOCK_L": 8, "NUM_WARPS": 2}, {"BLOCK_D": 4}]
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
+    from videomamba.ops.triton.config import KERNELS
+
     allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
-               "BWD_ATOMIC")
+               "BWD_ATOMIC", "NS", "BWD_NS")
     out = []
     for item in filter(None, (t.strip() for t in text.split(";"))):
         cfg = {}
         for kv in item.split(","):
             k, _, v = kv.partition("=")
-            k = k.strip().upper()
-            if k not in allowed or not v.strip().isdigit():
-                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}")
+            k, v = k.strip().upper(), v.strip()
+            if k == "KERNEL" and v in KERNELS:
+                cfg[k] = v
+                continue
+            if k not in allowed or not v.isdigit():
+                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}, "
+                                 f"or KERNEL=one of {KERNELS}")
             cfg[k] = int(v)
         out.append(cfg)
     return out
@@ -291,7 +297,7 @@ def report(res: dict) -> str:
         "on the SFUs).",
         "- bf16 u/delta/z/B/C, fp32 A/D/bias, N = 16, delta_softplus; median ms per call; x = mamba-ssm ms / ours "
         "(> 1: ours faster).", "",
-        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, nseg, warps) | fwd ms | fwd x "
+        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (kernel, BLOCK_D, NS, BLOCK_L, nseg, warps) | fwd ms | fwd x "
         "| fwd+bwd ms | fwd+bwd x | fwd+bwd / floor | peak GiB | note |",
         "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]

@@ -10,7 +10,7 @@ import torch
 
 from .runtime import interpreting, triton
 
-__all__ = ["scan_config", "LAST_LAUNCH", "SEG_WAVES"]
+__all__ = ["scan_config", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
 
 LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
 
@@ -60,25 +60,44 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     Env overrides for tuning: VIDEOMAMBA_TRITON_BLOCK_D / _BLOCK_L / _NUM_WARPS / _SEGMENTS
     (both kernels; SEGMENTS=1: one program walks the whole sequence), and
     VIDEOMAMBA_TRITON_BWD_BLOCK_D / _BWD_NUM_WARPS (the backward only)."""
+    env = "VIDEOMAMBA_TRITON_"
+    kernel = os.environ.get(env + "KERNEL") or "sloop"
+    if kernel not in KERNELS:
+        raise ValueError(f"{env}KERNEL={kernel!r}: expected one of {KERNELS}")
     block_n = max(triton.next_power_of_2(n_state), 2)
     if interpreting() or device.type != "cuda":
         block_d = 4  # small tiles: the interpreter's scan runs per element in Python
         bl = max(16, min(256 // (block_d * block_n), triton.next_power_of_2(max(length, 1))))
         num_warps = min(8, max(1, block_d * block_n // 32))
+        ns = min(2, block_n)  # several state iterations, as on the GPU
+        sum_block_d, sum_warps = block_d, num_warps
         target_programs, min_tiles = 0, 1
     else:
         n_sm = _sm_count(device.index if device.index is not None else torch.cuda.current_device())
-        block_d = max(1, min(16 if backward else 8, (256 if backward else 128) // block_n))
+        # the whole-state tile3d kernels' blocks (also the summary launch's)
+        sum_block_d = max(1, min(16 if backward else 8, (256 if backward else 128) // block_n))
+        sum_warps = min(8, max(1, sum_block_d * block_n // (64 if backward else 32)))
         bl = 16
-        num_warps = min(8, max(1, block_d * block_n // (64 if backward else 32)))
-        target_programs, min_tiles = SEG_WAVES * n_sm, 8
-    env = "VIDEOMAMBA_TRITON_"
+        if kernel == "sloop":
+            block_d, ns, num_warps = SLOOP_BWD if backward else SLOOP_FWD
+            ns = min(ns, block_n)
+        else:
+            block_d, ns, num_warps = sum_block_d, block_n, sum_warps
+        # programs of fewer warps: more of them, so more segments for the same occupancy
+        target_programs, min_tiles = SEG_WAVES * n_sm * 4 // num_warps, 8
     block_d = (backward and _env_int(env + "BWD_BLOCK_D", True)) or _env_int(env + "BLOCK_D", True) or block_d
     for g in group_dims:  # a channel block must not straddle a B/C group (g = channels per group)
         if g != dim and g % block_d:
             block_d = _pow2_divisor(g, block_d)
+        if g != dim and g % sum_block_d:
+            sum_block_d = _pow2_divisor(g, sum_block_d)
     block_l = block_l or _env_int(env + "BLOCK_L", True) or bl
     num_warps = (backward and _env_int(env + "BWD_NUM_WARPS", True)) or _env_int(env + "NUM_WARPS", True) or num_warps
+    if kernel == "sloop":
+        ns = (backward and _env_int(env + "BWD_NS", True)) or _env_int(env + "NS", True) or ns
+        ns = min(ns, block_n)
+    else:
+        ns = block_n
     ntiles = triton.cdiv(max(length, 1), block_l)
     base = batch * triton.cdiv(dim, block_d)
     if target_programs:
@@ -90,10 +109,14 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     nseg = triton.cdiv(ntiles, tps)
     exp_once = os.environ.get(env + "BWD_EXP_ONCE", "1") != "0"
     dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
-    return dict(BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps,
+    return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, num_warps=num_warps,
+                SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic)
 
 
-
+KERNELS = ("sloop", "tile3d")
+# state-loop main kernels on the GPU: (BLOCK_D, NS, num_warps), forward and backward
+SLOOP_FWD = (32, 4, 1)
+SLOOP_BWD = (32, 4, 1)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM
 
