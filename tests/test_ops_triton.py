@@ -220,8 +220,9 @@ SCAN_CONFIGS = [
     {"SEGMENTS": "1"},
     {"SEGMENTS": "64"},
     {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "2"},
-    # the state-loop kernels one state per iteration (forward) and all states at once (backward)
-    {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8"},
+    # the state-loop kernels one state per iteration (forward) and all states at once (backward),
+    # the backward without sub-tiles (the GPU default; the interpreter's default is 2 sub-tiles)
+    {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "1"},
     # the previous whole-state kernels, kept selectable for same-run comparisons
     {"KERNEL": "tile3d"},
 ]

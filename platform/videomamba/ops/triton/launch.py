@@ -72,6 +72,8 @@ def _launch_cfg(cfg, summary=False):
             else (cfg["BLOCK_D"], cfg["num_warps"])
     else:
         kw.update(BLOCK_D=cfg["BLOCK_D"], num_warps=cfg["num_warps"], NS=cfg["NS"])
+    if not summary and cfg.get("maxnreg"):  # a register cap for ptxas (tuning: VIDEOMAMBA_TRITON_MAXNREG)
+        kw["maxnreg"] = cfg["maxnreg"]
     return kw
 
 
@@ -228,7 +230,7 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
         LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
-        LAST_LAUNCH["bwd"] = sloop_bwd_kernel[_grid(cfg, batch, dim)](*args, **kw, **_launch_cfg(cfg))
+        LAST_LAUNCH["bwd"] = sloop_bwd_kernel[_grid(cfg, batch, dim)](*args, **kw, **_launch_cfg(cfg), SUB=cfg["SUB"])
     else:
         LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))

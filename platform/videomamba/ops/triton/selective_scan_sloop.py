@@ -200,6 +200,123 @@ if HAS_TRITON:
                 BLOCK_D, BLOCK_N, BLOCK_L, NS)
 
     @jit
+    def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
+                    n_state, REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                    NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr):
+        """The carried state (NS, BD, N/NS) after sub-tile ks of BL positions, entered with H."""
+        pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
+        p3 = (pos * unit)[None, None, :]
+        ml3 = mask_l[None, None, :]
+        m3 = mask_d[None, :, None] & ml3
+        first3 = (offs_j == 0)[None, None, :]
+        last3 = (offs_j == BL - 1)[None, None, :]
+        u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)
+        dt, _raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+        dtu = dt * u
+        for i in range(0, NIT * unit):
+            n_i = (i * NS + offs_s)[:, None, None]
+            Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=(n_i < n_state) & ml3, other=0.0).to(tl.float32)
+            a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
+            bb = dtu * Bi
+            bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)
+            _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
+            H = tl.where(cols == i, _pick(h, last3.to(tl.int32), 1)[:, :, None], H)
+        return H
+
+    @jit
+    def _bwd_sub(
+        ks, H0, G, DA, dt_next, dD_acc, dbias_acc,
+        L, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
+        u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
+        s_B_n, s_B_l, s_C_n, s_C_l, n_state,
+        du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
+        REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr, DBC_ATOMIC: tl.constexpr,
+        NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr,
+    ):
+        """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
+        G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it."""
+        LN2: tl.constexpr = 0.6931471805599453
+        pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
+        # positions times the hidden 1: loads and stores then take the tile's own layout
+        # (positions in each thread; scalar accesses, served by L1), no layout conversions.
+        # With the contiguity visible they would be coalesced across lanes (rows of odd L
+        # are not 16-byte aligned, so they cannot be vectorized in a thread either)
+        p3 = (pos * unit)[None, None, :]
+        ml3 = mask_l[None, None, :]
+        m3 = mask_d[None, :, None] & ml3
+        first3 = (offs_j == 0)[None, None, :]
+        last3 = (offs_j == BL - 1)[None, None, :]
+        u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
+        dt, raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+        dy = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
+        if HAS_Z:
+            zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
+            sig = sigmoid(zt)
+            dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
+            dy = dy * zt * sig
+        dtu = dt * u
+        S1 = tl.zeros(u.shape, dtype=tl.float32)  # sum over states of g B
+        S2 = tl.zeros(u.shape, dtype=tl.float32)  # sum over states of g A2 a h_{t-1}
+        if HAS_Z:
+            Y = tl.zeros(u.shape, dtype=tl.float32)
+        for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
+            n_i = (i * NS + offs_s)[:, None, None]
+            mnl = (n_i < n_state) & ml3
+            Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=mnl, other=0.0).to(tl.float32)
+            Ci = tl.load(C_row + n_i * s_C_n + p3 * s_C_l, mask=mnl, other=0.0).to(tl.float32)
+            A2i = _pick(A2c, cols, i)  # (NS, BD)
+            a = tl.exp2(dt * A2i[:, :, None])
+            bb = dtu * Bi
+            h = tl.where(first3, a * _pick(H0, cols, i)[:, :, None] + bb, bb)
+            _ac, h = tl.associative_scan((a, h), 2, affine_combine)  # h_t
+            if HAS_Z:
+                Y += h * Ci
+            # adjoint; a_{t+1} past the sub-tile's last row: from the first delta of the one after it
+            gin = tl.exp2(dt_next * A2i) * _pick(G, cols, i)
+            beta = dy * Ci
+            beta = tl.where(last3, beta + gin[:, :, None], beta)
+            # the reverse scan as a forward scan of the flipped tile: tl.associative_scan(reverse=True)
+            # lowers to warp shuffles even along an axis held in one thread; flips of such an axis
+            # are register renames
+            _gp, g, _gf = tl.associative_scan((tl.full(a.shape, 1.0, tl.float32), tl.flip(beta, 2), tl.flip(a, 2)),
+                                              2, adjoint_combine)
+            g = tl.flip(g, 2)
+            G = tl.where(cols == i, _pick(g, first3.to(tl.int32), 1)[:, :, None], G)
+            S1 += g * Bi
+            ghb = g * (h - bb)  # g_t a_t h_{t-1}
+            S2 += ghb * A2i[:, :, None]
+            DA = tl.where(cols == i, DA + tl.sum(ghb * dt, axis=2)[:, :, None], DA)
+            dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
+            dCt = tl.sum(h * dy, axis=1)[:, None, :]
+            if DBC_ATOMIC:
+                tl.atomic_add(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
+                tl.atomic_add(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
+            else:
+                tl.store(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
+                tl.store(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
+        dt_next = _pick(dt, first3.to(tl.int32), 1)
+        s1 = tl.sum(S1, axis=0)[None, :, :]
+        du = dt * s1 + dy * Dv3
+        ddt = u * s1 + tl.sum(S2, axis=0)[None, :, :] * LN2
+        if SOFTPLUS:
+            ddt = ddt * sigmoid(raw)
+        ddt = tl.where(m3, ddt, 0.0)
+        dD_acc += tl.sum(dy * u, axis=2)
+        dbias_acc += tl.sum(ddt, axis=2)
+        tl.store(du_ptr + o_off + p3, du.to(du_ptr.dtype.element_ty), mask=m3 & lane0)
+        tl.store(ddt_ptr + o_off + p3, ddt.to(ddt_ptr.dtype.element_ty), mask=m3 & lane0)
+        if HAS_Z:
+            dz = dzf * (tl.sum(Y, axis=0)[None, :, :] + Dv3 * u)
+            if ACCUMULATE:
+                dz += tl.load(dzpart_ptr + o_off + p3, mask=m3, other=0.0)
+            if TO_PART:
+                tl.store(dzpart_ptr + o_off + p3, dz.to(dzpart_ptr.dtype.element_ty), mask=m3 & lane0)
+            else:
+                tl.store(dz_ptr + o_off + p3, dz.to(dz_ptr.dtype.element_ty), mask=m3 & lane0)
+        return G, DA, dt_next, dD_acc, dbias_acc
+
+    @jit
     def _sloop_bwd_dir(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
@@ -211,20 +328,21 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         DBC_ATOMIC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
+        SUB: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
         tile-boundary state, the adjoint ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` (reverse scan over
         ``adjoint_combine`` triples, a_{t+1} from the tile's own a), then its terms of du / ddelta
-        (running sums over states), dA (carried), dB / dC (reduced over the block's channels)."""
+        (running sums over states), dA (carried), dB / dC (reduced over the block's channels).
+        SUB = 2: each tile of saved states is done as two halves (half the live registers); the
+        state entering the later half is recomputed from the tile's saved state first."""
         NIT: tl.constexpr = BLOCK_N // NS
-        LN2: tl.constexpr = 0.6931471805599453
+        BLS: tl.constexpr = BLOCK_L // SUB
         offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
-        offs_j = tl.arange(0, BLOCK_L)
+        offs_j = tl.arange(0, BLS)
         offs_s = tl.arange(0, NS)
-        first3 = (offs_j == 0)[None, None, :]
-        last3 = (offs_j == BLOCK_L - 1)[None, None, :]
         lane0 = (offs_s == 0)[:, None, None]  # the state lane that stores (BD, BL) results
         chan0 = (tl.arange(0, BLOCK_D) == 0)[None, :, None]  # the channel lane that stores (NS, BL) results
         zs3 = tl.zeros([NS, 1, 1], dtype=tl.int32)  # broadcasts (BD, BL) pointers over the state lanes
@@ -273,23 +391,6 @@ if HAS_TRITON:
         dt_next = tl.sum(dt_n, axis=2)  # (NS, BD), same on every state lane
         for it in range(0, k_hi - k_lo):  # tiles last to first in processing order
             k = tile_index(it, k_lo, k_hi, not REVERSE)
-            pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
-            # positions times the hidden 1: loads and stores then take the tile's own layout
-            # (positions in each thread; scalar accesses, served by L1), no layout conversions.
-            # With the contiguity visible they would be coalesced across lanes (rows of odd L
-            # are not 16-byte aligned, so they cannot be vectorized in a thread either)
-            p3 = (pos * unit)[None, None, :]
-            ml3 = mask_l[None, None, :]
-            m3 = mask_d[None, :, None] & ml3
-            u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
-            dt, raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
-            dout = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
-            if HAS_Z:
-                zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
-                sig = sigmoid(zt)
-                dy = dout * zt * sig
-            else:
-                dy = dout
             if REVERSE:
                 h_ok = k + 1 < ntiles
                 h_prev = hs_row + (k + 1) * n_state
@@ -297,62 +398,27 @@ if HAS_TRITON:
                 h_ok = k > 0
                 h_prev = hs_row + (k - 1) * n_state
             H0 = tl.load(h_prev, mask=mask3 & h_ok, other=0.0)  # (NS, BD, NIT): the state entering the tile
-            dtu = dt * u
-            S1 = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)  # sum over states of g B
-            S2 = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)  # sum over states of g A2 a h_{t-1}
-            if HAS_Z:
-                Y = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)
-            for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
-                n_i = (i * NS + offs_s)[:, None, None]
-                mnl = (n_i < n_state) & ml3
-                Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=mnl, other=0.0).to(tl.float32)
-                Ci = tl.load(C_row + n_i * s_C_n + p3 * s_C_l, mask=mnl, other=0.0).to(tl.float32)
-                A2i = _pick(A2c, cols, i)  # (NS, BD)
-                a = tl.exp2(dt * A2i[:, :, None])
-                bb = dtu * Bi
-                h = tl.where(first3, a * _pick(H0, cols, i)[:, :, None] + bb, bb)
-                _ac, h = tl.associative_scan((a, h), 2, affine_combine)  # h_t
-                if HAS_Z:
-                    Y += h * Ci
-                # adjoint; a_{t+1} past the tile's last row: from the first delta of the tile after it
-                gin = tl.exp2(dt_next * A2i) * _pick(G, cols, i)
-                beta = dy * Ci
-                beta = tl.where(last3, beta + gin[:, :, None], beta)
-                _gp, g, _gf = tl.associative_scan((tl.full(a.shape, 1.0, tl.float32), beta, a), 2,
-                                                  adjoint_combine, reverse=True)
-                G = tl.where(cols == i, _pick(g, first3.to(tl.int32), 1)[:, :, None], G)
-                S1 += g * Bi
-                ghb = g * (h - bb)  # g_t a_t h_{t-1}
-                S2 += ghb * A2i[:, :, None]
-                DA = tl.where(cols == i, DA + tl.sum(ghb * dt, axis=2)[:, :, None], DA)
-                dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
-                dCt = tl.sum(h * dy, axis=1)[:, None, :]
-                if DBC_ATOMIC:
-                    tl.atomic_add(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
-                    tl.atomic_add(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
+            for q in tl.static_range(SUB):  # the tile's sub-tiles, last to first in processing order
+                hh = SUB - 1 - q
+                if REVERSE:
+                    ks = k * SUB + SUB - 1 - hh
                 else:
-                    tl.store(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
-                    tl.store(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
-            dt_next = _pick(dt, first3.to(tl.int32), 1)
-            s1 = tl.sum(S1, axis=0)[None, :, :]
-            du = dt * s1 + dy * Dv3
-            ddt = u * s1 + tl.sum(S2, axis=0)[None, :, :] * LN2
-            if SOFTPLUS:
-                ddt = ddt * sigmoid(raw)
-            ddt = tl.where(m3, ddt, 0.0)
-            dD_acc += tl.sum(dy * u, axis=2)
-            dbias_acc += tl.sum(ddt, axis=2)
-            tl.store(du_ptr + o_off + p3, du.to(du_ptr.dtype.element_ty), mask=m3 & lane0)
-            tl.store(ddt_ptr + o_off + p3, ddt.to(ddt_ptr.dtype.element_ty), mask=m3 & lane0)
-            if HAS_Z:
-                y = tl.sum(Y, axis=0)[None, :, :] + Dv3 * u
-                dz = dout * y * sig * (1.0 + zt * (1.0 - sig))
-                if ACCUMULATE:
-                    dz += tl.load(dzpart_ptr + o_off + p3, mask=m3, other=0.0)
-                if TO_PART:
-                    tl.store(dzpart_ptr + o_off + p3, dz.to(dzpart_ptr.dtype.element_ty), mask=m3 & lane0)
-                else:
-                    tl.store(dz_ptr + o_off + p3, dz.to(dz_ptr.dtype.element_ty), mask=m3 & lane0)
+                    ks = k * SUB + hh
+                Hin = H0
+                if hh == 1:  # (SUB <= 2) the state after the first half
+                    if REVERSE:
+                        ks0 = k * SUB + SUB - 1
+                    else:
+                        ks0 = k * SUB
+                    Hin = _sub_states(ks0, H0, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row,
+                                      bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, NS, NIT, BLS)
+                G, DA, dt_next, dD_acc, dbias_acc = _bwd_sub(
+                    ks, Hin, G, DA, dt_next, dD_acc, dbias_acc,
+                    L, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
+                    u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
+                    s_B_n, s_B_l, s_C_n, s_C_l, n_state,
+                    du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
+                    REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, NS, NIT, BLS)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -375,7 +441,7 @@ if HAS_TRITON:
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first)."""
@@ -390,7 +456,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
             pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -401,4 +467,4 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
                 pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
