@@ -73,7 +73,7 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
         bl = max(16, min(256 // (block_d * block_n), triton.next_power_of_2(max(length, 1))))
         num_warps = min(8, max(1, block_d * block_n // 32))
         ns = min(2, block_n)  # several state iterations, as on the GPU
-        sub = 2
+        sub = 1
         sum_block_d, sum_warps = block_d, num_warps
         target_programs, min_tiles = 0, 1
     else:

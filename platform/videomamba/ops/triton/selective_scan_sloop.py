@@ -1,13 +1,14 @@
 """State-loop kernels of the selective scan (forward and backward main passes; README.md beside
 this file: the design). A program's tile is ``(NS, BLOCK_D, BLOCK_L)``: NS of the N states,
-channels, positions; the N states are visited NS at a time by an unrolled loop (``N / NS``
-iterations), so the reductions over states (y, du, ddelta) are running sums in each thread's
+channels, positions; the N states are visited NS at a time by a loop of ``N / NS``
+iterations (not unrolled), so the reductions over states (y, du, ddelta) are running sums in each thread's
 registers, reduced over the NS lanes once per tile, and the live tile is N / NS times smaller
 than the whole-state tile of ``selective_scan_fwd.py`` / ``selective_scan_bwd.py``. Positions
 are the last axis and lie in each thread's registers (the scans run serially, no shuffles).
 Per-state values that cross tiles (the carried state, the adjoint, dA) are
 ``(NS, BLOCK_D, N / NS)`` tensors whose last axis is in each thread's registers: picking or
-replacing iteration i's column is a constant-folded select, no memory and no shuffles. Same
+replacing iteration i's column is a select, no memory and no shuffles. The adjoint's reverse
+scan is a forward scan of the flipped tile. Same
 arguments, buffers, grid and segment summaries as those kernels (their SUMMARY launch provides
 the summaries)."""
 
@@ -42,7 +43,7 @@ if HAS_TRITON:
                BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, NS: tl.constexpr):
         """Channel offsets (BD,), the iteration index (1, 1, N/NS), the (NS, 1, N/NS) state
         index, the carry mask, A * log2(e) as a (NS, BD, N/NS) carry, D and the delta bias (BD,),
-        and a 1 the compiler cannot see (for positions too: see ``_tile_ptrs``)."""
+        and a 1 the compiler cannot see (positions are addressed through it too: see the tile loops)."""
         NIT: tl.constexpr = BLOCK_N // NS
         LOG2E: tl.constexpr = 1.4426950408889634
         offs_d = d_start + tl.arange(0, BLOCK_D)
