@@ -19,16 +19,63 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.
     return out.to(x.dtype)
 
 
+def add_rms_norm_ref(
+    x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float = 1e-5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`add_rms_norm` composed under autograd (the reference of the fused function; autograd
+    keeps the fp32 residual and the fp32 normalised product)."""
+    acc = _acc_dtype(x.dtype)
+    residual = x.to(acc) if residual is None else residual.to(acc) + x.to(acc)
+    out = residual * torch.rsqrt(residual.square().mean(-1, keepdim=True) + eps) * weight.to(acc)
+    return out.to(x.dtype), residual
+
+
+class _AddRMSNorm(torch.autograd.Function):
+    """Forward as :func:`add_rms_norm_ref` (same ops, same order: same values); saves only the
+    residual, ``rstd`` (one number per token) and the weight: the normalised product and the
+    output are recomputed in the backward (mamba-ssm's ``layer_norm_fn`` saves the same)."""
+
+    @staticmethod
+    def forward(ctx, x, residual, weight, eps):
+        acc = _acc_dtype(x.dtype)
+        res = x.to(acc) if residual is None else residual.to(acc) + x.to(acc)
+        rstd = torch.rsqrt(res.square().mean(-1, keepdim=True) + eps)
+        out = (res * rstd * weight.to(acc)).to(x.dtype)
+        ctx.save_for_backward(res, rstd, weight)
+        ctx.dtypes = (x.dtype, None if residual is None else residual.dtype)
+        return out, res
+
+    @staticmethod
+    def backward(ctx, dout, dres):
+        res, rstd, weight = ctx.saved_tensors
+        x_dtype, r_dtype = ctx.dtypes
+        acc = res.dtype
+        xhat = res * rstd
+        dwx = dout.to(acc) * weight.to(acc)
+        dr = rstd * (dwx - xhat * (dwx * xhat).mean(-1, keepdim=True))
+        if dres is not None:
+            dr = dr + dres.to(acc)
+        dweight = None
+        if ctx.needs_input_grad[2]:
+            dweight = (dout.to(acc) * xhat).reshape(-1, xhat.shape[-1]).sum(0).to(weight.dtype)
+        dx = dr.to(x_dtype) if ctx.needs_input_grad[0] else None
+        dresidual = dr.to(r_dtype) if r_dtype is not None and ctx.needs_input_grad[1] else None
+        return dx, dresidual, dweight, None
+
+
 def add_rms_norm(
     x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float = 1e-5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused ``residual = residual + x; out = RMSNorm(residual)`` (mamba's ``rms_norm_fn`` with
     ``prenorm=True, residual_in_fp32=True``). The residual stream is kept in >= fp32; ``out``
-    has x's dtype. ``residual=None`` starts the stream at x. Returns (out, residual)."""
-    acc = _acc_dtype(x.dtype)
-    residual = x.to(acc) if residual is None else residual.to(acc) + x.to(acc)
-    out = residual * torch.rsqrt(residual.square().mean(-1, keepdim=True) + eps) * weight.to(acc)
-    return out.to(x.dtype), residual
+    has x's dtype. ``residual=None`` starts the stream at x. Returns (out, residual).
+
+    x, residual: (..., D); weight (D,). While autograd records, one autograd function that saves
+    only the residual and one rstd per token (:class:`_AddRMSNorm`; its reference:
+    :func:`add_rms_norm_ref`); the output is the same either way."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, residual, weight)):
+        return _AddRMSNorm.apply(x, residual, weight, eps)
+    return add_rms_norm_ref(x, residual, weight, eps)
 
 
 class RMSNorm(nn.Module):

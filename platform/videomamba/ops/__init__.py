@@ -12,11 +12,13 @@ from .dispatch import (
     available_backends,
     backend_status,
     bi_selective_scan_fn,
+    bimamba_fn,
     bimamba_inner_fn,
     causal_conv1d_fn,
     fastest_backend,
     check_backend,
     has_fused_inner,
+    has_fused_mixer,
     mamba_inner_fn,
     resolve_backend,
     selective_scan_fn,
@@ -26,4 +28,5 @@ from .dispatch import (
 __all__ = [
     "BACKENDS", "available_backends", "backend_status", "check_backend", "resolve_backend", "fastest_backend", "take_along_seq",
     "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn", "mamba_inner_fn", "has_fused_inner", "bimamba_inner_fn",
+    "has_fused_mixer", "bimamba_fn",
 ]

@@ -9,6 +9,8 @@ Two forms behind :func:`videomamba.ops.bimamba_inner_fn`:
 * :class:`videomamba.ops.triton.BiMambaInnerTriton`: one autograd function for the Triton scan
   that saves only ``xz``, the weights and the scan's fp32 tile states, and recomputes the conv
   and the projections in its backward.
+* :class:`videomamba.ops.triton.BiMambaTriton` (``ops.bimamba_fn``): the same with ``in_proj``
+  (:func:`in_proj_bdl`) and ``out_proj`` inside, saving only the mixer's input.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from einops import rearrange
 
 from . import causal_conv1d as _conv
 
-__all__ = ["branch", "bimamba_inner_composed"]
+__all__ = ["branch", "in_proj_bdl", "bimamba_inner_composed"]
+
+
+def in_proj_bdl(hidden, weight, bias=None):
+    """hidden (B, L, D) -> xz (B, 2 d_inner, L) = ``in_proj(hidden)`` as one GEMM into the
+    L-contiguous layout the conv and the scan want (mamba-ssm's trick: no layout copy)."""
+    xz = rearrange(weight @ rearrange(hidden, "b l d -> d (b l)"), "d (b l) -> b d l", l=hidden.shape[1])
+    return xz if bias is None else xz + bias[:, None]
 
 
 def branch(x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d_state: int, *, reverse: bool,

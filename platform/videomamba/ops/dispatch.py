@@ -29,6 +29,7 @@ __all__ = [
     "BACKENDS", "SELECTIVE_SCAN", "fastest_backend", "bi_selective_scan_mamba_ssm", "BI_SELECTIVE_SCAN", "CAUSAL_CONV1D",
     "available_backends", "backend_status", "check_backend", "resolve_backend", "take_along_seq",
     "selective_scan_fn", "bi_selective_scan_fn", "causal_conv1d_fn", "mamba_inner_fn", "has_fused_inner", "bimamba_inner_fn",
+    "has_fused_mixer", "bimamba_fn",
 ]
 
 logger = logging.getLogger(__name__)
@@ -388,3 +389,27 @@ def bimamba_inner_fn(xz, params_f, params_b, backend="auto", index_b=None, recom
 
     return _bi_inner.bimamba_inner_composed(xz, params_f, params_b, conv_fn=conv_fn, bi_scan_fn=bi_scan_fn,
                                             take_fn=take_along_seq, index_b=index_b)
+
+
+def has_fused_mixer(backend: str, device: torch.device | str, index_b=None) -> bool:
+    """Whether :func:`bimamba_fn` has a fused form for tensors on ``device``: backend ``triton``
+    resolved there, no ``index_b``."""
+    return index_b is None and resolve_backend(backend, device) == "triton"
+
+
+def bimamba_fn(hidden, in_proj_weight, in_proj_bias, params_f, params_b, out_proj_weight, out_proj_bias,
+               backend="triton", save_states: bool | None = None):
+    """The whole BiMamba mixer as one op: hidden (B, L, D) -> ``in_proj`` (weight (2 d_inner, D))
+    -> both directions (``params_*`` as in :func:`bimamba_inner_fn`) -> ``out_proj`` (weight
+    (D, d_inner)) -> (B, L, D). Backend ``triton`` only (:func:`has_fused_mixer`): one autograd
+    function (:class:`videomamba.ops.triton.BiMambaTriton`) that saves ``hidden`` and the weights
+    and recomputes the rest in its backward, the forward scan kernel included (``save_states``,
+    default ``VIDEOMAMBA_TRITON_SAVE_STATES=1``: keep the scan's tile states and output instead).
+    Raises ValueError on another backend."""
+    if not has_fused_mixer(backend, hidden.device):
+        raise ValueError(f"bimamba_fn needs backend 'triton' (got {backend!r} on {hidden.device})")
+    from .triton import BiMambaTriton, save_scan_states
+
+    save = save_scan_states() if save_states is None else bool(save_states)
+    return BiMambaTriton.apply(hidden, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, save,
+                               *params_f, *params_b)

@@ -3,16 +3,24 @@
 states; its backward recomputes the conv and the two projections, then runs the Triton backward
 kernel, the way mamba-ssm's ``mamba_inner_fn`` treats one direction. Saved activations per layer
 drop from about seven ``(B, d_inner, L)`` tensors to ``xz`` (two) plus the tile states. The
-composed form it must match is :func:`videomamba.ops.bimamba_inner.bimamba_inner_composed`."""
+composed form it must match is :func:`videomamba.ops.bimamba_inner.bimamba_inner_composed`.
+
+:class:`BiMambaTriton` takes the whole mixer (``in_proj`` .. ``out_proj``) and saves only its
+input: the backward recomputes ``xz`` and re-runs the forward scan kernel for the tile states
+(benchmarks/README.md, issue 15, "Training memory")."""
 
 from __future__ import annotations
 
-import torch
+import os
 
-from ..bimamba_inner import branch
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from ..bimamba_inner import branch, in_proj_bdl
 from .launch import ScanDir, scan_bwd, scan_fwd
 
-__all__ = ["BiMambaInnerTriton"]
+__all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states"]
 
 
 def _autocast_state(device_type: str) -> dict:
@@ -59,3 +67,70 @@ class BiMambaInnerTriton(torch.autograd.Function):
         torch.autograd.backward([*f, *b, z], [gf[0], gf[1], gf[3], gf[4], gb[0], gb[1], gb[3], gb[4], dz])
         g = [t.grad if t is not None else None for t in leaves]
         return (g[0], *g[1:5], gf[2], gf[5], gf[6], *g[5:9], gb[2], gb[5], gb[6])
+
+
+def save_scan_states() -> bool:
+    """``VIDEOMAMBA_TRITON_SAVE_STATES=1``: :class:`BiMambaTriton` keeps the scan's tile states and
+    output from the forward (2 x 4 + 2 bytes per (batch, channel, position) more per layer)
+    instead of re-running the forward kernel in its backward."""
+    return os.environ.get("VIDEOMAMBA_TRITON_SAVE_STATES", "0") == "1"
+
+
+class BiMambaTriton(torch.autograd.Function):
+    """The whole BiMamba mixer as one autograd function on the Triton scan: ``in_proj``, both
+    directions (:class:`BiMambaInnerTriton`'s computation), ``out_proj``.
+
+    ``apply(hidden (B, L, D), in_w, in_b, out_w, out_b, save_states, *params_f, *params_b)`` ->
+    (B, L, D), with ``params_*`` as in :func:`bimamba_inner_composed`. Saves the input ``hidden``
+    and the weights, nothing of size d_inner x L: its backward recomputes ``xz`` (one GEMM), the
+    conv and the projections, and re-runs the forward scan kernel for the tile states the
+    backward kernel reads and for ``out_proj``'s input (mamba-ssm's backward kernel recomputes
+    its forward states too, inside the kernel). ``save_states``: keep the tile states and the
+    scan output instead (no forward re-run; 10 bytes per (batch, d_inner, position) more).
+    Same values and gradients as ``out_proj(bimamba_inner_composed(in_proj(hidden)))``."""
+
+    @staticmethod
+    def forward(ctx, hidden, in_w, in_b, out_w, out_b, save_states, *params):
+        weights, small_f, small_b = BiMambaTriton._split(params)
+        xz = in_proj_bdl(hidden, in_w, in_b)
+        f, b, z = BiMambaInnerTriton._branches(xz, weights, small_f[0].shape[-1])
+        y, hss, _last, cfg = scan_fwd(BiMambaInnerTriton._dirs(f, b, small_f, small_b), z, True, False,
+                                      store_states=save_states, return_last=False)
+        out = F.linear(rearrange(y, "b d l -> b l d"), out_w, out_b)
+        kept = (y, *hss) if save_states else ()
+        ctx.save_for_backward(hidden, in_w, in_b, out_w, out_b, *params, *kept)
+        ctx.cfg, ctx.amp, ctx.save_states, ctx.n_params = cfg, _autocast_state(hidden.device.type), save_states, len(params)
+        return out
+
+    @staticmethod
+    def _split(params):
+        return params[:4] + params[7:11], params[4:7], params[11:14]
+
+    @staticmethod
+    def backward(ctx, dout):
+        hidden, in_w, in_b, out_w, out_b, *rest = ctx.saved_tensors
+        params, kept = rest[:ctx.n_params], rest[ctx.n_params:]
+        weights, small_f, small_b = BiMambaTriton._split(params)
+        leaves = [t.detach().requires_grad_() if t is not None else None
+                  for t in (hidden, in_w, in_b, out_w, out_b, *weights)]
+        h, iw, ib, ow, ob, *wl = leaves
+        with torch.enable_grad(), torch.autocast(**ctx.amp):  # the forward's graph up to the scan, rebuilt
+            xz = in_proj_bdl(h, iw, ib)
+            f, b, z = BiMambaInnerTriton._branches(xz, wl, small_f[0].shape[-1])
+        dirs = BiMambaInnerTriton._dirs([t.detach() for t in f], [t.detach() for t in b], small_f, small_b)
+        if ctx.save_states:
+            y, hss = kept[0], list(kept[1:])
+        else:
+            y, hss, _last, _cfg = scan_fwd(dirs, z.detach(), True, False, store_states=True, return_last=False)
+        y = y.detach().requires_grad_()
+        with torch.enable_grad(), torch.autocast(**ctx.amp):
+            out = F.linear(rearrange(y, "b d l -> b l d"), ow, ob)
+        torch.autograd.backward(out, dout)
+        gbuf, dz = scan_bwd(dirs, z.detach(), hss, y.grad, None, True, False, ctx.cfg)
+        del hss
+        gf, gb = gbuf.grads([f[2], b[2]], [f[3], b[3]])  # per direction du, ddt, dA, dB, dC, dD, dbias
+        torch.autograd.backward([*f, *b, z], [gf[0], gf[1], gf[3], gf[4], gb[0], gb[1], gb[3], gb[4], dz])
+        g = [t.grad if t is not None else None for t in leaves]
+        gw = g[5:]
+        return (g[0], g[1], g[2], g[3], g[4], None,
+                *gw[0:4], gf[2], gf[5], gf[6], *gw[4:8], gb[2], gb[5], gb[6])
