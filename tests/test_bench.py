@@ -279,7 +279,8 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
 
     assert sk.parse_sweep("BLOCK_L=8,bwd_block_d=16; SEGMENTS=1") == [{"BLOCK_L": 8, "BWD_BLOCK_D": 16},
                                                                        {"SEGMENTS": 1}]
-    for bad in ("FOO=1", "BLOCK_L=x"):
+    assert sk.parse_sweep("KERNEL=tile3d;NS=2,BWD_SUB=1") == [{"KERNEL": "tile3d"}, {"NS": 2, "BWD_SUB": 1}]
+    for bad in ("FOO=1", "BLOCK_L=x", "KERNEL=fast"):
         with pytest.raises(ValueError, match="BLOCK_D"):
             sk.parse_sweep(bad)
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BLOCK_L", "32")
@@ -287,7 +288,8 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
     with sk.triton_env({"BLOCK_L": 8, "SEGMENTS": 4}):
         assert os.environ["VIDEOMAMBA_TRITON_BLOCK_L"] == "8" and os.environ["VIDEOMAMBA_TRITON_SEGMENTS"] == "4"
     assert os.environ["VIDEOMAMBA_TRITON_BLOCK_L"] == "32" and "VIDEOMAMBA_TRITON_SEGMENTS" not in os.environ
-    cfg = {"BLOCK_D": 8, "BLOCK_L": 16, "nseg": 6, "num_warps": 4}
+    cfg = {"kernel": "sloop", "BLOCK_D": 8, "NS": 4, "BLOCK_L": 16, "nseg": 6, "num_warps": 4, "SUB": 1,
+           "maxnreg": None}
     rows = [dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="mamba_ssm", config="-", resolved={},
                  fwd_ms=1.5, fwd_bwd_ms=7.0),
             dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="ours", config="default",
@@ -301,7 +303,7 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
     assert "fwd_x" not in rows[2]  # no baseline for that shape
     text = sk.report({"date": "d", "env": {"device": "H100"}, "rows": rows,
                       "agreement": {"ti-64f": {"out_rel": 5e-3, "grad_rel_max": 7e-3, "worst_grad": "z"}}})
-    assert "| 8, 16, 6, 4 / 16, 16, 6, 4 |" in text and "| 0.50 |" in text
+    assert "| sloop, 8, 4, 16, 6, 4, 1, None / sloop, 16, 4, 16, 6, 4, 1, None |" in text and "| 0.50 |" in text
     assert f"| {14.0 / floor_ms:.1f} |" in text
     assert "SEGMENTS=1" in text and "OutOfResources" in text and "| ti-64f | 5.00e-03 | 7.00e-03 | z |" in text
 

@@ -220,6 +220,11 @@ SCAN_CONFIGS = [
     {"SEGMENTS": "1"},
     {"SEGMENTS": "64"},
     {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "2"},
+    # the state-loop kernels one state per iteration (forward) and all states at once (backward),
+    # the backward walking each tile as two sub-tiles
+    {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
+    # the previous whole-state kernels, kept selectable for same-run comparisons
+    {"KERNEL": "tile3d"},
 ]
 
 
@@ -261,6 +266,14 @@ def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatc
     x = {k: v.float().to(device).requires_grad_() for k, v in t.items()}
     with pytest.raises(ValueError, match=f"VIDEOMAMBA_TRITON_{name}='{value}': expected a positive integer"):
         mod.selective_scan_triton(**x, delta_softplus=True).sum().backward()
+
+
+def test_bad_kernel_name_is_named(backend, monkeypatch):
+    mod, device = backend
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_KERNEL", "fast")
+    x = {k: v.float().to(device) for k, v in _inputs(1, 4, 3, 20).items()}
+    with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_KERNEL='fast': expected one of"):
+        mod.selective_scan_triton(**x, delta_softplus=True)
 
 
 @pytest.mark.parametrize("atomic", ["0", "1"])

@@ -37,10 +37,10 @@ log = logging.getLogger(__name__)
 SHAPES = [("ti-8f", 384, 32, 8), ("ti-64f", 384, 4, 64), ("s-8f", 768, 32, 8), ("s-64f", 768, 4, 64),
           ("m-8f", 1152, 32, 8), ("m-64f", 1152, 4, 64)]
 SWEEP_SHAPES = ("ti-64f", "ti-8f")
-SWEEP = [dict(BWD_EXP_ONCE=0), dict(BWD_BLOCK_D=8), dict(BWD_BLOCK_D=8, BWD_NUM_WARPS=2), dict(SEGMENTS=1),
-         dict(BLOCK_D=4), dict(BWD_BLOCK_D=32, BWD_NUM_WARPS=8)]
+SWEEP = [dict(KERNEL="tile3d"), dict(BLOCK_L=16), dict(BLOCK_D=16, NS=4), dict(BLOCK_D=16, NS=4, NUM_WARPS=2),
+         dict(SEGMENTS=8), dict(KERNEL="tile3d", BWD_EXP_ONCE=0)]
 IMPLS = ("mamba_ssm", "mamba_ssm_packed", "ours")
-RESOLVED = ("BLOCK_D", "BLOCK_L", "nseg", "num_warps")
+RESOLVED = ("kernel", "BLOCK_D", "NS", "BLOCK_L", "nseg", "num_warps", "SUB", "maxnreg")
 KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
 
 
@@ -192,23 +192,30 @@ def _launch_info() -> dict:
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4"`` -> [{"BLOCK_L": 8, "NUM_WARPS": 2}, {"BLOCK_D": 4}]
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
+    from videomamba.ops.triton.config import KERNELS
+
     allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
-               "BWD_ATOMIC")
+               "BWD_ATOMIC", "NS", "BWD_NS", "BWD_SUB", "MAXNREG", "BWD_MAXNREG")
     out = []
     for item in filter(None, (t.strip() for t in text.split(";"))):
         cfg = {}
         for kv in item.split(","):
             k, _, v = kv.partition("=")
-            k = k.strip().upper()
-            if k not in allowed or not v.strip().isdigit():
-                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}")
+            k, v = k.strip().upper(), v.strip()
+            if k == "KERNEL" and v in KERNELS:
+                cfg[k] = v
+                continue
+            if k not in allowed or not v.isdigit():
+                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}, "
+                                 f"or KERNEL=one of {KERNELS}")
             cfg[k] = int(v)
         out.append(cfg)
     return out
 
 
 def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
-        sweep: list[dict] | None = None, shapes: list[str] | None = None) -> dict:
+        sweep: list[dict] | None = None, shapes: list[str] | None = None,
+        sweep_shapes: tuple[str, ...] = SWEEP_SHAPES) -> dict:
     import torch
 
     from videomamba.ops.triton.config import scan_config
@@ -227,7 +234,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
     for label, dim, batch, frames in todo:
         x = make_inputs(dim, batch, frames, device)
         length = x["u_f"].shape[-1]
-        cfgs = [None] + (sweep if label in SWEEP_SHAPES else [])
+        cfgs = [None] + (sweep if label in sweep_shapes else [])
         impls = [("mamba_ssm", None), ("mamba_ssm_packed", None)] * have_mamba + [("ours", c) for c in cfgs]
         for impl, cfg in impls:
             with triton_env(cfg):
@@ -291,14 +298,14 @@ def report(res: dict) -> str:
         "on the SFUs).",
         "- bf16 u/delta/z/B/C, fp32 A/D/bias, N = 16, delta_softplus; median ms per call; x = mamba-ssm ms / ours "
         "(> 1: ours faster).", "",
-        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, nseg, warps) | fwd ms | fwd x "
+        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (kernel, BLOCK_D, NS, BLOCK_L, nseg, warps, SUB, maxnreg) | fwd ms | fwd x "
         "| fwd+bwd ms | fwd+bwd x | fwd+bwd / floor | peak GiB | note |",
         "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in res["rows"]:
         rs = r.get("resolved") or {}
         cfg = r["config"] if isinstance(r["config"], str) else ", ".join(f"{k}={v}" for k, v in r["config"].items())
-        resolved = " / ".join(", ".join(str(c[k]) for k in RESOLVED) for c in rs.values()) if rs else "-"
+        resolved = " / ".join(", ".join(str(c.get(k, "-")) for k in RESOLVED) for c in rs.values()) if rs else "-"
 
         def f(k, fmt="{:.3f}"):
             return fmt.format(r[k]) if r.get(k) is not None else "-"
@@ -320,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="Ti shapes only")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--sweep-all", action="store_true", help="the sweep at every shape (default: the Ti shapes)")
     p.add_argument("--sweep", type=parse_sweep, default=None,
                    help="Triton configs for the Ti shapes, e.g. 'BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4,SEGMENTS=16'")
     p.add_argument("--shapes", type=lambda t: [x for x in t.split(",") if x], default=None,
@@ -328,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
     run(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
-        shapes=args.shapes)
+        shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else SWEEP_SHAPES)
     log.info("done in %.0f s", time.time() - t0)
     return 0
 

@@ -10,7 +10,7 @@ import torch
 
 from .runtime import interpreting, triton
 
-__all__ = ["scan_config", "LAST_LAUNCH", "SEG_WAVES"]
+__all__ = ["scan_config", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
 
 LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
 
@@ -41,44 +41,71 @@ def _sm_count(index: int) -> int:
 
 def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[int, ...], device,
             backward: bool = False, block_l: int | None = None) -> dict:
-    """Block sizes and the segmentation of the sequence, for the forward or the backward kernel.
+    """Kernel, block sizes and the segmentation of the sequence, for the forward or the backward.
 
-    On the GPU: BLOCK_D channels x BLOCK_N states per program and BLOCK_L = 16 positions per
-    thread, so the scan over positions runs serially in each thread's registers. The forward
-    gives each thread one (channel, state) (BLOCK_D = 8, 4 warps at N = 16); the backward takes
-    BLOCK_D = 16 on 4 warps (two (channel, state) pairs per thread: independent chains for the
-    scheduler, fewer programs to reduce dB/dC across). Measured on an H100 (bf16, VideoMamba-Ti
-    shapes, benchmarks/2026-11-25-h100-triton-segments): backward 1.3-1.4x faster than with the
-    forward's blocks; BLOCK_L = 8 or 4 and 1-2 warps were slower or spilled.
+    ``kernel`` (VIDEOMAMBA_TRITON_KERNEL): ``sloop`` (default; ``selective_scan_sloop.py``: tile
+    (NS states, BLOCK_D channels, BLOCK_L positions), the N states visited NS at a time) or
+    ``tile3d`` (the previous whole-state kernels, kept for same-run comparisons; their SUMMARY
+    launch gives both kernels' segment summaries, with its own channel blocks SUM_BLOCK_D).
+    On the GPU BLOCK_L = 16 positions per thread (the scans run serially in registers). sloop:
+    (BLOCK_D, NS, warps) = SLOOP_FWD / SLOOP_BWD, one (state, channel) pair per thread; measured on
+    an H200 (benchmarks/2026-12-01-h200-scan-b): forward + backward 1.3-1.6x faster than tile3d at
+    the Ti/S/M shapes; NS = 2 or 8, 1 or 4 warps, a ptxas register cap of 128 and backward
+    sub-tiles (SUB = 2) were slower. tile3d: the forward gives each thread one (channel, state)
+    (BLOCK_D = 8, 4 warps at N = 16), the backward BLOCK_D = 16 on 4 warps.
     The sequence is cut into ``nseg`` segments of ``tps`` tiles scanned by separate programs
-    (grid ``(D / BLOCK_D, batch, nseg)``), enough for ~``SEG_WAVES`` programs per SM: one program
-    per (batch, channel block) walking all of L leaves most SMs idle on long clips with small
-    batches (forward 1.9x faster at 64 frames, batch 4). Each segment costs a summary pass
-    (closed form, no scan) so that it starts from the right state.
+    (grid ``(D / BLOCK_D, batch, nseg)``), enough for ~``SEG_WAVES`` programs of 4 warps per SM:
+    one program per (batch, channel block) walking all of L leaves most SMs idle on long clips
+    with small batches (forward 1.9x faster at 64 frames, batch 4). Each segment costs a summary
+    pass (closed form, no scan) so that it starts from the right state.
     ``block_l``: the forward's BLOCK_L when configuring its backward (they share the saved
     tile-boundary states).
-    Env overrides for tuning: VIDEOMAMBA_TRITON_BLOCK_D / _BLOCK_L / _NUM_WARPS / _SEGMENTS
-    (both kernels; SEGMENTS=1: one program walks the whole sequence), and
-    VIDEOMAMBA_TRITON_BWD_BLOCK_D / _BWD_NUM_WARPS (the backward only)."""
+    Env overrides for tuning: VIDEOMAMBA_TRITON_KERNEL, _BLOCK_D / _BLOCK_L / _NUM_WARPS / _NS /
+    _SEGMENTS / _MAXNREG (both kernels; SEGMENTS=1: one program walks the whole sequence), and
+    _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only)."""
+    env = "VIDEOMAMBA_TRITON_"
+    kernel = os.environ.get(env + "KERNEL") or "sloop"
+    if kernel not in KERNELS:
+        raise ValueError(f"{env}KERNEL={kernel!r}: expected one of {KERNELS}")
     block_n = max(triton.next_power_of_2(n_state), 2)
     if interpreting() or device.type != "cuda":
         block_d = 4  # small tiles: the interpreter's scan runs per element in Python
         bl = max(16, min(256 // (block_d * block_n), triton.next_power_of_2(max(length, 1))))
         num_warps = min(8, max(1, block_d * block_n // 32))
+        ns = min(2, block_n)  # several state iterations, as on the GPU
+        sub = 1
+        sum_block_d, sum_warps = block_d, num_warps
         target_programs, min_tiles = 0, 1
     else:
         n_sm = _sm_count(device.index if device.index is not None else torch.cuda.current_device())
-        block_d = max(1, min(16 if backward else 8, (256 if backward else 128) // block_n))
+        # the whole-state tile3d kernels' blocks (also the summary launch's)
+        sum_block_d = max(1, min(16 if backward else 8, (256 if backward else 128) // block_n))
+        sum_warps = min(8, max(1, sum_block_d * block_n // (64 if backward else 32)))
         bl = 16
-        num_warps = min(8, max(1, block_d * block_n // (64 if backward else 32)))
-        target_programs, min_tiles = SEG_WAVES * n_sm, 8
-    env = "VIDEOMAMBA_TRITON_"
+        if kernel == "sloop":
+            block_d, ns, num_warps = SLOOP_BWD if backward else SLOOP_FWD
+            ns = min(ns, block_n)
+        else:
+            block_d, ns, num_warps = sum_block_d, block_n, sum_warps
+        sub = SLOOP_BWD_SUB
+        # programs of fewer warps: more of them, so more segments for the same occupancy
+        target_programs, min_tiles = SEG_WAVES * n_sm * 4 // num_warps, 8
     block_d = (backward and _env_int(env + "BWD_BLOCK_D", True)) or _env_int(env + "BLOCK_D", True) or block_d
     for g in group_dims:  # a channel block must not straddle a B/C group (g = channels per group)
         if g != dim and g % block_d:
             block_d = _pow2_divisor(g, block_d)
+        if g != dim and g % sum_block_d:
+            sum_block_d = _pow2_divisor(g, sum_block_d)
     block_l = block_l or _env_int(env + "BLOCK_L", True) or bl
     num_warps = (backward and _env_int(env + "BWD_NUM_WARPS", True)) or _env_int(env + "NUM_WARPS", True) or num_warps
+    if kernel == "sloop":
+        ns = (backward and _env_int(env + "BWD_NS", True)) or _env_int(env + "NS", True) or ns
+        ns = min(ns, block_n)
+        sub = _env_int(env + "BWD_SUB", True) or sub
+        if sub > 2 or block_l % sub:
+            raise ValueError(f"{env}BWD_SUB={sub}: expected 1 or 2 (dividing BLOCK_L={block_l})")
+    else:
+        ns = block_n
     ntiles = triton.cdiv(max(length, 1), block_l)
     base = batch * triton.cdiv(dim, block_d)
     if target_programs:
@@ -88,12 +115,18 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     nseg = max(1, min(_env_int(env + "SEGMENTS") or nseg, ntiles))
     tps = triton.cdiv(ntiles, nseg)
     nseg = triton.cdiv(ntiles, tps)
+    maxnreg = (backward and _env_int(env + "BWD_MAXNREG")) or _env_int(env + "MAXNREG")
     exp_once = os.environ.get(env + "BWD_EXP_ONCE", "1") != "0"
     dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
-    return dict(BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, num_warps=num_warps,
+    return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
+                SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic)
 
 
-
+KERNELS = ("sloop", "tile3d")
+# state-loop main kernels on the GPU: (BLOCK_D, NS, num_warps), forward and backward
+SLOOP_FWD = (16, 4, 2)
+SLOOP_BWD = (16, 4, 2)
+SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM
 

@@ -12,6 +12,7 @@ from .config import LAST_LAUNCH, scan_config
 from .runtime import interpreting, triton, triton_available
 from .selective_scan_bwd import selective_scan_bwd_kernel
 from .selective_scan_fwd import selective_scan_fwd_kernel
+from .selective_scan_sloop import sloop_bwd_kernel, sloop_fwd_kernel
 
 __all__ = ["ScanDir", "GradBuffers", "check_inputs", "scan_fwd", "scan_bwd"]
 
@@ -62,12 +63,22 @@ def _summaries(ndir, batch, dim, n_state, cfg, device):
             torch.empty(ndir, batch, dim, cfg["nseg"], **f32))
 
 
-def _launch_cfg(cfg):
-    return {k: cfg[k] for k in ("BLOCK_D", "BLOCK_N", "BLOCK_L", "num_warps")}
+def _launch_cfg(cfg, summary=False):
+    """Block constexprs and warps of the main launch, or of the summary launch (whose kernel is
+    always the tile3d one, with its own channel blocks)."""
+    kw = {k: cfg[k] for k in ("BLOCK_N", "BLOCK_L")}
+    if summary or cfg["kernel"] == "tile3d":
+        kw["BLOCK_D"], kw["num_warps"] = (cfg["SUM_BLOCK_D"], cfg["sum_num_warps"]) if summary \
+            else (cfg["BLOCK_D"], cfg["num_warps"])
+    else:
+        kw.update(BLOCK_D=cfg["BLOCK_D"], num_warps=cfg["num_warps"], NS=cfg["NS"])
+    if not summary and cfg.get("maxnreg"):  # a register cap for ptxas (tuning: VIDEOMAMBA_TRITON_MAXNREG)
+        kw["maxnreg"] = cfg["maxnreg"]
+    return kw
 
 
-def _grid(cfg, batch, dim):
-    return (triton.cdiv(dim, cfg["BLOCK_D"]), batch, cfg["nseg"])
+def _grid(cfg, batch, dim, summary=False):
+    return (triton.cdiv(dim, cfg["SUM_BLOCK_D" if summary else "BLOCK_D"]), batch, cfg["nseg"])
 
 
 def _dir_blocks(dirs, dummy, hss, summ):
@@ -178,12 +189,15 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last):
     blocks = _dir_blocks(dirs, out, hss, summ)
     args = [*blocks[0], *blocks[-1], zz, zz.stride(0), zz.stride(1), out, part, last,
             dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
-    kw = dict(**_flags(dirs, reverse, softplus, z), STORE_STATES=store_states, RETURN_LAST=return_last,
-              **_launch_cfg(cfg))
-    grid = _grid(cfg, batch, dim)
+    kw = dict(**_flags(dirs, reverse, softplus, z), STORE_STATES=store_states, RETURN_LAST=return_last)
     if summ is not None:
-        LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[grid](*args, SUMMARY=True, **kw)
-    LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[grid](*args, SUMMARY=False, **kw)
+        LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim, True)](
+            *args, SUMMARY=True, **kw, **_launch_cfg(cfg, True))
+    if cfg["kernel"] == "sloop":
+        LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](*args, **kw, **_launch_cfg(cfg))
+    else:
+        LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
+            *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
     return out, hss, (last if return_last else None), cfg
 
 
@@ -211,12 +225,15 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
     args = [*blocks[0], *gbuf.args(0), *blocks[last], *gbuf.args(last),
             zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl, dz, dzpart,
             dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
-    kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None,
-              EXP_ONCE=cfg["exp_once"], DBC_ATOMIC=cfg["dbc_atomic"], **_launch_cfg(cfg))
-    grid = _grid(cfg, batch, dim)
+    kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None, DBC_ATOMIC=cfg["dbc_atomic"])
     if summ is not None:
-        LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[grid](*args, SUMMARY=True, **kw)
-    LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[grid](*args, SUMMARY=False, **kw)
+        LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim, True)](
+            *args, SUMMARY=True, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg, True))
+    if cfg["kernel"] == "sloop":
+        LAST_LAUNCH["bwd"] = sloop_bwd_kernel[_grid(cfg, batch, dim)](*args, **kw, **_launch_cfg(cfg), SUB=cfg["SUB"])
+    else:
+        LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
+            *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))
     return gbuf, (dz if z is not None else None)
 
 

@@ -1,0 +1,471 @@
+"""State-loop kernels of the selective scan (forward and backward main passes; README.md beside
+this file: the design). A program's tile is ``(NS, BLOCK_D, BLOCK_L)``: NS of the N states,
+channels, positions; the N states are visited NS at a time by a loop of ``N / NS``
+iterations (not unrolled), so the reductions over states (y, du, ddelta) are running sums in each thread's
+registers, reduced over the NS lanes once per tile, and the live tile is N / NS times smaller
+than the whole-state tile of ``selective_scan_fwd.py`` / ``selective_scan_bwd.py``. Positions
+are the last axis and lie in each thread's registers (the scans run serially, no shuffles).
+Per-state values that cross tiles (the carried state, the adjoint, dA) are
+``(NS, BLOCK_D, N / NS)`` tensors whose last axis is in each thread's registers: picking or
+replacing iteration i's column is a select, no memory and no shuffles. The adjoint's reverse
+scan is a forward scan of the flipped tile. Same
+arguments, buffers, grid and segment summaries as those kernels (their SUMMARY launch provides
+the summaries)."""
+
+from __future__ import annotations
+
+from .runtime import HAS_TRITON, jit, tl
+from .scan_common import adjoint_combine, affine_combine, sigmoid, softplus, tile_index, tile_positions
+
+__all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
+
+if HAS_TRITON:
+
+    @jit
+    def _pick(x, cols, c):
+        """Column c of x along its last axis (in each thread's registers: a select, no shuffle)."""
+        return tl.sum(tl.where(cols == c, x, 0.0), axis=2)
+
+    @jit
+    def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+        """delta (BD, BL) in fp32 after bias (BD, 1) and softplus, 0 where masked; and the raw value."""
+        raw = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            raw = raw + bias
+        dt = raw
+        if SOFTPLUS:
+            dt = softplus(raw)
+        return tl.where(mask, dt, 0.0), raw
+
+    @jit
+    def _setup(A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state,
+               HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+               BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, NS: tl.constexpr):
+        """Channel offsets (BD,), the iteration index (1, 1, N/NS), the (NS, 1, N/NS) state
+        index, the carry mask, A * log2(e) as a (NS, BD, N/NS) carry, D and the delta bias (BD,),
+        and a 1 the compiler cannot see (positions are addressed through it too: see the tile loops)."""
+        NIT: tl.constexpr = BLOCK_N // NS
+        LOG2E: tl.constexpr = 1.4426950408889634
+        offs_d = d_start + tl.arange(0, BLOCK_D)
+        mask_d = offs_d < dim
+        cols = tl.arange(0, NIT)[None, None, :]
+        # state of (lane, iteration). Multiplied by a 1 the compiler cannot see: with the states'
+        # contiguity visible, the coalescing of the carry loads would put NS in each thread and
+        # lay the whole tile out that way (the lanes then go to positions and the scans shuffle)
+        unit = n_state // n_state
+        n3 = (cols * NS + tl.arange(0, NS)[:, None, None]) * unit
+        d3 = offs_d[None, :, None]
+        mask3 = (n3 < n_state) & mask_d[None, :, None]
+        A2c = tl.load(A_ptr + d3 * s_A_d + n3 * s_A_n, mask=mask3, other=0.0).to(tl.float32) * LOG2E
+        Dv = tl.zeros([BLOCK_D], dtype=tl.float32)
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        return offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit
+
+    @jit
+    def _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, h, start, step, count, n_state):
+        """fold_summaries for (NS, BD, N/NS) carries; sum_off (1, BD, 1)."""
+        for jj in range(0, count):
+            j = start + jj * step
+            hj = tl.load(sh_ptr + (sum_off + j) * n_state + n3, mask=mask3, other=0.0)
+            sj = tl.load(ss_ptr + sum_off + j, mask=mask3, other=0.0)
+            h = tl.exp2(A2c * sj) * h + hj
+        return h
+
+    @jit
+    def _sloop_fwd_dir(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
+        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
+        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
+        z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
+        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
+    ):
+        """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a time."""
+        NIT: tl.constexpr = BLOCK_N // NS
+        offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
+            A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
+        offs_j = tl.arange(0, BLOCK_L)
+        offs_s = tl.arange(0, NS)
+        first3 = (offs_j == 0)[None, None, :]
+        last3 = (offs_j == BLOCK_L - 1)[None, None, :]
+        lane0 = (offs_s == 0)[:, None, None]  # the state lane that stores (BD, BL) results
+        zs3 = tl.zeros([NS, 1, 1], dtype=tl.int32)  # broadcasts (BD, BL) pointers over the state lanes
+        zd3 = tl.zeros([1, BLOCK_D, 1], dtype=tl.int32)  # broadcasts (NS, BL) pointers over the channels
+        b64 = pid_b.to(tl.int64)
+        u_row = u_ptr + b64 * s_u_b + d3 * s_u_d + zs3  # (NS, BD, 1)
+        dt_row = dt_ptr + b64 * s_dt_b + d3 * s_dt_d + zs3
+        z_row = z_ptr + b64 * s_z_b + d3 * s_z_d + zs3
+        o_off = (b64 * dim + d3) * L + zs3
+        B_row = B_ptr + b64 * s_B_b + (d_start // dpg_B) * s_B_g + zd3
+        C_row = C_ptr + b64 * s_C_b + (d_start // dpg_C) * s_C_g + zd3
+        bias3 = bias[None, :, None]
+        hs_row = hs_ptr + ((b64 * dim + d3) * ntiles) * n_state + n3  # (NS, BD, NIT)
+        sum_off = (b64 * dim + d3) * nseg
+        H = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
+        if REVERSE:
+            H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, H, nseg - 1, -1, nseg - 1 - seg, n_state)
+        else:
+            H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, H, 0, 1, seg, n_state)
+        k_lo = seg * tps
+        k_hi = tl.minimum(k_lo + tps, ntiles)
+        for it in range(0, k_hi - k_lo):
+            k = tile_index(it, k_lo, k_hi, REVERSE)
+            pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
+            # positions times the hidden 1: loads and stores then take the tile's own layout
+            # (positions in each thread; scalar accesses, served by L1), no layout conversions.
+            # With the contiguity visible they would be coalesced across lanes (rows of odd L
+            # are not 16-byte aligned, so they cannot be vectorized in a thread either)
+            p3 = (pos * unit)[None, None, :]
+            ml3 = mask_l[None, None, :]
+            m3 = mask_d[None, :, None] & ml3
+            u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
+            dt, _raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+            dtu = dt * u
+            Y = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)
+            for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
+                n_i = (i * NS + offs_s)[:, None, None]
+                mnl = (n_i < n_state) & ml3
+                Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=mnl, other=0.0).to(tl.float32)
+                Ci = tl.load(C_row + n_i * s_C_n + p3 * s_C_l, mask=mnl, other=0.0).to(tl.float32)
+                a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
+                bb = dtu * Bi
+                bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
+                _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
+                Y += h * Ci
+                H = tl.where(cols == i, _pick(h, last3.to(tl.int32), 1)[:, :, None], H)
+            y = tl.sum(Y, axis=0)[None, :, :]
+            if HAS_D:
+                y += Dv[None, :, None] * u
+            if HAS_Z:
+                zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
+                y *= zt * sigmoid(zt)
+            if ACCUMULATE:
+                y += tl.load(part_ptr + o_off + p3, mask=m3, other=0.0)
+            if TO_PART:
+                tl.store(part_ptr + o_off + p3, y.to(part_ptr.dtype.element_ty), mask=m3 & lane0)
+            else:
+                tl.store(out_ptr + o_off + p3, y.to(out_ptr.dtype.element_ty), mask=m3 & lane0)
+            if STORE_STATES:
+                tl.store(hs_row + k * n_state, H, mask=mask3)
+        if RETURN_LAST:
+            if REVERSE:
+                is_last = seg == 0
+            else:
+                is_last = seg == nseg - 1
+            tl.store(last_ptr + (b64 * dim + d3) * n_state + n3, H, mask=mask3 & is_last)
+
+    @jit
+    def sloop_fwd_kernel(
+        u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+        s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+        s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+        u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+        s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+        s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+        z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+        dim, L, n_state, ntiles, nseg, tps,
+        BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
+        HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
+    ):
+        """Main forward pass, grid (channel blocks, batch, segments); the arguments of
+        ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first)."""
+        pid_b = tl.program_id(1)
+        d_start = tl.program_id(0) * BLOCK_D
+        seg = tl.program_id(2)
+        _sloop_fwd_dir(
+            u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+            s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+            s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+            z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+            pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+            REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST,
+            BLOCK_D, BLOCK_N, BLOCK_L, NS)
+        if BI:
+            tl.debug_barrier()
+            _sloop_fwd_dir(
+                u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False,
+                BLOCK_D, BLOCK_N, BLOCK_L, NS)
+
+    @jit
+    def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
+                    n_state, REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                    NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr):
+        """The carried state (NS, BD, N/NS) after sub-tile ks of BL positions, entered with H."""
+        pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
+        p3 = (pos * unit)[None, None, :]
+        ml3 = mask_l[None, None, :]
+        m3 = mask_d[None, :, None] & ml3
+        first3 = (offs_j == 0)[None, None, :]
+        last3 = (offs_j == BL - 1)[None, None, :]
+        u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)
+        dt, _raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+        dtu = dt * u
+        for i in range(0, NIT * unit):
+            n_i = (i * NS + offs_s)[:, None, None]
+            Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=(n_i < n_state) & ml3, other=0.0).to(tl.float32)
+            a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
+            bb = dtu * Bi
+            bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)
+            _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
+            H = tl.where(cols == i, _pick(h, last3.to(tl.int32), 1)[:, :, None], H)
+        return H
+
+    @jit
+    def _bwd_sub(
+        ks, H0, G, DA, dt_next, dD_acc, dbias_acc,
+        L, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
+        u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
+        s_B_n, s_B_l, s_C_n, s_C_l, n_state,
+        du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
+        REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr, DBC_ATOMIC: tl.constexpr,
+        NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr,
+    ):
+        """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
+        G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it."""
+        LN2: tl.constexpr = 0.6931471805599453
+        pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
+        # positions times the hidden 1: loads and stores then take the tile's own layout
+        # (positions in each thread; scalar accesses, served by L1), no layout conversions.
+        # With the contiguity visible they would be coalesced across lanes (rows of odd L
+        # are not 16-byte aligned, so they cannot be vectorized in a thread either)
+        p3 = (pos * unit)[None, None, :]
+        ml3 = mask_l[None, None, :]
+        m3 = mask_d[None, :, None] & ml3
+        first3 = (offs_j == 0)[None, None, :]
+        last3 = (offs_j == BL - 1)[None, None, :]
+        u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
+        dt, raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+        dy = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
+        if HAS_Z:
+            zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
+            sig = sigmoid(zt)
+            dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
+            dy = dy * zt * sig
+        dtu = dt * u
+        S1 = tl.zeros(u.shape, dtype=tl.float32)  # sum over states of g B
+        S2 = tl.zeros(u.shape, dtype=tl.float32)  # sum over states of g A2 a h_{t-1}
+        if HAS_Z:
+            Y = tl.zeros(u.shape, dtype=tl.float32)
+        for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
+            n_i = (i * NS + offs_s)[:, None, None]
+            mnl = (n_i < n_state) & ml3
+            Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=mnl, other=0.0).to(tl.float32)
+            Ci = tl.load(C_row + n_i * s_C_n + p3 * s_C_l, mask=mnl, other=0.0).to(tl.float32)
+            A2i = _pick(A2c, cols, i)  # (NS, BD)
+            a = tl.exp2(dt * A2i[:, :, None])
+            bb = dtu * Bi
+            h = tl.where(first3, a * _pick(H0, cols, i)[:, :, None] + bb, bb)
+            _ac, h = tl.associative_scan((a, h), 2, affine_combine)  # h_t
+            if HAS_Z:
+                Y += h * Ci
+            # adjoint; a_{t+1} past the sub-tile's last row: from the first delta of the one after it
+            gin = tl.exp2(dt_next * A2i) * _pick(G, cols, i)
+            beta = dy * Ci
+            beta = tl.where(last3, beta + gin[:, :, None], beta)
+            # the reverse scan as a forward scan of the flipped tile: tl.associative_scan(reverse=True)
+            # lowers to warp shuffles even along an axis held in one thread; flips of such an axis
+            # are register renames
+            _gp, g, _gf = tl.associative_scan((tl.full(a.shape, 1.0, tl.float32), tl.flip(beta, 2), tl.flip(a, 2)),
+                                              2, adjoint_combine)
+            g = tl.flip(g, 2)
+            G = tl.where(cols == i, _pick(g, first3.to(tl.int32), 1)[:, :, None], G)
+            S1 += g * Bi
+            ghb = g * (h - bb)  # g_t a_t h_{t-1}
+            S2 += ghb * A2i[:, :, None]
+            DA = tl.where(cols == i, DA + tl.sum(ghb * dt, axis=2)[:, :, None], DA)
+            dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
+            dCt = tl.sum(h * dy, axis=1)[:, None, :]
+            if DBC_ATOMIC:
+                tl.atomic_add(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
+                tl.atomic_add(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
+            else:
+                tl.store(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
+                tl.store(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
+        dt_next = _pick(dt, first3.to(tl.int32), 1)
+        s1 = tl.sum(S1, axis=0)[None, :, :]
+        du = dt * s1 + dy * Dv3
+        ddt = u * s1 + tl.sum(S2, axis=0)[None, :, :] * LN2
+        if SOFTPLUS:
+            ddt = ddt * sigmoid(raw)
+        ddt = tl.where(m3, ddt, 0.0)
+        dD_acc += tl.sum(dy * u, axis=2)
+        dbias_acc += tl.sum(ddt, axis=2)
+        tl.store(du_ptr + o_off + p3, du.to(du_ptr.dtype.element_ty), mask=m3 & lane0)
+        tl.store(ddt_ptr + o_off + p3, ddt.to(ddt_ptr.dtype.element_ty), mask=m3 & lane0)
+        if HAS_Z:
+            dz = dzf * (tl.sum(Y, axis=0)[None, :, :] + Dv3 * u)
+            if ACCUMULATE:
+                dz += tl.load(dzpart_ptr + o_off + p3, mask=m3, other=0.0)
+            if TO_PART:
+                tl.store(dzpart_ptr + o_off + p3, dz.to(dzpart_ptr.dtype.element_ty), mask=m3 & lane0)
+            else:
+                tl.store(dz_ptr + o_off + p3, dz.to(dz_ptr.dtype.element_ty), mask=m3 & lane0)
+        return G, DA, dt_next, dD_acc, dbias_acc
+
+    @jit
+    def _sloop_bwd_dir(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
+        s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
+        s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
+        du_ptr, ddt_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
+        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
+        DBC_ATOMIC: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
+        SUB: tl.constexpr,
+    ):
+        """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
+        element), NS states at a time. Per state: the tile's forward states from the saved
+        tile-boundary state, the adjoint ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` (reverse scan over
+        ``adjoint_combine`` triples, a_{t+1} from the tile's own a), then its terms of du / ddelta
+        (running sums over states), dA (carried), dB / dC (reduced over the block's channels).
+        SUB = 2: each tile of saved states is done as two halves (half the live registers); the
+        state entering the later half is recomputed from the tile's saved state first."""
+        NIT: tl.constexpr = BLOCK_N // NS
+        BLS: tl.constexpr = BLOCK_L // SUB
+        offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
+            A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
+        offs_j = tl.arange(0, BLS)
+        offs_s = tl.arange(0, NS)
+        lane0 = (offs_s == 0)[:, None, None]  # the state lane that stores (BD, BL) results
+        chan0 = (tl.arange(0, BLOCK_D) == 0)[None, :, None]  # the channel lane that stores (NS, BL) results
+        zs3 = tl.zeros([NS, 1, 1], dtype=tl.int32)  # broadcasts (BD, BL) pointers over the state lanes
+        zd3 = tl.zeros([1, BLOCK_D, 1], dtype=tl.int32)  # broadcasts (NS, BL) pointers over the channels
+        b64 = pid_b.to(tl.int64)
+        u_row = u_ptr + b64 * s_u_b + d3 * s_u_d + zs3  # (NS, BD, 1)
+        dt_row = dt_ptr + b64 * s_dt_b + d3 * s_dt_d + zs3
+        z_row = z_ptr + b64 * s_z_b + d3 * s_z_d + zs3
+        do_row = dout_ptr + b64 * s_do_b + d3 * s_do_d + zs3
+        o_off = (b64 * dim + d3) * L + zs3
+        gB = d_start // dpg_B
+        gC = d_start // dpg_C
+        B_row = B_ptr + b64 * s_B_b + gB * s_B_g + zd3
+        C_row = C_ptr + b64 * s_C_b + gC * s_C_g + zd3
+        if DBC_ATOMIC:  # dB (B, G_B, N, L), dC (B, G_C, N, L)
+            dB_row = dB_ptr + (b64 * G_B + gB) * n_state * L + zd3
+            dC_row = dC_ptr + (b64 * G_C + gC) * n_state * L + zd3
+        else:  # this channel block's rows of (B, nblk, N, L) partials
+            blk = d_start // BLOCK_D
+            dB_row = dB_ptr + (b64 * G_B + blk) * n_state * L + zd3
+            dC_row = dC_ptr + (b64 * G_C + blk) * n_state * L + zd3
+        bias3 = bias[None, :, None]
+        Dv3 = Dv[None, :, None]
+        hs_row = hs_ptr + ((b64 * dim + d3) * ntiles) * n_state + n3  # (NS, BD, NIT)
+        # adjoint entering the segment from after it: dlast, folded through the later segments
+        G = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
+        if HAS_DLAST:
+            G = tl.load(dlast_ptr + (b64 * dim + d3) * n_state + n3, mask=mask3, other=0.0).to(tl.float32)
+        sum_off = (b64 * dim + d3) * nseg
+        if REVERSE:
+            G = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, G, 0, 1, seg, n_state)
+        else:
+            G = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, G, nseg - 1, -1, nseg - 1 - seg, n_state)
+        DA = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
+        dD_acc = tl.zeros([NS, BLOCK_D], dtype=tl.float32)
+        dbias_acc = tl.zeros([NS, BLOCK_D], dtype=tl.float32)
+        k_lo = seg * tps
+        k_hi = tl.minimum(k_lo + tps, ntiles)
+        # delta at the position after the segment in processing order (a_{t+1} of its last position)
+        if REVERSE:
+            p_next = k_lo * BLOCK_L - 1
+        else:
+            p_next = k_hi * BLOCK_L
+        in_seq = (p_next >= 0) & (p_next < L)
+        dt_n, _raw_n = _load_delta(dt_row + p_next * unit, bias3, mask_d[None, :, None] & in_seq, HAS_BIAS, SOFTPLUS)
+        dt_next = tl.sum(dt_n, axis=2)  # (NS, BD), same on every state lane
+        for it in range(0, k_hi - k_lo):  # tiles last to first in processing order
+            k = tile_index(it, k_lo, k_hi, not REVERSE)
+            if REVERSE:
+                h_ok = k + 1 < ntiles
+                h_prev = hs_row + (k + 1) * n_state
+            else:
+                h_ok = k > 0
+                h_prev = hs_row + (k - 1) * n_state
+            H0 = tl.load(h_prev, mask=mask3 & h_ok, other=0.0)  # (NS, BD, NIT): the state entering the tile
+            for q in tl.static_range(SUB):  # the tile's sub-tiles, last to first in processing order
+                hh = SUB - 1 - q
+                if REVERSE:
+                    ks = k * SUB + SUB - 1 - hh
+                else:
+                    ks = k * SUB + hh
+                Hin = H0
+                if hh == 1:  # (SUB <= 2) the state after the first half
+                    if REVERSE:
+                        ks0 = k * SUB + SUB - 1
+                    else:
+                        ks0 = k * SUB
+                    Hin = _sub_states(ks0, H0, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row,
+                                      bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, NS, NIT, BLS)
+                G, DA, dt_next, dD_acc, dbias_acc = _bwd_sub(
+                    ks, Hin, G, DA, dt_next, dD_acc, dbias_acc,
+                    L, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
+                    u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
+                    s_B_n, s_B_l, s_C_n, s_C_l, n_state,
+                    du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
+                    REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, NS, NIT, BLS)
+        s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
+        tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
+        s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
+        m_d2 = (mask_d[None, :] & (offs_s == 0)[:, None])
+        tl.store(dsmall_ptr + s_off2 + n_state, dD_acc, mask=m_d2)
+        tl.store(dsmall_ptr + s_off2 + n_state + 1, dbias_acc, mask=m_d2)
+
+    @jit
+    def sloop_bwd_kernel(
+        u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+        s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+        s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+        du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
+        u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+        s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+        s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+        du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
+        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+        dim, L, n_state, ntiles, nseg, tps,
+        BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
+        HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+        HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
+    ):
+        """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
+        EXP_ONCE; that kernel's summary launch comes first)."""
+        pid_b = tl.program_id(1)
+        d_start = tl.program_id(0) * BLOCK_D
+        seg = tl.program_id(2)
+        _sloop_bwd_dir(
+            u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
+            s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
+            s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
+            du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
+            z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+            pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+            REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC,
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
+        if BI:
+            tl.debug_barrier()
+            _sloop_bwd_dir(
+                u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
+                s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
+                s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
+                du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
+                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC,
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
