@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,20 @@ def test_short_video_is_decodable(videos):
     root, _, _, bad = videos
     assert bad["bad/short.mp4"] == "short"
     assert read_info(str(root / "bad" / "short.mp4")).num_frames == 3
+
+
+def test_decord_is_imported_with_psm_signal_hijacking_off():
+    """decord's FFmpeg can map libinfinipath, whose load-time constructor takes over SIGSEGV & co.
+    unless IPATH_NO_BACKTRACE/HFI_NO_BACKTRACE are set before it loads (it crashed `data bench` on
+    the H200 image). The switches are set before the import; a user's own value is kept."""
+    import subprocess
+    import sys
+
+    code = ("import os; from videomamba.data.decode import import_decord; import_decord(); "
+            "print(os.environ.get('IPATH_NO_BACKTRACE'), os.environ.get('HFI_NO_BACKTRACE'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("IPATH_NO_BACKTRACE", "HFI_NO_BACKTRACE")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "IPATH_NO_BACKTRACE": "0"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "1"]

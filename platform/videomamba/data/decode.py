@@ -162,8 +162,25 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(1, int(width * short_side / height)), short_side
 
 
-def _open_reader(source: str | bytes, num_threads: int = 1):
+# decord's bundled FFmpeg maps libinfinipath (Intel PSM) on some GPU images; its load-time
+# constructor hijacks SIGSEGV/SIGINT/... and, in the driver of `data bench`, faulted inside that
+# handler (2026-12-01, H200 image; benchmarks/data_pipeline.md). Open MPI sets the same two switches
+# by default (open-mpi/ompi#1781): IPATH_NO_BACKTRACE for PSM, HFI_NO_BACKTRACE for PSM2.
+_PSM_SIGNAL_SWITCHES = ("IPATH_NO_BACKTRACE", "HFI_NO_BACKTRACE")
+
+
+def import_decord():
+    """``import decord`` with PSM's signal-handler hijacking switched off first (a user's own
+    setting of either variable is kept). Every decord import in the package goes through here."""
+    for name in _PSM_SIGNAL_SWITCHES:
+        os.environ.setdefault(name, "1")
     import decord
+
+    return decord
+
+
+def _open_reader(source: str | bytes, num_threads: int = 1):
+    decord = import_decord()
 
     try:
         return decord.VideoReader(_stream(source), num_threads=num_threads)
@@ -195,7 +212,7 @@ def _error_line(err: Exception) -> str:
 def _get_batch(reader, indices: np.ndarray) -> np.ndarray | None:
     """decord ``get_batch`` -> uint8 (n, h, w, 3); ``None`` when decord returns a malformed frame
     buffer (decord2 3.4 bug on some small widths, e.g. 96 or 48 px)."""
-    import decord
+    decord = import_decord()
 
     try:
         frames = reader.get_batch(indices.tolist()).asnumpy()
