@@ -157,16 +157,14 @@ SPACE = """\
 search:
   metric: train/lr
   mode: max
-  num_samples: 6
+  num_samples: 4
   max_concurrent: 1
   scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
   points_to_evaluate:
     - {optim.lr: 1.0e-3, scaling.cpus_per_worker: 0.4}   # 2 epochs (ASHA stops it at max_t)
     - {optim.lr: 1.0e-4, scaling.cpus_per_worker: 0.4}   # below the rung: stopped after epoch 1
     - {optim.lr: 1.0e-3, scaling.cpus_per_worker: 1.5}   # 4 CPUs of 2: cannot start
-    - {optim.lr: 2.0e-3, scaling.cpus_per_worker: 0.4}   # 2 epochs
-    - {optim.lr: 5.0e-5, scaling.cpus_per_worker: 0.4}   # stopped after epoch 1
-    - {optim.lr: 1.0e-5, scaling.cpus_per_worker: 0.4}   # stopped after epoch 1
+    - {optim.lr: 5.0e-5, scaling.cpus_per_worker: 0.4}   # stopped after epoch 1, after a stopped one
 parameters:
   optim.lr: {type: loguniform, low: 1.0e-5, high: 3.0e-3}
   scaling.cpus_per_worker: {type: choice, values: [0.4, 1.5]}
@@ -211,15 +209,15 @@ def test_early_stopped_trials_release_everything_and_the_search_finishes(ray_two
     by_status: dict[str, list] = {}
     for row in result.trials:
         by_status.setdefault(row["status"], []).append(row)
-    assert not result.interrupted and len(result.trials) == 6, result.trials
-    assert len(by_status.get(report.STOPPED, [])) == 3, result.trials
-    assert len(by_status.get(report.COMPLETED, [])) == 2, result.trials  # ended at max_t, finished by themselves
+    assert not result.interrupted and len(result.trials) == 4, result.trials
+    assert len(by_status.get(report.STOPPED, [])) == 2, result.trials
+    assert len(by_status.get(report.COMPLETED, [])) == 1, result.trials  # ended at max_t, finished by itself
     [failed] = by_status[report.ERROR]
     assert "cannot fit this cluster" in failed["error"] and "CPU: needs 4, the cluster has 2" in failed["error"]
 
     # after every trial (stopped, completed or failed) the cluster is back to where it started,
     # but for the ended trial's own driver reservation, which Tune returns when its actor is gone
-    assert len(probe.seen) == 6
+    assert len(probe.seen) == 4
     for trial_id, free, pgs in probe.seen:
         assert free == pytest.approx(start_cpus - TRIAL_DRIVER_CPUS, abs=1e-6), (trial_id, free, pgs)
         assert all(b == {0: {"CPU": TRIAL_DRIVER_CPUS}} for b in pgs), (trial_id, pgs)  # Tune's, not Train's
@@ -227,7 +225,7 @@ def test_early_stopped_trials_release_everything_and_the_search_finishes(ray_two
     while ray.available_resources().get("CPU") != start_cpus and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray.available_resources().get("CPU") == start_cpus
-    # a hang would otherwise run into pytest's timeout; ~6 trials of actor/worker start-up + 1-2 epochs
+    # a hang would otherwise run into pytest's timeout; ~4 trials of actor/worker start-up + 1-2 epochs
     assert wall < 480, f"search took {wall:.0f} s"
 
 

@@ -129,8 +129,12 @@ def ensure_ledger(scope: str = "default"):
     actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_SkipLedger)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    # on the driver's node: a lost worker node must not take the run's skip counts with it
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    # on the driver's node: a lost worker node must not take the run's skip counts with it. Hard
+    # affinity: with soft=True Ray 2.60 places a num_cpus=0 actor on a node WITH CPUs when the
+    # driver's node has none (cluster.yaml's head: CPU 0), so losing that worker node killed the
+    # ledger and the resumed run failed (tests/test_cluster_multinode.py). A 0-CPU actor always
+    # fits, and the run cannot outlive its driver's node anyway.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     handle = actor_cls.options(name=_actor_name(scope), get_if_exists=True, scheduling_strategy=here).remote()
     _OWNED[key] = handle  # never replaced: dropping the creation handle would kill the actor
     _HANDLES.setdefault(key, handle)
