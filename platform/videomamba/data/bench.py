@@ -528,6 +528,19 @@ def _per(seconds: float | None, clips: int) -> float | None:
     return seconds / clips if seconds is not None and clips else None
 
 
+def _probed_stream(cfg: DataConfig, manifest: str, split: str, batch_size: int, epochs: int, meter: RayCpuMeter):
+    """``bench_ray_stream`` with the decode function probed (videos only): ``(run, decode-function
+    CPU per clip, Ray's CPU around it per clip, Ray's same-window share)``."""
+    meter.measure_idle()
+    probe = DecodeProbe() if cfg.kind != "image" else None
+    try:
+        run = bench_ray_stream(cfg, manifest, split, batch_size, epochs, meter, probe)
+        return (run, *_probe_split(probe, run))
+    finally:
+        if probe is not None:
+            probe.close()
+
+
 def run_bench(
     cfg: DataConfig, manifest: str, *, split: str = "train", batch_size: int = 8, epochs: int = 2,
     prepared: str | None = None, bare: bool = True, stream: bool = True, plain_rows: int | None = None,
@@ -561,14 +574,7 @@ def run_bench(
     blocks = num_blocks(len(columns["label"]) * (epochs if stream else 1), cfg.rows_per_block, cluster_cpus())
     inside = extra = same_window = None
     if stream:
-        meter.measure_idle()
-        probe = DecodeProbe() if cfg.kind != "image" else None
-        try:
-            run = bench_ray_stream(cfg, manifest, split, batch_size, epochs, meter, probe)
-            inside, extra, same_window = _probe_split(probe, run)
-        finally:
-            if probe is not None:
-                probe.close()
+        run, inside, extra, same_window = _probed_stream(cfg, manifest, split, batch_size, epochs, meter)
         ray_steady, steady_s, ray_cpu = run.steady()
         driver_cpu = run.steady_driver_cpu()
         worker_cpu, norm_cpu = run.steady_driver_cpu("worker_cpu"), run.steady_driver_cpu("normalize_cpu")
@@ -588,15 +594,7 @@ def run_bench(
     alt = None
     if compare_dtype and stream:
         other = cfg.model_copy(update={"clip_dtype": "float32" if cfg.clip_dtype == "uint8" else "uint8"})
-        meter2 = RayCpuMeter()
-        meter2.measure_idle()
-        probe2 = DecodeProbe() if other.kind != "image" else None
-        try:
-            run2 = bench_ray_stream(other, manifest, split, batch_size, epochs, meter2, probe2)
-            inside2, extra2, same2 = _probe_split(probe2, run2)
-        finally:
-            if probe2 is not None:
-                probe2.close()
+        run2, inside2, extra2, same2 = _probed_stream(other, manifest, split, batch_size, epochs, RayCpuMeter())
         steady2, secs2, cpu2 = run2.steady()
         driver2 = run2.steady_driver_cpu()
         cps_cpu2 = steady2 / cpu2 if cpu2 else 0.0
