@@ -83,4 +83,13 @@ def test_init_ray_starts_or_joins_once(monkeypatch, address):
         assert calls[0]["address"] == address and "num_cpus" not in calls[0]
     else:
         assert calls[0]["num_cpus"] == 5 and calls[0]["include_dashboard"] is False
+        # no dashboard, no state API: Ray Train's placement-group cleaner is quieted in every worker
+        hook = calls[0]["runtime_env"]["worker_process_setup_hook"]
+        module, name = hook.rsplit(".", 1)
+        import importlib
+        import logging
+
+        getattr(importlib.import_module(module), name)()
+        cleaner = logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner")
+        assert cleaner.getEffectiveLevel() == logging.ERROR
     assert calls[0]["configure_logging"] is False

@@ -25,5 +25,20 @@ def init_ray(min_cpus: float | None = None, *, num_cpus: int | None = None, **kw
         return True
     if num_cpus is None:
         num_cpus = max(os.cpu_count() or 1, int(math.ceil(min_cpus or 0)))
-    ray.init(num_cpus=num_cpus, **{"include_dashboard": False, **options})
+    local = {"include_dashboard": False, "runtime_env": {"worker_process_setup_hook": WITHOUT_STATE_API_HOOK}}
+    ray.init(num_cpus=num_cpus, **{**local, **options})
     return True
+
+
+#: ``worker_process_setup_hook`` of the local Ray (no dashboard, hence no state API)
+WITHOUT_STATE_API_HOOK = "videomamba.cluster.connect.quiet_state_api_pollers"
+
+
+def quiet_state_api_pollers() -> None:
+    """In each worker of a local Ray started without a dashboard: Ray Train's placement-group
+    cleaner asks the state API (served by the dashboard) whether the controller lives, once a
+    second, and logs a warning each time it cannot (Ray 2.60: ~300 lines in a 5-minute demo).
+    Without a state API it cannot act anyway; the runs release their own placement groups."""
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
