@@ -70,6 +70,58 @@ def kernel_table(prof, device: bool, top: int = 40) -> tuple[list[dict], dict[st
     return rows[:top], cats, total
 
 
+def _is_ours(name: str) -> bool:
+    return "videomamba/" in name and "videomamba/bench" not in name and ".py(" in name
+
+
+def source_table(prof, device: bool, top: int = 40) -> list[dict]:
+    """Device time (CPU time without a GPU) by the line of videomamba code that issued it. Each
+    operator's own kernels go to its nearest ``videomamba`` Python frame (not ``videomamba/bench``)
+    among its callers, labelled with the operator and the outermost operator below that frame
+    (``aten::copy_ < aten::matmul``: a copy inside a matmul). Backward operators go to their
+    forward operator's line (autograd's sequence number), marked ``bwd``. Needs
+    ``profile(with_stack=True)``. Rows ``{"where", "op", "ms", "count"}``, largest first."""
+    events = [e for e in prof.events() if not str(getattr(e, "device_type", "")).endswith("CUDA")]
+
+    def locate(evt):
+        outer, node = evt.name, evt.cpu_parent
+        while node is not None:
+            if _is_ours(node.name):
+                return node.name, outer
+            if node.name.startswith("aten::"):
+                outer = node.name
+            if node.name.startswith("autograd::engine::evaluate_function"):
+                return by_seq.get(node.sequence_nr, ("bwd (outside videomamba)", outer))[0], outer
+            node = node.cpu_parent
+        return "(outside videomamba)", outer
+
+    by_seq: dict[int, tuple[str, str]] = {}
+    for e in events:
+        if e.sequence_nr is not None and e.sequence_nr >= 0 and e.sequence_nr not in by_seq \
+                and not e.name.startswith("autograd::"):
+            where, _ = locate(e)
+            by_seq[e.sequence_nr] = (f"bwd {where}", e.name)
+    acc: dict[tuple[str, str], list] = {}
+    for evt in events:
+        us = sum(k.duration for k in getattr(evt, "kernels", [])) if device else float(evt.self_cpu_time_total)
+        if us <= 0 or not evt.name.startswith("aten::"):
+            continue
+        where, outer = locate(evt)
+        op = evt.name if outer == evt.name else f"{evt.name} < {outer}"
+        row = acc.setdefault((where, op), [0.0, 0])
+        row[0] += us / 1e3
+        row[1] += 1
+    rows = [{"where": w, "op": op.replace("aten::", ""), "ms": v[0], "count": v[1]} for (w, op), v in acc.items()]
+    rows.sort(key=lambda r: -r["ms"])
+    return rows[:top]
+
+
+def format_sources(rows: list[dict]) -> str:
+    lines = ["", "by source line (operator self time on the device):", f"{'ms':>9} {'calls':>6}  {'op':<40} where"]
+    lines += [f"{r['ms']:9.3f} {r['count']:6d}  {r['op'][:40]:<40} {r['where'][-100:]}" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def format_table(rows: list[dict], cats: dict[str, dict], total_ms: float, title: str) -> str:
     lines = [title, f"total self time {total_ms:.2f} ms", "", "by category:"]
     lines += [f"  {k:<14} {v['ms']:9.2f} ms {v['pct']:6.1f}%  ({v['kernels']} launches)" for k, v in cats.items()]
@@ -95,7 +147,7 @@ def profile_spec(spec, device, opts, out_dir: Path, warmup: int = 2) -> dict:
         if cuda:
             torch.cuda.synchronize()
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-        with profile(activities=acts) as prof:
+        with profile(activities=acts, with_stack=True) as prof:
             step()
             if cuda:
                 torch.cuda.synchronize()
@@ -106,6 +158,7 @@ def profile_spec(spec, device, opts, out_dir: Path, warmup: int = 2) -> dict:
         text = format_table(rows, cats, total, f"{label} on {torch.cuda.get_device_name(device) if cuda else 'cpu'}")
         with_ops = prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
                                              row_limit=30)
+        text += format_sources(source_table(prof, cuda))
         path.write_text(text + "\n\noperators (torch.profiler):\n" + with_ops)
         return {"spec": label, "path": str(path), "total_ms": total, "categories": cats, "top": rows[:15]}
     except Exception as err:  # noqa: BLE001 - reported, never fatal
