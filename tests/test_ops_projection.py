@@ -66,3 +66,13 @@ def test_projection_under_autocast_keeps_input_dtypes_for_grads():
     torch.testing.assert_close(y.float(), F.linear(x, w, b).transpose(1, 2), rtol=2e-2, atol=2e-2)
     y.float().sum().backward()
     assert (x.grad.dtype, w.grad.dtype, b.grad.dtype) == (torch.float32,) * 3
+
+
+@pytest.mark.parametrize("small_batch", [1, 1000], ids=["batched-gemm", "gemm-per-clip"])
+def test_weight_gradient_both_gemm_forms(small_batch, monkeypatch):
+    from videomamba.ops import projection
+
+    monkeypatch.setattr(projection, "SMALL_BATCH", small_batch)
+    test_projection_values_and_gradients("channel")
+    test_projection_values_and_gradients("to_bdl")
+    test_projection_values_and_gradients("from_bdl")
