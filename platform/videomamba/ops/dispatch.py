@@ -312,9 +312,15 @@ def _conv_mamba_ssm(x, weight, bias, activation, reverse):
     return _conv.causal_conv1d_torch(x, weight, bias, activation, reverse)
 
 
+def _conv_triton(x, weight, bias, activation, reverse):
+    from .triton import causal_conv1d_triton
+
+    return causal_conv1d_triton(x, weight, bias, activation, reverse)
+
+
 CAUSAL_CONV1D = {
     "torch": _conv.causal_conv1d_torch,
-    "triton": _conv.causal_conv1d_torch,
+    "triton": _conv_triton,
     "mamba_ssm": _conv_mamba_ssm,
     "reference": _conv.causal_conv1d_ref,
 }
@@ -323,8 +329,9 @@ CAUSAL_CONV1D = {
 def causal_conv1d_fn(x, weight, bias=None, activation="silu", reverse=False, backend="auto"):
     """Depthwise causal conv over (B, D, L) with weight (D, K), bias (D,), then ``activation``
     (``"silu"`` or None). ``reverse=True``: the anti-causal conv (= flip -> conv -> flip).
-    The ``mamba_ssm`` backend uses the causal-conv1d kernel when installed; the others, and
-    ``triton``, use the PyTorch conv; ``reference`` the tap loop."""
+    The ``mamba_ssm`` backend uses the causal-conv1d kernel when installed (else the PyTorch
+    conv), ``triton`` the Triton kernels (:func:`videomamba.ops.triton.causal_conv1d_triton`),
+    ``torch`` the PyTorch conv, ``reference`` the tap loop."""
     backend = resolve_backend(backend, x.device)
     return CAUSAL_CONV1D[backend](x, weight, bias, activation, reverse)
 

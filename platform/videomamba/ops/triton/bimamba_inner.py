@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..bimamba_inner import branch, in_proj_bdl
+from .causal_conv1d import bi_causal_conv1d_triton
 from .launch import ScanDir, scan_bwd, scan_fwd
 
 __all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states"]
@@ -36,7 +37,10 @@ class BiMambaInnerTriton(torch.autograd.Function):
     @staticmethod
     def _branches(xz, weights, n):
         x, z = xz.chunk(2, dim=1)
-        return (branch(x, *weights[:4], n, reverse=False), branch(x, *weights[4:], n, reverse=True), z)
+        # both convs (+ SiLU) in one Triton launch that reads x once; branch() takes their outputs
+        u_f, u_b = bi_causal_conv1d_triton(x, weights[0][:, 0], weights[1], weights[4][:, 0], weights[5], "silu")
+        return (branch(x, *weights[:4], n, reverse=False, conv_fn=lambda *_: u_f),
+                branch(x, *weights[4:], n, reverse=True, conv_fn=lambda *_: u_b), z)
 
     @staticmethod
     def _dirs(f, b, small_f, small_b):
