@@ -91,8 +91,9 @@ if HAS_TRITON:
              K: tl.constexpr, REV: tl.constexpr, HAS_BIAS: tl.constexpr, ACC: tl.constexpr):
         """Pre-activation of one direction at positions ``pos``: b + sum_k w_k x_{pos + shift_k},
         shift_k = k - (K - 1) (causal) or K - 1 - k (``REV``, anti-causal). (BLOCK_D, BLOCK_L)."""
-        acc = tl.zeros([xrow.shape[0], pos.shape[0]], dtype=ACC)
-        for k in tl.static_range(K):
+        acc = _tap(w_ptr, offs_d, mask_d, 0, K, ACC) * _x_at(xrow, sxl, pos + ((K - 1) if REV else (1 - K)), mrow,
+                                                              length, ACC)
+        for k in tl.static_range(1, K):
             shift = (K - 1 - k) if REV else (k - (K - 1))
             acc += _tap(w_ptr, offs_d, mask_d, k, K, ACC) * _x_at(xrow, sxl, pos + shift, mrow, length, ACC)
         if HAS_BIAS:
