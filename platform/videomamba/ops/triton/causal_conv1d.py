@@ -180,28 +180,35 @@ if HAS_TRITON:
         mrow = mask_d[:, None]
         xrow = x_ptr + b.to(tl.int64) * sxb + offs_d.to(tl.int64)[:, None] * sxd
         dx = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
-        part = (b * n_lblk + lblk).to(tl.int64) * dim * (K + 1) + offs_d * (K + 1)
+        g0_f = dx  # dpre at the tile's own positions, per direction (dweight, dbias)
+        g0_b = dx
         if HAS_F:  # dx_t += sum_j w_{K-1-j} dpre_{t+j}, j = 0..K-1
             for j in tl.static_range(K):
                 p = _pre(xrow, sxl, offs_l + j, mrow, length, wf_ptr, bf_ptr, offs_d, mask_d, K, False, HAS_BIAS_F, ACC)
                 g = _dpre(dyf_ptr, sfb, sfd, sfl, b, offs_d, mrow, offs_l + j, length, p, SILU, ACC)
                 dx += _tap(wf_ptr, offs_d, mask_d, K - 1 - j, K, ACC) * g
-                if j == 0:  # the tile's own positions: dweight_k = sum_t dpre_t x_{t-K+1+k}, dbias = sum_t dpre_t
-                    for k in tl.static_range(K):
-                        xv = _x_at(xrow, sxl, offs_l + k - (K - 1), mrow, length, ACC)
-                        tl.store(pf_ptr + part + k, tl.sum(g * xv, axis=1), mask=mask_d)
-                    tl.store(pf_ptr + part + K, tl.sum(g, axis=1), mask=mask_d)
+                if j == 0:
+                    g0_f = g
         if HAS_B:  # dx_t += sum_j w_{j+K-1} dpre_{t+j}, j = -(K-1)..0
             for i in tl.static_range(K):
                 j = i - (K - 1)
                 p = _pre(xrow, sxl, offs_l + j, mrow, length, wb_ptr, bb_ptr, offs_d, mask_d, K, True, HAS_BIAS_B, ACC)
                 g = _dpre(dyb_ptr, sbb, sbd, sbl, b, offs_d, mrow, offs_l + j, length, p, SILU, ACC)
                 dx += _tap(wb_ptr, offs_d, mask_d, i, K, ACC) * g
-                if j == 0:  # dweight_k = sum_t dpre_t x_{t+K-1-k}
-                    for k in tl.static_range(K):
-                        xv = _x_at(xrow, sxl, offs_l + (K - 1 - k), mrow, length, ACC)
-                        tl.store(pb_ptr + part + k, tl.sum(g * xv, axis=1), mask=mask_d)
-                    tl.store(pb_ptr + part + K, tl.sum(g, axis=1), mask=mask_d)
+                if j == 0:
+                    g0_b = g
+        # every load above, every store below: the compiler may merge the repeated shifted loads
+        part = (b * n_lblk + lblk).to(tl.int64) * dim * (K + 1) + offs_d * (K + 1)
+        if HAS_F:  # dweight_k = sum_t dpre_t x_{t-K+1+k}, dbias = sum_t dpre_t (over the tile)
+            for k in tl.static_range(K):
+                xv = _x_at(xrow, sxl, offs_l + (k - (K - 1)), mrow, length, ACC)
+                tl.store(pf_ptr + part + k, tl.sum(g0_f * xv, axis=1), mask=mask_d)
+            tl.store(pf_ptr + part + K, tl.sum(g0_f, axis=1), mask=mask_d)
+        if HAS_B:  # dweight_k = sum_t dpre_t x_{t+K-1-k}
+            for k in tl.static_range(K):
+                xv = _x_at(xrow, sxl, offs_l + (K - 1 - k), mrow, length, ACC)
+                tl.store(pb_ptr + part + k, tl.sum(g0_b * xv, axis=1), mask=mask_d)
+            tl.store(pb_ptr + part + K, tl.sum(g0_b, axis=1), mask=mask_d)
         out = b.to(tl.int64) * dim * length + offs_d.to(tl.int64)[:, None] * length + offs_l[None, :]
         tl.store(dx_ptr + out, dx.to(dx_ptr.dtype.element_ty), mask=mrow & (offs_l < length)[None, :])
 
