@@ -269,3 +269,40 @@ def test_realistic_shape_bf16_and_deterministic_cuda():
     outs_ref, g_ref = _grads(ref, [t.double() for t in (x, *params)])
     for i, (a, r) in enumerate(zip([*runs[0][0], *runs[0][1]], [*outs_ref, *g_ref])):
         _assert_close(a, r, 1e-2 if a.dtype == torch.bfloat16 else 1e-4, f"output/grad {i}")
+
+
+def test_conv_bench_cpu_pieces(monkeypatch):
+    """bench/conv_kernels (run by hand on a GPU): sweep parsing rejects unknown names, the sweep
+    sets VIDEOMAMBA_TRITON_CONV_* and restores them, ratios are baseline ms / row ms per shape,
+    one impl's step and agreement run (here on the interpreter), and the report lists errors."""
+    from videomamba.bench import conv_kernels as ck
+    from videomamba.bench.floor import peaks_for
+
+    assert ck.parse_sweep("block_l=1024,NUM_WARPS=8; BWD_BLOCK_D=4") == [{"BLOCK_L": 1024, "NUM_WARPS": 8},
+                                                                        {"BWD_BLOCK_D": 4}]
+    with pytest.raises(ValueError, match="BWD_BLOCK_L"):
+        ck.parse_sweep("SEGMENTS=2")
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_CONV_BLOCK_L", raising=False)
+    with ck.triton_env(ck.env_names({"BLOCK_L": 32})):
+        assert os.environ["VIDEOMAMBA_TRITON_CONV_BLOCK_L"] == "32"
+    assert "VIDEOMAMBA_TRITON_CONV_BLOCK_L" not in os.environ
+    fl = ck.floor_ms(384, 32, 1569, peaks_for("NVIDIA H200"))
+    rows = [dict(shape="ti-8f", d_inner=384, batch=32, L=1569, impl="torch", config="-", fwd_ms=2.0, fwd_bwd_ms=6.0,
+                 floor_ms=fl),
+            dict(shape="ti-8f", d_inner=384, batch=32, L=1569, impl="ours_bi", config={"BLOCK_L": 1024}, fwd_ms=0.5,
+                 fwd_bwd_ms=1.5, floor_ms=fl, resolved={"fwd": {"BLOCK_D": 2, "BLOCK_L": 1024, "num_warps": 4}}),
+            dict(shape="ti-8f", impl="ours_bi", config={"BLOCK_D": 1}, error="OutOfResources: shared memory")]
+    ck._ratios(rows)
+    assert rows[1]["fwd_x_torch"] == pytest.approx(4.0) and rows[1]["fwd_bwd_x_torch"] == pytest.approx(4.0)
+    assert rows[1]["fwd_bwd_floor_x"] == pytest.approx(1.5 / fl["fwd_bwd"]) and "fwd_x_cc1d" not in rows[1]
+    text = ck.report({"date": "d", "env": {"device": "H200"}, "rows": rows, "agreement": {}})
+    assert "| BLOCK_L=1024 | 2, 1024, 4 |" in text and "| 4.00 |" in text and "OutOfResources" in text
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2 * 9, generator=g).bfloat16().view(6, 2, 9).permute(1, 0, 2)[:, :3].to(DEVICE)
+    inp = {"x": x} | {f"{p}_{t}": v for t in "fb" for p, v in (("w", _rand(3, 4, seed=1).float()),
+                                                               ("b", _rand(3, seed=2).float()),
+                                                               ("dy", _rand(2, 3, 9, seed=3).bfloat16()))}
+    fwd, fwd_bwd = ck.step_fns(inp, "ours_bi")
+    fwd()
+    fwd_bwd()
+    assert ck.agreement(inp, "ours_bi")["grad_rel_max"] < 2e-2
