@@ -206,11 +206,13 @@ def test_backward_is_bitwise_deterministic():
         assert torch.equal(a, r), f"gradient {i}"
 
 
-@pytest.mark.parametrize("env", [{"BLOCK_L": "32", "BLOCK_D": "1"}, {"BWD_BLOCK_L": "8", "BWD_BLOCK_D": "4",
-                                                                       "NUM_WARPS": "2"}],
+@pytest.mark.parametrize("env", [{"BLOCK_L": "32", "BLOCK_D": "1"},
+                                 {"BWD_BLOCK_L": "8", "BWD_BLOCK_D": "4", "NUM_WARPS": "2"},
+                                 {"BWD_KERNEL": "generic"}],
                          ids=lambda e: "-".join(f"{k}{v}" for k, v in e.items()))
 def test_block_overrides(env, monkeypatch):
-    """Tuning overrides (the forward's and the backward's blocks chosen apart) give the same values."""
+    """Tuning overrides (the forward's and the backward's blocks chosen apart, the generic-K
+    backward kernel) give the same values; a 3-tap conv on both backward kernels."""
     for k, v in env.items():
         monkeypatch.setenv(f"VIDEOMAMBA_TRITON_CONV_{k}", v)
     x, wf, bf, wb, bb = _bi_inputs(37, seed=90)
@@ -222,11 +224,16 @@ def test_block_overrides(env, monkeypatch):
     outs_ref, g_ref = _grads(ref, (x, wf, bf, wb, bb))
     for i, (a, r) in enumerate(zip([*outs, *g], [*outs_ref, *g_ref])):
         _assert_close(a, r, 1e-12, f"output/grad {i}")
+    _check_vs_ref(x, wf[:, 1:], bf, "silu", reverse=True)
 
 
 def test_bad_override_names_the_variable(monkeypatch):
     monkeypatch.setenv("VIDEOMAMBA_TRITON_CONV_BLOCK_L", "100")
     with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_CONV_BLOCK_L='100': expected a positive integer"):
+        tconv.causal_conv1d_triton(_rand(1, 2, 5, seed=0), _rand(2, 4, seed=1))
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_CONV_BLOCK_L")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_CONV_BWD_KERNEL", "fast")
+    with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_CONV_BWD_KERNEL='fast': expected one of"):
         tconv.causal_conv1d_triton(_rand(1, 2, 5, seed=0), _rand(2, 4, seed=1))
 
 

@@ -35,6 +35,8 @@ them against PyTorch's conv and the causal-conv1d package).
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .config import LAST_LAUNCH, _env_int
@@ -47,6 +49,7 @@ __all__ = ["causal_conv1d_triton", "bi_causal_conv1d_triton", "conv_config", "CO
 # above, not yet measured on an H200: `python -m videomamba.bench.conv_kernels` sweeps them.
 CONV_FWD = (2, 512, 4)
 CONV_BWD = (2, 256, 4)
+CONV_BWD_KERNELS = ("k4", "generic")
 _ACTIVATIONS = (None, "silu", "swish")
 
 
@@ -57,7 +60,9 @@ def conv_config(batch: int, dim: int, length: int, device, backward: bool = Fals
     2 channels) so that the tests' short sequences span several position and channel blocks.
     Env overrides (powers of two; a bad value raises naming the variable):
     ``VIDEOMAMBA_TRITON_CONV_BLOCK_D``, ``_CONV_BLOCK_L``, ``_CONV_NUM_WARPS`` (both kernels) and
-    ``_CONV_BWD_BLOCK_D``, ``_CONV_BWD_BLOCK_L``, ``_CONV_BWD_NUM_WARPS`` (the backward only)."""
+    ``_CONV_BWD_BLOCK_D``, ``_CONV_BWD_BLOCK_L``, ``_CONV_BWD_NUM_WARPS`` (the backward only);
+    ``_CONV_BWD_KERNEL``: ``k4`` (default: the backward written out for K <= 4) or ``generic``
+    (any K; per-tap helpers, more loads)."""
     env = "VIDEOMAMBA_TRITON_CONV_"
     if interpreting() or torch.device(device).type != "cuda":
         block_d, block_l, warps = 2, 16, 1
@@ -69,8 +74,11 @@ def conv_config(batch: int, dim: int, length: int, device, backward: bool = Fals
 
     block_d, block_l, warps = pick("BLOCK_D", block_d), pick("BLOCK_L", block_l), pick("NUM_WARPS", warps)
     n_dblk, n_lblk = triton.cdiv(dim, block_d), triton.cdiv(max(length, 1), block_l)
+    bwd_kernel = os.environ.get(env + "BWD_KERNEL") or "k4"
+    if bwd_kernel not in CONV_BWD_KERNELS:
+        raise ValueError(f"{env}BWD_KERNEL={bwd_kernel!r}: expected one of {CONV_BWD_KERNELS}")
     return dict(BLOCK_D=block_d, BLOCK_L=block_l, num_warps=warps, n_dblk=n_dblk, n_lblk=n_lblk,
-                grid=(batch * n_dblk * n_lblk,))
+                grid=(batch * n_dblk * n_lblk,), bwd_kernel=bwd_kernel)
 
 
 if HAS_TRITON:
@@ -213,6 +221,83 @@ if HAS_TRITON:
         tl.store(dx_ptr + out, dx.to(dx_ptr.dtype.element_ty), mask=mrow & (offs_l < length)[None, :])
 
 
+    @jit
+    def _w4(w_ptr, offs_d, mask_d, ACC: tl.constexpr):
+        return (_tap(w_ptr, offs_d, mask_d, 0, 4, ACC), _tap(w_ptr, offs_d, mask_d, 1, 4, ACC),
+                _tap(w_ptr, offs_d, mask_d, 2, 4, ACC), _tap(w_ptr, offs_d, mask_d, 3, 4, ACC))
+
+    @jit
+    def _bias(b_ptr, offs_d, mask_d, HAS_BIAS: tl.constexpr, ACC: tl.constexpr):
+        bias = tl.zeros_like(offs_d).to(ACC)[:, None]
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + offs_d, mask=mask_d, other=0.0).to(ACC)[:, None]
+        return bias
+
+    @jit
+    def conv_bwd4_kernel(
+        x_ptr, wf_ptr, bf_ptr, wb_ptr, bb_ptr, dyf_ptr, dyb_ptr, dx_ptr, pf_ptr, pb_ptr,
+        dim, length, n_dblk, n_lblk, sxb, sxd, sxl, sfb, sfd, sfl, sbb, sbd, sbl,
+        K: tl.constexpr, HAS_F: tl.constexpr, HAS_B: tl.constexpr, HAS_BIAS_F: tl.constexpr,
+        HAS_BIAS_B: tl.constexpr, SILU: tl.constexpr, ACC: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+    ):
+        """:func:`conv_bwd_kernel` written out for K = 4 (the host pads shorter kernels with zero
+        taps): the 7 shifts of x and the 4 of each dy are loaded once each (the generic kernel's
+        per-tap helpers load ~40 per position; the compiler does not merge them)."""
+        b, offs_d, offs_l = _program(n_dblk, n_lblk, BLOCK_D, BLOCK_L)
+        lblk = tl.program_id(0) % n_lblk
+        mask_d = offs_d < dim
+        mrow = mask_d[:, None]
+        xrow = x_ptr + b.to(tl.int64) * sxb + offs_d.to(tl.int64)[:, None] * sxd
+        xm3 = _x_at(xrow, sxl, offs_l - 3, mrow, length, ACC)
+        xm2 = _x_at(xrow, sxl, offs_l - 2, mrow, length, ACC)
+        xm1 = _x_at(xrow, sxl, offs_l - 1, mrow, length, ACC)
+        x0 = _x_at(xrow, sxl, offs_l, mrow, length, ACC)
+        xp1 = _x_at(xrow, sxl, offs_l + 1, mrow, length, ACC)
+        xp2 = _x_at(xrow, sxl, offs_l + 2, mrow, length, ACC)
+        xp3 = _x_at(xrow, sxl, offs_l + 3, mrow, length, ACC)
+        dx = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
+        part = (b * n_lblk + lblk).to(tl.int64) * dim * 5 + offs_d * 5
+        if HAS_F:  # pre_f(t+j) = b + w0 x_{t+j-3} + w1 x_{t+j-2} + w2 x_{t+j-1} + w3 x_{t+j}
+            w0, w1, w2, w3 = _w4(wf_ptr, offs_d, mask_d, ACC)
+            bias = _bias(bf_ptr, offs_d, mask_d, HAS_BIAS_F, ACC)
+            g0 = _dpre(dyf_ptr, sfb, sfd, sfl, b, offs_d, mrow, offs_l, length,
+                       w0 * xm3 + w1 * xm2 + w2 * xm1 + w3 * x0 + bias, SILU, ACC)
+            g1 = _dpre(dyf_ptr, sfb, sfd, sfl, b, offs_d, mrow, offs_l + 1, length,
+                       w0 * xm2 + w1 * xm1 + w2 * x0 + w3 * xp1 + bias, SILU, ACC)
+            g2 = _dpre(dyf_ptr, sfb, sfd, sfl, b, offs_d, mrow, offs_l + 2, length,
+                       w0 * xm1 + w1 * x0 + w2 * xp1 + w3 * xp2 + bias, SILU, ACC)
+            g3 = _dpre(dyf_ptr, sfb, sfd, sfl, b, offs_d, mrow, offs_l + 3, length,
+                       w0 * x0 + w1 * xp1 + w2 * xp2 + w3 * xp3 + bias, SILU, ACC)
+            dx += w3 * g0 + w2 * g1 + w1 * g2 + w0 * g3  # dx_t = sum_k w_k dpre_{t+3-k}
+            # dweight_k = sum_t dpre_t x_{t-3+k}, dbias = sum_t dpre_t (this tile's positions)
+            tl.store(pf_ptr + part, tl.sum(g0 * xm3, axis=1), mask=mask_d)
+            tl.store(pf_ptr + part + 1, tl.sum(g0 * xm2, axis=1), mask=mask_d)
+            tl.store(pf_ptr + part + 2, tl.sum(g0 * xm1, axis=1), mask=mask_d)
+            tl.store(pf_ptr + part + 3, tl.sum(g0 * x0, axis=1), mask=mask_d)
+            tl.store(pf_ptr + part + 4, tl.sum(g0, axis=1), mask=mask_d)
+        if HAS_B:  # pre_b(t+j) = b + w0 x_{t+j+3} + w1 x_{t+j+2} + w2 x_{t+j+1} + w3 x_{t+j}
+            w0, w1, w2, w3 = _w4(wb_ptr, offs_d, mask_d, ACC)
+            bias = _bias(bb_ptr, offs_d, mask_d, HAS_BIAS_B, ACC)
+            hm3 = _dpre(dyb_ptr, sbb, sbd, sbl, b, offs_d, mrow, offs_l - 3, length,
+                        w0 * x0 + w1 * xm1 + w2 * xm2 + w3 * xm3 + bias, SILU, ACC)
+            hm2 = _dpre(dyb_ptr, sbb, sbd, sbl, b, offs_d, mrow, offs_l - 2, length,
+                        w0 * xp1 + w1 * x0 + w2 * xm1 + w3 * xm2 + bias, SILU, ACC)
+            hm1 = _dpre(dyb_ptr, sbb, sbd, sbl, b, offs_d, mrow, offs_l - 1, length,
+                        w0 * xp2 + w1 * xp1 + w2 * x0 + w3 * xm1 + bias, SILU, ACC)
+            h0 = _dpre(dyb_ptr, sbb, sbd, sbl, b, offs_d, mrow, offs_l, length,
+                       w0 * xp3 + w1 * xp2 + w2 * xp1 + w3 * x0 + bias, SILU, ACC)
+            dx += w0 * hm3 + w1 * hm2 + w2 * hm1 + w3 * h0  # dx_t = sum_k w_k dpre_{t-3+k}
+            # dweight_k = sum_t dpre_t x_{t+3-k}
+            tl.store(pb_ptr + part, tl.sum(h0 * xp3, axis=1), mask=mask_d)
+            tl.store(pb_ptr + part + 1, tl.sum(h0 * xp2, axis=1), mask=mask_d)
+            tl.store(pb_ptr + part + 2, tl.sum(h0 * xp1, axis=1), mask=mask_d)
+            tl.store(pb_ptr + part + 3, tl.sum(h0 * x0, axis=1), mask=mask_d)
+            tl.store(pb_ptr + part + 4, tl.sum(h0, axis=1), mask=mask_d)
+        out = b.to(tl.int64) * dim * length + offs_d.to(tl.int64)[:, None] * length + offs_l[None, :]
+        tl.store(dx_ptr + out, dx.to(dx_ptr.dtype.element_ty), mask=mrow & (offs_l < length)[None, :])
+
+
 def _check(x, weights):
     if not triton_available():
         raise RuntimeError("triton is not usable here (needs CUDA, or TRITON_INTERPRET=1 set before triton is "
@@ -255,10 +340,16 @@ def _fwd(x, wf, bf, wb, bb, silu):
 
 def _bwd(x, wf, bf, wb, bb, dyf, dyb, silu):
     """Launch the backward; returns dx (B, D, L) contiguous in x's dtype and per direction
-    (dweight (D, K), dbias (D,)) in fp32 (None for an absent direction)."""
+    (dweight (D, K), dbias (D,)) in fp32 (None for an absent direction). K <= 4 runs the
+    written-out K = 4 kernel (shorter kernels padded with leading zero taps, which leave both
+    convs unchanged) unless ``VIDEOMAMBA_TRITON_CONV_BWD_KERNEL=generic``."""
     batch, dim, length = x.shape
-    k = (wf if wf is not None else wb).shape[1]
+    k_user = (wf if wf is not None else wb).shape[1]
     cfg = conv_config(batch, dim, length, x.device, backward=True)
+    four = cfg["bwd_kernel"] == "k4" and k_user <= 4
+    if four and k_user < 4:
+        wf, wb = (None if w is None else torch.nn.functional.pad(w, (4 - k_user, 0)) for w in (wf, wb))
+    k = 4 if four else k_user
     dx = torch.empty(batch, dim, length, device=x.device, dtype=x.dtype)
     # fp32 partials (fp64 for fp64 inputs: the tests' reference precision)
     f32 = dict(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
@@ -266,11 +357,11 @@ def _bwd(x, wf, bf, wb, bb, dyf, dyb, silu):
     parts = [torch.empty(rows, dim, k + 1, **f32) if w is not None else None for w in (wf, wb)]
     if length == 0 or batch == 0 or dim == 0:
         dx.zero_()
-        return dx, [None if w is None else (torch.zeros(dim, k, **f32), torch.zeros(dim, **f32)) for w in (wf, wb)]
+        return dx, [None if w is None else (torch.zeros(dim, k_user, **f32), torch.zeros(dim, **f32)) for w in (wf, wb)]
     dummy = dx
     dyf = dyf if dyf is not None else dummy
     dyb = dyb if dyb is not None else dummy
-    LAST_LAUNCH["conv_bwd"] = conv_bwd_kernel[cfg["grid"]](
+    LAST_LAUNCH["conv_bwd"] = (conv_bwd4_kernel if four else conv_bwd_kernel)[cfg["grid"]](
         x, wf if wf is not None else dummy, bf if bf is not None else dummy, wb if wb is not None else dummy,
         bb if bb is not None else dummy, dyf, dyb, dx,
         parts[0] if parts[0] is not None else dummy, parts[1] if parts[1] is not None else dummy,
@@ -283,7 +374,7 @@ def _bwd(x, wf, bf, wb, bb, dyf, dyb, silu):
             grads.append(None)
         else:
             s = p.sum(0)  # (D, K + 1): a fixed-order reduction over (batch, position block) rows
-            grads.append((s[:, :k], s[:, k]))
+            grads.append((s[:, k - k_user:k], s[:, k]))
     return dx, grads
 
 
