@@ -391,6 +391,17 @@ def bimamba_inner_fn(xz, params_f, params_b, backend="auto", index_b=None, recom
     def conv_fn(x, w, b, reverse):
         return causal_conv1d_fn(x, w, b, activation="silu", reverse=reverse, backend=backend)
 
+    if backend == "triton" and index_b is None:
+        # both directions convolve the same x: one Triton launch (the kernel the recomputing form runs,
+        # so both forms give the same bits)
+        from .triton import bi_causal_conv1d_triton
+
+        u = bi_causal_conv1d_triton(xz.chunk(2, dim=1)[0], params_f[0][:, 0], params_f[1], params_b[0][:, 0],
+                                    params_b[1], "silu")
+
+        def conv_fn(x, w, b, reverse):  # noqa: F811 - x is xz's x half, convolved above
+            return u[1] if reverse else u[0]
+
     def bi_scan_fn(*args):
         return bi_selective_scan_fn(*args[:15], delta_softplus=True, backend=backend, index_b=args[15])
 
