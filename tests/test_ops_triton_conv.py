@@ -285,8 +285,8 @@ def test_conv_bench_cpu_pieces(monkeypatch):
     from videomamba.bench import conv_kernels as ck
     from videomamba.bench.floor import peaks_for
 
-    assert ck.parse_sweep("block_l=1024,NUM_WARPS=8; BWD_BLOCK_D=4") == [{"BLOCK_L": 1024, "NUM_WARPS": 8},
-                                                                        {"BWD_BLOCK_D": 4}]
+    assert ck.parse_sweep("block_l=1024,NUM_WARPS=8; BWD_BLOCK_D=4;BWD_KERNEL=generic") == [
+        {"BLOCK_L": 1024, "NUM_WARPS": 8}, {"BWD_BLOCK_D": 4}, {"BWD_KERNEL": "generic"}]
     with pytest.raises(ValueError, match="BWD_BLOCK_L"):
         ck.parse_sweep("SEGMENTS=2")
     monkeypatch.delenv("VIDEOMAMBA_TRITON_CONV_BLOCK_L", raising=False)

@@ -11,7 +11,7 @@ fp32 weights (D, 4) and biases; under bf16 autocast, as the model runs):
 * ``ours_2calls``: :func:`videomamba.ops.triton.causal_conv1d_triton` once per direction;
 * ``ours_bi``: :func:`videomamba.ops.triton.bi_causal_conv1d_triton`, both directions in one
   launch, at its default configuration and at every configuration of a sweep
-  (``VIDEOMAMBA_TRITON_CONV_*`` overrides; ``--sweep 'BLOCK_L=1024,NUM_WARPS=8;BWD_BLOCK_L=512'``).
+  (``VIDEOMAMBA_TRITON_CONV_*`` overrides; ``--sweep 'BLOCK_L=1024,NUM_WARPS=8;BWD_KERNEL=generic'``).
 
 Modes ``fwd`` (no grad) and ``fwd+bwd`` (gradients of x, both weights and biases). CUDA events,
 warm-up first (Triton compiles there), median of ``--repeats``. ``floor``: HBM bytes of the
@@ -45,7 +45,7 @@ SWEEP = [dict(BLOCK_L=256), dict(BLOCK_L=1024), dict(BLOCK_L=1024, NUM_WARPS=8),
          dict(BLOCK_D=4), dict(BLOCK_D=4, BLOCK_L=256), dict(NUM_WARPS=2), dict(NUM_WARPS=8),
          dict(BWD_BLOCK_L=128), dict(BWD_BLOCK_L=512), dict(BWD_BLOCK_L=512, BWD_NUM_WARPS=8),
          dict(BWD_BLOCK_D=1, BWD_BLOCK_L=512), dict(BWD_BLOCK_D=4, BWD_BLOCK_L=128), dict(BWD_NUM_WARPS=2),
-         dict(BWD_NUM_WARPS=8)]
+         dict(BWD_NUM_WARPS=8), dict(BWD_KERNEL="generic")]
 IMPLS = ("torch", "causal_conv1d", "ours_2calls", "ours_bi")
 K = 4  # the mixer's d_conv (VideoMamba / Mamba default)
 
@@ -57,15 +57,22 @@ def env_names(cfg: dict | None) -> dict:
 
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=1024,NUM_WARPS=8;BWD_BLOCK_D=4"`` -> [{"BLOCK_L": 1024, "NUM_WARPS": 8}, {"BWD_BLOCK_D": 4}]
-    (names of the VIDEOMAMBA_TRITON_CONV_* overrides without the prefix; powers of two)."""
+    (names of the VIDEOMAMBA_TRITON_CONV_* overrides without the prefix; powers of two), and
+    ``BWD_KERNEL=generic``."""
+    from videomamba.ops.triton.causal_conv1d import CONV_BWD_KERNELS
+
     out = []
     for item in filter(None, (t.strip() for t in text.split(";"))):
         cfg = {}
         for kv in item.split(","):
             k, _, v = kv.partition("=")
             k, v = k.strip().upper(), v.strip()
+            if k == "BWD_KERNEL" and v in CONV_BWD_KERNELS:
+                cfg[k] = v
+                continue
             if k not in SWEEP_NAMES or not v.isdigit():
-                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {SWEEP_NAMES}")
+                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {SWEEP_NAMES}, "
+                                 f"or BWD_KERNEL=one of {CONV_BWD_KERNELS}")
             cfg[k] = int(v)
         out.append(cfg)
     return out
@@ -174,9 +181,9 @@ def _launch_info() -> dict:
 def _resolved(batch, dim, length, device) -> dict:
     from videomamba.ops.triton.causal_conv1d import conv_config
 
+    fwd, bwd = (conv_config(batch, dim, length, device, backward=b) for b in (False, True))
     keys = ("BLOCK_D", "BLOCK_L", "num_warps")
-    return {kind: {k: conv_config(batch, dim, length, device, backward=kind == "bwd")[k] for k in keys}
-            for kind in ("fwd", "bwd")}
+    return {"fwd": {k: fwd[k] for k in keys}, "bwd": {**{k: bwd[k] for k in keys}, "kernel": bwd["bwd_kernel"]}}
 
 
 def _write(out: Path, res: dict) -> None:
@@ -271,7 +278,7 @@ def report(res: dict) -> str:
         "faster); floor x = ms / HBM floor (6 B fwd + 8 B bwd per element at the device's HBM peak).",
         *( [f"- causal_conv1d not importable: {res['causal_conv1d_error']}"] if res.get("causal_conv1d_error") else []),
         "",
-        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, warps) | regs fwd/bwd "
+        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, warps[, kernel]) | regs fwd/bwd "
         "| fwd ms | fwd x torch | fwd x cc1d | fwd+bwd ms | fwd+bwd x torch | fwd+bwd x cc1d | fwd+bwd / floor "
         "| peak GiB | note |",
         "|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",

@@ -20,8 +20,10 @@ Design (memory-bound; bf16 activations, fp32 weights and accumulation):
 * Backward: ``dpre = dy * silu'(pre)`` with the pre-activation recomputed from x (nothing but x
   is saved). ``dx_t = sum_k w_k dpre_{t+K-1-k}`` (causal; the mirror for anti-causal) needs dpre
   at K - 1 positions past the program's tile, which the program recomputes from shifted loads
-  (K - 1 extra sigmoids per position and direction: compute it does not lack, a memory-bound
-  kernel). dweight and dbias are reduced over the tile's positions in registers and written as
+  (K sigmoids per position and direction instead of one: at bf16 this, not HBM, may bound the
+  backward on an H200, ~16 SFU ops per position for both directions; exchanging dpre between
+  threads has no Triton primitive short of shared-memory gathers). For K <= 4 the backward is
+  written out (``conv_bwd4_kernel``) so that each shift of x and dy is loaded once. dweight and dbias are reduced over the tile's positions in registers and written as
   that program's partial row ``(B * n_lblk, D, K + 1)`` in fp32 (plain stores, every element
   written by one program), then summed over rows by torch: no atomics, bitwise deterministic.
 * Launches: forward 1 kernel (both directions); backward 1 kernel + 1 sum per direction + the
@@ -29,7 +31,7 @@ Design (memory-bound; bf16 activations, fp32 weights and accumulation):
 
 Block sizes from :func:`conv_config` (environment overrides ``VIDEOMAMBA_TRITON_CONV_BLOCK_L``,
 ``_CONV_BLOCK_D``, ``_CONV_NUM_WARPS``, ``_CONV_BWD_BLOCK_L``, ``_CONV_BWD_BLOCK_D``,
-``_CONV_BWD_NUM_WARPS`` for tuning on a GPU; ``python -m videomamba.bench.conv_kernels`` times
+``_CONV_BWD_NUM_WARPS``, ``_CONV_BWD_KERNEL`` for tuning on a GPU; ``python -m videomamba.bench.conv_kernels`` times
 them against PyTorch's conv and the causal-conv1d package).
 """
 
