@@ -278,7 +278,8 @@ def report(res: dict) -> str:
         "faster); floor x = ms / HBM floor (6 B fwd + 8 B bwd per element at the device's HBM peak).",
         *( [f"- causal_conv1d not importable: {res['causal_conv1d_error']}"] if res.get("causal_conv1d_error") else []),
         "",
-        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, warps[, kernel]) | regs fwd/bwd "
+        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (BLOCK_D, BLOCK_L, warps[, kernel]) "
+        "| regs fwd/bwd "
         "| fwd ms | fwd x torch | fwd x cc1d | fwd+bwd ms | fwd+bwd x torch | fwd+bwd x cc1d | fwd+bwd / floor "
         "| peak GiB | note |",
         "|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -296,7 +297,8 @@ def report(res: dict) -> str:
 
         lines.append(
             f"| {r['shape']} | {r.get('d_inner', '-')} | {r.get('batch', '-')} | {r.get('L', '-')} | {r['impl']} "
-            f"| {cfg} | {resolved} | {regs} | {f('fwd_ms')} | {f('fwd_x_torch', '{:.2f}')} | {f('fwd_x_cc1d', '{:.2f}')} "
+            f"| {cfg} | {resolved} | {regs} | {f('fwd_ms')} | {f('fwd_x_torch', '{:.2f}')} "
+            f"| {f('fwd_x_cc1d', '{:.2f}')} "
             f"| {f('fwd_bwd_ms')} | {f('fwd_bwd_x_torch', '{:.2f}')} | {f('fwd_bwd_x_cc1d', '{:.2f}')} "
             f"| {f('fwd_bwd_floor_x', '{:.1f}')} | {f('peak_gib', '{:.2f}')} | {r.get('error', '')} |")
     if res.get("agreement"):

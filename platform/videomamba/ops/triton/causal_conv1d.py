@@ -23,9 +23,10 @@ Design (memory-bound; bf16 activations, fp32 weights and accumulation):
   (K sigmoids per position and direction instead of one: at bf16 this, not HBM, may bound the
   backward on an H200, ~16 SFU ops per position for both directions; exchanging dpre between
   threads has no Triton primitive short of shared-memory gathers). For K <= 4 the backward is
-  written out (``conv_bwd4_kernel``) so that each shift of x and dy is loaded once. dweight and dbias are reduced over the tile's positions in registers and written as
-  that program's partial row ``(B * n_lblk, D, K + 1)`` in fp32 (plain stores, every element
-  written by one program), then summed over rows by torch: no atomics, bitwise deterministic.
+  written out (``conv_bwd4_kernel``) so that each shift of x and dy is loaded once. dweight and
+  dbias are reduced over the tile's positions in registers and written as that program's partial
+  row ``(B * n_lblk, D, K + 1)`` in fp32 (plain stores, every element written by one program),
+  then summed over rows by torch: no atomics, bitwise deterministic.
 * Launches: forward 1 kernel (both directions); backward 1 kernel + 1 sum per direction + the
   casts of dweight/dbias to the parameters' dtypes. No host syncs.
 
