@@ -17,6 +17,7 @@ import torch
 
 from ..bimamba_inner import branch
 from ..projection import linear_from_bdl_fwd, linear_from_bdl_grads, linear_to_bdl_fwd, linear_to_bdl_grads
+from .causal_conv1d import bi_causal_conv1d_triton
 from .launch import ScanDir, scan_bwd, scan_fwd
 
 __all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states"]
@@ -34,8 +35,11 @@ class BiMambaInnerTriton(torch.autograd.Function):
 
     @staticmethod
     def _branch_pair(x, weights, n):
-        """Scan inputs (u, dt, B, C) of the forward and the backward direction from x (B, d_inner, L)."""
-        return branch(x, *weights[:4], n, reverse=False), branch(x, *weights[4:], n, reverse=True)
+        """Scan inputs (u, dt, B, C) of the forward and the backward direction from x (B, d_inner, L);
+        both convs (+ SiLU) in one Triton launch that reads x once, branch() takes their outputs."""
+        u_f, u_b = bi_causal_conv1d_triton(x, weights[0][:, 0], weights[1], weights[4][:, 0], weights[5], "silu")
+        return (branch(x, *weights[:4], n, reverse=False, conv_fn=lambda *_: u_f),
+                branch(x, *weights[4:], n, reverse=True, conv_fn=lambda *_: u_b))
 
     @staticmethod
     def _branches(xz, weights, n):
