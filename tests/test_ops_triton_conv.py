@@ -46,12 +46,13 @@ def _leaf(t):
     return t.detach().clone().requires_grad_() if t is not None else None
 
 
-def _grads(fn, inputs, seed=7):
-    """fn(*inputs) -> output or tuple; returns (outputs, d(sum <out, g>)/d inputs) with fixed g."""
+def _grads(fn, inputs, seed=7, cot_dtype=torch.float64):
+    """fn(*inputs) -> output or tuple; returns (outputs, d(sum <out, g>)/d inputs) with fixed g
+    (rounded to ``cot_dtype``: a bf16 output's incoming gradient is bf16, give the reference the same)."""
     leaves = [_leaf(t) for t in inputs]
     outs = fn(*leaves)
     outs = outs if isinstance(outs, tuple) else (outs,)
-    loss = sum((o.double() * _rand(*o.shape, seed=seed + i)).sum() for i, o in enumerate(outs))
+    loss = sum((o.double() * _rand(*o.shape, seed=seed + i).to(cot_dtype).double()).sum() for i, o in enumerate(outs))
     wrt = [t for t in leaves if t is not None]
     return outs, torch.autograd.grad(loss, wrt)
 
@@ -267,14 +268,15 @@ def test_realistic_shape_bf16_and_deterministic_cuda():
     xz = in_proj_bdl(_rand(batch, length, 192, seed=1).bfloat16(), _rand(2 * dim, 192, seed=2).bfloat16() / 14)
     x = xz.chunk(2, dim=1)[0]
     params = [t.float() for t in (_rand(dim, 4, seed=3), _rand(dim, seed=4), _rand(dim, 4, seed=5), _rand(dim, seed=6))]
-    runs = [_grads(lambda *a: tconv.bi_causal_conv1d_triton(*a, "silu"), (x, *params)) for _ in range(2)]
+    runs = [_grads(lambda *a: tconv.bi_causal_conv1d_triton(*a, "silu"), (x, *params), cot_dtype=torch.bfloat16)
+            for _ in range(2)]
     for a, r in zip([*runs[0][0], *runs[0][1]], [*runs[1][0], *runs[1][1]]):
         assert torch.equal(a, r)
 
     def ref(x_, wf_, bf_, wb_, bb_):
         return (causal_conv1d_ref(x_, wf_, bf_, "silu"), causal_conv1d_ref(x_, wb_, bb_, "silu", reverse=True))
 
-    outs_ref, g_ref = _grads(ref, [t.double() for t in (x, *params)])
+    outs_ref, g_ref = _grads(ref, [t.double() for t in (x, *params)], cot_dtype=torch.bfloat16)
     for i, (a, r) in enumerate(zip([*runs[0][0], *runs[0][1]], [*outs_ref, *g_ref])):
         _assert_close(a, r, 1e-2 if a.dtype == torch.bfloat16 else 1e-4, f"output/grad {i}")
 
