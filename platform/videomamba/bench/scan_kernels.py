@@ -321,24 +321,34 @@ def report(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def kernel_bench_main(argv, *, description: str, run_fn, parse_sweep_fn, sweep_shapes, quick_help: str,
+                      sweep_help: str) -> int:
+    """The command line shared by the kernel benchmarks (this one, ``conv_kernels``): --out,
+    --quick, --repeats, --warmup, --sweep-all, --sweep, --shapes; calls ``run_fn``."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", required=True)
-    p.add_argument("--quick", action="store_true", help="Ti shapes only")
+    p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--sweep-all", action="store_true", help="the sweep at every shape (default: the Ti shapes)")
-    p.add_argument("--sweep", type=parse_sweep, default=None,
-                   help="Triton configs for the Ti shapes, e.g. 'BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4,SEGMENTS=16'")
+    p.add_argument("--sweep-all", action="store_true", help="the sweep at every shape (default: "
+                   f"{', '.join(sweep_shapes)})")
+    p.add_argument("--sweep", type=parse_sweep_fn, default=None, help=sweep_help)
     p.add_argument("--shapes", type=lambda t: [x for x in t.split(",") if x], default=None,
                    help=f"subset of {[s[0] for s in SHAPES]}")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
-    run(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
-        shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else SWEEP_SHAPES)
-    log.info("done in %.0f s", time.time() - t0)
+    run_fn(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
+           shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else sweep_shapes)
+    log.info("done in %.0f s; results in %s", time.time() - t0, args.out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return kernel_bench_main(
+        argv, description=__doc__.split("\n\n")[0], run_fn=run, parse_sweep_fn=parse_sweep,
+        sweep_shapes=SWEEP_SHAPES, quick_help="Ti shapes only",
+        sweep_help="Triton configs for the Ti shapes, e.g. 'BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4,SEGMENTS=16'")
 
 
 if __name__ == "__main__":

@@ -134,34 +134,24 @@ class _ChannelLinear(torch.autograd.Function):
         return dx.to(x.dtype), dw.to(weight.dtype)
 
 
-class _LinearToBDL(torch.autograd.Function):
+class _Projection(torch.autograd.Function):
+    """``apply(fwd, grads, x, weight, bias)``: a projection given by its forward and gradient
+    functions (``linear_to_bdl_*`` or ``linear_from_bdl_*``); gradients in the inputs' dtypes."""
+
     @staticmethod
-    def forward(ctx, x, weight, bias):
-        out = linear_to_bdl_fwd(x, weight, bias)
+    def forward(ctx, fwd, grads, x, weight, bias):
+        out = fwd(x, weight, bias)
         ctx.save_for_backward(x, weight)
-        ctx.has_bias, ctx.dtypes = bias is not None, (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.grads, ctx.has_bias = grads, bias is not None
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
-        dx, dw, db = linear_to_bdl_grads(g, x, weight, ctx.has_bias and ctx.needs_input_grad[2])
-        return (dx.to(ctx.dtypes[0]), dw.to(ctx.dtypes[1]), None if db is None else db.to(ctx.dtypes[2]))
-
-
-class _LinearFromBDL(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, y, weight, bias):
-        out = linear_from_bdl_fwd(y, weight, bias)
-        ctx.save_for_backward(y, weight)
-        ctx.has_bias, ctx.dtypes = bias is not None, (y.dtype, weight.dtype, None if bias is None else bias.dtype)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        y, weight = ctx.saved_tensors
-        dy, dw, db = linear_from_bdl_grads(g, y, weight, ctx.has_bias and ctx.needs_input_grad[2])
-        return (dy.to(ctx.dtypes[0]), dw.to(ctx.dtypes[1]), None if db is None else db.to(ctx.dtypes[2]))
+        dx, dw, db = ctx.grads(g, x, weight, ctx.has_bias and ctx.needs_input_grad[4])
+        return (None, None, dx.to(ctx.dtypes[0]), dw.to(ctx.dtypes[1]),
+                None if db is None else db.to(ctx.dtypes[2]))
 
 
 def channel_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -175,11 +165,11 @@ def linear_to_bdl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """``F.linear(x, weight, bias)`` transposed: x (B, L, I), weight (O, I), bias (O,) ->
     (B, O, L) contiguous, the L-contiguous layout the conv and the scan read. Autograd-aware;
     the backward gives dx (B, L, I) contiguous, without layout copies."""
-    return _LinearToBDL.apply(x, weight, bias)
+    return _Projection.apply(linear_to_bdl_fwd, linear_to_bdl_grads, x, weight, bias)
 
 
 def linear_from_bdl(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(y.transpose(1, 2), weight, bias)``: y (B, I, L), weight (O, I), bias (O,) ->
     (B, L, O) contiguous. Autograd-aware; the backward gives dy (B, I, L) contiguous (what the
     scan's backward reads), without layout copies."""
-    return _LinearFromBDL.apply(y, weight, bias)
+    return _Projection.apply(linear_from_bdl_fwd, linear_from_bdl_grads, y, weight, bias)
