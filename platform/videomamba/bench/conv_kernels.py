@@ -32,7 +32,7 @@ import logging
 from pathlib import Path
 
 from .floor import peaks_for
-from .scan_kernels import SHAPES, kernel_bench_main, time_op, triton_env
+from .scan_kernels import SHAPES, kernel_bench_main, parse_sweep_entries, time_op, triton_env
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +59,7 @@ def parse_sweep(text: str) -> list[dict]:
     ``BWD_KERNEL=generic``."""
     from videomamba.ops.triton.causal_conv1d import CONV_BWD_KERNELS
 
-    out = []
-    for item in filter(None, (t.strip() for t in text.split(";"))):
-        cfg = {}
-        for kv in item.split(","):
-            k, _, v = kv.partition("=")
-            k, v = k.strip().upper(), v.strip()
-            if k == "BWD_KERNEL" and v in CONV_BWD_KERNELS:
-                cfg[k] = v
-                continue
-            if k not in SWEEP_NAMES or not v.isdigit():
-                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {SWEEP_NAMES}, "
-                                 f"or BWD_KERNEL=one of {CONV_BWD_KERNELS}")
-            cfg[k] = int(v)
-        out.append(cfg)
-    return out
+    return parse_sweep_entries(text, SWEEP_NAMES, "BWD_KERNEL", CONV_BWD_KERNELS)
 
 
 def make_inputs(dim: int, batch: int, frames: int, device, seed: int = 0) -> dict:

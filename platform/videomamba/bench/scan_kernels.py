@@ -189,6 +189,26 @@ def _launch_info() -> dict:
     return info
 
 
+def parse_sweep_entries(text: str, allowed: tuple[str, ...], choice: str, choices: tuple[str, ...]) -> list[dict]:
+    """``"A=8,B=2;C=4"`` -> [{"A": 8, "B": 2}, {"C": 4}]: integer ``allowed`` names, and ``choice``
+    (one string name) taking one of ``choices``. Raises ValueError naming the bad entry."""
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        cfg = {}
+        for kv in item.split(","):
+            k, _, v = kv.partition("=")
+            k, v = k.strip().upper(), v.strip()
+            if k == choice and v in choices:
+                cfg[k] = v
+                continue
+            if k not in allowed or not v.isdigit():
+                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}, "
+                                 f"or {choice}=one of {choices}")
+            cfg[k] = int(v)
+        out.append(cfg)
+    return out
+
+
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4"`` -> [{"BLOCK_L": 8, "NUM_WARPS": 2}, {"BLOCK_D": 4}]
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
@@ -196,21 +216,7 @@ def parse_sweep(text: str) -> list[dict]:
 
     allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
                "BWD_ATOMIC", "NS", "BWD_NS", "BWD_SUB", "MAXNREG", "BWD_MAXNREG")
-    out = []
-    for item in filter(None, (t.strip() for t in text.split(";"))):
-        cfg = {}
-        for kv in item.split(","):
-            k, _, v = kv.partition("=")
-            k, v = k.strip().upper(), v.strip()
-            if k == "KERNEL" and v in KERNELS:
-                cfg[k] = v
-                continue
-            if k not in allowed or not v.isdigit():
-                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}, "
-                                 f"or KERNEL=one of {KERNELS}")
-            cfg[k] = int(v)
-        out.append(cfg)
-    return out
+    return parse_sweep_entries(text, allowed, "KERNEL", KERNELS)
 
 
 def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
