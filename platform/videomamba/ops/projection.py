@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["channel_linear", "linear_to_bdl", "linear_from_bdl", "linear_to_bdl_grads", "linear_from_bdl_grads"]
+__all__ = ["channel_linear", "linear_to_bdl", "linear_from_bdl", "linear_to_bdl_grads", "linear_from_bdl_grads",
+           "weight_grad", "acc_dtype"]
 
 
 def _gemm_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -33,7 +34,7 @@ def _gemm_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return dtype
 
 
-def _acc(dtype: torch.dtype) -> torch.dtype:
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     """Accumulation dtype of the batch sums: at least fp32."""
     return torch.promote_types(dtype, torch.float32)
 
@@ -42,15 +43,15 @@ def _no_autocast(dev: str):
     return torch.autocast(dev, enabled=False)
 
 
-SMALL_BATCH = 16  # below it, weight gradients run one GEMM per clip (see _weight_grad)
+SMALL_BATCH = 16  # below it, weight gradients run one GEMM per clip (see weight_grad)
 
 
-def _weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """sum_b g[b] @ x[b]^T for g (B, O, L), x (B, I, L) -> (O, I) in at least fp32. The length is
     the GEMM's reduction: with few clips and long sequences (B 4, L 12545 at 64 frames) one
     batched GEMM has a handful of output tiles per clip and ran 6x slower than the copies it
     replaced (H200, 2026-12-01), while a plain GEMM per clip gets cuBLAS's split-K kernels."""
-    acc = _acc(g.dtype)
+    acc = acc_dtype(g.dtype)
     if g.shape[0] < SMALL_BATCH:
         dw = torch.mm(g[0], x[0].t()).to(acc)
         for b in range(1, g.shape[0]):
@@ -77,8 +78,8 @@ def linear_to_bdl_grads(g, x, weight, bias_needed: bool):
     with _no_autocast(g.device.type):
         dt = g.dtype
         dx = torch.bmm(g.transpose(1, 2), weight.to(dt).expand(g.shape[0], -1, -1))
-        dw = _weight_grad(g, x.to(dt).transpose(1, 2))
-        db = g.sum((0, 2), dtype=_acc(dt)) if bias_needed else None
+        dw = weight_grad(g, x.to(dt).transpose(1, 2))
+        db = g.sum((0, 2), dtype=acc_dtype(dt)) if bias_needed else None
     return dx, dw, db
 
 
@@ -100,8 +101,8 @@ def linear_from_bdl_grads(g, y, weight, bias_needed: bool):
         dt = g.dtype
         gt = g.transpose(1, 2)  # (B, O, L), a view
         dy = torch.bmm(weight.to(dt).t().expand(g.shape[0], -1, -1), gt)
-        dw = _weight_grad(gt, y.to(dt))
-        db = g.sum((0, 1), dtype=_acc(dt)) if bias_needed else None
+        dw = weight_grad(gt, y.to(dt))
+        db = g.sum((0, 1), dtype=acc_dtype(dt)) if bias_needed else None
     return dy, dw, db
 
 
@@ -118,7 +119,7 @@ def channel_linear_grads(g, x, weight):
     with _no_autocast(g.device.type):
         dt = g.dtype
         dx = torch.bmm(weight.to(dt).t().expand(g.shape[0], -1, -1), g)
-        return dx, _weight_grad(g, x.to(dt))
+        return dx, weight_grad(g, x.to(dt))
 
 
 class _ChannelLinear(torch.autograd.Function):
