@@ -99,10 +99,14 @@ def row_pitch(length: int, device: torch.device) -> int:
 
 
 def _pad_last(t: torch.Tensor, pitch: int) -> torch.Tensor:
-    """(..., L) -> (..., pitch) with zero columns past L (t itself when pitch == L and contiguous)."""
+    """(..., L) -> (..., pitch) with zero columns past L: the whole buffer when t is already a view
+    of one (the scan's and the conv's outputs, written at the pitch), else a padded copy."""
     length = t.shape[-1]
     if pitch == length:
         return t.contiguous()
+    if t.dim() == 3 and t.stride()[1:] == (pitch, 1) and t.stride(0) == t.shape[1] * pitch \
+            and t.untyped_storage().nbytes() >= (t.storage_offset() + t.shape[0] * t.stride(0)) * t.element_size():
+        return t.as_strided((*t.shape[:-1], pitch), t.stride())  # the pad columns were zeroed at allocation
     out = t.new_empty(*t.shape[:-1], pitch)
     out[..., :length] = t
     out[..., length:] = 0
@@ -142,8 +146,7 @@ class _MixerForward:
             cw_f, cb_f, xw_f, dw_f, cw_b, cb_b, xw_b, dw_b = weights
             self.conv = (cw_f[:, 0], cb_f, cw_b[:, 0], cb_b)
             u_f, u_b = bi_conv_fwd(self.x, *self.conv, True, self.pitch)
-            self.u = [u_f.as_strided((batch, d_inner, self.pitch), u_f.stride()),
-                      u_b.as_strided((batch, d_inner, self.pitch), u_b.stride())]
+            self.u = [_pad_last(u_f, self.pitch), _pad_last(u_b, self.pitch)]
             n = small_f[0].shape[-1]
             self.xdbl, self.delta, dirs = [], [], []
             for u, xw, dw, small in ((self.u[0], xw_f, dw_f, small_f), (self.u[1], xw_b, dw_b, small_b)):
@@ -176,7 +179,8 @@ class BiMambaTriton(torch.autograd.Function):
     def forward(ctx, hidden, in_w, in_b, out_w, out_b, save_states, *params):
         weights, small_f, small_b = BiMambaTriton._split(params)
         fw = _MixerForward(hidden, in_w, in_b, weights, small_f, small_b)
-        y, hss, _last, cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=save_states, return_last=False)
+        y, hss, _last, cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=save_states, return_last=False,
+                                      pitch=fw.pitch)
         out = BiMambaTriton._out_proj(y, out_w, out_b, fw)
         kept = (y, *hss) if save_states else ()
         ctx.save_for_backward(hidden, in_w, in_b, out_w, out_b, *params, *kept)
@@ -206,7 +210,8 @@ class BiMambaTriton(torch.autograd.Function):
         if ctx.save_states:
             y, hss = kept[0], list(kept[1:])
         else:
-            y, hss, _last, _cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=True, return_last=False)
+            y, hss, _last, _cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=True, return_last=False,
+                                           pitch=fw.pitch)
         batch, pitch, dt = hidden.shape[0], fw.pitch, fw.dtype
         with torch.autocast(hidden.device.type, enabled=False):
             # out_proj: dy (B, d_inner, P) = out_w^T dout^T, d out_w = sum_b dout_b^T y_b^T
@@ -217,7 +222,7 @@ class BiMambaTriton(torch.autograd.Function):
             d_out_w = weight_grad(dp, yp).to(out_w.dtype)
             d_out_b = dout.sum((0, 1), dtype=acc_dtype(dt)).to(out_b.dtype) if out_b is not None else None
             del yp
-            gbuf, dz = scan_bwd(fw.dirs, fw.z, hss, dy[..., :fw.length], None, True, False, ctx.cfg)
+            gbuf, dz = scan_bwd(fw.dirs, fw.z, hss, dy[..., :fw.length], None, True, False, ctx.cfg, pitch=pitch)
             del hss, dy
             gf, gb = gbuf.grads([fw.dirs[0].B4, fw.dirs[1].B4], [fw.dirs[0].C4, fw.dirs[1].C4])
             du_total, proj_grads = [], []

@@ -17,6 +17,19 @@ from .selective_scan_sloop import sloop_bwd_kernel, sloop_fwd_kernel
 __all__ = ["ScanDir", "GradBuffers", "check_inputs", "scan_fwd", "scan_bwd"]
 
 
+def empty_rows(batch, dim, length, pitch, device, dtype, zero_pad=True):
+    """(B, D, L) view of a (B, D, pitch) buffer (contiguous when pitch is L or None), the columns
+    past L zeroed unless ``zero_pad`` is False: the scan kernels' outputs, written at the pitch."""
+    if pitch is None or pitch == length:
+        return torch.empty(batch, dim, length, device=device, dtype=dtype)
+    if pitch < length:
+        raise ValueError(f"row pitch {pitch} < length {length}")
+    buf = torch.empty(batch, dim, pitch, device=device, dtype=dtype)
+    if zero_pad:
+        buf[..., length:].zero_()
+    return buf[..., :length]
+
+
 def _lastdim_contig(t):
     return t if t is None or t.stride(-1) == 1 else t.contiguous()
 
@@ -98,7 +111,7 @@ class GradBuffers:
     of (B, nblk, N, L) partials with plain stores and one sum over the blocks of each group
     reduces them (no atomics, deterministic; nblk x the bytes, read once)."""
 
-    def __init__(self, dirs, batch, dim, n_state, length, nseg, block_d, atomic):
+    def __init__(self, dirs, batch, dim, n_state, length, nseg, block_d, atomic, pitch=None):
         dev = dirs[0].u.device
         self.dirs, self.n_state, self.atomic = dirs, n_state, atomic
         self.nblk = triton.cdiv(dim, block_d)
@@ -117,8 +130,8 @@ class GradBuffers:
         for i, d in enumerate(dirs):
             (ob, sb), (oc, sc) = self.views[2 * i], self.views[2 * i + 1]
             self.bufs.append(dict(
-                du=torch.empty(batch, dim, length, device=dev, dtype=d.u.dtype),
-                ddt=torch.empty(batch, dim, length, device=dev, dtype=d.delta.dtype),
+                du=empty_rows(batch, dim, length, pitch, dev, d.u.dtype),
+                ddt=empty_rows(batch, dim, length, pitch, dev, d.delta.dtype),
                 small=self.small[i],
                 dB=self.big[ob:ob + math.prod(sb)].view(sb),
                 dC=self.big[oc:oc + math.prod(sc)].view(sc),
@@ -171,16 +184,19 @@ def _flags(dirs, reverse, softplus, z):
                 SOFTPLUS=softplus)
 
 
-def scan_fwd(dirs, z, softplus, reverse, store_states, return_last):
+def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None):
     """Forward of one direction (``reverse`` applies) or both BiMamba directions (dirs =
-    [forward, backward]; output = their sum). Returns out, per-direction tile states, last, cfg."""
+    [forward, backward]; output = their sum). Returns out, per-direction tile states, last, cfg.
+    ``pitch``: out is a (B, D, L) view of a (B, D, pitch) buffer with zero columns past L."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device)
     dev = df.u.device
-    out = torch.empty(batch, dim, length, device=dev, dtype=df.u.dtype)
+    pitch = pitch or length
+    out = empty_rows(batch, dim, length, pitch, dev, df.u.dtype)
     bi = len(dirs) == 2
-    part = torch.empty(batch, dim, length, device=dev, dtype=torch.float32) if bi and out.dtype != torch.float32 else out
+    part = empty_rows(batch, dim, length, pitch, dev, torch.float32, zero_pad=False) \
+        if bi and out.dtype != torch.float32 else out
     f32 = dict(device=dev, dtype=torch.float32)
     hss = [torch.empty(batch, dim, cfg["ntiles"] if store_states else 1, n_state, **f32) for _ in dirs]
     last = torch.empty(batch, dim, n_state, **f32) if return_last else hss[0]
@@ -188,7 +204,7 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last):
     summ = _summaries(len(dirs), batch, dim, n_state, cfg, dev)
     blocks = _dir_blocks(dirs, out, hss, summ)
     args = [*blocks[0], *blocks[-1], zz, zz.stride(0), zz.stride(1), out, part, last,
-            dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
+            dim, length, pitch, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
     kw = dict(**_flags(dirs, reverse, softplus, z), STORE_STATES=store_states, RETURN_LAST=return_last)
     if summ is not None:
         LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim, True)](
@@ -201,19 +217,21 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last):
     return out, hss, (last if return_last else None), cfg
 
 
-def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
+def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None):
     """Backward of :func:`scan_fwd` (its own blocks and segments; the forward's BLOCK_L, whose tile
-    states it reads): the gradient buffers and dz."""
+    states it reads): the gradient buffers and dz. ``pitch``: du, ddelta and dz as (B, D, L) views
+    of (B, D, pitch) buffers with zero columns past L."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
                   backward=True, block_l=fwd_cfg["BLOCK_L"])
     dout = _lastdim_contig(dout)
-    gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"])
+    pitch = pitch or length
+    gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"], pitch)
     if z is not None:
-        dz = torch.empty(batch, dim, length, device=z.device, dtype=z.dtype)
+        dz = empty_rows(batch, dim, length, pitch, z.device, z.dtype)
         bi = len(dirs) == 2
-        dzpart = torch.empty(batch, dim, length, device=z.device, dtype=torch.float32) \
+        dzpart = empty_rows(batch, dim, length, pitch, z.device, torch.float32, zero_pad=False) \
             if bi and dz.dtype != torch.float32 else dz
         zz = _lastdim_contig(z)
     else:
@@ -224,7 +242,7 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg):
     last = len(dirs) - 1
     args = [*blocks[0], *gbuf.args(0), *blocks[last], *gbuf.args(last),
             zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl, dz, dzpart,
-            dim, length, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
+            dim, length, pitch, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
     kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None, DBC_ATOMIC=cfg["dbc_atomic"])
     if summ is not None:
         LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim, True)](

@@ -17,7 +17,7 @@ if HAS_TRITON:
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
-        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
@@ -68,7 +68,7 @@ if HAS_TRITON:
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         du_ptr, ddt_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         EXP_ONCE: tl.constexpr, DBC_ATOMIC: tl.constexpr,
@@ -90,7 +90,7 @@ if HAS_TRITON:
         dt_row = dt_ptr + b64 * s_dt_b + offs_d[None, :] * s_dt_d
         z_row = z_ptr + b64 * s_z_b + offs_d[None, :] * s_z_d
         do_row = dout_ptr + b64 * s_do_b + offs_d[None, :] * s_do_d
-        o_off = (b64 * dim + offs_d[None, :]) * L
+        o_off = (b64 * dim + offs_d[None, :]) * LP
         gB = d_start // dpg_B
         gC = d_start // dpg_C
         B_row = B_ptr + b64 * s_B_b + gB * s_B_g + offs_n[None, :] * s_B_n  # (1, BN)
@@ -217,7 +217,7 @@ if HAS_TRITON:
         s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
         du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-        dim, L, n_state, ntiles, nseg, tps,
+        dim, L, LP, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr, EXP_ONCE: tl.constexpr, DBC_ATOMIC: tl.constexpr,
@@ -235,7 +235,7 @@ if HAS_TRITON:
                 s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 REV0, HAS_Z, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
             if BI:
                 _bwd_summary_dir(
@@ -243,7 +243,7 @@ if HAS_TRITON:
                     s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
                     s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                     z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
-                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                     True, HAS_Z, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
         else:
             _bwd_dir(
@@ -252,7 +252,7 @@ if HAS_TRITON:
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
                 du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, EXP_ONCE, DBC_ATOMIC,
                 BLOCK_D, BLOCK_N, BLOCK_L)
             if BI:
@@ -263,7 +263,7 @@ if HAS_TRITON:
                     s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                     du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
                     z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                     True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, EXP_ONCE, DBC_ATOMIC,
                     BLOCK_D, BLOCK_N, BLOCK_L)
 

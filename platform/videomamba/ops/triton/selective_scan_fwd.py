@@ -15,7 +15,7 @@ if HAS_TRITON:
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hs_ptr, sh_ptr, ss_ptr,
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
-        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
@@ -59,7 +59,7 @@ if HAS_TRITON:
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
@@ -79,7 +79,7 @@ if HAS_TRITON:
         u_row = u_ptr + b64 * s_u_b + offs_d[None, :] * s_u_d  # (1, BD)
         dt_row = dt_ptr + b64 * s_dt_b + offs_d[None, :] * s_dt_d
         z_row = z_ptr + b64 * s_z_b + offs_d[None, :] * s_z_d
-        o_off = (b64 * dim + offs_d[None, :]) * L
+        o_off = (b64 * dim + offs_d[None, :]) * LP
         B_row = B_ptr + b64 * s_B_b + (d_start // dpg_B) * s_B_g + offs_n[None, :] * s_B_n  # (1, BN)
         C_row = C_ptr + b64 * s_C_b + (d_start // dpg_C) * s_C_g + offs_n[None, :] * s_C_n
         hs_row = hs_ptr + ((b64 * dim + offs_d[:, None]) * ntiles) * n_state + offs_n[None, :]
@@ -139,7 +139,7 @@ if HAS_TRITON:
         s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
         s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
         z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-        dim, L, n_state, ntiles, nseg, tps,
+        dim, L, LP, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, SUMMARY: tl.constexpr,
@@ -157,14 +157,14 @@ if HAS_TRITON:
                 u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
                 s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 REV0, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
             if BI:
                 _fwd_summary_dir(
                     u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
                     s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
                     s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
-                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                     True, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
         else:
             _fwd_dir(
@@ -172,7 +172,7 @@ if HAS_TRITON:
                 s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST,
                 BLOCK_D, BLOCK_N, BLOCK_L)
             if BI:
@@ -182,7 +182,7 @@ if HAS_TRITON:
                     s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
                     s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                     z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-                    pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                    pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                     True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False,
                     BLOCK_D, BLOCK_N, BLOCK_L)
 

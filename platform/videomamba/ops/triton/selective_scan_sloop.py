@@ -81,7 +81,7 @@ if HAS_TRITON:
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
@@ -102,7 +102,7 @@ if HAS_TRITON:
         u_row = u_ptr + b64 * s_u_b + d3 * s_u_d + zs3  # (NS, BD, 1)
         dt_row = dt_ptr + b64 * s_dt_b + d3 * s_dt_d + zs3
         z_row = z_ptr + b64 * s_z_b + d3 * s_z_d + zs3
-        o_off = (b64 * dim + d3) * L + zs3
+        o_off = (b64 * dim + d3) * LP + zs3
         B_row = B_ptr + b64 * s_B_b + (d_start // dpg_B) * s_B_g + zd3
         C_row = C_ptr + b64 * s_C_b + (d_start // dpg_C) * s_C_g + zd3
         bias3 = bias[None, :, None]
@@ -170,7 +170,7 @@ if HAS_TRITON:
         s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
         s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
         z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-        dim, L, n_state, ntiles, nseg, tps,
+        dim, L, LP, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
@@ -186,7 +186,7 @@ if HAS_TRITON:
             s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
             s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-            pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+            pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST,
             BLOCK_D, BLOCK_N, BLOCK_L, NS)
         if BI:
@@ -196,7 +196,7 @@ if HAS_TRITON:
                 s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
                 s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False,
                 BLOCK_D, BLOCK_N, BLOCK_L, NS)
 
@@ -324,7 +324,7 @@ if HAS_TRITON:
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         du_ptr, ddt_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-        pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+        pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         DBC_ATOMIC: tl.constexpr,
@@ -353,7 +353,7 @@ if HAS_TRITON:
         dt_row = dt_ptr + b64 * s_dt_b + d3 * s_dt_d + zs3
         z_row = z_ptr + b64 * s_z_b + d3 * s_z_d + zs3
         do_row = dout_ptr + b64 * s_do_b + d3 * s_do_d + zs3
-        o_off = (b64 * dim + d3) * L + zs3
+        o_off = (b64 * dim + d3) * LP + zs3
         gB = d_start // dpg_B
         gC = d_start // dpg_C
         B_row = B_ptr + b64 * s_B_b + gB * s_B_g + zd3
@@ -438,7 +438,7 @@ if HAS_TRITON:
         s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
         du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-        dim, L, n_state, ntiles, nseg, tps,
+        dim, L, LP, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr,
@@ -455,7 +455,7 @@ if HAS_TRITON:
             s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
             du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-            pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+            pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC,
             BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
         if BI:
@@ -466,6 +466,6 @@ if HAS_TRITON:
                 s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                 du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
-                pid_b, d_start, seg, dim, L, n_state, ntiles, nseg, tps,
+                pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC,
                 BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
