@@ -324,3 +324,23 @@ def test_scan_floor_ti_64_frames():
         assert fl[mode]["t_floor"] == max(fl[mode]["t_hbm"], fl[mode]["t_sfu"]) == fl[mode]["t_sfu"]
     assert 1.2e-4 < fl["fwd"]["t_floor"] < 1.8e-4
     assert fl["fwd_bwd"]["t_floor"] == 2 * fl["fwd"]["t_floor"]
+
+
+def test_profile_source_table_names_our_lines():
+    """Device (here CPU) time by our source line: forward operators land on the videomamba frame
+    that called them (a conv inside ``causal_conv1d_torch``), backward operators on their forward's
+    line, marked ``bwd``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from videomamba.bench.profiling import format_sources, source_table
+    from videomamba.modules import BiMamba
+
+    m = BiMamba(16, backend="torch")
+    h = torch.randn(1, 12, 16, requires_grad=True)
+    with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
+        m(h).sum().backward()
+    rows = source_table(prof, device=False, top=500)
+    conv = [r for r in rows if "causal_conv1d_torch" in r["where"] and "conv" in r["op"]]
+    assert any(not r["where"].startswith("bwd ") for r in conv), rows[:10]
+    assert any(r["where"].startswith("bwd ") for r in conv), rows[:10]
+    assert "by source line" in format_sources(rows)

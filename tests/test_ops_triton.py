@@ -303,3 +303,28 @@ def test_bi_backward_is_bitwise_deterministic_cuda():
         grads.append([a.grad.clone() for a in x])
     for i, (g1, g2) in enumerate(zip(*grads)):
         assert torch.equal(g1, g2), f"input {i}"
+
+
+def test_scan_config_gpu_defaults_and_register_caps(monkeypatch):
+    """The GPU launch configuration, resolved without a GPU (device properties faked): the sloop
+    forward runs under SLOOP_FWD_MAXNREG, the backward uncapped; env overrides win, per pass."""
+    from videomamba.ops.triton import config
+
+    monkeypatch.setattr(config, "_sm_count", lambda index: 132)
+    monkeypatch.setattr(config, "interpreting", lambda: False)
+    cuda = torch.device("cuda", 0)
+    for var in ("KERNEL", "MAXNREG", "BWD_MAXNREG"):
+        monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{var}", raising=False)
+
+    def cfg(backward):
+        return config.scan_config(4, 384, 16, 12545, (384,), cuda, backward=backward, block_l=16 if backward else None)
+
+    assert cfg(False)["maxnreg"] == config.SLOOP_FWD_MAXNREG == 128 and cfg(True)["maxnreg"] is None
+    assert cfg(False)["nseg"] > 1 and cfg(False)["BLOCK_L"] == 16
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_MAXNREG", "96")
+    assert cfg(False)["maxnreg"] == cfg(True)["maxnreg"] == 96
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_MAXNREG", "255")
+    assert (cfg(False)["maxnreg"], cfg(True)["maxnreg"]) == (96, 255)
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_MAXNREG")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_KERNEL", "tile3d")
+    assert cfg(False)["maxnreg"] is None

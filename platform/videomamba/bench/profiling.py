@@ -14,7 +14,7 @@ from .measure import ModelCache, is_oom, make_step
 
 # first match wins; patterns are matched against the lower-cased kernel / op name
 CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("scan", r"selective_scan|scan|ssm|^_(bi_)?(fwd|bwd)_kernel|cumsum|cumprod"),
+    ("scan", r"selective_scan|scan|ssm|sloop|^_(bi_)?(fwd|bwd)_kernel|cumsum|cumprod"),
     ("conv1d", r"causal_conv1d|conv1d|conv_depthwise|depthwise"),
     ("attention", r"flash|fmha|attention|sdpa|softmax"),
     ("norm", r"rms|layer_norm|layernorm|norm_"),
@@ -74,6 +74,14 @@ def _is_ours(name: str) -> bool:
     return "videomamba/" in name and "videomamba/bench" not in name and ".py(" in name
 
 
+def _our_frame(node) -> str | None:
+    """The event itself when it is a Python frame of ours, else the innermost of ours in its
+    recorded stack (some torch versions attach stacks to operators instead of Python events)."""
+    if _is_ours(node.name):
+        return node.name
+    return next((f for f in (getattr(node, "stack", None) or []) if _is_ours(f)), None)
+
+
 def source_table(prof, device: bool, top: int = 40) -> list[dict]:
     """Device time (CPU time without a GPU) by the line of videomamba code that issued it. Each
     operator's own kernels go to its nearest ``videomamba`` Python frame (not ``videomamba/bench``)
@@ -84,23 +92,25 @@ def source_table(prof, device: bool, top: int = 40) -> list[dict]:
     events = [e for e in prof.events() if not str(getattr(e, "device_type", "")).endswith("CUDA")]
 
     def locate(evt):
-        outer, node = evt.name, evt.cpu_parent
+        outer, node = evt.name, evt
         while node is not None:
-            if _is_ours(node.name):
-                return node.name, outer
+            where = _our_frame(node)
+            if where is not None:
+                return where, outer
             if node.name.startswith("aten::"):
                 outer = node.name
             if node.name.startswith("autograd::engine::evaluate_function"):
-                return by_seq.get(node.sequence_nr, ("bwd (outside videomamba)", outer))[0], outer
+                return "bwd " + by_seq.get(node.sequence_nr, "(outside videomamba)"), outer
             node = node.cpu_parent
         return "(outside videomamba)", outer
 
-    by_seq: dict[int, tuple[str, str]] = {}
+    by_seq: dict[int, str] = {}
     for e in events:
         if e.sequence_nr is not None and e.sequence_nr >= 0 and e.sequence_nr not in by_seq \
                 and not e.name.startswith("autograd::"):
             where, _ = locate(e)
-            by_seq[e.sequence_nr] = (f"bwd {where}", e.name)
+            if not where.startswith("bwd "):
+                by_seq[e.sequence_nr] = where
     acc: dict[tuple[str, str], list] = {}
     for evt in events:
         us = sum(k.duration for k in getattr(evt, "kernels", [])) if device else float(evt.self_cpu_time_total)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 
 import torch
-from einops import rearrange
 from torch import nn
 
 from ..ops import (bimamba_fn, bimamba_inner_fn, check_backend, fastest_backend, has_fused_inner, has_fused_mixer,
                    mamba_inner_fn)
 from ..ops.bimamba_inner import in_proj_bdl
+from ..ops.projection import linear_from_bdl
 from .tokens import take_tokens
 
 
@@ -128,7 +128,7 @@ class BiMamba(nn.Module):
         xz = self._in_proj(hidden)
         y = bimamba_inner_fn(xz, self._direction_params(False), self._direction_params(True), backend=backend,
                              index_b=index_b, recompute=False if recompute is False else None)
-        return self.out_proj(rearrange(y, "b d l -> b l d"))
+        return linear_from_bdl(y, self.out_proj.weight, self.out_proj.bias)
 
     def _trial(self, backend, hidden, index_b, recompute):
         """One forward (and, in training mode, backward to the input only: parameter ``.grad`` is

@@ -11,6 +11,9 @@ Two forms behind :func:`videomamba.ops.bimamba_inner_fn`:
   and the projections in its backward.
 * :class:`videomamba.ops.triton.BiMambaTriton` (``ops.bimamba_fn``): the same with ``in_proj``
   (:func:`in_proj_bdl`) and ``out_proj`` inside, saving only the mixer's input.
+
+The projections are batched GEMMs with a broadcast weight (:mod:`videomamba.ops.projection`):
+no layout copies in the forward or the backward.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ import torch
 from einops import rearrange
 
 from . import causal_conv1d as _conv
+from .projection import channel_linear, linear_to_bdl
 
 __all__ = ["branch", "in_proj_bdl", "bimamba_inner_composed"]
 
 
 def in_proj_bdl(hidden, weight, bias=None):
-    """hidden (B, L, D) -> xz (B, 2 d_inner, L) = ``in_proj(hidden)`` as one GEMM into the
-    L-contiguous layout the conv and the scan want (mamba-ssm's trick: no layout copy)."""
-    xz = rearrange(weight @ rearrange(hidden, "b l d -> d (b l)"), "d (b l) -> b d l", l=hidden.shape[1])
-    return xz if bias is None else xz + bias[:, None]
+    """hidden (B, L, D) -> xz (B, 2 d_inner, L) contiguous = ``in_proj(hidden)`` transposed into
+    the L-contiguous layout the conv and the scan want, with no layout copy in the forward or
+    the backward (:func:`videomamba.ops.projection.linear_to_bdl`)."""
+    return linear_to_bdl(hidden, weight, bias)
 
 
 def branch(x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d_state: int, *, reverse: bool,
@@ -38,9 +42,9 @@ def branch(x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d_state: in
     ``conv_fn(x, w (D, K), b, reverse)``: the backend's conv + SiLU (default: PyTorch's)."""
     conv_fn = conv_fn or (lambda x_, w, b, rev: _conv.causal_conv1d_torch(x_, w, b, "silu", rev))
     u = conv_fn(x, rearrange(conv_weight, "d 1 k -> d k"), conv_bias, reverse)
-    x_dbl = torch.matmul(x_proj_weight, u)  # (B, dt_rank + 2N, L)
+    x_dbl = channel_linear(u, x_proj_weight)  # (B, dt_rank + 2N, L)
     dt, B, C = torch.split(x_dbl, [dt_proj_weight.shape[1], d_state, d_state], dim=1)
-    return u, torch.matmul(dt_proj_weight, dt), B, C
+    return u, channel_linear(dt, dt_proj_weight), B, C
 
 
 def bimamba_inner_composed(xz, params_f, params_b, *, conv_fn, bi_scan_fn, take_fn, index_b=None):

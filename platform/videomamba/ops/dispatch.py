@@ -312,9 +312,15 @@ def _conv_mamba_ssm(x, weight, bias, activation, reverse):
     return _conv.causal_conv1d_torch(x, weight, bias, activation, reverse)
 
 
+def _conv_triton(x, weight, bias, activation, reverse):
+    from .triton import causal_conv1d_triton
+
+    return causal_conv1d_triton(x, weight, bias, activation, reverse)
+
+
 CAUSAL_CONV1D = {
     "torch": _conv.causal_conv1d_torch,
-    "triton": _conv.causal_conv1d_torch,
+    "triton": _conv_triton,
     "mamba_ssm": _conv_mamba_ssm,
     "reference": _conv.causal_conv1d_ref,
 }
@@ -323,8 +329,9 @@ CAUSAL_CONV1D = {
 def causal_conv1d_fn(x, weight, bias=None, activation="silu", reverse=False, backend="auto"):
     """Depthwise causal conv over (B, D, L) with weight (D, K), bias (D,), then ``activation``
     (``"silu"`` or None). ``reverse=True``: the anti-causal conv (= flip -> conv -> flip).
-    The ``mamba_ssm`` backend uses the causal-conv1d kernel when installed; the others, and
-    ``triton``, use the PyTorch conv; ``reference`` the tap loop."""
+    The ``mamba_ssm`` backend uses the causal-conv1d kernel when installed (else the PyTorch
+    conv), ``triton`` the Triton kernels (:func:`videomamba.ops.triton.causal_conv1d_triton`),
+    ``torch`` the PyTorch conv, ``reference`` the tap loop."""
     backend = resolve_backend(backend, x.device)
     return CAUSAL_CONV1D[backend](x, weight, bias, activation, reverse)
 
@@ -383,6 +390,17 @@ def bimamba_inner_fn(xz, params_f, params_b, backend="auto", index_b=None, recom
 
     def conv_fn(x, w, b, reverse):
         return causal_conv1d_fn(x, w, b, activation="silu", reverse=reverse, backend=backend)
+
+    if backend == "triton" and index_b is None:
+        # both directions convolve the same x: one Triton launch (the kernel the recomputing form runs,
+        # so both forms give the same bits)
+        from .triton import bi_causal_conv1d_triton
+
+        u = bi_causal_conv1d_triton(xz.chunk(2, dim=1)[0], params_f[0][:, 0], params_f[1], params_b[0][:, 0],
+                                    params_b[1], "silu")
+
+        def conv_fn(x, w, b, reverse):  # noqa: F811 - x is xz's x half, convolved above
+            return u[1] if reverse else u[0]
 
     def bi_scan_fn(*args):
         return bi_selective_scan_fn(*args[:15], delta_softplus=True, backend=backend, index_b=args[15])

@@ -6,10 +6,8 @@ module is its composed reference on the platform's own ops."""
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-from einops import rearrange
-
 from .bimamba_inner import branch
+from .projection import linear_from_bdl
 
 __all__ = ["mamba_inner_composed"]
 
@@ -25,4 +23,4 @@ def mamba_inner_composed(
     u, dt, B, C = branch(x, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A.shape[-1],
                          reverse=False, conv_fn=lambda x_, w, b, _rev: conv_fn(x_, w, b))
     y = scan_fn(u, dt, A, B, C, D, z, delta_bias)
-    return F.linear(rearrange(y, "b d l -> b l d"), out_proj_weight, out_proj_bias)
+    return linear_from_bdl(y, out_proj_weight, out_proj_bias)

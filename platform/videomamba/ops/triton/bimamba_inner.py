@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
-from ..bimamba_inner import branch, in_proj_bdl
+from ..bimamba_inner import branch
+from ..projection import linear_from_bdl_fwd, linear_from_bdl_grads, linear_to_bdl_fwd, linear_to_bdl_grads
+from .causal_conv1d import bi_causal_conv1d_triton
 from .launch import ScanDir, scan_bwd, scan_fwd
 
 __all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states"]
@@ -34,9 +34,17 @@ class BiMambaInnerTriton(torch.autograd.Function):
     gradients as the composed form on the Triton backend."""
 
     @staticmethod
+    def _branch_pair(x, weights, n):
+        """Scan inputs (u, dt, B, C) of the forward and the backward direction from x (B, d_inner, L);
+        both convs (+ SiLU) in one Triton launch that reads x once, branch() takes their outputs."""
+        u_f, u_b = bi_causal_conv1d_triton(x, weights[0][:, 0], weights[1], weights[4][:, 0], weights[5], "silu")
+        return (branch(x, *weights[:4], n, reverse=False, conv_fn=lambda *_: u_f),
+                branch(x, *weights[4:], n, reverse=True, conv_fn=lambda *_: u_b))
+
+    @staticmethod
     def _branches(xz, weights, n):
         x, z = xz.chunk(2, dim=1)
-        return (branch(x, *weights[:4], n, reverse=False), branch(x, *weights[4:], n, reverse=True), z)
+        return (*BiMambaInnerTriton._branch_pair(x, weights, n), z)
 
     @staticmethod
     def _dirs(f, b, small_f, small_b):
@@ -92,11 +100,11 @@ class BiMambaTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, in_w, in_b, out_w, out_b, save_states, *params):
         weights, small_f, small_b = BiMambaTriton._split(params)
-        xz = in_proj_bdl(hidden, in_w, in_b)
+        xz = linear_to_bdl_fwd(hidden, in_w, in_b)
         f, b, z = BiMambaInnerTriton._branches(xz, weights, small_f[0].shape[-1])
         y, hss, _last, cfg = scan_fwd(BiMambaInnerTriton._dirs(f, b, small_f, small_b), z, True, False,
                                       store_states=save_states, return_last=False)
-        out = F.linear(rearrange(y, "b d l -> b l d"), out_w, out_b)
+        out = linear_from_bdl_fwd(y, out_w, out_b)
         kept = (y, *hss) if save_states else ()
         ctx.save_for_backward(hidden, in_w, in_b, out_w, out_b, *params, *kept)
         ctx.cfg, ctx.amp, ctx.save_states, ctx.n_params = cfg, _autocast_state(hidden.device.type), save_states, len(params)
@@ -111,26 +119,28 @@ class BiMambaTriton(torch.autograd.Function):
         hidden, in_w, in_b, out_w, out_b, *rest = ctx.saved_tensors
         params, kept = rest[:ctx.n_params], rest[ctx.n_params:]
         weights, small_f, small_b = BiMambaTriton._split(params)
-        leaves = [t.detach().requires_grad_() if t is not None else None
-                  for t in (hidden, in_w, in_b, out_w, out_b, *weights)]
-        h, iw, ib, ow, ob, *wl = leaves
-        with torch.enable_grad(), torch.autocast(**ctx.amp):  # the forward's graph up to the scan, rebuilt
-            xz = in_proj_bdl(h, iw, ib)
-            f, b, z = BiMambaInnerTriton._branches(xz, wl, small_f[0].shape[-1])
+        with torch.autocast(**ctx.amp):
+            xz = linear_to_bdl_fwd(hidden, in_w, in_b)  # the forward's in_proj, recomputed
+        x, z = xz.detach().chunk(2, dim=1)
+        leaves = [x.requires_grad_()] + [t.detach().requires_grad_() if t is not None else None for t in weights]
+        with torch.enable_grad(), torch.autocast(**ctx.amp):  # the forward's graph from x to the scan, rebuilt
+            f, b = BiMambaInnerTriton._branch_pair(leaves[0], leaves[1:], small_f[0].shape[-1])
         dirs = BiMambaInnerTriton._dirs([t.detach() for t in f], [t.detach() for t in b], small_f, small_b)
         if ctx.save_states:
             y, hss = kept[0], list(kept[1:])
         else:
-            y, hss, _last, _cfg = scan_fwd(dirs, z.detach(), True, False, store_states=True, return_last=False)
-        y = y.detach().requires_grad_()
-        with torch.enable_grad(), torch.autocast(**ctx.amp):
-            out = F.linear(rearrange(y, "b d l -> b l d"), ow, ob)
-        torch.autograd.backward(out, dout)
-        gbuf, dz = scan_bwd(dirs, z.detach(), hss, y.grad, None, True, False, ctx.cfg)
-        del hss
+            y, hss, _last, _cfg = scan_fwd(dirs, z, True, False, store_states=True, return_last=False)
+        dy, d_out_w, d_out_b = linear_from_bdl_grads(dout, y, out_w, out_b is not None)
+        gbuf, dz = scan_bwd(dirs, z, hss, dy, None, True, False, ctx.cfg)
+        del hss, y, dy
         gf, gb = gbuf.grads([f[2], b[2]], [f[3], b[3]])  # per direction du, ddt, dA, dB, dC, dD, dbias
-        torch.autograd.backward([*f, *b, z], [gf[0], gf[1], gf[3], gf[4], gb[0], gb[1], gb[3], gb[4], dz])
-        g = [t.grad if t is not None else None for t in leaves]
-        gw = g[5:]
-        return (g[0], g[1], g[2], g[3], g[4], None,
+        torch.autograd.backward([*f, *b], [gf[0], gf[1], gf[3], gf[4], gb[0], gb[1], gb[3], gb[4]])
+        dxz = torch.cat([leaves[0].grad, dz], dim=1)  # one in_proj GEMM: the composed op's rounding
+        dh, d_in_w, d_in_b = linear_to_bdl_grads(dxz, hidden, in_w, in_b is not None)
+        del dxz
+        d_in_w = d_in_w.to(in_w.dtype)
+        d_in_b = d_in_b.to(in_b.dtype) if in_b is not None else None
+        gw = [t.grad if t is not None else None for t in leaves[1:]]
+        return (dh.to(hidden.dtype), d_in_w, d_in_b, d_out_w.to(out_w.dtype),
+                d_out_b.to(out_b.dtype) if out_b is not None else None, None,
                 *gw[0:4], gf[2], gf[5], gf[6], *gw[4:8], gb[2], gb[5], gb[6])

@@ -50,8 +50,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     On the GPU BLOCK_L = 16 positions per thread (the scans run serially in registers). sloop:
     (BLOCK_D, NS, warps) = SLOOP_FWD / SLOOP_BWD, one (state, channel) pair per thread; measured on
     an H200 (benchmarks/2026-12-01-h200-scan-b): forward + backward 1.3-1.6x faster than tile3d at
-    the Ti/S/M shapes; NS = 2 or 8, 1 or 4 warps, a ptxas register cap of 128 and backward
-    sub-tiles (SUB = 2) were slower. tile3d: the forward gives each thread one (channel, state)
+    the Ti/S/M shapes; NS = 2 or 8, 1 or 4 warps, a ptxas register cap of 128 on the backward and
+    sub-tiles (SUB = 2) were slower; the forward runs under a register cap of SLOOP_FWD_MAXNREG.
+    tile3d: the forward gives each thread one (channel, state)
     (BLOCK_D = 8, 4 warps at N = 16), the backward BLOCK_D = 16 on 4 warps.
     The sequence is cut into ``nseg`` segments of ``tps`` tiles scanned by separate programs
     (grid ``(D / BLOCK_D, batch, nseg)``), enough for ~``SEG_WAVES`` programs of 4 warps per SM:
@@ -116,6 +117,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     tps = triton.cdiv(ntiles, nseg)
     nseg = triton.cdiv(ntiles, tps)
     maxnreg = (backward and _env_int(env + "BWD_MAXNREG")) or _env_int(env + "MAXNREG")
+    if maxnreg is None and kernel == "sloop" and not backward and target_programs:
+        maxnreg = SLOOP_FWD_MAXNREG
     exp_once = os.environ.get(env + "BWD_EXP_ONCE", "1") != "0"
     dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
@@ -127,6 +130,10 @@ KERNELS = ("sloop", "tile3d")
 # state-loop main kernels on the GPU: (BLOCK_D, NS, num_warps), forward and backward
 SLOOP_FWD = (16, 4, 2)
 SLOOP_BWD = (16, 4, 2)
+# ptxas register cap of the sloop forward on the GPU: 147-156 -> 128 registers gives 8 instead of 6
+# two-warp programs per SM; 0.80x the forward's time at Ti 64 frames, equal at 8 frames (H200,
+# benchmarks/2026-12-01-h200-session4). The backward's cap stays off (128 spilled, 25-35% slower)
+SLOOP_FWD_MAXNREG = 128
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM
 
