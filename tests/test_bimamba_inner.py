@@ -132,3 +132,36 @@ def test_checkpointed_block_does_not_recompute_twice(monkeypatch):
     torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-6)
     for a, b in zip(out[True][1], out[False][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("autocast,save_states", [(False, False), (True, True)], ids=["fp32", "bf16-states"])
+def test_fused_mixer_padded_rows(monkeypatch, autocast, save_states):
+    """BiMambaTriton with its (B, C, L) activations in rows padded to a multiple of 8 (what CUDA
+    gets; here forced on the CPU, L = 21 -> 24): the pad columns stay out of every result, so the
+    values and every gradient match the unpadded composed ops to rounding."""
+    from videomamba.modules import BiMamba
+    from videomamba.ops import bimamba_fn
+    from videomamba.ops.triton import bimamba_inner as tb
+
+    monkeypatch.setitem(tb.ROW_ALIGN, DEVICE, 8)
+    assert tb.row_pitch(21, torch.device(DEVICE)) == 24 and tb.row_pitch(24, torch.device(DEVICE)) == 24
+    torch.manual_seed(0)
+    m = BiMamba(8, d_state=4, backend="triton", bias=True).to(DEVICE)
+    with torch.no_grad():
+        m.out_proj.weight.normal_()
+        m.in_proj.bias.normal_()  # the pad columns of xz hold the bias: it must not leak into anything
+    h = torch.randn(2, 21, 8, device=DEVICE, requires_grad=True)
+    cot = torch.randn(2, 21, 8, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    res = {}
+    for fused in (True, False):
+        with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=autocast):
+            y = (bimamba_fn(h, m.in_proj.weight, m.in_proj.bias, m._direction_params(False), m._direction_params(True),
+                            m.out_proj.weight, m.out_proj.bias, save_states=save_states)
+                 if fused else m(h, recompute=False))
+        res[fused] = (y, torch.autograd.grad((y.float() * cot).sum(), [h, *m.parameters()]))
+    tol = dict(rtol=2e-2, atol=2e-2) if autocast else dict(rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(res[True][0].float(), res[False][0].float(), **tol)
+    for name, a, b in zip(["input"] + [n for n, _ in m.named_parameters()], res[True][1], res[False][1]):
+        assert a.dtype == b.dtype, name
+        scale = b.abs().max().item() + 1e-6
+        torch.testing.assert_close(a / scale, b / scale, **tol, msg=f"d{name}")

@@ -26,15 +26,13 @@ failing configuration is a row with its error.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
-import time
 from pathlib import Path
 
 from .floor import peaks_for
-from .scan_kernels import SHAPES, time_op, triton_env
+from .scan_kernels import SHAPES, kernel_bench_main, parse_sweep_entries, time_op, triton_env
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +59,7 @@ def parse_sweep(text: str) -> list[dict]:
     ``BWD_KERNEL=generic``."""
     from videomamba.ops.triton.causal_conv1d import CONV_BWD_KERNELS
 
-    out = []
-    for item in filter(None, (t.strip() for t in text.split(";"))):
-        cfg = {}
-        for kv in item.split(","):
-            k, _, v = kv.partition("=")
-            k, v = k.strip().upper(), v.strip()
-            if k == "BWD_KERNEL" and v in CONV_BWD_KERNELS:
-                cfg[k] = v
-                continue
-            if k not in SWEEP_NAMES or not v.isdigit():
-                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {SWEEP_NAMES}, "
-                                 f"or BWD_KERNEL=one of {CONV_BWD_KERNELS}")
-            cfg[k] = int(v)
-        out.append(cfg)
-    return out
+    return parse_sweep_entries(text, SWEEP_NAMES, "BWD_KERNEL", CONV_BWD_KERNELS)
 
 
 def make_inputs(dim: int, batch: int, frames: int, device, seed: int = 0) -> dict:
@@ -310,23 +294,10 @@ def report(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--quick", action="store_true", help="the sweep shapes only (Ti 8f and 64f)")
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--sweep-all", action="store_true", help="the sweep at every shape (default: Ti 8f and 64f)")
-    p.add_argument("--sweep", type=parse_sweep, default=None,
-                   help="Triton conv configs, e.g. 'BLOCK_L=1024,NUM_WARPS=8;BWD_BLOCK_D=4' ('' for none)")
-    p.add_argument("--shapes", type=lambda t: [x for x in t.split(",") if x], default=None,
-                   help=f"subset of {[s[0] for s in SHAPES]}")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    t0 = time.time()
-    run(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
-        shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else SWEEP_SHAPES)
-    log.info("done in %.0f s; results in %s", time.time() - t0, args.out)
-    return 0
+    return kernel_bench_main(
+        argv, description=__doc__.split("\n\n")[0], run_fn=run, parse_sweep_fn=parse_sweep,
+        sweep_shapes=SWEEP_SHAPES, quick_help="the sweep shapes only (Ti 8f and 64f)",
+        sweep_help="Triton conv configs, e.g. 'BLOCK_L=1024,NUM_WARPS=8;BWD_BLOCK_D=4' ('' for none)")
 
 
 if __name__ == "__main__":

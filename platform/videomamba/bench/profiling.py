@@ -127,7 +127,9 @@ def source_table(prof, device: bool, top: int = 40) -> list[dict]:
 
 
 def format_sources(rows: list[dict]) -> str:
-    lines = ["", "by source line (operator self time on the device):", f"{'ms':>9} {'calls':>6}  {'op':<40} where"]
+    note = ("  (no Python frames were recorded with the operators: this torch / Python gives no stacks here;"
+            " see the top kernels)") if rows and all("outside videomamba" in r["where"] for r in rows) else None
+    lines = ["", "by source line (operator self time on the device):"] + ([note] if note else []) + [f"{'ms':>9} {'calls':>6}  {'op':<40} where"]
     lines += [f"{r['ms']:9.3f} {r['count']:6d}  {r['op'][:40]:<40} {r['where'][-100:]}" for r in rows]
     return "\n".join(lines) + "\n"
 

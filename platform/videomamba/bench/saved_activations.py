@@ -30,14 +30,16 @@ __all__ = ["Saved", "RULES", "count_saved", "scale", "mamba_ssm_inner_bytes", "m
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SELF = os.path.abspath(__file__)
 
-# (file suffix, function or "*", substring of the source line or "*") -> category; first match wins
-RULES: list[tuple[str, str, str, str]] = [
+# (file suffix, function or "*", substring of the source line or "*") -> category; first match wins;
+# None: the caller's frame decides (a shared autograd function saving for several callers)
+RULES: list[tuple[str, str, str, str | None]] = [
     ("modules/block.py", "add_norm", "drop_path", "drop_path"),
     ("modules/norm.py", "*", "*", "add+norm (residual)"),
     ("modules/bimamba.py", "_in_proj", "*", "in_proj"),
     ("ops/bimamba_inner.py", "in_proj_bdl", "*", "in_proj"),
-    ("ops/projection.py", "forward", "(x, weight)", "in_proj"),
-    ("ops/projection.py", "forward", "(y, weight)", "out_proj"),
+    ("ops/projection.py", "forward", "*", None),
+    ("ops/projection.py", "linear_to_bdl", "*", "in_proj"),
+    ("ops/projection.py", "linear_from_bdl", "*", "out_proj"),
     ("ops/projection.py", "channel_linear", "*", "x_proj/dt_proj"),
     ("modules/bimamba.py", "*", "out_proj", "out_proj"),
     ("modules/bimamba.py", "forward_directional", "*", "mamba_inner (per direction)"),
@@ -99,10 +101,10 @@ def _frame_category(frame) -> str | None:
         if path.startswith(_PKG) and path != _SELF:
             rel = os.path.relpath(path, _PKG).replace(os.sep, "/")
             line = linecache.getline(path, f.f_lineno)
-            for suffix, func, text, cat in RULES:
-                if rel.endswith(suffix) and func in ("*", f.f_code.co_name) and (text == "*" or text in line):
-                    return cat
-            return f"{rel}:{f.f_code.co_name}"
+            cat = next((c for suffix, func, text, c in RULES if rel.endswith(suffix)
+                        and func in ("*", f.f_code.co_name) and (text == "*" or text in line)), f"{rel}:{f.f_code.co_name}")
+            if cat is not None:
+                return cat
         f = f.f_back
     return None
 

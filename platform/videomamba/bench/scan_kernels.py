@@ -189,6 +189,26 @@ def _launch_info() -> dict:
     return info
 
 
+def parse_sweep_entries(text: str, allowed: tuple[str, ...], choice: str, choices: tuple[str, ...]) -> list[dict]:
+    """``"A=8,B=2;C=4"`` -> [{"A": 8, "B": 2}, {"C": 4}]: integer ``allowed`` names, and ``choice``
+    (one string name) taking one of ``choices``. Raises ValueError naming the bad entry."""
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        cfg = {}
+        for kv in item.split(","):
+            k, _, v = kv.partition("=")
+            k, v = k.strip().upper(), v.strip()
+            if k == choice and v in choices:
+                cfg[k] = v
+                continue
+            if k not in allowed or not v.isdigit():
+                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}, "
+                                 f"or {choice}=one of {choices}")
+            cfg[k] = int(v)
+        out.append(cfg)
+    return out
+
+
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4"`` -> [{"BLOCK_L": 8, "NUM_WARPS": 2}, {"BLOCK_D": 4}]
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
@@ -196,21 +216,7 @@ def parse_sweep(text: str) -> list[dict]:
 
     allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
                "BWD_ATOMIC", "NS", "BWD_NS", "BWD_SUB", "MAXNREG", "BWD_MAXNREG")
-    out = []
-    for item in filter(None, (t.strip() for t in text.split(";"))):
-        cfg = {}
-        for kv in item.split(","):
-            k, _, v = kv.partition("=")
-            k, v = k.strip().upper(), v.strip()
-            if k == "KERNEL" and v in KERNELS:
-                cfg[k] = v
-                continue
-            if k not in allowed or not v.isdigit():
-                raise ValueError(f"--sweep: bad entry {kv!r}; expected NAME=INT with NAME in {allowed}, "
-                                 f"or KERNEL=one of {KERNELS}")
-            cfg[k] = int(v)
-        out.append(cfg)
-    return out
+    return parse_sweep_entries(text, allowed, "KERNEL", KERNELS)
 
 
 def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
@@ -321,24 +327,34 @@ def report(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def kernel_bench_main(argv, *, description: str, run_fn, parse_sweep_fn, sweep_shapes, quick_help: str,
+                      sweep_help: str) -> int:
+    """The command line shared by the kernel benchmarks (this one, ``conv_kernels``): --out,
+    --quick, --repeats, --warmup, --sweep-all, --sweep, --shapes; calls ``run_fn``."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", required=True)
-    p.add_argument("--quick", action="store_true", help="Ti shapes only")
+    p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--sweep-all", action="store_true", help="the sweep at every shape (default: the Ti shapes)")
-    p.add_argument("--sweep", type=parse_sweep, default=None,
-                   help="Triton configs for the Ti shapes, e.g. 'BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4,SEGMENTS=16'")
+    p.add_argument("--sweep-all", action="store_true", help="the sweep at every shape (default: "
+                   f"{', '.join(sweep_shapes)})")
+    p.add_argument("--sweep", type=parse_sweep_fn, default=None, help=sweep_help)
     p.add_argument("--shapes", type=lambda t: [x for x in t.split(",") if x], default=None,
                    help=f"subset of {[s[0] for s in SHAPES]}")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
-    run(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
-        shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else SWEEP_SHAPES)
-    log.info("done in %.0f s", time.time() - t0)
+    run_fn(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
+           shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else sweep_shapes)
+    log.info("done in %.0f s; results in %s", time.time() - t0, args.out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return kernel_bench_main(
+        argv, description=__doc__.split("\n\n")[0], run_fn=run, parse_sweep_fn=parse_sweep,
+        sweep_shapes=SWEEP_SHAPES, quick_help="Ti shapes only",
+        sweep_help="Triton configs for the Ti shapes, e.g. 'BLOCK_L=8,NUM_WARPS=2;BLOCK_D=4,SEGMENTS=16'")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["channel_linear", "linear_to_bdl", "linear_from_bdl", "linear_to_bdl_grads", "linear_from_bdl_grads"]
+__all__ = ["channel_linear", "linear_to_bdl", "linear_from_bdl", "linear_to_bdl_grads", "linear_from_bdl_grads",
+           "weight_grad", "acc_dtype"]
 
 
 def _gemm_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -33,7 +34,7 @@ def _gemm_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return dtype
 
 
-def _acc(dtype: torch.dtype) -> torch.dtype:
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     """Accumulation dtype of the batch sums: at least fp32."""
     return torch.promote_types(dtype, torch.float32)
 
@@ -42,15 +43,15 @@ def _no_autocast(dev: str):
     return torch.autocast(dev, enabled=False)
 
 
-SMALL_BATCH = 16  # below it, weight gradients run one GEMM per clip (see _weight_grad)
+SMALL_BATCH = 16  # below it, weight gradients run one GEMM per clip (see weight_grad)
 
 
-def _weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """sum_b g[b] @ x[b]^T for g (B, O, L), x (B, I, L) -> (O, I) in at least fp32. The length is
     the GEMM's reduction: with few clips and long sequences (B 4, L 12545 at 64 frames) one
     batched GEMM has a handful of output tiles per clip and ran 6x slower than the copies it
     replaced (H200, 2026-12-01), while a plain GEMM per clip gets cuBLAS's split-K kernels."""
-    acc = _acc(g.dtype)
+    acc = acc_dtype(g.dtype)
     if g.shape[0] < SMALL_BATCH:
         dw = torch.mm(g[0], x[0].t()).to(acc)
         for b in range(1, g.shape[0]):
@@ -77,8 +78,8 @@ def linear_to_bdl_grads(g, x, weight, bias_needed: bool):
     with _no_autocast(g.device.type):
         dt = g.dtype
         dx = torch.bmm(g.transpose(1, 2), weight.to(dt).expand(g.shape[0], -1, -1))
-        dw = _weight_grad(g, x.to(dt).transpose(1, 2))
-        db = g.sum((0, 2), dtype=_acc(dt)) if bias_needed else None
+        dw = weight_grad(g, x.to(dt).transpose(1, 2))
+        db = g.sum((0, 2), dtype=acc_dtype(dt)) if bias_needed else None
     return dx, dw, db
 
 
@@ -100,8 +101,8 @@ def linear_from_bdl_grads(g, y, weight, bias_needed: bool):
         dt = g.dtype
         gt = g.transpose(1, 2)  # (B, O, L), a view
         dy = torch.bmm(weight.to(dt).t().expand(g.shape[0], -1, -1), gt)
-        dw = _weight_grad(gt, y.to(dt))
-        db = g.sum((0, 1), dtype=_acc(dt)) if bias_needed else None
+        dw = weight_grad(gt, y.to(dt))
+        db = g.sum((0, 1), dtype=acc_dtype(dt)) if bias_needed else None
     return dy, dw, db
 
 
@@ -118,7 +119,7 @@ def channel_linear_grads(g, x, weight):
     with _no_autocast(g.device.type):
         dt = g.dtype
         dx = torch.bmm(weight.to(dt).t().expand(g.shape[0], -1, -1), g)
-        return dx, _weight_grad(g, x.to(dt))
+        return dx, weight_grad(g, x.to(dt))
 
 
 class _ChannelLinear(torch.autograd.Function):
@@ -134,34 +135,24 @@ class _ChannelLinear(torch.autograd.Function):
         return dx.to(x.dtype), dw.to(weight.dtype)
 
 
-class _LinearToBDL(torch.autograd.Function):
+class _Projection(torch.autograd.Function):
+    """``apply(fwd, grads, x, weight, bias)``: a projection given by its forward and gradient
+    functions (``linear_to_bdl_*`` or ``linear_from_bdl_*``); gradients in the inputs' dtypes."""
+
     @staticmethod
-    def forward(ctx, x, weight, bias):
-        out = linear_to_bdl_fwd(x, weight, bias)
+    def forward(ctx, fwd, grads, x, weight, bias):
+        out = fwd(x, weight, bias)
         ctx.save_for_backward(x, weight)
-        ctx.has_bias, ctx.dtypes = bias is not None, (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.grads, ctx.has_bias = grads, bias is not None
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
-        dx, dw, db = linear_to_bdl_grads(g, x, weight, ctx.has_bias and ctx.needs_input_grad[2])
-        return (dx.to(ctx.dtypes[0]), dw.to(ctx.dtypes[1]), None if db is None else db.to(ctx.dtypes[2]))
-
-
-class _LinearFromBDL(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, y, weight, bias):
-        out = linear_from_bdl_fwd(y, weight, bias)
-        ctx.save_for_backward(y, weight)
-        ctx.has_bias, ctx.dtypes = bias is not None, (y.dtype, weight.dtype, None if bias is None else bias.dtype)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        y, weight = ctx.saved_tensors
-        dy, dw, db = linear_from_bdl_grads(g, y, weight, ctx.has_bias and ctx.needs_input_grad[2])
-        return (dy.to(ctx.dtypes[0]), dw.to(ctx.dtypes[1]), None if db is None else db.to(ctx.dtypes[2]))
+        dx, dw, db = ctx.grads(g, x, weight, ctx.has_bias and ctx.needs_input_grad[4])
+        return (None, None, dx.to(ctx.dtypes[0]), dw.to(ctx.dtypes[1]),
+                None if db is None else db.to(ctx.dtypes[2]))
 
 
 def channel_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -175,11 +166,11 @@ def linear_to_bdl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """``F.linear(x, weight, bias)`` transposed: x (B, L, I), weight (O, I), bias (O,) ->
     (B, O, L) contiguous, the L-contiguous layout the conv and the scan read. Autograd-aware;
     the backward gives dx (B, L, I) contiguous, without layout copies."""
-    return _LinearToBDL.apply(x, weight, bias)
+    return _Projection.apply(linear_to_bdl_fwd, linear_to_bdl_grads, x, weight, bias)
 
 
 def linear_from_bdl(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(y.transpose(1, 2), weight, bias)``: y (B, I, L), weight (O, I), bias (O,) ->
     (B, L, O) contiguous. Autograd-aware; the backward gives dy (B, I, L) contiguous (what the
     scan's backward reads), without layout copies."""
-    return _LinearFromBDL.apply(y, weight, bias)
+    return _Projection.apply(linear_from_bdl_fwd, linear_from_bdl_grads, y, weight, bias)

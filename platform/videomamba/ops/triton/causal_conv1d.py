@@ -45,7 +45,8 @@ import torch
 from .config import LAST_LAUNCH, _env_int
 from .runtime import HAS_TRITON, interpreting, jit, tl, triton, triton_available
 
-__all__ = ["causal_conv1d_triton", "bi_causal_conv1d_triton", "conv_config", "CONV_FWD", "CONV_BWD"]
+__all__ = ["causal_conv1d_triton", "bi_causal_conv1d_triton", "bi_conv_fwd", "bi_conv_bwd", "conv_config", "CONV_FWD",
+           "CONV_BWD"]
 
 # GPU defaults (BLOCK_D, BLOCK_L, num_warps), forward and backward: a few channels and a few hundred
 # positions per program (coalesced rows, 4-8 elements per thread and tile). Chosen by the design
@@ -137,14 +138,15 @@ if HAS_TRITON:
     @jit
     def conv_fwd_kernel(
         x_ptr, wf_ptr, bf_ptr, wb_ptr, bb_ptr, yf_ptr, yb_ptr,
-        dim, length, n_dblk, n_lblk, sxb, sxd, sxl,
+        dim, length, n_dblk, n_lblk, sxb, sxd, sxl, sob, sod,
         K: tl.constexpr, HAS_F: tl.constexpr, HAS_B: tl.constexpr, HAS_BIAS_F: tl.constexpr,
         HAS_BIAS_B: tl.constexpr, SILU: tl.constexpr, ACC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
         """y_f = act(causal conv (wf, bf) of x), y_b = act(anti-causal conv (wb, bb) of x); each
         direction present when HAS_F / HAS_B. x (B, D, L) any strides; w (D, K), b (D,)
-        contiguous; y (B, D, L) contiguous in y's dtype. The 2K - 1 shifts of x are loaded once."""
+        contiguous; y (B, D, L) with strides (sob, sod, 1) in y's dtype (both directions alike). The
+        2K - 1 shifts of x are loaded once."""
         b, offs_d, offs_l = _program(n_dblk, n_lblk, BLOCK_D, BLOCK_L)
         mask_d = offs_d < dim
         mrow = mask_d[:, None]
@@ -159,7 +161,7 @@ if HAS_TRITON:
                     acc_f += _tap(wf_ptr, offs_d, mask_d, s + K - 1, K, ACC) * xv
                 if HAS_B and s >= 0:
                     acc_b += _tap(wb_ptr, offs_d, mask_d, K - 1 - s, K, ACC) * xv
-        out = b.to(tl.int64) * dim * length + offs_d.to(tl.int64)[:, None] * length + offs_l[None, :]
+        out = b.to(tl.int64) * sob + offs_d.to(tl.int64)[:, None] * sod + offs_l[None, :]
         mout = mrow & (offs_l < length)[None, :]
         if HAS_F:
             if HAS_BIAS_F:
@@ -177,12 +179,12 @@ if HAS_TRITON:
     @jit
     def conv_bwd_kernel(
         x_ptr, wf_ptr, bf_ptr, wb_ptr, bb_ptr, dyf_ptr, dyb_ptr, dx_ptr, pf_ptr, pb_ptr,
-        dim, length, n_dblk, n_lblk, sxb, sxd, sxl, sfb, sfd, sfl, sbb, sbd, sbl,
+        dim, length, n_dblk, n_lblk, sxb, sxd, sxl, sfb, sfd, sfl, sbb, sbd, sbl, sob, sod,
         K: tl.constexpr, HAS_F: tl.constexpr, HAS_B: tl.constexpr, HAS_BIAS_F: tl.constexpr,
         HAS_BIAS_B: tl.constexpr, SILU: tl.constexpr, ACC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
     ):
-        """Backward of :func:`conv_fwd_kernel`: dx (B, D, L) contiguous (both directions summed),
+        """Backward of :func:`conv_fwd_kernel`: dx (B, D, L), strides (sob, sod, 1) (both directions summed),
         and this program's partial row of [dweight | dbias] per direction, (B * n_lblk, D, K + 1)
         fp32 at row ``b * n_lblk + lblk``. dy_f / dy_b (B, D, L) any strides."""
         b, offs_d, offs_l = _program(n_dblk, n_lblk, BLOCK_D, BLOCK_L)
@@ -220,7 +222,7 @@ if HAS_TRITON:
                 xv = _x_at(xrow, sxl, offs_l + (K - 1 - k), mrow, length, ACC)
                 tl.store(pb_ptr + part + k, tl.sum(g0_b * xv, axis=1), mask=mask_d)
             tl.store(pb_ptr + part + K, tl.sum(g0_b, axis=1), mask=mask_d)
-        out = b.to(tl.int64) * dim * length + offs_d.to(tl.int64)[:, None] * length + offs_l[None, :]
+        out = b.to(tl.int64) * sob + offs_d.to(tl.int64)[:, None] * sod + offs_l[None, :]
         tl.store(dx_ptr + out, dx.to(dx_ptr.dtype.element_ty), mask=mrow & (offs_l < length)[None, :])
 
 
@@ -239,7 +241,7 @@ if HAS_TRITON:
     @jit
     def conv_bwd4_kernel(
         x_ptr, wf_ptr, bf_ptr, wb_ptr, bb_ptr, dyf_ptr, dyb_ptr, dx_ptr, pf_ptr, pb_ptr,
-        dim, length, n_dblk, n_lblk, sxb, sxd, sxl, sfb, sfd, sfl, sbb, sbd, sbl,
+        dim, length, n_dblk, n_lblk, sxb, sxd, sxl, sfb, sfd, sfl, sbb, sbd, sbl, sob, sod,
         K: tl.constexpr, HAS_F: tl.constexpr, HAS_B: tl.constexpr, HAS_BIAS_F: tl.constexpr,
         HAS_BIAS_B: tl.constexpr, SILU: tl.constexpr, ACC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
@@ -297,7 +299,7 @@ if HAS_TRITON:
             tl.store(pb_ptr + part + 2, tl.sum(h0 * xp1, axis=1), mask=mask_d)
             tl.store(pb_ptr + part + 3, tl.sum(h0 * x0, axis=1), mask=mask_d)
             tl.store(pb_ptr + part + 4, tl.sum(h0, axis=1), mask=mask_d)
-        out = b.to(tl.int64) * dim * length + offs_d.to(tl.int64)[:, None] * length + offs_l[None, :]
+        out = b.to(tl.int64) * sob + offs_d.to(tl.int64)[:, None] * sod + offs_l[None, :]
         tl.store(dx_ptr + out, dx.to(dx_ptr.dtype.element_ty), mask=mrow & (offs_l < length)[None, :])
 
 
@@ -322,27 +324,38 @@ def _contig(t):
     return t.contiguous() if t is not None else None
 
 
-def _fwd(x, wf, bf, wb, bb, silu):
-    """Launch the forward; returns [y_f or None, y_b or None] (B, D, L) contiguous in x's dtype."""
+def _pitched(batch, dim, length, pitch, like):
+    """(B, D, L) view of a (B, D, pitch) buffer whose columns past L are zero (contiguous when pitch = L)."""
+    if pitch is None or pitch == length:
+        return torch.empty(batch, dim, length, device=like.device, dtype=like.dtype)
+    buf = torch.empty(batch, dim, pitch, device=like.device, dtype=like.dtype)
+    buf[..., length:].zero_()
+    return buf[..., :length]
+
+
+def _fwd(x, wf, bf, wb, bb, silu, pitch=None):
+    """Launch the forward; returns [y_f or None, y_b or None] (B, D, L) in x's dtype, contiguous,
+    or (``pitch`` > L) views of (B, D, pitch) buffers with zero columns past L."""
     batch, dim, length = x.shape
     k = (wf if wf is not None else wb).shape[1]
     cfg = conv_config(batch, dim, length, x.device)
-    yf = torch.empty(batch, dim, length, device=x.device, dtype=x.dtype) if wf is not None else None
-    yb = torch.empty(batch, dim, length, device=x.device, dtype=x.dtype) if wb is not None else None
+    yf = _pitched(batch, dim, length, pitch, x) if wf is not None else None
+    yb = _pitched(batch, dim, length, pitch, x) if wb is not None else None
     if length == 0 or batch == 0 or dim == 0:
         return [yf, yb]
     dummy = yf if yf is not None else yb
     LAST_LAUNCH["conv_fwd"] = conv_fwd_kernel[cfg["grid"]](
         x, wf if wf is not None else dummy, bf if bf is not None else dummy, wb if wb is not None else dummy,
         bb if bb is not None else dummy, yf if yf is not None else dummy, yb if yb is not None else dummy,
-        dim, length, cfg["n_dblk"], cfg["n_lblk"], *x.stride(),
+        dim, length, cfg["n_dblk"], cfg["n_lblk"], *x.stride(), *dummy.stride()[:2],
         K=k, HAS_F=wf is not None, HAS_B=wb is not None, HAS_BIAS_F=bf is not None, HAS_BIAS_B=bb is not None,
         SILU=silu, ACC=_acc(x.dtype), BLOCK_D=cfg["BLOCK_D"], BLOCK_L=cfg["BLOCK_L"], num_warps=cfg["num_warps"])
     return [yf, yb]
 
 
-def _bwd(x, wf, bf, wb, bb, dyf, dyb, silu):
-    """Launch the backward; returns dx (B, D, L) contiguous in x's dtype and per direction
+def _bwd(x, wf, bf, wb, bb, dyf, dyb, silu, dx=None):
+    """Launch the backward; returns dx (B, D, L) in x's dtype (contiguous, or written into the
+    given ``dx``, any (B, D, L) view with unit stride along L) and per direction
     (dweight (D, K), dbias (D,)) in fp32 (None for an absent direction). K <= 4 runs the
     written-out K = 4 kernel (shorter kernels padded with leading zero taps, which leave both
     convs unchanged) unless ``VIDEOMAMBA_TRITON_CONV_BWD_KERNEL=generic``."""
@@ -353,7 +366,10 @@ def _bwd(x, wf, bf, wb, bb, dyf, dyb, silu):
     if four and k_user < 4:
         wf, wb = (None if w is None else torch.nn.functional.pad(w, (4 - k_user, 0)) for w in (wf, wb))
     k = 4 if four else k_user
-    dx = torch.empty(batch, dim, length, device=x.device, dtype=x.dtype)
+    if dx is None:
+        dx = torch.empty(batch, dim, length, device=x.device, dtype=x.dtype)
+    elif dx.shape != x.shape or dx.stride(-1) != 1:
+        raise ValueError(f"dx must be {tuple(x.shape)} with a unit stride along L, got {tuple(dx.shape)} {dx.stride()}")
     # fp32 partials (fp64 for fp64 inputs: the tests' reference precision)
     f32 = dict(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
     rows = batch * cfg["n_lblk"]
@@ -368,7 +384,7 @@ def _bwd(x, wf, bf, wb, bb, dyf, dyb, silu):
         x, wf if wf is not None else dummy, bf if bf is not None else dummy, wb if wb is not None else dummy,
         bb if bb is not None else dummy, dyf, dyb, dx,
         parts[0] if parts[0] is not None else dummy, parts[1] if parts[1] is not None else dummy,
-        dim, length, cfg["n_dblk"], cfg["n_lblk"], *x.stride(), *dyf.stride(), *dyb.stride(),
+        dim, length, cfg["n_dblk"], cfg["n_lblk"], *x.stride(), *dyf.stride(), *dyb.stride(), *dx.stride()[:2],
         K=k, HAS_F=wf is not None, HAS_B=wb is not None, HAS_BIAS_F=bf is not None, HAS_BIAS_B=bb is not None,
         SILU=silu, ACC=_acc(x.dtype), BLOCK_D=cfg["BLOCK_D"], BLOCK_L=cfg["BLOCK_L"], num_warps=cfg["num_warps"])
     grads = []
@@ -454,3 +470,17 @@ def bi_causal_conv1d_triton(x, weight_f, bias_f, weight_b, bias_b, activation="s
     x, weight_f, bias_f = _prepare(x, weight_f, bias_f, activation)
     _, weight_b, bias_b = _prepare(x, weight_b, bias_b, activation)
     return _CausalConv1dFn.apply(x, weight_f, bias_f, weight_b, bias_b, activation is not None)
+
+
+def bi_conv_fwd(x, weight_f, bias_f, weight_b, bias_b, silu: bool = True, pitch: int | None = None):
+    """Both convs of x (B, D, L) without autograd, for fused functions that write their own backward
+    (:class:`videomamba.ops.triton.BiMambaTriton`): weights (D, K), biases (D,) or None; returns
+    (y_f, y_b) in x's dtype, each a (B, D, L) view of a (B, D, ``pitch``) buffer whose columns
+    past L are zero (``pitch`` None: contiguous)."""
+    return tuple(_fwd(x, _contig(weight_f), _contig(bias_f), _contig(weight_b), _contig(bias_b), silu, pitch))
+
+
+def bi_conv_bwd(x, weight_f, bias_f, weight_b, bias_b, dy_f, dy_b, silu: bool = True, dx=None):
+    """Backward of :func:`bi_conv_fwd`: dx (B, D, L) (written into ``dx`` when given), and
+    ((dweight_f (D, K), dbias_f (D,)), (dweight_b, dbias_b)) in fp32."""
+    return _bwd(x, _contig(weight_f), _contig(bias_f), _contig(weight_b), _contig(bias_b), dy_f, dy_b, silu, dx)
