@@ -11,8 +11,8 @@ cluster start-up) serves both tests:
    the surviving train node from that checkpoint and the run finishes. The epoch it resumed from
    is that checkpoint's + 1, so the redone work is bounded by ``train.checkpoint_every``.
    "Committed" matters: a restart resumes from the last checkpoint Ray Train's controller has
-   registered (it polls workers every 2 s, RAY_TRAIN_HEALTH_CHECK_INTERVAL_S), not from the last
-   one a worker wrote.
+   registered (it polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S: 2 s by default, 0.5 s
+   in this suite, see conftest.py), not from the last one a worker wrote.
 
 The cluster runs in a child interpreter (this file run as a script) with a private Ray temp dir,
 so it can neither join nor disturb the session's embedded Ray or anyone else's; the test kills
@@ -179,7 +179,7 @@ def _scenario(work: Path, out: Path, ray_tmp: Path) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("scenario")
     t0 = time.time()
-    # 48 clips: 6 steps per worker per epoch, epochs longer than the controller's 2 s poll
+    # 48 clips: 6 steps per worker per epoch, epochs longer than the controller's poll (2 s by default)
     synth = make_synthetic_dataset(str(work / "synth"), classes=4, videos_per_class=12, frames=T, size=S, seed=0)
 
     (ray_tmp / "ray").mkdir(exist_ok=True)  # Ray's default temp dir under RAY_TMPDIR (ray_current_cluster)

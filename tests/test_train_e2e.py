@@ -5,6 +5,7 @@ with a clear message and keeps the last good checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pytest
@@ -74,47 +75,58 @@ def test_killed_worker_is_survived(ray_local, tiny_data, tmp_path):
     assert mlflow.MlflowClient(run.tracking_uri).get_run(run.mlflow_run_id).info.status == "FINISHED"
 
 
-def test_resume_continues_from_the_checkpoint(ray_local, tiny_data, tmp_path):
+@pytest.fixture(scope="module")
+def resumed(ray_local, tiny_data, tmp_path_factory):
+    """One run interrupted at epoch 2 (a worker dies, no retries) and resumed to its end: what
+    the resume test checks, read as it happens, and the finished run whose latest checkpoint the
+    planted-pickle test tampers with (so that test trains nothing of its own)."""
     import ray.train
 
     from videomamba.checkpoints import load_train_state
     from videomamba.train.launcher import read_run_info, run_training
 
-    raw = tiny_config(tiny_data, tmp_path, **{
+    root = tmp_path_factory.mktemp("resume")
+    raw = tiny_config(tiny_data, root, **{
         "train.epochs": 3, "train.grad_accum": 2, "debug.fail_at_epoch": 2, "run.name": "interrupted"})
     with pytest.raises(ray.train.TrainingFailedError):
         run_training(validate_config(raw))
-    storage = str(tmp_path / "ray")
-    run_id = read_run_info(storage, "interrupted")["mlflow_run_id"]
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert client.get_run(run_id).info.status == "FAILED"
-
-    assert "error" in client.get_run(run_id).data.tags
+    run_id = read_run_info(str(root / "ray"), "interrupted")["mlflow_run_id"]
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    interrupted = client.get_run(run_id)
     run = run_training(validate_config(raw), resume=True)
-    assert run.mlflow_run_id == run_id and client.get_run(run_id).data.tags["resumed"] == "1"
-    assert "error" not in client.get_run(run_id).data.tags  # no stale error tag from the interruption
+    state = load_train_state(run.result.checkpoint.path)  # counters only: the tensors map files the other test overwrites
+    return SimpleNamespace(root=root, raw=raw, run=run, run_id=run_id, client=client, interrupted=interrupted,
+                           resumed_tags=client.get_run(run_id).data.tags,
+                           state={k: state[k] for k in ("epoch", "num_updates")})
+
+
+def test_resume_continues_from_the_checkpoint(resumed):
+    run, run_id, client = resumed.run, resumed.run_id, resumed.client
+    assert resumed.interrupted.info.status == "FAILED"
+    assert "error" in resumed.interrupted.data.tags
+    assert run.mlflow_run_id == run_id and resumed.resumed_tags["resumed"] == "1"
+    assert "error" not in resumed.resumed_tags  # no stale error tag from the interruption
     assert _epochs_logged(run.tracking_uri, run_id) == [0, 1, 2]  # epochs 0-1 not trained again
-    state = load_train_state(run.result.checkpoint.path)
+    state = resumed.state
     assert state["epoch"] == 2 and state["num_updates"] == 3  # 3 epochs x (2 steps / grad_accum 2)
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
-def test_resume_refuses_a_planted_pickle(ray_local, tiny_data, tmp_path, capsys):
+def test_resume_refuses_a_planted_pickle(resumed, tmp_path, capsys):
     """Someone who can write the checkpoint storage replaces the latest checkpoint's training state
     with a pickle that creates a file when unpickled: `videomamba train --resume` refuses it with a
     clear message before any worker starts, and nothing in it runs. An old-format checkpoint
-    (train_state.pt) gets the upgrade message."""
+    (train_state.pt) gets the upgrade message. (The checkpoint is the resumed run's last one.)"""
     import pickle
 
     import yaml
 
     from videomamba.cli import main
     from videomamba import checkpoints as ckpt
-    from videomamba.train.launcher import run_training
 
-    raw = tiny_config(tiny_data, tmp_path, **{"train.epochs": 1, "scaling.num_workers": 1, "run.name": "planted"})
-    run = run_training(validate_config(raw))
+    raw, run = resumed.raw, resumed.run
     latest = Path(run.result.checkpoint.path)
+    assert latest.name == "epoch_0002"
     marker = tmp_path / "pwned"
 
     class Plant:
@@ -123,8 +135,8 @@ def test_resume_refuses_a_planted_pickle(ray_local, tiny_data, tmp_path, capsys)
 
     (latest / ckpt.STATE_TENSORS_FILE).write_bytes(pickle.dumps({"optimizer": Plant()}))
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({**raw, "train": {**raw["train"], "epochs": 2}}))
-    assert main(["train", "--config", str(config), "--resume", "planted"]) == 1
+    config.write_text(yaml.safe_dump({**raw, "train": {**raw["train"], "epochs": 4}, "debug": {}}))
+    assert main(["train", "--config", str(config), "--resume", "interrupted"]) == 1
     err = capsys.readouterr().err
     assert f"{latest / ckpt.STATE_TENSORS_FILE}: it is a Python pickle" in err and "refusing to resume" in err
     assert not marker.exists()
@@ -133,11 +145,10 @@ def test_resume_refuses_a_planted_pickle(ray_local, tiny_data, tmp_path, capsys)
     for name in (ckpt.STATE_TENSORS_FILE, ckpt.STATE_JSON_FILE):
         (latest / name).unlink()
     (latest / ckpt.LEGACY_STATE_FILE).write_bytes(pickle.dumps({"optimizer": Plant()}))
-    assert main(["train", "--config", str(config), "--resume", "planted"]) == 1
+    assert main(["train", "--config", str(config), "--resume", "interrupted"]) == 1
     assert "videomamba checkpoint upgrade" in capsys.readouterr().err
     assert not marker.exists()
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert client.get_run(run.mlflow_run_id).info.status == "FINISHED"  # not reopened
+    assert resumed.client.get_run(run.mlflow_run_id).info.status == "FINISHED"  # not reopened
 
 
 def test_nan_loss_stops_with_last_good_checkpoint(ray_local, tiny_data, tmp_path):

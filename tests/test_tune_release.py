@@ -105,9 +105,11 @@ def test_tune_check_refuses_trials_that_cannot_fit(tmp_path, capsys, monkeypatch
 
 
 # -- slow: on a 2-CPU Ray ------------------------------------------------------------------------------
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_two_cpus():
-    """A Ray of exactly 2 logical CPUs (the session's shared Ray, if any, is restarted afterwards)."""
+    """A Ray of exactly 2 logical CPUs for this module's two tests (one restart of the session's
+    shared Ray, if any, afterwards; not two). The search test leaves all 2 CPUs free (it asserts
+    so) and the placement test removes what it holds, so each finds the cluster whole."""
     import ray
 
     was = ray.is_initialized()
@@ -237,6 +239,7 @@ def test_a_run_whose_workers_cannot_be_placed_fails_with_the_numbers(ray_two_cpu
     from videomamba.train.resources import PlacementTimeoutError
 
     ray = ray_two_cpus
+    assert ray.available_resources().get("CPU") == 2.0, "the module's Ray is not whole (a test before leaked)"
     cfg = tiny_config(tmp_path / "runs", synthetic, placement_timeout_s=4)
     squatter = placement_group([{"CPU": 1.5}])  # another run holds 1.5 of the 2 CPUs: 0.8 do not fit
     ray.get(squatter.ready())
