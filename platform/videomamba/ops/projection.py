@@ -21,10 +21,13 @@ from __future__ import annotations
 import torch
 
 __all__ = ["channel_linear", "linear_to_bdl", "linear_from_bdl", "linear_to_bdl_grads", "linear_from_bdl_grads",
-           "weight_grad", "acc_dtype"]
+           "channel_linear_fwd", "channel_linear_grads", "linear_to_bdl_fwd", "linear_from_bdl_fwd", "weight_grad",
+           "acc_dtype", "gemm_dtype"]
 
 
-def _gemm_dtype(*tensors: torch.Tensor) -> torch.dtype:
+def gemm_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """The dtype the projections' GEMMs run in: the autocast dtype when autocast is on for the
+    tensors' device, else the promoted dtype of the tensors."""
     dev = tensors[0].device.type
     if torch.is_autocast_enabled(dev):
         return torch.get_autocast_dtype(dev)
@@ -63,7 +66,7 @@ def weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def linear_to_bdl_fwd(x, weight, bias=None):
     """x (B, L, I), weight (O, I), bias (O,) or None -> (B, O, L) contiguous, in the GEMM dtype
     (the autocast dtype, or the promoted input dtype)."""
-    dt = _gemm_dtype(x, weight)
+    dt = gemm_dtype(x, weight)
     with _no_autocast(x.device.type):
         w = weight.to(dt)
         y = torch.bmm(w.expand(x.shape[0], -1, -1), x.to(dt).transpose(1, 2))
@@ -85,7 +88,7 @@ def linear_to_bdl_grads(g, x, weight, bias_needed: bool):
 
 def linear_from_bdl_fwd(y, weight, bias=None):
     """y (B, I, L), weight (O, I), bias (O,) or None -> (B, L, O) contiguous, in the GEMM dtype."""
-    dt = _gemm_dtype(y, weight)
+    dt = gemm_dtype(y, weight)
     with _no_autocast(y.device.type):
         w = weight.to(dt)
         out = torch.bmm(y.to(dt).transpose(1, 2), w.t().expand(y.shape[0], -1, -1))
@@ -108,7 +111,7 @@ def linear_from_bdl_grads(g, y, weight, bias_needed: bool):
 
 def channel_linear_fwd(x, weight):
     """x (B, I, L), weight (O, I) -> (B, O, L) contiguous in the GEMM dtype."""
-    dt = _gemm_dtype(x, weight)
+    dt = gemm_dtype(x, weight)
     with _no_autocast(x.device.type):
         return torch.bmm(weight.to(dt).expand(x.shape[0], -1, -1), x.to(dt))
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from ..bimamba_inner import branch
-from ..projection import acc_dtype, weight_grad
+from ..projection import (channel_linear_fwd, channel_linear_grads, gemm_dtype, linear_from_bdl_fwd,
+                          linear_from_bdl_grads, linear_to_bdl_fwd, linear_to_bdl_grads)
 from .causal_conv1d import bi_causal_conv1d_triton, bi_conv_bwd, bi_conv_fwd
 from .launch import ScanDir, scan_bwd, scan_fwd
 
@@ -118,46 +119,35 @@ def _pad_rows(t: torch.Tensor, pitch: int) -> torch.Tensor:
     return t if pitch == t.shape[1] else F.pad(t, (0, 0, 0, pitch - t.shape[1]))
 
 
-def _gemm_dtype(hidden, weight):
-    dev = hidden.device.type
-    if torch.is_autocast_enabled(dev):
-        return torch.get_autocast_dtype(dev)
-    return torch.promote_types(hidden.dtype, weight.dtype)
-
-
 class _MixerForward:
     """The mixer's forward up to the scan, on padded rows (:func:`row_pitch`), no autograd:
     ``hp`` (B, P, D) the input in the GEMM dtype, ``xz`` (B, 2 d_inner, P), per direction ``u``
-    (conv + SiLU), ``xdbl`` (x_proj's output), ``delta`` (dt_proj's, before bias and softplus),
-    all (B, C, P) with zero pad columns except xz's (in_proj's bias), and the scan's
-    :class:`ScanDir` pair on the first L columns."""
+    (conv + SiLU) and ``xdbl`` (x_proj's output), all (B, C, P) with zero pad columns except xz's
+    (in_proj's bias), and the scan's :class:`ScanDir` pair on the first L columns (delta =
+    dt_proj's output, before bias and softplus). GEMMs as in :mod:`videomamba.ops.projection`."""
 
     def __init__(self, hidden, in_w, in_b, weights, small_f, small_b):
         batch, length, _ = hidden.shape
-        self.dtype = dt = _gemm_dtype(hidden, in_w)
+        self.dtype = gemm_dtype(hidden, in_w)
         self.length, self.pitch = length, row_pitch(length, hidden.device)
-        with torch.autocast(hidden.device.type, enabled=False):
-            self.hp = _pad_rows(hidden.to(dt), self.pitch)
-            self.xz = torch.bmm(in_w.to(dt).expand(batch, -1, -1), self.hp.transpose(1, 2))
-            if in_b is not None:
-                self.xz += in_b.to(dt)[:, None]
-            d_inner = self.xz.shape[1] // 2
-            self.x, self.z = self.xz[:, :d_inner, :length], self.xz[:, d_inner:, :length]
-            cw_f, cb_f, xw_f, dw_f, cw_b, cb_b, xw_b, dw_b = weights
-            self.conv = (cw_f[:, 0], cb_f, cw_b[:, 0], cb_b)
-            u_f, u_b = bi_conv_fwd(self.x, *self.conv, True, self.pitch)
-            self.u = [_pad_last(u_f, self.pitch), _pad_last(u_b, self.pitch)]
-            n = small_f[0].shape[-1]
-            self.xdbl, self.delta, dirs = [], [], []
-            for u, xw, dw, small in ((self.u[0], xw_f, dw_f, small_f), (self.u[1], xw_b, dw_b, small_b)):
-                xdbl = torch.bmm(xw.to(dt).expand(batch, -1, -1), u)  # (B, R + 2N, P)
-                rank = dw.shape[1]
-                delta = torch.bmm(dw.to(dt).expand(batch, -1, -1), xdbl[:, :rank])  # (B, d_inner, P)
-                self.xdbl.append(xdbl)
-                self.delta.append(delta)
-                dirs.append(ScanDir(u[..., :length], delta[..., :length], small[0], xdbl[:, rank:rank + n, :length],
-                                    xdbl[:, rank + n:, :length], small[1], small[2]))
-            self.dirs = dirs
+        self.hp = _pad_rows(hidden.to(self.dtype), self.pitch)
+        self.xz = linear_to_bdl_fwd(self.hp, in_w, in_b)
+        d_inner = self.xz.shape[1] // 2
+        self.x, self.z = self.xz[:, :d_inner, :length], self.xz[:, d_inner:, :length]
+        cw_f, cb_f, xw_f, dw_f, cw_b, cb_b, xw_b, dw_b = weights
+        self.conv = (cw_f[:, 0], cb_f, cw_b[:, 0], cb_b)
+        u_f, u_b = bi_conv_fwd(self.x, *self.conv, True, self.pitch)
+        self.u = [_pad_last(u_f, self.pitch), _pad_last(u_b, self.pitch)]
+        n = small_f[0].shape[-1]
+        self.xdbl, dirs = [], []
+        for u, xw, dw, small in ((self.u[0], xw_f, dw_f, small_f), (self.u[1], xw_b, dw_b, small_b)):
+            xdbl = channel_linear_fwd(u, xw)  # (B, R + 2N, P)
+            rank = dw.shape[1]
+            delta = channel_linear_fwd(xdbl[:, :rank], dw)  # (B, d_inner, P)
+            self.xdbl.append(xdbl)
+            dirs.append(ScanDir(u[..., :length], delta[..., :length], small[0], xdbl[:, rank:rank + n, :length],
+                                xdbl[:, rank + n:, :length], small[1], small[2]))
+        self.dirs = dirs
 
 
 class BiMambaTriton(torch.autograd.Function):
@@ -193,12 +183,7 @@ class BiMambaTriton(torch.autograd.Function):
 
     @staticmethod
     def _out_proj(y, out_w, out_b, fw):
-        with torch.autocast(y.device.type, enabled=False):
-            yp = _pad_last(y, fw.pitch)
-            out = torch.bmm(yp.transpose(1, 2), out_w.to(fw.dtype).t().expand(y.shape[0], -1, -1))
-            if out_b is not None:
-                out += out_b.to(fw.dtype)
-        return out[:, :fw.length]
+        return linear_from_bdl_fwd(_pad_last(y, fw.pitch), out_w, out_b)[:, :fw.length]
 
     @staticmethod
     def backward(ctx, dout):
@@ -212,16 +197,12 @@ class BiMambaTriton(torch.autograd.Function):
         else:
             y, hss, _last, _cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=True, return_last=False,
                                            pitch=fw.pitch)
-        batch, pitch, dt = hidden.shape[0], fw.pitch, fw.dtype
+        pitch, dt = fw.pitch, fw.dtype
         with torch.autocast(hidden.device.type, enabled=False):
-            # out_proj: dy (B, d_inner, P) = out_w^T dout^T, d out_w = sum_b dout_b^T y_b^T
-            dp = _pad_rows(dout.to(dt), pitch).transpose(1, 2)  # (B, D, P)
-            yp = _pad_last(y, pitch)
+            # out_proj's gradients over the padded rows (zero past L)
+            dy, d_out_w, d_out_b = linear_from_bdl_grads(_pad_rows(dout.to(dt), pitch), _pad_last(y, pitch), out_w,
+                                                         out_b is not None)
             del y
-            dy = torch.bmm(out_w.to(dt).t().expand(batch, -1, -1), dp)
-            d_out_w = weight_grad(dp, yp).to(out_w.dtype)
-            d_out_b = dout.sum((0, 1), dtype=acc_dtype(dt)).to(out_b.dtype) if out_b is not None else None
-            del yp
             gbuf, dz = scan_bwd(fw.dirs, fw.z, hss, dy[..., :fw.length], None, True, False, ctx.cfg, pitch=pitch)
             del hss, dy
             gf, gb = gbuf.grads([fw.dirs[0].B4, fw.dirs[1].B4], [fw.dirs[0].C4, fw.dirs[1].C4])
@@ -229,22 +210,23 @@ class BiMambaTriton(torch.autograd.Function):
             for i, (g, xw, dw) in enumerate(((gf, weights[2], weights[3]), (gb, weights[6], weights[7]))):
                 du, ddt, _dA, dB, dC = g[:5]
                 rank = dw.shape[1]
-                ddt = _pad_last(ddt, pitch)
-                d_dtlow = torch.bmm(dw.to(dt).t().expand(batch, -1, -1), ddt)  # (B, R, P)
-                d_dw = weight_grad(ddt, fw.xdbl[i][:, :rank])
+                d_dtlow, d_dw = channel_linear_grads(_pad_last(ddt, pitch), fw.xdbl[i][:, :rank], dw)  # dt_proj
                 d_xdbl = torch.cat([d_dtlow, _pad_last(dB, pitch), _pad_last(dC, pitch)], dim=1)
-                du_total.append(_pad_last(du, pitch) + torch.bmm(xw.to(dt).t().expand(batch, -1, -1), d_xdbl))
-                proj_grads.append((weight_grad(d_xdbl, fw.u[i]).to(xw.dtype), d_dw.to(dw.dtype)))
+                du_xproj, d_xw = channel_linear_grads(d_xdbl, fw.u[i], xw)  # x_proj
+                du_total.append(_pad_last(du, pitch) + du_xproj)
+                proj_grads.append((d_xw.to(xw.dtype), d_dw.to(dw.dtype)))
             d_inner = fw.x.shape[1]
-            dxz = fw.xz.new_empty(batch, 2 * d_inner, pitch)
+            dxz = fw.xz.new_empty(fw.xz.shape[0], 2 * d_inner, pitch)
             dxz[..., fw.length:] = 0
             _dx, conv_grads = bi_conv_bwd(fw.x, *fw.conv, du_total[0][..., :fw.length], du_total[1][..., :fw.length],
                                           True, dx=dxz[:, :d_inner, :fw.length])
             dxz[:, d_inner:, :fw.length] = dz
             del du_total, dz
-            dh = torch.bmm(dxz.transpose(1, 2), in_w.to(dt).expand(batch, -1, -1))[:, :fw.length]
-            d_in_w = weight_grad(dxz, fw.hp.transpose(1, 2)).to(in_w.dtype)
-            d_in_b = dxz.sum((0, 2), dtype=acc_dtype(dt)).to(in_b.dtype) if in_b is not None else None
+            dh, d_in_w, d_in_b = linear_to_bdl_grads(dxz, fw.hp, in_w, in_b is not None)  # in_proj
+            dh = dh[:, :fw.length]
+        d_out_w, d_in_w = d_out_w.to(out_w.dtype), d_in_w.to(in_w.dtype)
+        d_out_b = d_out_b.to(out_b.dtype) if out_b is not None else None
+        d_in_b = d_in_b.to(in_b.dtype) if in_b is not None else None
         out = [dh.to(hidden.dtype), d_in_w, d_in_b, d_out_w, d_out_b, None]
         for (cw, cb), (dcw, dcb), (dxw, ddw), g in zip(((weights[0], weights[1]), (weights[4], weights[5])),
                                                        conv_grads, proj_grads, (gf, gb)):
