@@ -111,13 +111,16 @@ class GradBuffers:
     of (B, nblk, N, L) partials with plain stores and one sum over the blocks of each group
     reduces them (no atomics, deterministic; nblk x the bytes, read once)."""
 
-    def __init__(self, dirs, batch, dim, n_state, length, nseg, block_d, atomic, pitch=None):
+    def __init__(self, dirs, batch, dim, n_state, length, nseg, block_d, atomic, pitch=None, bc_pitch=None):
         dev = dirs[0].u.device
-        self.dirs, self.n_state, self.atomic = dirs, n_state, atomic
+        self.dirs, self.n_state, self.atomic, self.length = dirs, n_state, atomic, length
         self.nblk = triton.cdiv(dim, block_d)
         self.small = torch.empty(len(dirs), nseg, batch, dim, n_state + 2, device=dev, dtype=torch.float32)
         rows = [r for d in dirs for r in ((d.G_B, d.G_C) if atomic else (self.nblk, self.nblk))]
-        shapes = [(batch, r, n_state, length) for r in rows]
+        # dB/dC rows at the kernels' pitch (ntiles * BLOCK_L >= L): the padded positions are
+        # written too (zeros), so the stores need no position mask; sliced off in grads()
+        self.bc_pitch = bc_pitch or length
+        shapes = [(batch, r, n_state, self.bc_pitch) for r in rows]
         sizes = [math.prod(s) for s in shapes]
         alloc = torch.zeros if atomic else torch.empty
         self.big = alloc(sum(sizes), device=dev, dtype=torch.float32)
@@ -158,7 +161,7 @@ class GradBuffers:
                 g = src[off:off + math.prod(shape)].view(shape)
                 if not self.atomic:  # blocks of a group are consecutive (a block never straddles groups)
                     g = g.view(shape[0], groups, shape[1] // groups, *shape[2:]).sum(2)
-                g = g.to(like.dtype)
+                g = g[..., :self.length].to(like.dtype)
                 dBC.append(g if grouped else g[:, 0])
             dA = small[i, :, :n].to(d.A.dtype)
             dD = small[i, :, n].to(d.D.dtype) if d.D is not None else None
@@ -210,7 +213,8 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None):
         LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
-        LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](*args, **kw, **_launch_cfg(cfg))
+        LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
+            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
@@ -227,7 +231,8 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None):
                   backward=True, block_l=fwd_cfg["BLOCK_L"])
     dout = _lastdim_contig(dout)
     pitch = pitch or length
-    gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"], pitch)
+    gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"], pitch,
+                       bc_pitch=cfg["ntiles"] * cfg["BLOCK_L"])
     if z is not None:
         dz = empty_rows(batch, dim, length, pitch, z.device, z.dtype)
         bi = len(dirs) == 2
@@ -248,7 +253,8 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None):
         LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
-        LAST_LAUNCH["bwd"] = sloop_bwd_kernel[_grid(cfg, batch, dim)](*args, **kw, **_launch_cfg(cfg), SUB=cfg["SUB"])
+        LAST_LAUNCH["bwd"] = sloop_bwd_kernel[_grid(cfg, batch, dim)](
+            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg), SUB=cfg["SUB"])
     else:
         LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))

@@ -4,12 +4,25 @@ segment summaries into a carried state (README.md beside this file: the design).
 
 from __future__ import annotations
 
-from .runtime import HAS_TRITON, jit, tl
+from .runtime import HAS_TRITON, INTERPRET, jit, tl
 
-__all__ = ["adjoint_combine", "affine_combine", "softplus", "sigmoid", "load_delta", "channel_setup", "tile_index",
-           "tile_positions", "fold_summaries"]
+__all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "load_delta",
+           "channel_setup", "tile_index", "tile_positions", "fold_summaries"]
 
 if HAS_TRITON:
+    _COMPILED = tl.constexpr(not INTERPRET)  # inline PTX only when compiled (the interpreter has none)
+
+    @jit
+    def rcp(x):
+        """1 / x in fp32 by PTX ``div.full.f32`` (full range, at most 2 ulp: MUFU.RCP and a few
+        FMAs) instead of the IEEE division (a Newton step, a range check and a slow-path branch);
+        x / inf = 0. The interpreter divides exactly."""
+        if _COMPILED:
+            r = tl.inline_asm_elementwise("div.full.f32 $0, 0f3F800000, $1;", "=r,r", [x], dtype=tl.float32,
+                                          is_pure=True, pack=1)
+        else:
+            r = 1.0 / x
+        return r
 
     @jit
     def affine_combine(a1, b1, a2, b2):
@@ -24,16 +37,25 @@ if HAS_TRITON:
         return p2 * f1 * p1, b2 + p2 * f1 * b1, f2
 
     @jit
-    def softplus(x):
-        # torch's softplus (threshold 20); log1p(e) via the log(w) - ((w-1)-e)/w correction
+    def softplus_grad(x):
+        """torch's softplus (threshold 20) and its derivative sigmoid(x), sharing one exp and one
+        reciprocal; log1p(e) via the log(w) - ((w-1)-e)/w correction, sigmoid as e / (1 + e)
+        (relative accuracy for x << 0)."""
         e = tl.exp(x)
         w = 1.0 + e
-        sp = tl.log(w) - ((w - 1.0) - e) / w
-        return tl.where(x > 20.0, x, sp)
+        r = rcp(w)
+        sp = tl.log(w) - ((w - 1.0) - e) * r
+        big = x > 20.0
+        return tl.where(big, x, sp), tl.where(big, 1.0, e * r)
+
+    @jit
+    def softplus(x):
+        sp, _sig = softplus_grad(x)
+        return sp
 
     @jit
     def sigmoid(x):
-        return 1.0 / (1.0 + tl.exp(-x))
+        return rcp(1.0 + tl.exp(-x))
 
     @jit
     def load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):

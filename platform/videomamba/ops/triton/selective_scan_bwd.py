@@ -95,13 +95,14 @@ if HAS_TRITON:
         gC = d_start // dpg_C
         B_row = B_ptr + b64 * s_B_b + gB * s_B_g + offs_n[None, :] * s_B_n  # (1, BN)
         C_row = C_ptr + b64 * s_C_b + gC * s_C_g + offs_n[None, :] * s_C_n
-        if DBC_ATOMIC:  # dB (B, G_B, N, L), dC (B, G_C, N, L), every channel block adds in
-            dB_row = dB_ptr + ((b64 * G_B + gB) * n_state + offs_n[None, :]) * L
-            dC_row = dC_ptr + ((b64 * G_C + gC) * n_state + offs_n[None, :]) * L
-        else:  # this channel block's own rows of (B, nblk, N, L) partials (G_B = G_C = nblk)
+        LBp = ntiles * BLOCK_L  # dB/dC row pitch: every tile's positions, padding included
+        if DBC_ATOMIC:  # dB (B, G_B, N, LBp), dC (B, G_C, N, LBp), every channel block adds in
+            dB_row = dB_ptr + ((b64 * G_B + gB) * n_state + offs_n[None, :]) * LBp
+            dC_row = dC_ptr + ((b64 * G_C + gC) * n_state + offs_n[None, :]) * LBp
+        else:  # this channel block's own rows of (B, nblk, N, LBp) partials (G_B = G_C = nblk)
             blk = d_start // BLOCK_D
-            dB_row = dB_ptr + ((b64 * G_B + blk) * n_state + offs_n[None, :]) * L
-            dC_row = dC_ptr + ((b64 * G_C + blk) * n_state + offs_n[None, :]) * L
+            dB_row = dB_ptr + ((b64 * G_B + blk) * n_state + offs_n[None, :]) * LBp
+            dC_row = dC_ptr + ((b64 * G_C + blk) * n_state + offs_n[None, :]) * LBp
         hs_row = hs_ptr + ((b64 * dim + offs_d[:, None]) * ntiles) * n_state + offs_n[None, :]
         # adjoint entering the segment from after it: dlast, folded through the later segments
         g_carry = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)

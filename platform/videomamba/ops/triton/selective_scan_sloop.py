@@ -15,7 +15,7 @@ the summaries)."""
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import adjoint_combine, affine_combine, sigmoid, softplus, tile_index, tile_positions
+from .scan_common import adjoint_combine, affine_combine, sigmoid, softplus_grad, tile_index, tile_positions
 
 __all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
 
@@ -28,14 +28,27 @@ if HAS_TRITON:
 
     @jit
     def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-        """delta (BD, BL) in fp32 after bias (BD, 1) and softplus, 0 where masked; and the raw value."""
+        """delta in fp32 after bias and softplus, 0 where masked; and d delta / d raw (softplus's
+        sigmoid; 1 without softplus)."""
         raw = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
         if HAS_BIAS:
             raw = raw + bias
         dt = raw
+        dsp = tl.full(raw.shape, 1.0, tl.float32)
         if SOFTPLUS:
-            dt = softplus(raw)
-        return tl.where(mask, dt, 0.0), raw
+            dt, dsp = softplus_grad(raw)
+        return tl.where(mask, dt, 0.0), dsp
+
+    @jit
+    def _load_bc(ptrs, n_i, n_state, EVEN_N: tl.constexpr):
+        """B or C (NS, 1, BL) of states n_i in fp32, at positions clamped into the sequence (no
+        position mask: past L, delta and dy are 0, so nothing read there contributes); states
+        past N read as 0 unless EVEN_N (N == BLOCK_N)."""
+        if EVEN_N:
+            v = tl.load(ptrs)
+        else:
+            v = tl.load(ptrs, mask=n_i < n_state, other=0.0)
+        return v.to(tl.float32)
 
     @jit
     def _setup(A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state,
@@ -84,7 +97,7 @@ if HAS_TRITON:
         pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
-        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
+        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
     ):
         """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a time."""
@@ -123,17 +136,17 @@ if HAS_TRITON:
             # With the contiguity visible they would be coalesced across lanes (rows of odd L
             # are not 16-byte aligned, so they cannot be vectorized in a thread either)
             p3 = (pos * unit)[None, None, :]
+            pc3 = (tl.minimum(pos, L - 1) * unit)[None, None, :]  # B/C positions, clamped
             ml3 = mask_l[None, None, :]
             m3 = mask_d[None, :, None] & ml3
             u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
-            dt, _raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+            dt, _dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
             dtu = dt * u
             Y = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 n_i = (i * NS + offs_s)[:, None, None]
-                mnl = (n_i < n_state) & ml3
-                Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=mnl, other=0.0).to(tl.float32)
-                Ci = tl.load(C_row + n_i * s_C_n + p3 * s_C_l, mask=mnl, other=0.0).to(tl.float32)
+                Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+                Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
                 a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
                 bb = dtu * Bi
                 bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
@@ -173,7 +186,7 @@ if HAS_TRITON:
         dim, L, LP, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
-        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr,
+        STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
@@ -187,7 +200,7 @@ if HAS_TRITON:
             s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-            REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST,
+            REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
             BLOCK_D, BLOCK_N, BLOCK_L, NS)
         if BI:
             tl.debug_barrier()
@@ -197,26 +210,26 @@ if HAS_TRITON:
                 s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False,
+                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
                 BLOCK_D, BLOCK_N, BLOCK_L, NS)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
                     n_state, REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                    NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr):
+                    EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr):
         """The carried state (NS, BD, N/NS) after sub-tile ks of BL positions, entered with H."""
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         p3 = (pos * unit)[None, None, :]
-        ml3 = mask_l[None, None, :]
-        m3 = mask_d[None, :, None] & ml3
+        pc3 = (tl.minimum(pos, L - 1) * unit)[None, None, :]
+        m3 = mask_d[None, :, None] & mask_l[None, None, :]
         first3 = (offs_j == 0)[None, None, :]
         last3 = (offs_j == BL - 1)[None, None, :]
         u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)
-        dt, _raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+        dt, _dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
         dtu = dt * u
         for i in range(0, NIT * unit):
             n_i = (i * NS + offs_s)[:, None, None]
-            Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=(n_i < n_state) & ml3, other=0.0).to(tl.float32)
+            Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
             a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
             bb = dtu * Bi
             bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)
@@ -227,13 +240,13 @@ if HAS_TRITON:
     @jit
     def _bwd_sub(
         ks, H0, G, DA, dt_next, dD_acc, dbias_acc,
-        L, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
+        L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
         u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
         s_B_n, s_B_l, s_C_n, s_C_l, n_state,
         du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
         REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr, DBC_ATOMIC: tl.constexpr,
-        NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr,
+        EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it."""
@@ -244,12 +257,13 @@ if HAS_TRITON:
         # With the contiguity visible they would be coalesced across lanes (rows of odd L
         # are not 16-byte aligned, so they cannot be vectorized in a thread either)
         p3 = (pos * unit)[None, None, :]
+        pc3 = (tl.minimum(pos, L - 1) * unit)[None, None, :]  # B/C positions, clamped
         ml3 = mask_l[None, None, :]
         m3 = mask_d[None, :, None] & ml3
         first3 = (offs_j == 0)[None, None, :]
         last3 = (offs_j == BL - 1)[None, None, :]
         u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
-        dt, raw = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+        dt, dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
         dy = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
         if HAS_Z:
             zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
@@ -263,9 +277,8 @@ if HAS_TRITON:
             Y = tl.zeros(u.shape, dtype=tl.float32)
         for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
             n_i = (i * NS + offs_s)[:, None, None]
-            mnl = (n_i < n_state) & ml3
-            Bi = tl.load(B_row + n_i * s_B_n + p3 * s_B_l, mask=mnl, other=0.0).to(tl.float32)
-            Ci = tl.load(C_row + n_i * s_C_n + p3 * s_C_l, mask=mnl, other=0.0).to(tl.float32)
+            Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+            Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
             A2i = _pick(A2c, cols, i)  # (NS, BD)
             a = tl.exp2(dt * A2i[:, :, None])
             bb = dtu * Bi
@@ -290,18 +303,23 @@ if HAS_TRITON:
             DA = tl.where(cols == i, DA + tl.sum(ghb * dt, axis=2)[:, :, None], DA)
             dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
             dCt = tl.sum(h * dy, axis=1)[:, None, :]
-            if DBC_ATOMIC:
-                tl.atomic_add(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
-                tl.atomic_add(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
+            # rows at pitch LBp >= every tile's positions: no position mask (0 written past L)
+            if DBC_ATOMIC:  # (NS, BD, BL) pointers, channel 0's lanes add
+                mnc = (n_i < n_state) & chan0
+                tl.atomic_add(dB_row + n_i * LBp + p3, dBt, mask=mnc)
+                tl.atomic_add(dC_row + n_i * LBp + p3, dCt, mask=mnc)
+            elif EVEN_N:  # (NS, 1, BL) pointers: the stores skip the lanes that replicate an element
+                tl.store(dB_row + n_i * LBp + p3, dBt)
+                tl.store(dC_row + n_i * LBp + p3, dCt)
             else:
-                tl.store(dB_row + n_i * L + p3, dBt, mask=mnl & chan0)
-                tl.store(dC_row + n_i * L + p3, dCt, mask=mnl & chan0)
+                tl.store(dB_row + n_i * LBp + p3, dBt, mask=n_i < n_state)
+                tl.store(dC_row + n_i * LBp + p3, dCt, mask=n_i < n_state)
         dt_next = _pick(dt, first3.to(tl.int32), 1)
         s1 = tl.sum(S1, axis=0)[None, :, :]
         du = dt * s1 + dy * Dv3
         ddt = u * s1 + tl.sum(S2, axis=0)[None, :, :] * LN2
         if SOFTPLUS:
-            ddt = ddt * sigmoid(raw)
+            ddt = ddt * dsp
         ddt = tl.where(m3, ddt, 0.0)
         dD_acc += tl.sum(dy * u, axis=2)
         dbias_acc += tl.sum(ddt, axis=2)
@@ -327,7 +345,7 @@ if HAS_TRITON:
         pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
-        DBC_ATOMIC: tl.constexpr,
+        DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         SUB: tl.constexpr,
     ):
@@ -358,13 +376,14 @@ if HAS_TRITON:
         gC = d_start // dpg_C
         B_row = B_ptr + b64 * s_B_b + gB * s_B_g + zd3
         C_row = C_ptr + b64 * s_C_b + gC * s_C_g + zd3
-        if DBC_ATOMIC:  # dB (B, G_B, N, L), dC (B, G_C, N, L)
-            dB_row = dB_ptr + (b64 * G_B + gB) * n_state * L + zd3
-            dC_row = dC_ptr + (b64 * G_C + gC) * n_state * L + zd3
-        else:  # this channel block's rows of (B, nblk, N, L) partials
+        LBp = ntiles * BLOCK_L  # dB/dC row pitch: every tile's positions, padding included
+        if DBC_ATOMIC:  # dB (B, G_B, N, LBp), dC (B, G_C, N, LBp)
+            dB_row = dB_ptr + (b64 * G_B + gB) * n_state * LBp + zd3
+            dC_row = dC_ptr + (b64 * G_C + gC) * n_state * LBp + zd3
+        else:  # this channel block's rows of (B, nblk, N, LBp) partials
             blk = d_start // BLOCK_D
-            dB_row = dB_ptr + (b64 * G_B + blk) * n_state * L + zd3
-            dC_row = dC_ptr + (b64 * G_C + blk) * n_state * L + zd3
+            dB_row = dB_ptr + (b64 * G_B + blk) * n_state * LBp
+            dC_row = dC_ptr + (b64 * G_C + blk) * n_state * LBp
         bias3 = bias[None, :, None]
         Dv3 = Dv[None, :, None]
         hs_row = hs_ptr + ((b64 * dim + d3) * ntiles) * n_state + n3  # (NS, BD, NIT)
@@ -388,7 +407,7 @@ if HAS_TRITON:
         else:
             p_next = k_hi * BLOCK_L
         in_seq = (p_next >= 0) & (p_next < L)
-        dt_n, _raw_n = _load_delta(dt_row + p_next * unit, bias3, mask_d[None, :, None] & in_seq, HAS_BIAS, SOFTPLUS)
+        dt_n, _dsp_n = _load_delta(dt_row + p_next * unit, bias3, mask_d[None, :, None] & in_seq, HAS_BIAS, SOFTPLUS)
         dt_next = tl.sum(dt_n, axis=2)  # (NS, BD), same on every state lane
         for it in range(0, k_hi - k_lo):  # tiles last to first in processing order
             k = tile_index(it, k_lo, k_hi, not REVERSE)
@@ -412,14 +431,14 @@ if HAS_TRITON:
                     else:
                         ks0 = k * SUB
                     Hin = _sub_states(ks0, H0, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row,
-                                      bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, NS, NIT, BLS)
+                                      bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, EVEN_N, NS, NIT, BLS)
                 G, DA, dt_next, dD_acc, dbias_acc = _bwd_sub(
                     ks, Hin, G, DA, dt_next, dD_acc, dbias_acc,
-                    L, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
+                    L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
                     u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
                     s_B_n, s_B_l, s_C_n, s_C_l, n_state,
                     du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
-                    REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, NS, NIT, BLS)
+                    REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -441,7 +460,7 @@ if HAS_TRITON:
         dim, L, LP, n_state, ntiles, nseg, tps,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
-        HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr,
+        HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
@@ -456,7 +475,7 @@ if HAS_TRITON:
             du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-            REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC,
+            REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
             BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
         if BI:
             tl.debug_barrier()
@@ -467,5 +486,5 @@ if HAS_TRITON:
                 du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC,
+                True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
                 BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
