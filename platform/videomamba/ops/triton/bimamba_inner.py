@@ -20,7 +20,7 @@ from ..bimamba_inner import branch
 from ..projection import (channel_linear_fwd, channel_linear_grads, gemm_dtype, linear_from_bdl_fwd,
                           linear_from_bdl_grads, linear_to_bdl_fwd, linear_to_bdl_grads)
 from .causal_conv1d import bi_causal_conv1d_triton, bi_conv_bwd, bi_conv_fwd
-from .launch import ScanDir, scan_bwd, scan_fwd
+from .launch import ScanDir, SegmentSummaries, scan_bwd, scan_fwd
 
 __all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states", "row_pitch", "ROW_ALIGN"]
 
@@ -156,7 +156,8 @@ class BiMambaTriton(torch.autograd.Function):
 
     ``apply(hidden (B, L, D), in_w, in_b, out_w, out_b, save_states, *params_f, *params_b)`` ->
     (B, L, D), with ``params_*`` as in :func:`bimamba_inner_composed`. Saves the input ``hidden``
-    and the weights, nothing of size d_inner x L: its backward recomputes the forward up to the
+    and the weights, nothing of size d_inner x L (and the scan's segment summaries, a few per
+    (batch, channel), so that the re-run skips their launch): its backward recomputes the forward up to the
     scan and re-runs the forward scan kernel for the tile states the backward kernel reads and for
     ``out_proj``'s input (mamba-ssm's backward kernel recomputes its forward states too, inside
     the kernel), then writes every gradient itself (GEMMs, the conv's backward kernel).
@@ -169,10 +170,11 @@ class BiMambaTriton(torch.autograd.Function):
     def forward(ctx, hidden, in_w, in_b, out_w, out_b, save_states, *params):
         weights, small_f, small_b = BiMambaTriton._split(params)
         fw = _MixerForward(hidden, in_w, in_b, weights, small_f, small_b)
+        summ = None if save_states else SegmentSummaries()  # kept for the backward's forward re-run
         y, hss, _last, cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=save_states, return_last=False,
-                                      pitch=fw.pitch)
+                                      pitch=fw.pitch, summaries=summ)
         out = BiMambaTriton._out_proj(y, out_w, out_b, fw)
-        kept = (y, *hss) if save_states else ()
+        kept = (y, *hss) if save_states else (summ.state, summ.dsum)
         ctx.save_for_backward(hidden, in_w, in_b, out_w, out_b, *params, *kept)
         ctx.cfg, ctx.amp, ctx.save_states, ctx.n_params = cfg, _autocast_state(hidden.device.type), save_states, len(params)
         return out
@@ -196,7 +198,7 @@ class BiMambaTriton(torch.autograd.Function):
             y, hss = kept[0], list(kept[1:])
         else:
             y, hss, _last, _cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=True, return_last=False,
-                                           pitch=fw.pitch)
+                                           pitch=fw.pitch, summaries=SegmentSummaries(*kept))
         pitch, dt = fw.pitch, fw.dtype
         with torch.autocast(hidden.device.type, enabled=False):
             # out_proj's gradients over the padded rows (zero past L)

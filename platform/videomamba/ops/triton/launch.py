@@ -5,6 +5,7 @@ functions (``selective_scan.py``, ``bimamba_inner.py``) call."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -14,7 +15,7 @@ from .selective_scan_bwd import selective_scan_bwd_kernel
 from .selective_scan_fwd import selective_scan_fwd_kernel
 from .selective_scan_sloop import sloop_bwd_kernel, sloop_fwd_kernel
 
-__all__ = ["ScanDir", "GradBuffers", "check_inputs", "scan_fwd", "scan_bwd"]
+__all__ = ["ScanDir", "GradBuffers", "SegmentSummaries", "check_inputs", "scan_fwd", "scan_bwd"]
 
 
 def empty_rows(batch, dim, length, pitch, device, dtype, zero_pad=True):
@@ -64,6 +65,21 @@ class ScanDir:
 def _dims(d: ScanDir):
     batch, dim, length = d.u.shape
     return batch, dim, length, d.A.shape[1]
+
+
+@dataclass
+class SegmentSummaries:
+    """The forward's segment summaries: ``state`` (ndir, B, D, nseg, N), the state after each
+    segment entered from zero, and ``dsum`` (ndir, B, D, nseg), each segment's sum of delta; fp32.
+    Empty (None) until a :func:`scan_fwd` given it fills them; a later :func:`scan_fwd` on the same
+    inputs given the filled object skips its summary launch (a recomputing backward re-runs the
+    forward kernel: the summaries are (N + 1) x 4 bytes per (direction, batch, channel, segment),
+    the segments being few and independent of L; ``nseg == 1`` has none)."""
+    state: torch.Tensor | None = None
+    dsum: torch.Tensor | None = None
+
+    def fits(self, ndir, batch, dim, n_state, nseg) -> bool:
+        return self.state is not None and tuple(self.state.shape) == (ndir, batch, dim, nseg, n_state)
 
 
 def _summaries(ndir, batch, dim, n_state, cfg, device):
@@ -187,10 +203,13 @@ def _flags(dirs, reverse, softplus, z):
                 SOFTPLUS=softplus)
 
 
-def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None):
+def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, summaries=None):
     """Forward of one direction (``reverse`` applies) or both BiMamba directions (dirs =
     [forward, backward]; output = their sum). Returns out, per-direction tile states, last, cfg.
-    ``pitch``: out is a (B, D, L) view of a (B, D, pitch) buffer with zero columns past L."""
+    ``pitch``: out is a (B, D, L) view of a (B, D, pitch) buffer with zero columns past L.
+    ``summaries`` (:class:`SegmentSummaries`): filled with this call's segment summaries when
+    empty; when already filled for this shape (an earlier call on the same inputs), used as they
+    are and the summary launch is skipped."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device)
@@ -204,12 +223,15 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None):
     hss = [torch.empty(batch, dim, cfg["ntiles"] if store_states else 1, n_state, **f32) for _ in dirs]
     last = torch.empty(batch, dim, n_state, **f32) if return_last else hss[0]
     zz = _lastdim_contig(z) if z is not None else out
-    summ = _summaries(len(dirs), batch, dim, n_state, cfg, dev)
+    reuse = summaries is not None and summaries.fits(len(dirs), batch, dim, n_state, cfg["nseg"])
+    summ = (summaries.state, summaries.dsum) if reuse else _summaries(len(dirs), batch, dim, n_state, cfg, dev)
+    if summaries is not None and summ is not None and not reuse:
+        summaries.state, summaries.dsum = summ
     blocks = _dir_blocks(dirs, out, hss, summ)
     args = [*blocks[0], *blocks[-1], zz, zz.stride(0), zz.stride(1), out, part, last,
             dim, length, pitch, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
     kw = dict(**_flags(dirs, reverse, softplus, z), STORE_STATES=store_states, RETURN_LAST=return_last)
-    if summ is not None:
+    if summ is not None and not reuse:
         LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
