@@ -321,6 +321,14 @@ def test_scan_config_gpu_defaults_and_register_caps(monkeypatch):
 
     assert cfg(False)["maxnreg"] == config.SLOOP_FWD_MAXNREG == 128 and cfg(True)["maxnreg"] is None
     assert cfg(False)["nseg"] > 1 and cfg(False)["BLOCK_L"] == 16
+    # the forward stores its states every SLOOP_BWD_BLOCK_L = 8 positions, the backward's tiles
+    assert cfg(False)["HS_SPLIT"] == 16 // config.SLOOP_BWD_BLOCK_L == 2
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_BLOCK_L", "16")
+    assert cfg(False)["HS_SPLIT"] == 1
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_BLOCK_L", "4")
+    with pytest.raises(ValueError, match="BWD_BLOCK_L=4"):
+        cfg(False)
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_BLOCK_L")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_MAXNREG", "96")
     assert cfg(False)["maxnreg"] == cfg(True)["maxnreg"] == 96
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_MAXNREG", "255")

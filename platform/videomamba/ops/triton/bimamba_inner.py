@@ -81,7 +81,8 @@ class BiMambaInnerTriton(torch.autograd.Function):
 
 def save_scan_states() -> bool:
     """``VIDEOMAMBA_TRITON_SAVE_STATES=1``: :class:`BiMambaTriton` keeps the scan's tile states and
-    output from the forward (2 x 4 + 2 bytes per (batch, channel, position) more per layer)
+    output from the forward (2 directions x N x 4 bytes of fp32 state per 8 positions on the GPU,
+    plus 2 bytes of output: 18 bytes per (batch, channel, position) more per layer at N = 16)
     instead of re-running the forward kernel in its backward."""
     return os.environ.get("VIDEOMAMBA_TRITON_SAVE_STATES", "0") == "1"
 
@@ -161,8 +162,8 @@ class BiMambaTriton(torch.autograd.Function):
     scan and re-runs the forward scan kernel for the tile states the backward kernel reads and for
     ``out_proj``'s input (mamba-ssm's backward kernel recomputes its forward states too, inside
     the kernel), then writes every gradient itself (GEMMs, the conv's backward kernel).
-    ``save_states``: keep the tile states and the scan output instead (no forward re-run; 10 bytes
-    per (batch, d_inner, position) more). On CUDA the (B, C, L) activations have rows padded to
+    ``save_states``: keep the tile states and the scan output instead (no forward re-run; 18 bytes
+    per (batch, d_inner, position) more at N = 16, :func:`save_scan_states`). On CUDA the (B, C, L) activations have rows padded to
     :func:`row_pitch` so that the GEMMs get aligned operands. Same values and gradients as
     ``out_proj(bimamba_inner_composed(in_proj(hidden)))`` (bitwise without padding)."""
 

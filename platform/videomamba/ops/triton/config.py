@@ -59,11 +59,13 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     one program per (batch, channel block) walking all of L leaves most SMs idle on long clips
     with small batches (forward 1.9x faster at 64 frames, batch 4). Each segment costs a summary
     pass (closed form, no scan) so that it starts from the right state.
-    ``block_l``: the forward's BLOCK_L when configuring its backward (they share the saved
-    tile-boundary states).
+    ``block_l``: the backward's BLOCK_L, given by its forward's configuration (BLOCK_L /
+    HS_SPLIT: the forward stores the state after every BLOCK_L / HS_SPLIT positions, the tiles the
+    backward reads them at; sloop: SLOOP_BWD_BLOCK_L on the GPU, half the forward's tile in the
+    interpreter, VIDEOMAMBA_TRITON_BWD_BLOCK_L = BLOCK_L or BLOCK_L / 2).
     Env overrides for tuning: VIDEOMAMBA_TRITON_KERNEL, _BLOCK_D / _BLOCK_L / _NUM_WARPS / _NS /
     _SEGMENTS / _MAXNREG (both kernels; SEGMENTS=1: one program walks the whole sequence), and
-    _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only)."""
+    _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -98,6 +100,13 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
         if g != dim and g % sum_block_d:
             sum_block_d = _pow2_divisor(g, sum_block_d)
     block_l = block_l or _env_int(env + "BLOCK_L", True) or bl
+    # the forward stores its states at the backward's tiles: BLOCK_L / HS_SPLIT positions apart
+    hs_split = 1
+    if not backward and kernel == "sloop":
+        bwd_bl = _env_int(env + "BWD_BLOCK_L", True) or (SLOOP_BWD_BLOCK_L if target_programs else bl // 2)
+        hs_split = block_l // bwd_bl if bwd_bl < block_l else 1
+        if hs_split > 2:
+            raise ValueError(f"{env}BWD_BLOCK_L={bwd_bl}: expected BLOCK_L={block_l} or half of it")
     num_warps = (backward and _env_int(env + "BWD_NUM_WARPS", True)) or _env_int(env + "NUM_WARPS", True) or num_warps
     if kernel == "sloop":
         ns = (backward and _env_int(env + "BWD_NS", True)) or _env_int(env + "NS", True) or ns
@@ -123,17 +132,20 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
-                ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic)
+                ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, HS_SPLIT=hs_split)
 
 
 KERNELS = ("sloop", "tile3d")
 # state-loop main kernels on the GPU: (BLOCK_D, NS, num_warps), forward and backward
 SLOOP_FWD = (16, 4, 2)
-SLOOP_BWD = (16, 4, 2)
+SLOOP_BWD = (8, 4, 1)
 # ptxas register cap of the sloop forward on the GPU: 147-156 -> 128 registers gives 8 instead of 6
 # two-warp programs per SM; 0.80x the forward's time at Ti 64 frames, equal at 8 frames (H200,
 # benchmarks/2026-12-01-h200-session4). The backward's cap stays off (128 spilled, 25-35% slower)
 SLOOP_FWD_MAXNREG = 128
+# the backward's tile on the GPU (the forward, at BLOCK_L = 16, stores its states every 8 positions
+# for it: HS_SPLIT = 2): 8 positions per thread leave the backward a smaller live set
+SLOOP_BWD_BLOCK_L = 8
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM
 

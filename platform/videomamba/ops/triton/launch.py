@@ -220,7 +220,8 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
     part = empty_rows(batch, dim, length, pitch, dev, torch.float32, zero_pad=False) \
         if bi and out.dtype != torch.float32 else out
     f32 = dict(device=dev, dtype=torch.float32)
-    hss = [torch.empty(batch, dim, cfg["ntiles"] if store_states else 1, n_state, **f32) for _ in dirs]
+    nths = triton.cdiv(length, cfg["BLOCK_L"] // cfg["HS_SPLIT"])  # states stored per row (the backward's tiles)
+    hss = [torch.empty(batch, dim, nths if store_states else 1, n_state, **f32) for _ in dirs]
     last = torch.empty(batch, dim, n_state, **f32) if return_last else hss[0]
     zz = _lastdim_contig(z) if z is not None else out
     reuse = summaries is not None and summaries.fits(len(dirs), batch, dim, n_state, cfg["nseg"])
@@ -236,7 +237,7 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
             *args, SUMMARY=True, **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
         LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
-            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg))
+            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
@@ -244,13 +245,13 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
 
 
 def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None):
-    """Backward of :func:`scan_fwd` (its own blocks and segments; the forward's BLOCK_L, whose tile
-    states it reads): the gradient buffers and dz. ``pitch``: du, ddelta and dz as (B, D, L) views
+    """Backward of :func:`scan_fwd` (its own blocks and segments; tiles of the forward's BLOCK_L /
+    HS_SPLIT positions, whose stored states it reads): the gradient buffers and dz. ``pitch``: du, ddelta and dz as (B, D, L) views
     of (B, D, pitch) buffers with zero columns past L."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
-                  backward=True, block_l=fwd_cfg["BLOCK_L"])
+                      backward=True, block_l=fwd_cfg["BLOCK_L"] // fwd_cfg["HS_SPLIT"])
     dout = _lastdim_contig(dout)
     pitch = pitch or length
     gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"], pitch,

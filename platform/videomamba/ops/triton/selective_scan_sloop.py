@@ -99,8 +99,11 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
+        HS_SPLIT: tl.constexpr,
     ):
-        """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a time."""
+        """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a
+        time. STORE_STATES: the state after each sub-tile of BLOCK_L / HS_SPLIT positions (HS_SPLIT
+        1 or 2; the backward's tiles), hs (B, D, cdiv(L, BLOCK_L / HS_SPLIT), N), in position order."""
         NIT: tl.constexpr = BLOCK_N // NS
         offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
@@ -119,9 +122,13 @@ if HAS_TRITON:
         B_row = B_ptr + b64 * s_B_b + (d_start // dpg_B) * s_B_g + zd3
         C_row = C_ptr + b64 * s_C_b + (d_start // dpg_C) * s_C_g + zd3
         bias3 = bias[None, :, None]
-        hs_row = hs_ptr + ((b64 * dim + d3) * ntiles) * n_state + n3  # (NS, BD, NIT)
+        BLH: tl.constexpr = BLOCK_L // HS_SPLIT
+        nths = (L + BLH - 1) // BLH  # stored states per row
+        hs_row = hs_ptr + ((b64 * dim + d3) * nths) * n_state + n3  # (NS, BD, NIT)
+        mid3 = (offs_j == BLH - 1)[None, None, :]  # the last position of the first sub-tile
         sum_off = (b64 * dim + d3) * nseg
         H = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
+        Hm = H
         if REVERSE:
             H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, H, nseg - 1, -1, nseg - 1 - seg, n_state)
         else:
@@ -152,6 +159,8 @@ if HAS_TRITON:
                 bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
                 _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
                 Y += h * Ci
+                if STORE_STATES and HS_SPLIT == 2:
+                    Hm = tl.where(cols == i, _pick(h, mid3.to(tl.int32), 1)[:, :, None], Hm)
                 H = tl.where(cols == i, _pick(h, last3.to(tl.int32), 1)[:, :, None], H)
             y = tl.sum(Y, axis=0)[None, :, :]
             if HAS_D:
@@ -166,7 +175,15 @@ if HAS_TRITON:
             else:
                 tl.store(out_ptr + o_off + p3, y.to(out_ptr.dtype.element_ty), mask=m3 & lane0)
             if STORE_STATES:
-                tl.store(hs_row + k * n_state, H, mask=mask3)
+                if HS_SPLIT == 2:  # sub-tiles 2k, 2k+1 in position order: forward, mid then end
+                    if REVERSE:
+                        tl.store(hs_row + (2 * k + 1) * n_state, Hm, mask=mask3 & (2 * k + 1 < nths))
+                        tl.store(hs_row + (2 * k) * n_state, H, mask=mask3)
+                    else:
+                        tl.store(hs_row + (2 * k) * n_state, Hm, mask=mask3)
+                        tl.store(hs_row + (2 * k + 1) * n_state, H, mask=mask3 & (2 * k + 1 < nths))
+                else:
+                    tl.store(hs_row + k * n_state, H, mask=mask3)
         if RETURN_LAST:
             if REVERSE:
                 is_last = seg == 0
@@ -188,9 +205,11 @@ if HAS_TRITON:
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
+        HS_SPLIT: tl.constexpr,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
-        ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first)."""
+        ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first),
+        the states stored at every BLOCK_L / HS_SPLIT positions."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -201,7 +220,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT)
         if BI:
             tl.debug_barrier()
             _sloop_fwd_dir(
@@ -211,7 +230,7 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
