@@ -199,3 +199,37 @@ def test_fused_mixer_rerun_reuses_segment_summaries(monkeypatch):
     assert counted.summary == 1
     y.sum().backward()
     assert counted.summary == 1 and h.grad is not None
+
+
+def test_fused_mixer_padded_rows_bf16_recompute(monkeypatch):
+    """The padded-rows comparison under bf16 autocast with the recomputing backward: its forward
+    re-run stores states alone and the backward kernel writes out_proj's input (bf16, through the
+    first direction's fp32 partial)."""
+    test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_backward_kernel_writes_forward_output(dtype):
+    """scan_bwd's ``y_out``: the bidirectional gated output written by the backward kernel from
+    the states of a ``states_only`` forward equals the forward kernel's own output (to the
+    rounding of the two kernels' tile sizes: fp32 sums, then one rounding to the dtype)."""
+    from videomamba.ops.triton.launch import ScanDir, scan_bwd, scan_fwd
+
+    g = torch.Generator().manual_seed(0)
+    batch, dim, n, length = 2, 8, 4, 37
+
+    def r(*s, scale=1.0, dt=dtype):
+        return (torch.randn(*s, generator=g) * scale).to(DEVICE, dt)
+
+    dirs = [ScanDir(r(batch, dim, length), r(batch, dim, length, scale=0.5),
+                    (-(0.5 + torch.rand(dim, n, generator=g))).to(DEVICE), r(batch, n, length), r(batch, n, length),
+                    r(dim, dt=torch.float32), r(dim, scale=0.3, dt=torch.float32)) for _ in range(2)]
+    z = r(batch, dim, length)
+    out, _hs, _last, _cfg = scan_fwd(dirs, z, True, False, store_states=False, return_last=False)
+    none, hss, _last, cfg = scan_fwd(dirs, z, True, False, store_states=True, return_last=False, states_only=True)
+    assert none is None
+    y = torch.full_like(out, float("nan"))
+    scan_bwd(dirs, z, hss, r(batch, dim, length), None, True, False, cfg, y_out=y)
+    scale = out.float().abs().max().item()
+    tol = dict(rtol=0, atol=1e-5 * scale) if dtype == torch.float32 else dict(rtol=2 ** -7, atol=2 ** -8 * scale)
+    torch.testing.assert_close(y.float(), out.float(), **tol)

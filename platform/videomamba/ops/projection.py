@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["channel_linear", "linear_to_bdl", "linear_from_bdl", "linear_to_bdl_grads", "linear_from_bdl_grads",
-           "channel_linear_fwd", "channel_linear_grads", "linear_to_bdl_fwd", "linear_from_bdl_fwd", "weight_grad",
+           "linear_from_bdl_input_grad", "linear_from_bdl_weight_grads", "channel_linear_fwd", "channel_linear_grads", "linear_to_bdl_fwd", "linear_from_bdl_fwd", "weight_grad",
            "acc_dtype", "gemm_dtype"]
 
 
@@ -100,13 +100,23 @@ def linear_from_bdl_fwd(y, weight, bias=None):
 def linear_from_bdl_grads(g, y, weight, bias_needed: bool):
     """Gradients of :func:`linear_from_bdl_fwd` for g (B, L, O): (dy (B, I, L) contiguous,
     dweight (O, I) summed over the batch in at least fp32, dbias (O,) or None), dy in g's dtype."""
+    return (linear_from_bdl_input_grad(g, weight), *linear_from_bdl_weight_grads(g, y, bias_needed))
+
+
+def linear_from_bdl_input_grad(g, weight):
+    """dy (B, I, L) contiguous in g's dtype of :func:`linear_from_bdl_fwd` for g (B, L, O)."""
+    with _no_autocast(g.device.type):
+        return torch.bmm(weight.to(g.dtype).t().expand(g.shape[0], -1, -1), g.transpose(1, 2))
+
+
+def linear_from_bdl_weight_grads(g, y, bias_needed: bool):
+    """(dweight (O, I) summed over the batch in at least fp32, dbias (O,) or None) of
+    :func:`linear_from_bdl_fwd` for g (B, L, O) and its input y (B, I, L)."""
     with _no_autocast(g.device.type):
         dt = g.dtype
-        gt = g.transpose(1, 2)  # (B, O, L), a view
-        dy = torch.bmm(weight.to(dt).t().expand(g.shape[0], -1, -1), gt)
-        dw = weight_grad(gt, y.to(dt))
+        dw = weight_grad(g.transpose(1, 2), y.to(dt))
         db = g.sum((0, 1), dtype=acc_dtype(dt)) if bias_needed else None
-    return dy, dw, db
+    return dw, db
 
 
 def channel_linear_fwd(x, weight):

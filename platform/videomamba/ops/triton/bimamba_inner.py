@@ -18,9 +18,10 @@ import torch.nn.functional as F
 
 from ..bimamba_inner import branch
 from ..projection import (channel_linear_fwd, channel_linear_grads, gemm_dtype, linear_from_bdl_fwd,
-                          linear_from_bdl_grads, linear_to_bdl_fwd, linear_to_bdl_grads)
+                          linear_from_bdl_input_grad, linear_from_bdl_weight_grads, linear_to_bdl_fwd,
+                          linear_to_bdl_grads)
 from .causal_conv1d import bi_causal_conv1d_triton, bi_conv_bwd, bi_conv_fwd
-from .launch import ScanDir, SegmentSummaries, scan_bwd, scan_fwd
+from .launch import ScanDir, SegmentSummaries, empty_rows, scan_bwd, scan_fwd
 
 __all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states", "row_pitch", "ROW_ALIGN"]
 
@@ -159,8 +160,9 @@ class BiMambaTriton(torch.autograd.Function):
     (B, L, D), with ``params_*`` as in :func:`bimamba_inner_composed`. Saves the input ``hidden``
     and the weights, nothing of size d_inner x L (and the scan's segment summaries, a few per
     (batch, channel), so that the re-run skips their launch): its backward recomputes the forward up to the
-    scan and re-runs the forward scan kernel for the tile states the backward kernel reads and for
-    ``out_proj``'s input (mamba-ssm's backward kernel recomputes its forward states too, inside
+    scan and re-runs the forward scan kernel for the tile states the backward kernel reads (states
+    alone: the backward kernel, which recomputes the states' outputs anyway, writes ``out_proj``'s
+    input for its weight gradient) (mamba-ssm's backward kernel recomputes its forward states too, inside
     the kernel), then writes every gradient itself (GEMMs, the conv's backward kernel).
     ``save_states``: keep the tile states and the scan output instead (no forward re-run; 18 bytes
     per (batch, d_inner, position) more at N = 16, :func:`save_scan_states`). On CUDA the (B, C, L) activations have rows padded to
@@ -197,17 +199,23 @@ class BiMambaTriton(torch.autograd.Function):
             fw = _MixerForward(hidden, in_w, in_b, weights, small_f, small_b)  # the forward, recomputed
         if ctx.save_states:
             y, hss = kept[0], list(kept[1:])
-        else:
+        else:  # the forward kernel re-run for its states alone; the backward kernel writes y
             y, hss, _last, _cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=True, return_last=False,
-                                           pitch=fw.pitch, summaries=SegmentSummaries(*kept))
+                                           pitch=fw.pitch, summaries=SegmentSummaries(*kept), states_only=True)
         pitch, dt = fw.pitch, fw.dtype
         with torch.autocast(hidden.device.type, enabled=False):
-            # out_proj's gradients over the padded rows (zero past L)
-            dy, d_out_w, d_out_b = linear_from_bdl_grads(_pad_rows(dout.to(dt), pitch), _pad_last(y, pitch), out_w,
-                                                         out_b is not None)
-            del y
-            gbuf, dz = scan_bwd(fw.dirs, fw.z, hss, dy[..., :fw.length], None, True, False, ctx.cfg, pitch=pitch)
+            # out_proj's gradients over the padded rows (zero past L): dy first, dweight once y is there
+            g_out = _pad_rows(dout.to(dt), pitch)
+            dy = linear_from_bdl_input_grad(g_out, out_w)
+            u0 = fw.dirs[0].u
+            y_out = None if y is not None else empty_rows(u0.shape[0], u0.shape[1], fw.length, pitch, u0.device,
+                                                          u0.dtype)
+            gbuf, dz = scan_bwd(fw.dirs, fw.z, hss, dy[..., :fw.length], None, True, False, ctx.cfg, pitch=pitch,
+                                y_out=y_out)
             del hss, dy
+            y = y if y is not None else y_out
+            d_out_w, d_out_b = linear_from_bdl_weight_grads(g_out, _pad_last(y, pitch), out_b is not None)
+            del y, y_out, g_out
             gf, gb = gbuf.grads([fw.dirs[0].B4, fw.dirs[1].B4], [fw.dirs[0].C4, fw.dirs[1].C4])
             du_total, proj_grads = [], []
             for i, (g, xw, dw) in enumerate(((gf, weights[2], weights[3]), (gb, weights[6], weights[7]))):

@@ -203,22 +203,29 @@ def _flags(dirs, reverse, softplus, z):
                 SOFTPLUS=softplus)
 
 
-def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, summaries=None):
+def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, summaries=None,
+             states_only=False):
     """Forward of one direction (``reverse`` applies) or both BiMamba directions (dirs =
     [forward, backward]; output = their sum). Returns out, per-direction tile states, last, cfg.
     ``pitch``: out is a (B, D, L) view of a (B, D, pitch) buffer with zero columns past L.
     ``summaries`` (:class:`SegmentSummaries`): filled with this call's segment summaries when
     empty; when already filled for this shape (an earlier call on the same inputs), used as they
-    are and the summary launch is skipped."""
+    are and the summary launch is skipped. ``states_only`` (with ``store_states``): the tile
+    states alone, out returned as None (the sloop kernel skips C and the output; a recomputing
+    backward whose backward kernel writes the output itself, :func:`scan_bwd`'s ``write_y``)."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device)
     dev = df.u.device
     pitch = pitch or length
-    out = empty_rows(batch, dim, length, pitch, dev, df.u.dtype)
+    states_only = states_only and store_states and cfg["kernel"] == "sloop"
     bi = len(dirs) == 2
-    part = empty_rows(batch, dim, length, pitch, dev, torch.float32, zero_pad=False) \
-        if bi and out.dtype != torch.float32 else out
+    if states_only:  # nothing is written there
+        out = part = torch.empty(1, device=dev, dtype=df.u.dtype)
+    else:
+        out = empty_rows(batch, dim, length, pitch, dev, df.u.dtype)
+        part = empty_rows(batch, dim, length, pitch, dev, torch.float32, zero_pad=False) \
+            if bi and out.dtype != torch.float32 else out
     f32 = dict(device=dev, dtype=torch.float32)
     nths = triton.cdiv(length, cfg["BLOCK_L"] // cfg["HS_SPLIT"])  # states stored per row (the backward's tiles)
     hss = [torch.empty(batch, dim, nths if store_states else 1, n_state, **f32) for _ in dirs]
@@ -237,17 +244,20 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
             *args, SUMMARY=True, **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
         LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
-            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], **_launch_cfg(cfg))
+            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], STATES_ONLY=states_only,
+            **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
-    return out, hss, (last if return_last else None), cfg
+    return (None if states_only else out), hss, (last if return_last else None), cfg
 
 
-def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None):
+def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, y_out=None):
     """Backward of :func:`scan_fwd` (its own blocks and segments; tiles of the forward's BLOCK_L /
-    HS_SPLIT positions, whose stored states it reads): the gradient buffers and dz. ``pitch``: du, ddelta and dz as (B, D, L) views
-    of (B, D, pitch) buffers with zero columns past L."""
+    HS_SPLIT positions, whose stored states it reads): the gradient buffers and dz. ``pitch``: du,
+    ddelta and dz as (B, D, L) views of (B, D, pitch) buffers with zero columns past L.
+    ``y_out`` (with z; sloop kernels): a (B, D, L) view of a (B, D, pitch) buffer that receives the
+    forward's output, from the states the backward recomputes (after a ``states_only`` forward)."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
@@ -264,6 +274,11 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None):
         zz = _lastdim_contig(z)
     else:
         dz = dzpart = zz = dout
+    if y_out is not None:
+        if z is None or cfg["kernel"] != "sloop":
+            raise RuntimeError("y_out needs z and the sloop kernels")
+        ypart = empty_rows(batch, dim, length, pitch, y_out.device, torch.float32, zero_pad=False) \
+            if len(dirs) == 2 and y_out.dtype != torch.float32 else y_out
     dl = dlast.contiguous() if dlast is not None else dout
     summ = _summaries(len(dirs), batch, dim, n_state, cfg, df.u.device)
     blocks = _dir_blocks(dirs, dout, hss, summ)
@@ -277,7 +292,9 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None):
             *args, SUMMARY=True, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
         LAST_LAUNCH["bwd"] = sloop_bwd_kernel[_grid(cfg, batch, dim)](
-            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg), SUB=cfg["SUB"])
+            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg), SUB=cfg["SUB"],
+            WRITE_Y=y_out is not None, y_ptr=y_out if y_out is not None else dz,
+            ypart_ptr=ypart if y_out is not None else dz)
     else:
         LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))

@@ -99,11 +99,12 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        HS_SPLIT: tl.constexpr,
+        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr,
     ):
         """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a
         time. STORE_STATES: the state after each sub-tile of BLOCK_L / HS_SPLIT positions (HS_SPLIT
-        1 or 2; the backward's tiles), hs (B, D, cdiv(L, BLOCK_L / HS_SPLIT), N), in position order."""
+        1 or 2; the backward's tiles), hs (B, D, cdiv(L, BLOCK_L / HS_SPLIT), N), in position order.
+        STATES_ONLY: the states alone (no C, no output: a backward's re-run that gets y elsewhere)."""
         NIT: tl.constexpr = BLOCK_N // NS
         offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
@@ -153,27 +154,29 @@ if HAS_TRITON:
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 n_i = (i * NS + offs_s)[:, None, None]
                 Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
-                Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
                 a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
                 bb = dtu * Bi
                 bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
                 _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
-                Y += h * Ci
+                if not STATES_ONLY:
+                    Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
+                    Y += h * Ci
                 if STORE_STATES and HS_SPLIT == 2:
                     Hm = tl.where(cols == i, _pick(h, mid3.to(tl.int32), 1)[:, :, None], Hm)
                 H = tl.where(cols == i, _pick(h, last3.to(tl.int32), 1)[:, :, None], H)
-            y = tl.sum(Y, axis=0)[None, :, :]
-            if HAS_D:
-                y += Dv[None, :, None] * u
-            if HAS_Z:
-                zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
-                y *= zt * sigmoid(zt)
-            if ACCUMULATE:
-                y += tl.load(part_ptr + o_off + p3, mask=m3, other=0.0)
-            if TO_PART:
-                tl.store(part_ptr + o_off + p3, y.to(part_ptr.dtype.element_ty), mask=m3 & lane0)
-            else:
-                tl.store(out_ptr + o_off + p3, y.to(out_ptr.dtype.element_ty), mask=m3 & lane0)
+            if not STATES_ONLY:
+                y = tl.sum(Y, axis=0)[None, :, :]
+                if HAS_D:
+                    y += Dv[None, :, None] * u
+                if HAS_Z:
+                    zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
+                    y *= zt * sigmoid(zt)
+                if ACCUMULATE:
+                    y += tl.load(part_ptr + o_off + p3, mask=m3, other=0.0)
+                if TO_PART:
+                    tl.store(part_ptr + o_off + p3, y.to(part_ptr.dtype.element_ty), mask=m3 & lane0)
+                else:
+                    tl.store(out_ptr + o_off + p3, y.to(out_ptr.dtype.element_ty), mask=m3 & lane0)
             if STORE_STATES:
                 if HS_SPLIT == 2:  # sub-tiles 2k, 2k+1 in position order: forward, mid then end
                     if REVERSE:
@@ -205,7 +208,7 @@ if HAS_TRITON:
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        HS_SPLIT: tl.constexpr,
+        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
         ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first),
@@ -220,7 +223,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY)
         if BI:
             tl.debug_barrier()
             _sloop_fwd_dir(
@@ -230,7 +233,7 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
@@ -262,10 +265,10 @@ if HAS_TRITON:
         L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
         u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
         s_B_n, s_B_l, s_C_n, s_C_l, n_state,
-        du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
+        du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
         REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr, DBC_ATOMIC: tl.constexpr,
-        EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr,
+        EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr, WRITE_Y: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it."""
@@ -345,13 +348,22 @@ if HAS_TRITON:
         tl.store(du_ptr + o_off + p3, du.to(du_ptr.dtype.element_ty), mask=m3 & lane0)
         tl.store(ddt_ptr + o_off + p3, ddt.to(ddt_ptr.dtype.element_ty), mask=m3 & lane0)
         if HAS_Z:
-            dz = dzf * (tl.sum(Y, axis=0)[None, :, :] + Dv3 * u)
+            y_pre = tl.sum(Y, axis=0)[None, :, :] + Dv3 * u  # the forward's output before the gate
+            dz = dzf * y_pre
             if ACCUMULATE:
                 dz += tl.load(dzpart_ptr + o_off + p3, mask=m3, other=0.0)
             if TO_PART:
                 tl.store(dzpart_ptr + o_off + p3, dz.to(dzpart_ptr.dtype.element_ty), mask=m3 & lane0)
             else:
                 tl.store(dz_ptr + o_off + p3, dz.to(dz_ptr.dtype.element_ty), mask=m3 & lane0)
+            if WRITE_Y:  # the forward's gated output, as the forward kernel writes it
+                y = y_pre * (zt * sig)
+                if ACCUMULATE:
+                    y += tl.load(ypart_ptr + o_off + p3, mask=m3, other=0.0)
+                if TO_PART:
+                    tl.store(ypart_ptr + o_off + p3, y.to(ypart_ptr.dtype.element_ty), mask=m3 & lane0)
+                else:
+                    tl.store(y_ptr + o_off + p3, y.to(y_ptr.dtype.element_ty), mask=m3 & lane0)
         return G, DA, dt_next, dD_acc, dbias_acc
 
     @jit
@@ -360,13 +372,13 @@ if HAS_TRITON:
         s_u_b, s_u_d, s_dt_b, s_dt_d, s_A_d, s_A_n,
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         du_ptr, ddt_ptr, dsmall_ptr, dB_ptr, dC_ptr, G_B, G_C,
-        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+        z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
         pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        SUB: tl.constexpr,
+        SUB: tl.constexpr, WRITE_Y: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -456,8 +468,9 @@ if HAS_TRITON:
                     L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
                     u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
                     s_B_n, s_B_l, s_C_n, s_C_l, n_state,
-                    du_ptr, ddt_ptr, dz_ptr, dzpart_ptr,
-                    REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS)
+                    du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
+                    REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
+                    WRITE_Y)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -481,9 +494,12 @@ if HAS_TRITON:
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
+        WRITE_Y: tl.constexpr, y_ptr, ypart_ptr,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
-        EXP_ONCE; that kernel's summary launch comes first)."""
+        EXP_ONCE; that kernel's summary launch comes first).
+        WRITE_Y (needs HAS_Z) also writes the forward's gated output to y_ptr (B, D, LP) from the
+        states it recomputes (ypart_ptr: the first direction's fp32 partial, as dzpart)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -492,10 +508,10 @@ if HAS_TRITON:
             s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
             s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
             du0, ddt0, dsmall0, dB0, dC0, G_B0, G_C0,
-            z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+            z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -503,7 +519,7 @@ if HAS_TRITON:
                 s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
                 s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                 du1, ddt1, dsmall1, dB1, dC1, G_B1, G_C1,
-                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr,
+                z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y)
