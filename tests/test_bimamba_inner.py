@@ -191,6 +191,7 @@ def test_fused_mixer_rerun_reuses_segment_summaries(monkeypatch):
 
     counted = _Counted(launch.selective_scan_fwd_kernel)
     monkeypatch.setattr(launch, "selective_scan_fwd_kernel", counted)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", "2")  # segments at this length on the GPU too
     torch.manual_seed(0)
     m = BiMamba(8, d_state=4, backend="triton").to(DEVICE)
     h = torch.randn(1, 40, 8, device=DEVICE, requires_grad=True)

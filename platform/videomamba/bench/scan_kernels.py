@@ -214,7 +214,7 @@ def parse_sweep(text: str) -> list[dict]:
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
     from videomamba.ops.triton.config import KERNELS
 
-    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
+    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_L", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
                "BWD_ATOMIC", "NS", "BWD_NS", "BWD_SUB", "MAXNREG", "BWD_MAXNREG")
     return parse_sweep_entries(text, allowed, "KERNEL", KERNELS)
 
