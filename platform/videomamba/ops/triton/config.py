@@ -52,6 +52,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     an H200 (benchmarks/2026-12-01-h200-scan-b): forward + backward 1.3-1.6x faster than tile3d at
     the Ti/S/M shapes; NS = 2 or 8, 1 or 4 warps, a ptxas register cap of 128 on the backward and
     sub-tiles (SUB = 2) were slower; the forward runs under a register cap of SLOOP_FWD_MAXNREG.
+    Since session 6 (benchmarks/2026-12-02-h200-session6) the backward runs 8-position tiles
+    (SLOOP_BWD_BLOCK_L, states stored every 8 positions by the forward) on one warp, 2 state lanes
+    x 16 channels: forward + backward 1.33-1.35x faster than before at Ti 8f / 64f.
     tile3d: the forward gives each thread one (channel, state)
     (BLOCK_D = 8, 4 warps at N = 16), the backward BLOCK_D = 16 on 4 warps.
     The sequence is cut into ``nseg`` segments of ``tps`` tiles scanned by separate programs
@@ -138,7 +141,7 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
 KERNELS = ("sloop", "tile3d")
 # state-loop main kernels on the GPU: (BLOCK_D, NS, num_warps), forward and backward
 SLOOP_FWD = (16, 4, 2)
-SLOOP_BWD = (8, 4, 1)
+SLOOP_BWD = (16, 2, 1)  # at 8-position tiles: 1 warp, 2 state lanes x 16 channels (H200 sweep, session 6)
 # ptxas register cap of the sloop forward on the GPU: 147-156 -> 128 registers gives 8 instead of 6
 # two-warp programs per SM; 0.80x the forward's time at Ti 64 frames, equal at 8 frames (H200,
 # benchmarks/2026-12-01-h200-session4). The backward's cap stays off (128 spilled, 25-35% slower)
