@@ -244,8 +244,11 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
         impls = [("mamba_ssm", None), ("mamba_ssm_packed", None)] * have_mamba + [("ours", c) for c in cfgs]
         for impl, cfg in impls:
             with triton_env(cfg):
-                chosen = {kind: scan_config(batch, dim, 16, length, (dim, dim), device, backward=kind == "bwd")
-                          for kind in ("fwd", "bwd")} if impl == "ours" else {}
+                chosen = {}
+                if impl == "ours":  # the backward's tiles: the forward's BLOCK_L / HS_SPLIT (launch.scan_bwd)
+                    chosen["fwd"] = scan_config(batch, dim, 16, length, (dim, dim), device)
+                    chosen["bwd"] = scan_config(batch, dim, 16, length, (dim, dim), device, backward=True,
+                                                block_l=chosen["fwd"]["BLOCK_L"] // chosen["fwd"]["HS_SPLIT"])
                 row = {"shape": label, "d_inner": dim, "batch": batch, "L": length, "impl": impl,
                        "config": cfg or ("default" if impl == "ours" else "-"),
                        "resolved": {kind: {k: c[k] for k in RESOLVED} for kind, c in chosen.items()}}
