@@ -7,7 +7,7 @@ from __future__ import annotations
 from .runtime import HAS_TRITON, INTERPRET, jit, tl
 
 __all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "load_delta",
-           "channel_setup", "tile_index", "tile_positions", "fold_summaries"]
+           "channel_setup", "tile_index", "tile_positions", "fold_summaries", "store_bi"]
 
 if HAS_TRITON:
     _COMPILED = tl.constexpr(not INTERPRET)  # inline PTX only when compiled (the interpreter has none)
@@ -121,3 +121,14 @@ if HAS_TRITON:
             h = tl.exp2(A2 * sj[:, None]) * h + hj
         return h
 
+    @jit
+    def store_bi(val, out_ptr, part_ptr, off, mask, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr):
+        """A result both BiMamba directions add to: the first direction stores its fp32 partial
+        (TO_PART), the second adds the partial back (ACCUMULATE) and stores the sum in the output's
+        dtype; a single direction stores to the output. ``off`` and ``mask`` as for both buffers."""
+        if ACCUMULATE:
+            val += tl.load(part_ptr + off, mask=mask, other=0.0)
+        if TO_PART:
+            tl.store(part_ptr + off, val.to(part_ptr.dtype.element_ty), mask=mask)
+        else:
+            tl.store(out_ptr + off, val.to(out_ptr.dtype.element_ty), mask=mask)

@@ -5,7 +5,8 @@ both BiMamba directions in one program (README.md beside this file: the design).
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import adjoint_combine, affine_combine, channel_setup, fold_summaries, load_delta, sigmoid, tile_index, tile_positions
+from .scan_common import (adjoint_combine, affine_combine, channel_setup, fold_summaries, load_delta, sigmoid,
+                          store_bi, tile_index, tile_positions)
 
 __all__ = ["selective_scan_bwd_kernel"]
 
@@ -162,12 +163,7 @@ if HAS_TRITON:
                 y = tl.sum(hh * Ct[:, None, :], axis=2) + Dv[None, :] * u
                 dz = dout * y * sig * (1.0 + zt * (1.0 - sig))
                 dy = dout * zt * sig
-                if ACCUMULATE:
-                    dz += tl.load(dzpart_ptr + o_off + pos, mask=m2, other=0.0)
-                if TO_PART:
-                    tl.store(dzpart_ptr + o_off + pos, dz.to(dzpart_ptr.dtype.element_ty), mask=m2)
-                else:
-                    tl.store(dz_ptr + o_off + pos, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+                store_bi(dz, dz_ptr, dzpart_ptr, o_off + pos, m2, ACCUMULATE, TO_PART)
             else:
                 dy = dout
             # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}; a := 1 past the end

@@ -4,7 +4,8 @@ direction or both BiMamba directions in one program (README.md beside this file:
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import affine_combine, channel_setup, fold_summaries, load_delta, sigmoid, tile_index, tile_positions
+from .scan_common import (affine_combine, channel_setup, fold_summaries, load_delta, sigmoid, store_bi, tile_index,
+                          tile_positions)
 
 __all__ = ["selective_scan_fwd_kernel"]
 
@@ -114,12 +115,7 @@ if HAS_TRITON:
             if HAS_Z:
                 zt = tl.load(z_row + pos, mask=m2, other=0.0).to(tl.float32)
                 y *= zt * sigmoid(zt)
-            if ACCUMULATE:
-                y += tl.load(part_ptr + o_off + pos, mask=m2, other=0.0)
-            if TO_PART:
-                tl.store(part_ptr + o_off + pos, y.to(part_ptr.dtype.element_ty), mask=m2)
-            else:
-                tl.store(out_ptr + o_off + pos, y.to(out_ptr.dtype.element_ty), mask=m2)
+            store_bi(y, out_ptr, part_ptr, o_off + pos, m2, ACCUMULATE, TO_PART)
             if STORE_STATES:
                 tl.store(hs_row + k * n_state, h, mask=mask_dn)
         if RETURN_LAST:  # the segment scanned last holds the final state

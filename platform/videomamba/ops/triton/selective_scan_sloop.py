@@ -15,7 +15,7 @@ the summaries)."""
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import adjoint_combine, affine_combine, sigmoid, softplus_grad, tile_index, tile_positions
+from .scan_common import adjoint_combine, affine_combine, sigmoid, softplus_grad, store_bi, tile_index, tile_positions
 
 __all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
 
@@ -171,12 +171,7 @@ if HAS_TRITON:
                 if HAS_Z:
                     zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
                     y *= zt * sigmoid(zt)
-                if ACCUMULATE:
-                    y += tl.load(part_ptr + o_off + p3, mask=m3, other=0.0)
-                if TO_PART:
-                    tl.store(part_ptr + o_off + p3, y.to(part_ptr.dtype.element_ty), mask=m3 & lane0)
-                else:
-                    tl.store(out_ptr + o_off + p3, y.to(out_ptr.dtype.element_ty), mask=m3 & lane0)
+                store_bi(y, out_ptr, part_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
             if STORE_STATES:
                 if HS_SPLIT == 2:  # sub-tiles 2k, 2k+1 in position order: forward, mid then end
                     if REVERSE:
@@ -349,21 +344,9 @@ if HAS_TRITON:
         tl.store(ddt_ptr + o_off + p3, ddt.to(ddt_ptr.dtype.element_ty), mask=m3 & lane0)
         if HAS_Z:
             y_pre = tl.sum(Y, axis=0)[None, :, :] + Dv3 * u  # the forward's output before the gate
-            dz = dzf * y_pre
-            if ACCUMULATE:
-                dz += tl.load(dzpart_ptr + o_off + p3, mask=m3, other=0.0)
-            if TO_PART:
-                tl.store(dzpart_ptr + o_off + p3, dz.to(dzpart_ptr.dtype.element_ty), mask=m3 & lane0)
-            else:
-                tl.store(dz_ptr + o_off + p3, dz.to(dz_ptr.dtype.element_ty), mask=m3 & lane0)
+            store_bi(dzf * y_pre, dz_ptr, dzpart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
             if WRITE_Y:  # the forward's gated output, as the forward kernel writes it
-                y = y_pre * (zt * sig)
-                if ACCUMULATE:
-                    y += tl.load(ypart_ptr + o_off + p3, mask=m3, other=0.0)
-                if TO_PART:
-                    tl.store(ypart_ptr + o_off + p3, y.to(ypart_ptr.dtype.element_ty), mask=m3 & lane0)
-                else:
-                    tl.store(y_ptr + o_off + p3, y.to(y_ptr.dtype.element_ty), mask=m3 & lane0)
+                store_bi(y_pre * (zt * sig), y_ptr, ypart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
         return G, DA, dt_next, dD_acc, dbias_acc
 
     @jit
