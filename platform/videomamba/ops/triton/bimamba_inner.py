@@ -158,12 +158,12 @@ class BiMambaTriton(torch.autograd.Function):
 
     ``apply(hidden (B, L, D), in_w, in_b, out_w, out_b, save_states, *params_f, *params_b)`` ->
     (B, L, D), with ``params_*`` as in :func:`bimamba_inner_composed`. Saves the input ``hidden``
-    and the weights, nothing of size d_inner x L (and the scan's segment summaries, a few per
-    (batch, channel), so that the re-run skips their launch): its backward recomputes the forward up to the
-    scan and re-runs the forward scan kernel for the tile states the backward kernel reads (states
-    alone: the backward kernel, which recomputes the states' outputs anyway, writes ``out_proj``'s
-    input for its weight gradient) (mamba-ssm's backward kernel recomputes its forward states too, inside
-    the kernel), then writes every gradient itself (GEMMs, the conv's backward kernel).
+    and the weights, nothing of size d_inner x L (only the scan's segment summaries, a few per
+    (batch, channel)). Its backward recomputes the forward up to the scan, re-runs the forward
+    scan kernel for the tile states alone (no summary launch: the kept summaries), and lets the
+    backward scan kernel, which recomputes each tile's outputs anyway, write ``out_proj``'s input
+    for its weight gradient (mamba-ssm's backward kernel recomputes its forward states too, inside
+    the kernel); it writes every gradient itself (GEMMs, the conv's backward kernel).
     ``save_states``: keep the tile states and the scan output instead (no forward re-run; 18 bytes
     per (batch, d_inner, position) more at N = 16, :func:`save_scan_states`). On CUDA the (B, C, L) activations have rows padded to
     :func:`row_pitch` so that the GEMMs get aligned operands. Same values and gradients as
