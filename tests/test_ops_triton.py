@@ -329,6 +329,9 @@ def test_scan_config_gpu_defaults_and_register_caps(monkeypatch):
     with pytest.raises(ValueError, match="BWD_BLOCK_L=4"):
         cfg(False)
     monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_BLOCK_L")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BLOCK_L", "32")  # the default backward tile is then half of it
+    assert cfg(False)["HS_SPLIT"] == 2
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_BLOCK_L")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_MAXNREG", "96")
     assert cfg(False)["maxnreg"] == cfg(True)["maxnreg"] == 96
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_MAXNREG", "255")

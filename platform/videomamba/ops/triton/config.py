@@ -106,10 +106,13 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     # the forward stores its states at the backward's tiles: BLOCK_L / HS_SPLIT positions apart
     hs_split = 1
     if not backward and kernel == "sloop":
-        bwd_bl = _env_int(env + "BWD_BLOCK_L", True) or (SLOOP_BWD_BLOCK_L if target_programs else bl // 2)
+        bwd_env = _env_int(env + "BWD_BLOCK_L", True)
+        bwd_bl = bwd_env or (SLOOP_BWD_BLOCK_L if target_programs else bl // 2)
         hs_split = block_l // bwd_bl if bwd_bl < block_l else 1
         if hs_split > 2:
-            raise ValueError(f"{env}BWD_BLOCK_L={bwd_bl}: expected BLOCK_L={block_l} or half of it")
+            if bwd_env:
+                raise ValueError(f"{env}BWD_BLOCK_L={bwd_bl}: expected BLOCK_L={block_l} or half of it")
+            hs_split = 2  # a larger forward tile (BLOCK_L override): the backward takes half of it
     num_warps = (backward and _env_int(env + "BWD_NUM_WARPS", True)) or _env_int(env + "NUM_WARPS", True) or num_warps
     if kernel == "sloop":
         ns = (backward and _env_int(env + "BWD_NS", True)) or _env_int(env + "NS", True) or ns
