@@ -276,18 +276,67 @@ def test_bad_kernel_name_is_named(backend, monkeypatch):
         mod.selective_scan_triton(**x, delta_softplus=True)
 
 
-@pytest.mark.parametrize("atomic", ["0", "1"])
-def test_backward_dbc_paths_agree(backend, atomic, monkeypatch):
-    """dB/dC by per-channel-block partials (default: plain stores + one sum, no atomics) and by
-    atomic adds (VIDEOMAMBA_TRITON_BWD_ATOMIC=1): both equal the float64 reference, grouped B/C
-    and several channel blocks per group (the partial sum must not mix groups)."""
+# (BWD_ATOMIC, BWD_DBC_SCATTER, BWD_BLOCK_D, dim, groups): at the interpreter's 8-position
+# backward tiles, block 2 / 8 / 16 is a reduce-scatter of 1 / 3 / 4 steps leaving each lane 8 / 2 / 1
+# sums; DBC_SCATTER=0: two all-reduces (tl.sum over the channel lanes); ATOMIC=1: atomic adds
+DBC_PATHS = [
+    ("0", "1", "2", 8, (2, 2)),
+    ("0", "1", "8", 16, (2, 2)),
+    ("0", "1", "16", 16, (0, 0)),
+    ("0", "0", "2", 8, (2, 2)),
+    ("1", "1", "2", 8, (2, 2)),
+]
+
+
+@pytest.mark.parametrize("atomic,scatter,block_d,dim,groups", DBC_PATHS,
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_backward_dbc_paths_agree(backend, atomic, scatter, block_d, dim, groups, monkeypatch):
+    """dB/dC by per-channel-block partials (default: plain stores + one sum, no atomics; the
+    block's channels summed by a reduce-scatter across lanes, or by two all-reduces) and by atomic
+    adds (VIDEOMAMBA_TRITON_BWD_ATOMIC=1): each equals the float64 reference, forward and reversed
+    direction, grouped B/C and several channel blocks per group (the partial sum must not mix
+    groups), N = 3 < BLOCK_N (masked states)."""
     mod, device = backend
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_ATOMIC", atomic)
-    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_BLOCK_D", "2")
-    t = _inputs(1, 8, 3, 20, groups=(2, 2), seed=5)  # 2 blocks per group, 2 tiles in 2 segments
-    _run_both(lambda x: mod.selective_scan_triton(**x, delta_softplus=True),
-              lambda x: ref.selective_scan_ref(**x, delta_softplus=True),
-              t, torch.float32, device, rtol=1e-4, grad_rtol=2e-4)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_DBC_SCATTER", scatter)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_BLOCK_D", block_d)
+    t = _inputs(1, dim, 3, 20, groups=groups, seed=5)  # 3 tiles of 8 positions in 3 segments
+    for reverse in (False, True):
+        def want(x):
+            if not reverse:
+                return ref.selective_scan_ref(**x, delta_softplus=True)
+            x = dict(x)
+            for k in ("u", "delta", "B", "C", "z"):
+                x[k] = _flip(x[k])
+            return ref.selective_scan_ref(**x, delta_softplus=True).flip(-1)
+
+        _run_both(lambda x: mod.selective_scan_triton(**x, delta_softplus=True, reverse=reverse), want,
+                  t, torch.float32, device, rtol=1e-4, grad_rtol=2e-4)
+
+
+def test_scan_config_dbc_scatter_needs_one_warp_of_exact_lanes(monkeypatch):
+    """On the GPU the reduce-scatter runs only where a backward program is one warp whose 32
+    lanes are its (NS, BLOCK_D) pairs (the shuffles address lanes), and BLOCK_D <= 2 x its tile."""
+    from videomamba.ops.triton import config
+
+    monkeypatch.setattr(config, "_sm_count", lambda index: 132)
+    monkeypatch.setattr(config, "interpreting", lambda: False)
+    for var in ("KERNEL", "BWD_NUM_WARPS", "BWD_NS", "BWD_BLOCK_D", "BWD_ATOMIC", "BWD_DBC_SCATTER", "NUM_WARPS"):
+        monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{var}", raising=False)
+
+    def scatter():
+        return config.scan_config(4, 384, 16, 12545, (384,), torch.device("cuda", 0), backward=True,
+                                  block_l=config.SLOOP_BWD_BLOCK_L)["dbc_scatter"]
+
+    assert config.SLOOP_BWD == (16, 2, 1) and scatter()
+    for var, value in (("BWD_NUM_WARPS", "2"), ("BWD_NS", "4"), ("BWD_ATOMIC", "1"), ("BWD_DBC_SCATTER", "0"),
+                       ("KERNEL", "tile3d")):
+        monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{var}", value)
+        assert not scatter(), var
+        monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{var}")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_BLOCK_D", "8")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_NS", "4")
+    assert scatter()  # 4 states x 8 channels: 32 lanes
 
 
 @pytest.mark.skipif(INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")

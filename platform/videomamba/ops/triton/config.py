@@ -68,7 +68,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     interpreter, VIDEOMAMBA_TRITON_BWD_BLOCK_L = BLOCK_L or BLOCK_L / 2).
     Env overrides for tuning: VIDEOMAMBA_TRITON_KERNEL, _BLOCK_D / _BLOCK_L / _NUM_WARPS / _NS /
     _SEGMENTS / _MAXNREG (both kernels; SEGMENTS=1: one program walks the whole sequence), and
-    _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only)."""
+    _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only);
+    _BWD_ATOMIC=1 (dB/dC by atomics), _BWD_DBC_SCATTER=0 (dB/dC by two all-reduces per state instead
+    of one reduce-scatter across the channel lanes)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -136,9 +138,16 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
         maxnreg = SLOOP_FWD_MAXNREG
     exp_once = os.environ.get(env + "BWD_EXP_ONCE", "1") != "0"
     dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
+    # dB/dC by a reduce-scatter across the channel lanes (selective_scan_sloop._store_dbc_scatter):
+    # on the GPU only where a program is one warp whose lanes are exactly (NS, BLOCK_D)
+    dbc_scatter = (kernel == "sloop" and backward and not dbc_atomic
+                   and os.environ.get(env + "BWD_DBC_SCATTER", "1") != "0"
+                   and 2 <= block_d <= 2 * (block_l // sub)
+                   and (not target_programs or (num_warps == 1 and ns * block_d == 32)))
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
-                ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, HS_SPLIT=hs_split)
+                ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
+                HS_SPLIT=hs_split)
 
 
 KERNELS = ("sloop", "tile3d")

@@ -14,7 +14,7 @@ the summaries)."""
 
 from __future__ import annotations
 
-from .runtime import HAS_TRITON, jit, tl
+from .runtime import HAS_TRITON, INTERPRET, jit, tl
 from .scan_common import adjoint_combine, affine_combine, sigmoid, softplus_grad, store_bi, tile_index, tile_positions
 
 __all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
@@ -25,6 +25,77 @@ if HAS_TRITON:
     def _pick(x, cols, c):
         """Column c of x along its last axis (in each thread's registers: a select, no shuffle)."""
         return tl.sum(tl.where(cols == c, x, 0.0), axis=2)
+
+    _COMPILED = tl.constexpr(not INTERPRET)  # inline PTX only when compiled (the interpreter has none)
+
+    @jit
+    def _lane_stride(cb, s3, NS: tl.constexpr):
+        """Lane distance between neighbouring channels of a one-warp (NS, BLOCK_D, .) tile: NS
+        when the state lanes are the fastest in the warp (lane = s + NS c), else 1 (lane = c +
+        BLOCK_D s); (NS, BD, 1) int32. The interpreter has no lanes: 1."""
+        if _COMPILED:
+            lane = tl.inline_asm_elementwise("mov.u32 $0, %laneid;", "=r,r", [cb + s3], dtype=tl.int32,
+                                             is_pure=True, pack=1)
+            sc = tl.where(lane == s3 + NS * cb, NS, 1)
+        else:
+            sc = tl.full((cb + s3).shape, 1, tl.int32)
+        return sc
+
+    @jit
+    def _bfly(x, t: tl.constexpr, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
+        """x (NS, BD, K) from the channel lane c ^ 2^t (same state lane, same registers): a warp
+        butterfly shuffle (``shfl.sync.bfly`` by the lane distance ``sc << t``). The interpreter
+        permutes the channel axis the same way."""
+        if _COMPILED:
+            m = (sc << t) + tl.zeros(x.shape, tl.int32)
+            y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
+                                          dtype=tl.float32, is_pure=True, pack=1)
+        else:
+            y = tl.reshape(tl.flip(tl.reshape(x, (NS, BD >> (t + 1), 2, 1 << t, K)), 2), (NS, BD, K))
+        return y
+
+    @jit
+    def _halve(x, t: tl.constexpr, cb, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
+        """One reduce-scatter step over channel lanes c and c ^ 2^t: of x's K registers, the lane
+        keeps the half of parity bit t of c (even / odd registers) plus its partner's same half."""
+        lo, hi = tl.split(tl.reshape(x, (NS, BD, K // 2, 2)))
+        bit = ((cb >> t) & 1) != 0
+        return tl.where(bit, hi, lo) + _bfly(tl.where(bit, lo, hi), t, sc, NS, BD, K // 2)
+
+    @jit
+    def _store_dbc_scatter(vb, vc, dB_row, dC_row, n_i, LBp, ks, unit, cb, sc, n_state,
+                           REVERSE: tl.constexpr, EVEN_N: tl.constexpr,
+                           NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr):
+        """dB / dC of one sub-tile summed over the block's channels and stored, by a reduce-scatter
+        across the channel lanes: vb, vc (NS, BD, BL) are each (state, channel, position)'s terms.
+        The first step pairs dB with dC (lanes of even c keep dB), each later one halves the
+        positions, so a warp shuffles 2 BL (1 - 1 / BD) values per state lane instead of the
+        2 BL log2(BD) of two all-reduces (``tl.sum`` over lanes), and every lane stores distinct
+        sums (2 BL / BD of them), no layout conversion. Needs BD a power of two, 2 <= BD <= 2 BL,
+        and on the GPU a one-warp program whose lanes are exactly (NS, BD)."""
+        bit = (cb & 1) != 0
+        x = tl.where(bit, vc, vb) + _bfly(tl.where(bit, vb, vc), 0, sc, NS, BD, BL)
+        if BD >= 4:
+            x = _halve(x, 1, cb, sc, NS, BD, BL)
+        if BD >= 8:
+            x = _halve(x, 2, cb, sc, NS, BD, BL // 2)
+        if BD >= 16:
+            x = _halve(x, 3, cb, sc, NS, BD, BL // 4)
+        if BD >= 32:
+            x = _halve(x, 4, cb, sc, NS, BD, BL // 8)
+        R: tl.constexpr = 2 * BL // BD
+        # register r of lane c holds position index j = r BD / 2 + c // 2 (processing order) of dB (even c) or dC
+        jj = tl.arange(0, R)[None, None, :] * (BD // 2) + (cb >> 1)  # (1, BD, R)
+        if REVERSE:
+            pos = ks * BL + (BL - 1 - jj)
+        else:
+            pos = ks * BL + jj
+        row = tl.where((cb & 1) == 0, dB_row, dC_row)
+        ptrs = row + n_i * LBp + pos * unit  # rows at pitch LBp >= every tile's positions: no position mask
+        if EVEN_N:
+            tl.store(ptrs, x)
+        else:
+            tl.store(ptrs, x, mask=(n_i < n_state) & (jj >= 0))
 
     @jit
     def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
@@ -264,6 +335,7 @@ if HAS_TRITON:
         REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr, DBC_ATOMIC: tl.constexpr,
         EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr, WRITE_Y: tl.constexpr,
+        DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it."""
@@ -318,19 +390,23 @@ if HAS_TRITON:
             ghb = g * (h - bb)  # g_t a_t h_{t-1}
             S2 += ghb * A2i[:, :, None]
             DA = tl.where(cols == i, DA + tl.sum(ghb * dt, axis=2)[:, :, None], DA)
-            dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
-            dCt = tl.sum(h * dy, axis=1)[:, None, :]
-            # rows at pitch LBp >= every tile's positions: no position mask (0 written past L)
-            if DBC_ATOMIC:  # (NS, BD, BL) pointers, channel 0's lanes add
-                mnc = (n_i < n_state) & chan0
-                tl.atomic_add(dB_row + n_i * LBp + p3, dBt, mask=mnc)
-                tl.atomic_add(dC_row + n_i * LBp + p3, dCt, mask=mnc)
-            elif EVEN_N:  # (NS, 1, BL) pointers: the stores skip the lanes that replicate an element
-                tl.store(dB_row + n_i * LBp + p3, dBt)
-                tl.store(dC_row + n_i * LBp + p3, dCt)
+            if DBC_SCATTER:  # summed over the block's channels and stored by a reduce-scatter
+                _store_dbc_scatter(g * dtu, h * dy, dB_row, dC_row, n_i, LBp, ks, unit, cb, sc, n_state,
+                                   REVERSE, EVEN_N, NS, BD, BL)
             else:
-                tl.store(dB_row + n_i * LBp + p3, dBt, mask=n_i < n_state)
-                tl.store(dC_row + n_i * LBp + p3, dCt, mask=n_i < n_state)
+                dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
+                dCt = tl.sum(h * dy, axis=1)[:, None, :]
+                # rows at pitch LBp >= every tile's positions: no position mask (0 written past L)
+                if DBC_ATOMIC:  # (NS, BD, BL) pointers, channel 0's lanes add
+                    mnc = (n_i < n_state) & chan0
+                    tl.atomic_add(dB_row + n_i * LBp + p3, dBt, mask=mnc)
+                    tl.atomic_add(dC_row + n_i * LBp + p3, dCt, mask=mnc)
+                elif EVEN_N:  # (NS, 1, BL) pointers: the stores skip the lanes that replicate an element
+                    tl.store(dB_row + n_i * LBp + p3, dBt)
+                    tl.store(dC_row + n_i * LBp + p3, dCt)
+                else:
+                    tl.store(dB_row + n_i * LBp + p3, dBt, mask=n_i < n_state)
+                    tl.store(dC_row + n_i * LBp + p3, dCt, mask=n_i < n_state)
         dt_next = _pick(dt, first3.to(tl.int32), 1)
         s1 = tl.sum(S1, axis=0)[None, :, :]
         du = dt * s1 + dy * Dv3
@@ -361,7 +437,7 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        SUB: tl.constexpr, WRITE_Y: tl.constexpr,
+        SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -378,6 +454,8 @@ if HAS_TRITON:
         offs_s = tl.arange(0, NS)
         lane0 = (offs_s == 0)[:, None, None]  # the state lane that stores (BD, BL) results
         chan0 = (tl.arange(0, BLOCK_D) == 0)[None, :, None]  # the channel lane that stores (NS, BL) results
+        cb = tl.arange(0, BLOCK_D)[None, :, None]  # channel within the block (1, BD, 1)
+        sc = _lane_stride(cb, offs_s[:, None, None], NS)  # lanes between neighbouring channels (DBC_SCATTER)
         zs3 = tl.zeros([NS, 1, 1], dtype=tl.int32)  # broadcasts (BD, BL) pointers over the state lanes
         zd3 = tl.zeros([1, BLOCK_D, 1], dtype=tl.int32)  # broadcasts (NS, BL) pointers over the channels
         b64 = pid_b.to(tl.int64)
@@ -453,7 +531,7 @@ if HAS_TRITON:
                     s_B_n, s_B_l, s_C_n, s_C_l, n_state,
                     du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
-                    WRITE_Y)
+                    WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -477,12 +555,14 @@ if HAS_TRITON:
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
-        WRITE_Y: tl.constexpr, y_ptr, ypart_ptr,
+        WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
         WRITE_Y (needs HAS_Z) also writes the forward's gated output to y_ptr (B, D, LP) from the
-        states it recomputes (ypart_ptr: the first direction's fp32 partial, as dzpart)."""
+        states it recomputes (ypart_ptr: the first direction's fp32 partial, as dzpart).
+        DBC_SCATTER: dB / dC partials by a reduce-scatter across the channel lanes
+        (``_store_dbc_scatter``) instead of two all-reduces per state."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -494,7 +574,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -505,4 +585,4 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER)
