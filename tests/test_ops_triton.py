@@ -314,6 +314,25 @@ def test_backward_dbc_paths_agree(backend, atomic, scatter, block_d, dim, groups
                   t, torch.float32, device, rtol=1e-4, grad_rtol=2e-4)
 
 
+def test_quantized_segments_fill_the_last_wave():
+    """Segment counts (H200: 132 SMs x 8 resident programs = 1056): a target whose grid fills its
+    last wave is kept; otherwise the count up to it with the fullest last wave, fewer on ties;
+    always whole tiles. The resolved counts at the Ti/S/M shapes are those measured best on an H200."""
+    from videomamba.ops.triton.config import quantized_segments
+
+    slots = 1056
+    assert quantized_segments(96, 1569, 22, slots) == 22  # Ti 64f forward: 2112 programs, 2 full waves
+    assert quantized_segments(768, 99, 3, slots) == 1  # Ti 8f forward: 3 -> 2.18 waves; 1, 2, 3 fill 0.73: fewest
+    assert quantized_segments(768, 197, 6, slots) == 4  # Ti 8f backward: 6 -> 4.36 waves; 4 -> 2.91 (0.97)
+    assert quantized_segments(288, 785, 8, slots) == 7  # M 64f forward: 8 -> 2.18; 7 -> 1.91 (0.95)
+    assert quantized_segments(288, 1569, 15, slots) == 11  # M 64f backward: 11 -> 3.0 waves exactly
+    assert quantized_segments(5000, 3, 1, slots) == 1 and quantized_segments(10, 1, 50, slots) == 1
+    for base, ntiles, target in ((96, 10, 9), (7, 100, 40), (300, 37, 16)):
+        n = quantized_segments(base, ntiles, target, slots)
+        tps = -(-ntiles // n)
+        assert 1 <= n <= max(1, target) and -(-ntiles // tps) == n  # whole tiles per segment
+
+
 def test_scan_config_dbc_scatter_needs_one_warp_of_exact_lanes(monkeypatch):
     """On the GPU the reduce-scatter runs only where a backward program is one warp whose 32
     lanes are its (NS, BLOCK_D) pairs (the shuffles address lanes), and BLOCK_D <= 2 x its tile."""

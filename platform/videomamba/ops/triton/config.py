@@ -10,7 +10,7 @@ import torch
 
 from .runtime import interpreting, triton
 
-__all__ = ["scan_config", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
+__all__ = ["scan_config", "quantized_segments", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
 
 LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
 
@@ -24,6 +24,30 @@ def _env_int(name: str, pow2: bool = False) -> int | None:
     if n < 1 or (pow2 and n & (n - 1)):
         raise ValueError(f"{name}={v!r}: expected a positive integer{' (a power of two)' if pow2 else ''}")
     return n
+
+
+def quantized_segments(base: int, ntiles: int, target: int, slots: int) -> int:
+    """The number of segments (each a whole number of tiles) for a grid of ``base x segments``
+    programs, ``slots`` of them resident at a time: ``target`` when its grid fills its last wave
+    to 95% or more, else the count in 1..target whose last wave is fullest (ties go to fewer
+    segments: each count above 1 costs a summary pass). A grid 2.18x or 4.36x the resident programs
+    leaves most SMs idle in its last fraction of a wave: on an H200 (benchmarks/2026-12-02-h200-session7,
+    same run) Ti 8f ran 1.12x and M 64f 1.12x faster with the counts this picks, while at the
+    shapes whose target fills its waves (Ti/S 64f) a count with fewer, equally full waves was 1% slower."""
+    def fill(n):
+        waves = base * n / slots
+        return waves / -(-waves // 1)
+
+    whole = lambda n: triton.cdiv(ntiles, triton.cdiv(ntiles, n))  # noqa: E731 - segments of whole tiles
+    target = whole(max(1, target))
+    if fill(target) >= 0.95:
+        return target
+    best, best_fill = 1, -1.0
+    for n in range(1, target + 1):
+        n = whole(n)
+        if fill(n) > best_fill + 1e-9:
+            best, best_fill = n, fill(n)
+    return best
 
 
 def _pow2_divisor(x: int, cap: int) -> int:
@@ -128,6 +152,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     base = batch * triton.cdiv(dim, block_d)
     if target_programs:
         nseg = min(triton.cdiv(target_programs, base), max(1, ntiles // min_tiles))
+        if kernel == "sloop":  # at most that many, cut so that the grid's last wave is as full as can be
+            nseg = quantized_segments(base, ntiles, nseg, n_sm * SLOOP_PROGRAMS_PER_SM)
     else:
         nseg = min(3, ntiles)  # the interpreter: exercise the segmented path on small inputs
     nseg = max(1, min(_env_int(env + "SEGMENTS") or nseg, ntiles))
@@ -162,5 +188,9 @@ SLOOP_FWD_MAXNREG = 128
 # for it: HS_SPLIT = 2): 8 positions per thread leave the backward a smaller live set
 SLOOP_BWD_BLOCK_L = 8
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
-SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM
+SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
+# programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the
+# 128 cap, backward 1 warp at 255 registers: 8 each, 65536 registers per SM); segment counts are
+# chosen so that the grid fills its last wave of n_SM x this many programs (quantized_segments)
+SLOOP_PROGRAMS_PER_SM = 8
 
