@@ -85,7 +85,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     (grid ``(D / BLOCK_D, batch, nseg)``), enough for ~``SEG_WAVES`` programs of 4 warps per SM:
     one program per (batch, channel block) walking all of L leaves most SMs idle on long clips
     with small batches (forward 1.9x faster at 64 frames, batch 4). Each segment costs a summary
-    pass (closed form, no scan) so that it starts from the right state.
+    pass (closed form, no scan) so that it starts from the right state. For the sloop kernels that
+    count is an upper bound, lowered to fill the grid's last wave (:func:`quantized_segments`).
+    ``dbc_scatter``: the sloop backward sums dB/dC over its channel lanes by a reduce-scatter.
     ``block_l``: the backward's BLOCK_L, given by its forward's configuration (BLOCK_L /
     HS_SPLIT: the forward stores the state after every BLOCK_L / HS_SPLIT positions, the tiles the
     backward reads them at; sloop: SLOOP_BWD_BLOCK_L on the GPU, half the forward's tile in the
