@@ -223,6 +223,9 @@ SCAN_CONFIGS = [
     # the state-loop kernels one state per iteration (forward) and all states at once (backward),
     # the backward walking each tile as two sub-tiles
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
+    # 32 channels, one state lane: a block has more lanes than dB/dC sums per state (the
+    # reduce-scatter ends in all-reduce steps)
+    {"BWD_BLOCK_D": "32", "BWD_NS": "1"},
     # the previous whole-state kernels, kept selectable for same-run comparisons
     {"KERNEL": "tile3d"},
 ]
@@ -283,6 +286,7 @@ DBC_PATHS = [
     ("0", "1", "2", 8, (2, 2)),
     ("0", "1", "8", 16, (2, 2)),
     ("0", "1", "16", 16, (0, 0)),
+    ("0", "1", "32", 32, (0, 0)),  # 32 lanes, 16 sums per state: 4 halvings, then one all-reduce step
     ("0", "0", "2", 8, (2, 2)),
     ("1", "1", "2", 8, (2, 2)),
 ]
@@ -334,8 +338,8 @@ def test_quantized_segments_fill_the_last_wave():
 
 
 def test_scan_config_dbc_scatter_needs_one_warp_of_exact_lanes(monkeypatch):
-    """On the GPU the reduce-scatter runs only where a backward program is one warp whose 32
-    lanes are its (NS, BLOCK_D) pairs (the shuffles address lanes), and BLOCK_D <= 2 x its tile."""
+    """On the GPU the reduce-scatter runs only where a backward program is one warp whose lane
+    layout the CUDA tests have checked (the shuffles address lanes): config.SCATTER_BLOCKS_GPU."""
     from videomamba.ops.triton import config
 
     monkeypatch.setattr(config, "_sm_count", lambda index: 132)
@@ -355,7 +359,9 @@ def test_scan_config_dbc_scatter_needs_one_warp_of_exact_lanes(monkeypatch):
         monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{var}")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_BLOCK_D", "8")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_NS", "4")
-    assert scatter()  # 4 states x 8 channels: 32 lanes
+    assert not scatter()  # 4 states x 8 channels: 32 lanes, but its layout not yet checked on a GPU
+    monkeypatch.setattr(config, "SCATTER_BLOCKS_GPU", frozenset({(16, 2), (8, 4)}))
+    assert scatter()
 
 
 @pytest.mark.skipif(INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")

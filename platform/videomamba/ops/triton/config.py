@@ -167,11 +167,12 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     exp_once = os.environ.get(env + "BWD_EXP_ONCE", "1") != "0"
     dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
     # dB/dC by a reduce-scatter across the channel lanes (selective_scan_sloop._store_dbc_scatter):
-    # on the GPU only where a program is one warp whose lanes are exactly (NS, BLOCK_D)
+    # its shuffles address lanes, so on the GPU only for one-warp blocks whose lane layout the CUDA
+    # tests have checked (SCATTER_BLOCKS_GPU); the interpreter runs it for any block
     dbc_scatter = (kernel == "sloop" and backward and not dbc_atomic
                    and os.environ.get(env + "BWD_DBC_SCATTER", "1") != "0"
-                   and 2 <= block_d <= 2 * (block_l // sub)
-                   and (not target_programs or (num_warps == 1 and ns * block_d == 32)))
+                   and block_d >= 2
+                   and (not target_programs or (num_warps == 1 and (block_d, ns) in SCATTER_BLOCKS_GPU)))
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
@@ -189,6 +190,10 @@ SLOOP_FWD_MAXNREG = 128
 # the backward's tile on the GPU (the forward, at BLOCK_L = 16, stores its states every 8 positions
 # for it: HS_SPLIT = 2): 8 positions per thread leave the backward a smaller live set
 SLOOP_BWD_BLOCK_L = 8
+# (BLOCK_D, NS) of one-warp sloop backward blocks that run the dB/dC reduce-scatter on the GPU: Triton lays
+# their tile out with lane = state + NS x channel, and the CUDA tests (H200, session 7) check the result.
+# Other blocks (8 x 4, 32 x 1: laid out alike in sm_90 TTGIR, not yet run under the CUDA tests) use the all-reduces
+SCATTER_BLOCKS_GPU = frozenset({(16, 2)})
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 # programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the

@@ -71,31 +71,45 @@ if HAS_TRITON:
         The first step pairs dB with dC (lanes of even c keep dB), each later one halves the
         positions, so a warp shuffles 2 BL (1 - 1 / BD) values per state lane instead of the
         2 BL log2(BD) of two all-reduces (``tl.sum`` over lanes), and every lane stores distinct
-        sums (2 BL / BD of them), no layout conversion. Needs BD a power of two, 2 <= BD <= 2 BL,
-        and on the GPU a one-warp program whose lanes are exactly (NS, BD)."""
+        sums (2 BL / BD of them), no layout conversion. With BD > 2 BL the last log2(BD / 2 BL) steps
+        are all-reduces and the lanes c < 2 BL store. Needs BD a power of two >= 2, and on the GPU a
+        one-warp program whose lanes are exactly (NS, BD)."""
         bit = (cb & 1) != 0
         x = tl.where(bit, vc, vb) + _bfly(tl.where(bit, vb, vc), 0, sc, NS, BD, BL)
-        if BD >= 4:
+        if BD >= 4 and BL >= 2:
             x = _halve(x, 1, cb, sc, NS, BD, BL)
-        if BD >= 8:
+        if BD >= 8 and BL >= 4:
             x = _halve(x, 2, cb, sc, NS, BD, BL // 2)
-        if BD >= 16:
+        if BD >= 16 and BL >= 8:
             x = _halve(x, 3, cb, sc, NS, BD, BL // 4)
-        if BD >= 32:
+        if BD >= 32 and BL >= 16:
             x = _halve(x, 4, cb, sc, NS, BD, BL // 8)
-        R: tl.constexpr = 2 * BL // BD
         # register r of lane c holds position index j = r BD / 2 + c // 2 (processing order) of dB (even c) or dC
-        jj = tl.arange(0, R)[None, None, :] * (BD // 2) + (cb >> 1)  # (1, BD, R)
+        if BD <= 2 * BL:
+            R: tl.constexpr = 2 * BL // BD
+            jj = tl.arange(0, R)[None, None, :] * (BD // 2) + (cb >> 1)  # (1, BD, R)
+            keep = jj >= 0
+        else:  # more lanes than sums: after log2(2 BL) halvings, all-reduce steps; the lanes c < 2 BL store
+            if 2 * BL <= 2 and BD >= 4:
+                x = x + _bfly(x, 1, sc, NS, BD, 1)
+            if 2 * BL <= 4 and BD >= 8:
+                x = x + _bfly(x, 2, sc, NS, BD, 1)
+            if 2 * BL <= 8 and BD >= 16:
+                x = x + _bfly(x, 3, sc, NS, BD, 1)
+            if 2 * BL <= 16 and BD >= 32:
+                x = x + _bfly(x, 4, sc, NS, BD, 1)
+            jj = (cb >> 1) & (BL - 1)
+            keep = cb < 2 * BL
         if REVERSE:
             pos = ks * BL + (BL - 1 - jj)
         else:
             pos = ks * BL + jj
         row = tl.where((cb & 1) == 0, dB_row, dC_row)
         ptrs = row + n_i * LBp + pos * unit  # rows at pitch LBp >= every tile's positions: no position mask
-        if EVEN_N:
+        if EVEN_N and BD <= 2 * BL:
             tl.store(ptrs, x)
         else:
-            tl.store(ptrs, x, mask=(n_i < n_state) & (jj >= 0))
+            tl.store(ptrs, x, mask=(n_i < n_state) & keep)
 
     @jit
     def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
