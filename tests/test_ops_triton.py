@@ -223,9 +223,6 @@ SCAN_CONFIGS = [
     # the state-loop kernels one state per iteration (forward) and all states at once (backward),
     # the backward walking each tile as two sub-tiles
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
-    # 32 channels, one state lane: a block has more lanes than dB/dC sums per state (the
-    # reduce-scatter ends in all-reduce steps)
-    {"BWD_BLOCK_D": "32", "BWD_NS": "1"},
     # the previous whole-state kernels, kept selectable for same-run comparisons
     {"KERNEL": "tile3d"},
 ]
