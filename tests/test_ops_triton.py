@@ -268,6 +268,19 @@ def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatc
         mod.selective_scan_triton(**x, delta_softplus=True).sum().backward()
 
 
+@pytest.mark.parametrize("name", ["BWD_ATOMIC", "BWD_EXP_ONCE", "BWD_DBC_SCATTER"])
+def test_bad_switch_value_names_the_variable(name, monkeypatch):
+    """The on/off switches take 0 or 1; another value (``true``) is an error naming the variable,
+    not a silent choice of either."""
+    from videomamba.ops.triton import config
+
+    monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{name}", "true")
+    with pytest.raises(ValueError, match=f"VIDEOMAMBA_TRITON_{name}='true': expected 0 or 1"):
+        config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)
+    monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{name}", "0")
+    config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)
+
+
 def test_bad_kernel_name_is_named(backend, monkeypatch):
     mod, device = backend
     monkeypatch.setenv("VIDEOMAMBA_TRITON_KERNEL", "fast")

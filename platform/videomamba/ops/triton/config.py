@@ -50,6 +50,17 @@ def quantized_segments(base: int, ntiles: int, target: int, slots: int) -> int:
     return best
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """An on/off switch from the environment: ``1`` or ``0``, the default when unset; any other
+    value raises naming it (``true`` would otherwise silently mean one of the two)."""
+    v = (os.environ.get(name) or "").strip()
+    if not v:
+        return default
+    if v not in ("0", "1"):
+        raise ValueError(f"{name}={v!r}: expected 0 or 1")
+    return v == "1"
+
+
 def _pow2_divisor(x: int, cap: int) -> int:
     """Largest power of two <= cap dividing x."""
     p = 1
@@ -164,14 +175,13 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     maxnreg = (backward and _env_int(env + "BWD_MAXNREG")) or _env_int(env + "MAXNREG")
     if maxnreg is None and kernel == "sloop" and not backward and target_programs:
         maxnreg = SLOOP_FWD_MAXNREG
-    exp_once = os.environ.get(env + "BWD_EXP_ONCE", "1") != "0"
-    dbc_atomic = os.environ.get(env + "BWD_ATOMIC", "0") == "1"
+    exp_once = _env_flag(env + "BWD_EXP_ONCE", True)
+    dbc_atomic = _env_flag(env + "BWD_ATOMIC", False)
     # dB/dC by a reduce-scatter across the channel lanes (selective_scan_sloop._store_dbc_scatter):
     # its shuffles address lanes, so on the GPU only for one-warp blocks whose lane layout the CUDA
     # tests have checked (SCATTER_BLOCKS_GPU); the interpreter runs it for any block
-    dbc_scatter = (kernel == "sloop" and backward and not dbc_atomic
-                   and os.environ.get(env + "BWD_DBC_SCATTER", "1") != "0"
-                   and block_d >= 2
+    dbc_scatter = (_env_flag(env + "BWD_DBC_SCATTER", True) and kernel == "sloop" and backward
+                   and not dbc_atomic and block_d >= 2
                    and (not target_programs or (num_warps == 1 and (block_d, ns) in SCATTER_BLOCKS_GPU)))
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
