@@ -41,6 +41,7 @@ SWEEP = [dict(KERNEL="tile3d"), dict(BLOCK_L=16), dict(BLOCK_D=16, NS=4), dict(B
          dict(SEGMENTS=8), dict(KERNEL="tile3d", BWD_EXP_ONCE=0)]
 IMPLS = ("mamba_ssm", "mamba_ssm_packed", "ours")
 RESOLVED = ("kernel", "BLOCK_D", "NS", "BLOCK_L", "nseg", "num_warps", "SUB", "maxnreg", "dbc_scatter")
+RESOLVED_LABELS = {"num_warps": "warps"}  # the report header's names where they differ
 KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
 
 
@@ -307,7 +308,8 @@ def report(res: dict) -> str:
         "on the SFUs).",
         "- bf16 u/delta/z/B/C, fp32 A/D/bias, N = 16, delta_softplus; median ms per call; x = mamba-ssm ms / ours "
         "(> 1: ours faster).", "",
-        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd (kernel, BLOCK_D, NS, BLOCK_L, nseg, warps, SUB, maxnreg, dbc_scatter) | fwd ms | fwd x "
+        "| shape | d_inner | batch | L | impl | config | resolved fwd / bwd "
+        f"({', '.join(RESOLVED_LABELS.get(k, k) for k in RESOLVED)}) | fwd ms | fwd x "
         "| fwd+bwd ms | fwd+bwd x | fwd+bwd / floor | peak GiB | note |",
         "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]

@@ -38,15 +38,17 @@ def quantized_segments(base: int, ntiles: int, target: int, slots: int) -> int:
         waves = base * n / slots
         return waves / -(-waves // 1)
 
-    whole = lambda n: triton.cdiv(ntiles, triton.cdiv(ntiles, n))  # noqa: E731 - segments of whole tiles
+    def whole(n):  # segments of whole tiles
+        return triton.cdiv(ntiles, triton.cdiv(ntiles, n))
+
     target = whole(max(1, target))
     if fill(target) >= 0.95:
         return target
     best, best_fill = 1, -1.0
-    for n in range(1, target + 1):
-        n = whole(n)
-        if fill(n) > best_fill + 1e-9:
-            best, best_fill = n, fill(n)
+    for n in map(whole, range(1, target + 1)):
+        f = fill(n)
+        if f > best_fill + 1e-9:
+            best, best_fill = n, f
     return best
 
 

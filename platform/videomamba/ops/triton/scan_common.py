@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from .runtime import HAS_TRITON, INTERPRET, jit, tl
 
-__all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "load_delta",
+__all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "lane_stride", "bfly",
+           "load_delta",
            "channel_setup", "tile_index", "tile_positions", "fold_summaries", "store_bi"]
 
 if HAS_TRITON:
@@ -23,6 +24,32 @@ if HAS_TRITON:
         else:
             r = 1.0 / x
         return r
+
+    @jit
+    def lane_stride(cb, s3, NS: tl.constexpr):
+        """Lane distance between neighbouring channels of a one-warp (NS, BLOCK_D, .) tile: NS
+        when the state lanes are the fastest in the warp (lane = s + NS c), else 1 (lane = c +
+        BLOCK_D s); (NS, BD, 1) int32. The interpreter has no lanes: 1."""
+        if _COMPILED:
+            lane = tl.inline_asm_elementwise("mov.u32 $0, %laneid;", "=r,r", [cb + s3], dtype=tl.int32,
+                                             is_pure=True, pack=1)
+            sc = tl.where(lane == s3 + NS * cb, NS, 1)
+        else:
+            sc = tl.full((cb + s3).shape, 1, tl.int32)
+        return sc
+
+    @jit
+    def bfly(x, t: tl.constexpr, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
+        """x (NS, BD, K) from the channel lane c ^ 2^t (same state lane, same registers): a warp
+        butterfly shuffle (``shfl.sync.bfly`` by the lane distance ``sc << t``). The interpreter
+        permutes the channel axis the same way."""
+        if _COMPILED:
+            m = (sc << t) + tl.zeros(x.shape, tl.int32)
+            y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
+                                          dtype=tl.float32, is_pure=True, pack=1)
+        else:
+            y = tl.reshape(tl.flip(tl.reshape(x, (NS, BD >> (t + 1), 2, 1 << t, K)), 2), (NS, BD, K))
+        return y
 
     @jit
     def affine_combine(a1, b1, a2, b2):

@@ -14,8 +14,9 @@ the summaries)."""
 
 from __future__ import annotations
 
-from .runtime import HAS_TRITON, INTERPRET, jit, tl
-from .scan_common import adjoint_combine, affine_combine, sigmoid, softplus_grad, store_bi, tile_index, tile_positions
+from .runtime import HAS_TRITON, jit, tl
+from .scan_common import (adjoint_combine, affine_combine, bfly, lane_stride, sigmoid, softplus_grad, store_bi,
+                          tile_index, tile_positions)
 
 __all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
 
@@ -26,41 +27,13 @@ if HAS_TRITON:
         """Column c of x along its last axis (in each thread's registers: a select, no shuffle)."""
         return tl.sum(tl.where(cols == c, x, 0.0), axis=2)
 
-    _COMPILED = tl.constexpr(not INTERPRET)  # inline PTX only when compiled (the interpreter has none)
-
-    @jit
-    def _lane_stride(cb, s3, NS: tl.constexpr):
-        """Lane distance between neighbouring channels of a one-warp (NS, BLOCK_D, .) tile: NS
-        when the state lanes are the fastest in the warp (lane = s + NS c), else 1 (lane = c +
-        BLOCK_D s); (NS, BD, 1) int32. The interpreter has no lanes: 1."""
-        if _COMPILED:
-            lane = tl.inline_asm_elementwise("mov.u32 $0, %laneid;", "=r,r", [cb + s3], dtype=tl.int32,
-                                             is_pure=True, pack=1)
-            sc = tl.where(lane == s3 + NS * cb, NS, 1)
-        else:
-            sc = tl.full((cb + s3).shape, 1, tl.int32)
-        return sc
-
-    @jit
-    def _bfly(x, t: tl.constexpr, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
-        """x (NS, BD, K) from the channel lane c ^ 2^t (same state lane, same registers): a warp
-        butterfly shuffle (``shfl.sync.bfly`` by the lane distance ``sc << t``). The interpreter
-        permutes the channel axis the same way."""
-        if _COMPILED:
-            m = (sc << t) + tl.zeros(x.shape, tl.int32)
-            y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
-                                          dtype=tl.float32, is_pure=True, pack=1)
-        else:
-            y = tl.reshape(tl.flip(tl.reshape(x, (NS, BD >> (t + 1), 2, 1 << t, K)), 2), (NS, BD, K))
-        return y
-
     @jit
     def _halve(x, t: tl.constexpr, cb, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
         """One reduce-scatter step over channel lanes c and c ^ 2^t: of x's K registers, the lane
         keeps the half of parity bit t of c (even / odd registers) plus its partner's same half."""
         lo, hi = tl.split(tl.reshape(x, (NS, BD, K // 2, 2)))
         bit = ((cb >> t) & 1) != 0
-        return tl.where(bit, hi, lo) + _bfly(tl.where(bit, lo, hi), t, sc, NS, BD, K // 2)
+        return tl.where(bit, hi, lo) + bfly(tl.where(bit, lo, hi), t, sc, NS, BD, K // 2)
 
     @jit
     def _store_dbc_scatter(vb, vc, dB_row, dC_row, n_i, LBp, ks, unit, cb, sc, n_state,
@@ -75,7 +48,7 @@ if HAS_TRITON:
         are all-reduces and the lanes c < 2 BL store. Needs BD a power of two >= 2, and on the GPU a
         one-warp program whose lanes are exactly (NS, BD)."""
         bit = (cb & 1) != 0
-        x = tl.where(bit, vc, vb) + _bfly(tl.where(bit, vb, vc), 0, sc, NS, BD, BL)
+        x = tl.where(bit, vc, vb) + bfly(tl.where(bit, vb, vc), 0, sc, NS, BD, BL)
         if BD >= 4 and BL >= 2:
             x = _halve(x, 1, cb, sc, NS, BD, BL)
         if BD >= 8 and BL >= 4:
@@ -91,13 +64,13 @@ if HAS_TRITON:
             keep = jj >= 0
         else:  # more lanes than sums: after log2(2 BL) halvings, all-reduce steps; the lanes c < 2 BL store
             if 2 * BL <= 2 and BD >= 4:
-                x = x + _bfly(x, 1, sc, NS, BD, 1)
+                x = x + bfly(x, 1, sc, NS, BD, 1)
             if 2 * BL <= 4 and BD >= 8:
-                x = x + _bfly(x, 2, sc, NS, BD, 1)
+                x = x + bfly(x, 2, sc, NS, BD, 1)
             if 2 * BL <= 8 and BD >= 16:
-                x = x + _bfly(x, 3, sc, NS, BD, 1)
+                x = x + bfly(x, 3, sc, NS, BD, 1)
             if 2 * BL <= 16 and BD >= 32:
-                x = x + _bfly(x, 4, sc, NS, BD, 1)
+                x = x + bfly(x, 4, sc, NS, BD, 1)
             jj = (cb >> 1) & (BL - 1)
             keep = cb < 2 * BL
         if REVERSE:
@@ -469,7 +442,7 @@ if HAS_TRITON:
         lane0 = (offs_s == 0)[:, None, None]  # the state lane that stores (BD, BL) results
         chan0 = (tl.arange(0, BLOCK_D) == 0)[None, :, None]  # the channel lane that stores (NS, BL) results
         cb = tl.arange(0, BLOCK_D)[None, :, None]  # channel within the block (1, BD, 1)
-        sc = _lane_stride(cb, offs_s[:, None, None], NS)  # lanes between neighbouring channels (DBC_SCATTER)
+        sc = lane_stride(cb, offs_s[:, None, None], NS)  # lanes between neighbouring channels (DBC_SCATTER)
         zs3 = tl.zeros([NS, 1, 1], dtype=tl.int32)  # broadcasts (BD, BL) pointers over the state lanes
         zd3 = tl.zeros([1, BLOCK_D, 1], dtype=tl.int32)  # broadcasts (NS, BL) pointers over the channels
         b64 = pid_b.to(tl.int64)
