@@ -268,7 +268,7 @@ def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatc
         mod.selective_scan_triton(**x, delta_softplus=True).sum().backward()
 
 
-@pytest.mark.parametrize("name", ["BWD_ATOMIC", "BWD_EXP_ONCE", "BWD_DBC_SCATTER"])
+@pytest.mark.parametrize("name", ["BWD_ATOMIC", "BWD_EXP_ONCE", "BWD_DBC_SCATTER", "PREFETCH"])
 def test_bad_switch_value_names_the_variable(name, monkeypatch):
     """The on/off switches take 0 or 1; another value (``true``) is an error naming the variable,
     not a silent choice of either."""
@@ -279,6 +279,24 @@ def test_bad_switch_value_names_the_variable(name, monkeypatch):
         config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)
     monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{name}", "0")
     config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)
+
+
+def test_prefetch_switch(monkeypatch):
+    """The sloop forward's L1 prefetch of the next tile's rows: on by default (SLOOP_PREFETCH), off
+    with PREFETCH=0; the backward never prefetches (slower on an H200)."""
+    from videomamba.ops.triton import config
+
+    def resolved():
+        return [config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=b)["prefetch"] for b in (False, True)]
+
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_PREFETCH", raising=False)
+    assert resolved() == [config.SLOOP_PREFETCH, False]
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_PREFETCH", "0")
+    assert resolved() == [False, False]
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_PREFETCH", "1")
+    assert resolved() == [True, False]
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_KERNEL", "tile3d")
+    assert resolved() == [False, False]
 
 
 def test_bad_kernel_name_is_named(backend, monkeypatch):

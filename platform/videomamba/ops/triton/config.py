@@ -109,7 +109,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     _SEGMENTS / _MAXNREG (both kernels; SEGMENTS=1: one program walks the whole sequence), and
     _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only);
     _BWD_ATOMIC=1 (dB/dC by atomics), _BWD_DBC_SCATTER=0 (dB/dC by two all-reduces per state instead
-    of one reduce-scatter across the channel lanes)."""
+    of one reduce-scatter across the channel lanes), _PREFETCH=0 (the sloop forward without its L1
+    prefetch of the next tile's rows)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -185,10 +186,12 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     dbc_scatter = (_env_flag(env + "BWD_DBC_SCATTER", True) and kernel == "sloop" and backward
                    and not dbc_atomic and block_d >= 2
                    and (not target_programs or (num_warps == 1 and (block_d, ns) in SCATTER_BLOCKS_GPU)))
+    # the sloop forward asks L1 for the next tile's rows while a tile computes (SLOOP_PREFETCH)
+    prefetch = _env_flag(env + "PREFETCH", SLOOP_PREFETCH) and kernel == "sloop" and not backward
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
-                HS_SPLIT=hs_split)
+                HS_SPLIT=hs_split, prefetch=prefetch)
 
 
 KERNELS = ("sloop", "tile3d")
@@ -206,6 +209,10 @@ SLOOP_BWD_BLOCK_L = 8
 # their tile out with lane = state + NS x channel, and the CUDA tests (H200, session 7) check the result.
 # Other blocks (8 x 4, 32 x 1: laid out alike in sm_90 TTGIR, not yet run under the CUDA tests) use the all-reduces
 SCATTER_BLOCKS_GPU = frozenset({(16, 2)})
+# the sloop forward prefetches the next tile's rows (u, delta, z, the first direction's partials) into L1
+# (PTX prefetch.global.L1): forward 1.02-1.08x faster at Ti 64f / 8f, fwd + bwd 1.01-1.02x. The same in the
+# backward (dout and the saved state too) was 1.05x slower (H200, benchmarks/2026-12-02-h200-session8)
+SLOOP_PREFETCH = True
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 # programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the

@@ -245,7 +245,7 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
     if cfg["kernel"] == "sloop":
         LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], STATES_ONLY=states_only,
-            **_launch_cfg(cfg))
+            PREFETCH=cfg["prefetch"], **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from .runtime import HAS_TRITON, INTERPRET, jit, tl
 
 __all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "lane_stride", "bfly",
-           "load_delta",
+           "prefetch_l1", "load_delta",
            "channel_setup", "tile_index", "tile_positions", "fold_summaries", "store_bi"]
 
 if HAS_TRITON:
@@ -50,6 +50,14 @@ if HAS_TRITON:
         else:
             y = tl.reshape(tl.flip(tl.reshape(x, (NS, BD >> (t + 1), 2, 1 << t, K)), 2), (NS, BD, K))
         return y
+
+    @jit
+    def prefetch_l1(ptrs):
+        """Bring the lines at ``ptrs`` (any shape; valid addresses) into L1 ahead of their loads:
+        PTX ``prefetch.global.L1``, no register written, nothing waits on it. The interpreter skips it."""
+        if _COMPILED:
+            tl.inline_asm_elementwise("prefetch.global.L1 [$1];\n\tmov.u32 $0, 0;", "=r,l", [ptrs.to(tl.int64)],
+                                      dtype=tl.int32, is_pure=False, pack=1)
 
     @jit
     def affine_combine(a1, b1, a2, b2):

@@ -15,8 +15,8 @@ the summaries)."""
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import (adjoint_combine, affine_combine, bfly, lane_stride, sigmoid, softplus_grad, store_bi,
-                          tile_index, tile_positions)
+from .scan_common import (adjoint_combine, affine_combine, bfly, lane_stride, prefetch_l1, sigmoid, softplus_grad,
+                          store_bi, tile_index, tile_positions)
 
 __all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
 
@@ -157,7 +157,7 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr,
+        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr,
     ):
         """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a
         time. STORE_STATES: the state after each sub-tile of BLOCK_L / HS_SPLIT positions (HS_SPLIT
@@ -196,6 +196,15 @@ if HAS_TRITON:
         k_hi = tl.minimum(k_lo + tps, ntiles)
         for it in range(0, k_hi - k_lo):
             k = tile_index(it, k_lo, k_hi, REVERSE)
+            if PREFETCH:  # the next tile's rows into L1 while this one computes (its first loads waited on L2)
+                p_n = tl.minimum(tile_index(tl.minimum(it + 1, k_hi - k_lo - 1), k_lo, k_hi, REVERSE) * BLOCK_L,
+                                 L - 1) * unit
+                prefetch_l1(u_row + p_n)
+                prefetch_l1(dt_row + p_n)
+                if HAS_Z and not STATES_ONLY:
+                    prefetch_l1(z_row + p_n)
+                    if ACCUMULATE:
+                        prefetch_l1(part_ptr + o_off + p_n)
             pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
             # positions times the hidden 1: loads and stores then take the tile's own layout
             # (positions in each thread; scalar accesses, served by L1), no layout conversions.
@@ -261,11 +270,12 @@ if HAS_TRITON:
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr,
+        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr = False,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
         ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first),
-        the states stored at every BLOCK_L / HS_SPLIT positions."""
+        the states stored at every BLOCK_L / HS_SPLIT positions. PREFETCH: each tile asks L1 for the
+        next tile's rows (``prefetch_l1``) before its own loads."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -276,7 +286,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH)
         if BI:
             tl.debug_barrier()
             _sloop_fwd_dir(
@@ -286,7 +296,7 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
