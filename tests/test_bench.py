@@ -289,7 +289,7 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
         assert os.environ["VIDEOMAMBA_TRITON_BLOCK_L"] == "8" and os.environ["VIDEOMAMBA_TRITON_SEGMENTS"] == "4"
     assert os.environ["VIDEOMAMBA_TRITON_BLOCK_L"] == "32" and "VIDEOMAMBA_TRITON_SEGMENTS" not in os.environ
     cfg = {"kernel": "sloop", "BLOCK_D": 8, "NS": 4, "BLOCK_L": 16, "nseg": 6, "num_warps": 4, "SUB": 1,
-           "maxnreg": None, "dbc_scatter": False, "prefetch": False}
+           "maxnreg": None, "dbc_scatter": False, "prefetch": False, "preload": False}
     rows = [dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="mamba_ssm", config="-", resolved={},
                  fwd_ms=1.5, fwd_bwd_ms=7.0),
             dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="ours", config="default",
@@ -303,7 +303,7 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
     assert "fwd_x" not in rows[2]  # no baseline for that shape
     text = sk.report({"date": "d", "env": {"device": "H100"}, "rows": rows,
                       "agreement": {"ti-64f": {"out_rel": 5e-3, "grad_rel_max": 7e-3, "worst_grad": "z"}}})
-    assert "| sloop, 8, 4, 16, 6, 4, 1, None, False, False / sloop, 16, 4, 16, 6, 4, 1, None, False, False |" in text and "| 0.50 |" in text
+    assert "| sloop, 8, 4, 16, 6, 4, 1, None, False, False, False / sloop, 16, 4, 16, 6, 4, 1, None, False, False, False |" in text and "| 0.50 |" in text
     assert f"| {14.0 / floor_ms:.1f} |" in text
     assert "SEGMENTS=1" in text and "OutOfResources" in text and "| ti-64f | 5.00e-03 | 7.00e-03 | z |" in text
 

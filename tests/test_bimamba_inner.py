@@ -171,6 +171,14 @@ def test_fused_mixer_padded_rows(monkeypatch, autocast=False, save_states=False)
         torch.testing.assert_close(a / scale, b / scale, **tol, msg=f"d{name}")
 
 
+def test_fused_mixer_padded_rows_bf16_recompute_preload(monkeypatch):
+    """The same with the backward loading each next tile's rows during a tile's tail
+    (VIDEOMAMBA_TRITON_BWD_PRELOAD=1; one segment, so each program walks several tiles)."""
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", "1")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", "1")
+    test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
+
+
 def test_fused_mixer_rerun_reuses_segment_summaries(monkeypatch):
     """BiMambaTriton's backward re-runs the forward scan kernel but not its segment-summary launch:
     the forward keeps the summaries (a few per (batch, channel)); the gradients are the composed

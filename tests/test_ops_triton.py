@@ -225,6 +225,8 @@ SCAN_CONFIGS = [
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
     # the previous whole-state kernels, kept selectable for same-run comparisons
     {"KERNEL": "tile3d"},
+    # the backward loading each next tile's rows during a tile's tail: 10 tiles in 2 segments
+    {"BWD_PRELOAD": "1", "SEGMENTS": "2"},
 ]
 
 
@@ -297,6 +299,25 @@ def test_prefetch_switch(monkeypatch):
     assert resolved() == [True, False]
     monkeypatch.setenv("VIDEOMAMBA_TRITON_KERNEL", "tile3d")
     assert resolved() == [False, False]
+
+
+def test_preload_switch(monkeypatch):
+    """The sloop backward's next-tile loads during a tile's tail: off by default (SLOOP_BWD_PRELOAD,
+    not yet timed), on with BWD_PRELOAD=1 for whole tiles only (not with BWD_SUB=2), never in the forward."""
+    from videomamba.ops.triton import config
+
+    def resolved(backward=True):
+        return config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=backward)["preload"]
+
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", raising=False)
+    assert resolved() == config.SLOOP_BWD_PRELOAD
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", "1")
+    assert resolved() and not resolved(backward=False)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SUB", "2")
+    assert not resolved()
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", "yes")
+    with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_BWD_PRELOAD='yes': expected 0 or 1"):
+        resolved()
 
 
 def test_bad_kernel_name_is_named(backend, monkeypatch):

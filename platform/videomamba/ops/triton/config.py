@@ -110,7 +110,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only);
     _BWD_ATOMIC=1 (dB/dC by atomics), _BWD_DBC_SCATTER=0 (dB/dC by two all-reduces per state instead
     of one reduce-scatter across the channel lanes), _PREFETCH=0 (the sloop forward without its L1
-    prefetch of the next tile's rows)."""
+    prefetch of the next tile's rows), _BWD_PRELOAD=1 (the sloop backward loads the next tile's rows
+    after a tile's state loop, in flight during its tail; not yet timed, off by default)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -188,10 +189,12 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
                    and (not target_programs or (num_warps == 1 and (block_d, ns) in SCATTER_BLOCKS_GPU)))
     # the sloop forward asks L1 for the next tile's rows while a tile computes (SLOOP_PREFETCH)
     prefetch = _env_flag(env + "PREFETCH", SLOOP_PREFETCH) and kernel == "sloop" and not backward
+    # the sloop backward loads the next tile's rows during a tile's tail (whole tiles only: SUB = 1)
+    preload = _env_flag(env + "BWD_PRELOAD", SLOOP_BWD_PRELOAD) and backward and kernel == "sloop" and sub == 1
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
-                HS_SPLIT=hs_split, prefetch=prefetch)
+                HS_SPLIT=hs_split, prefetch=prefetch, preload=preload)
 
 
 KERNELS = ("sloop", "tile3d")
@@ -213,6 +216,10 @@ SCATTER_BLOCKS_GPU = frozenset({(16, 2)})
 # (PTX prefetch.global.L1): forward 1.02-1.08x faster at Ti 64f / 8f, fwd + bwd 1.01-1.02x. The same in the
 # backward (dout and the saved state too) was 1.05x slower (H200, benchmarks/2026-12-02-h200-session8)
 SLOOP_PREFETCH = True
+# the sloop backward issues the next tile's loads (u, delta, dout, z, its saved state) after a tile's state
+# loop, so that they are in flight during its tail instead of waited on at the next tile's start (ncu,
+# benchmarks/2026-12-02-h200-session8 call 3: ~31% of the backward's stall samples). Not yet timed: off
+SLOOP_BWD_PRELOAD = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 # programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the

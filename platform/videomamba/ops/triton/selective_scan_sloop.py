@@ -88,7 +88,12 @@ if HAS_TRITON:
     def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
         """delta in fp32 after bias and softplus, 0 where masked; and d delta / d raw (softplus's
         sigmoid; 1 without softplus)."""
-        raw = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+        return _delta(tl.load(ptrs, mask=mask, other=0.0), bias, mask, HAS_BIAS, SOFTPLUS)
+
+    @jit
+    def _delta(raw, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+        """_load_delta of loaded values (the input's dtype)."""
+        raw = raw.to(tl.float32)
         if HAS_BIAS:
             raw = raw + bias
         dt = raw
@@ -323,6 +328,26 @@ if HAS_TRITON:
         return H
 
     @jit
+    def _tile_inputs(k, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row, ntiles, n_state,
+                     REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr):
+        """Backward tile k's (NS, BD, BL) rows of u, delta (raw), dout and z as loaded (z: u without
+        HAS_Z), and the saved state entering it (NS, BD, N / NS)."""
+        pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BL)
+        p3 = (pos * unit)[None, None, :]
+        m3 = mask_d[None, :, None] & mask_l[None, None, :]
+        u = tl.load(u_row + p3, mask=m3, other=0.0)
+        dt = tl.load(dt_row + p3, mask=m3, other=0.0)
+        do = tl.load(do_row + p3, mask=m3, other=0.0)
+        z = u
+        if HAS_Z:
+            z = tl.load(z_row + p3, mask=m3, other=0.0)
+        if REVERSE:
+            h = tl.load(hs_row + (k + 1) * n_state, mask=mask3 & (k + 1 < ntiles), other=0.0)
+        else:
+            h = tl.load(hs_row + (k - 1) * n_state, mask=mask3 & (k > 0), other=0.0)
+        return u, dt, do, z, h
+
+    @jit
     def _bwd_sub(
         ks, H0, G, DA, dt_next, dD_acc, dbias_acc,
         L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
@@ -333,9 +358,13 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr, DBC_ATOMIC: tl.constexpr,
         EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr, WRITE_Y: tl.constexpr,
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
+        u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
-        G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it."""
+        G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
+        PRELOAD (whole tiles): the tile's rows come in as u_in, dt_in, do_in, z_in, and the next
+        tile's (k_n) are loaded after the state loop, in flight during this tile's tail, and returned
+        with its entering state; otherwise those five pass through."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -348,11 +377,19 @@ if HAS_TRITON:
         m3 = mask_d[None, :, None] & ml3
         first3 = (offs_j == 0)[None, None, :]
         last3 = (offs_j == BL - 1)[None, None, :]
-        u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
-        dt, dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
-        dy = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
+        if PRELOAD:
+            u = u_in.to(tl.float32)
+            dt, dsp = _delta(dt_in, bias3, m3, HAS_BIAS, SOFTPLUS)
+            dy = do_in.to(tl.float32)
+        else:
+            u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
+            dt, dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+            dy = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
         if HAS_Z:
-            zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
+            if PRELOAD:
+                zt = z_in.to(tl.float32)
+            else:
+                zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
             sig = sigmoid(zt)
             dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
             dy = dy * zt * sig
@@ -404,6 +441,10 @@ if HAS_TRITON:
                 else:
                     tl.store(dB_row + n_i * LBp + p3, dBt, mask=n_i < n_state)
                     tl.store(dC_row + n_i * LBp + p3, dCt, mask=n_i < n_state)
+        H_n = H0
+        if PRELOAD:  # the next tile's rows, in flight during the tail below
+            u_in, dt_in, do_in, z_in, H_n = _tile_inputs(k_n, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row,
+                                                         z_row, hs_row, ntiles, n_state, REVERSE, HAS_Z, BL)
         dt_next = _pick(dt, first3.to(tl.int32), 1)
         s1 = tl.sum(S1, axis=0)[None, :, :]
         du = dt * s1 + dy * Dv3
@@ -420,7 +461,7 @@ if HAS_TRITON:
             store_bi(dzf * y_pre, dz_ptr, dzpart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
             if WRITE_Y:  # the forward's gated output, as the forward kernel writes it
                 store_bi(y_pre * (zt * sig), y_ptr, ypart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
-        return G, DA, dt_next, dD_acc, dbias_acc
+        return G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_n
 
     @jit
     def _sloop_bwd_dir(
@@ -434,7 +475,7 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr,
+        SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr, PRELOAD: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -498,15 +539,28 @@ if HAS_TRITON:
         in_seq = (p_next >= 0) & (p_next < L)
         dt_n, _dsp_n = _load_delta(dt_row + p_next * unit, bias3, mask_d[None, :, None] & in_seq, HAS_BIAS, SOFTPLUS)
         dt_next = tl.sum(dt_n, axis=2)  # (NS, BD), same on every state lane
+        u_in = dt_next  # PRELOAD: the next tile's rows and entering state (else placeholders, passed through)
+        dt_in = dt_next
+        do_in = dt_next
+        z_in = dt_next
+        H_in = G
+        if PRELOAD:
+            u_in, dt_in, do_in, z_in, H_in = _tile_inputs(tile_index(0, k_lo, k_hi, not REVERSE), L, unit, offs_j,
+                                                          mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row,
+                                                          ntiles, n_state, REVERSE, HAS_Z, BLOCK_L)
         for it in range(0, k_hi - k_lo):  # tiles last to first in processing order
             k = tile_index(it, k_lo, k_hi, not REVERSE)
-            if REVERSE:
-                h_ok = k + 1 < ntiles
-                h_prev = hs_row + (k + 1) * n_state
+            k_n = tile_index(tl.minimum(it + 1, k_hi - k_lo - 1), k_lo, k_hi, not REVERSE)
+            if PRELOAD:
+                H0 = H_in
             else:
-                h_ok = k > 0
-                h_prev = hs_row + (k - 1) * n_state
-            H0 = tl.load(h_prev, mask=mask3 & h_ok, other=0.0)  # (NS, BD, NIT): the state entering the tile
+                if REVERSE:
+                    h_ok = k + 1 < ntiles
+                    h_prev = hs_row + (k + 1) * n_state
+                else:
+                    h_ok = k > 0
+                    h_prev = hs_row + (k - 1) * n_state
+                H0 = tl.load(h_prev, mask=mask3 & h_ok, other=0.0)  # (NS, BD, NIT): the state entering the tile
             for q in tl.static_range(SUB):  # the tile's sub-tiles, last to first in processing order
                 hh = SUB - 1 - q
                 if REVERSE:
@@ -521,14 +575,15 @@ if HAS_TRITON:
                         ks0 = k * SUB
                     Hin = _sub_states(ks0, H0, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row,
                                       bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, EVEN_N, NS, NIT, BLS)
-                G, DA, dt_next, dD_acc, dbias_acc = _bwd_sub(
+                G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_in = _bwd_sub(
                     ks, Hin, G, DA, dt_next, dD_acc, dbias_acc,
                     L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
                     u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
                     s_B_n, s_B_l, s_C_n, s_C_l, n_state,
                     du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
-                    WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D)
+                    WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
+                    u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -552,7 +607,7 @@ if HAS_TRITON:
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
-        WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False,
+        WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False, PRELOAD: tl.constexpr = False,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
@@ -571,7 +626,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -582,4 +637,4 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD)
