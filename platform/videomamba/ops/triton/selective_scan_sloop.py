@@ -328,10 +328,10 @@ if HAS_TRITON:
         return H
 
     @jit
-    def _tile_inputs(k, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row, ntiles, n_state,
-                     REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr):
-        """Backward tile k's (NS, BD, BL) rows of u, delta (raw), dout and z as loaded (z: u without
-        HAS_Z), and the saved state entering it (NS, BD, N / NS)."""
+    def _tile_rows(k, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row,
+                   REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr):
+        """Backward (sub-)tile k's (NS, BD, BL) rows of u, delta (raw), dout and z as loaded (z: u
+        without HAS_Z)."""
         pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BL)
         p3 = (pos * unit)[None, None, :]
         m3 = mask_d[None, :, None] & mask_l[None, None, :]
@@ -341,11 +341,23 @@ if HAS_TRITON:
         z = u
         if HAS_Z:
             z = tl.load(z_row + p3, mask=m3, other=0.0)
+        return u, dt, do, z
+
+    @jit
+    def _entering_state(k, hs_row, mask3, ntiles, n_state, REVERSE: tl.constexpr):
+        """The saved forward state entering backward tile k (NS, BD, N / NS); 0 for the sequence's first."""
         if REVERSE:
             h = tl.load(hs_row + (k + 1) * n_state, mask=mask3 & (k + 1 < ntiles), other=0.0)
         else:
             h = tl.load(hs_row + (k - 1) * n_state, mask=mask3 & (k > 0), other=0.0)
-        return u, dt, do, z, h
+        return h
+
+    @jit
+    def _tile_inputs(k, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row, ntiles, n_state,
+                     REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr):
+        """_tile_rows of tile k and its _entering_state."""
+        u, dt, do, z = _tile_rows(k, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row, REVERSE, HAS_Z, BL)
+        return u, dt, do, z, _entering_state(k, hs_row, mask3, ntiles, n_state, REVERSE)
 
     @jit
     def _bwd_sub(
@@ -378,18 +390,15 @@ if HAS_TRITON:
         first3 = (offs_j == 0)[None, None, :]
         last3 = (offs_j == BL - 1)[None, None, :]
         if PRELOAD:
-            u = u_in.to(tl.float32)
-            dt, dsp = _delta(dt_in, bias3, m3, HAS_BIAS, SOFTPLUS)
-            dy = do_in.to(tl.float32)
+            u_r, dt_r, do_r, z_r = u_in, dt_in, do_in, z_in
         else:
-            u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
-            dt, dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
-            dy = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
+            u_r, dt_r, do_r, z_r = _tile_rows(ks, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row,
+                                              REVERSE, HAS_Z, BL)
+        u = u_r.to(tl.float32)  # (NS, BD, BL), same on every state lane
+        dt, dsp = _delta(dt_r, bias3, m3, HAS_BIAS, SOFTPLUS)
+        dy = do_r.to(tl.float32)
         if HAS_Z:
-            if PRELOAD:
-                zt = z_in.to(tl.float32)
-            else:
-                zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
+            zt = z_r.to(tl.float32)
             sig = sigmoid(zt)
             dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
             dy = dy * zt * sig
@@ -554,13 +563,7 @@ if HAS_TRITON:
             if PRELOAD:
                 H0 = H_in
             else:
-                if REVERSE:
-                    h_ok = k + 1 < ntiles
-                    h_prev = hs_row + (k + 1) * n_state
-                else:
-                    h_ok = k > 0
-                    h_prev = hs_row + (k - 1) * n_state
-                H0 = tl.load(h_prev, mask=mask3 & h_ok, other=0.0)  # (NS, BD, NIT): the state entering the tile
+                H0 = _entering_state(k, hs_row, mask3, ntiles, n_state, REVERSE)  # (NS, BD, NIT)
             for q in tl.static_range(SUB):  # the tile's sub-tiles, last to first in processing order
                 hh = SUB - 1 - q
                 if REVERSE:
