@@ -173,8 +173,10 @@ def test_fused_mixer_padded_rows(monkeypatch, autocast=False, save_states=False)
 
 def test_fused_mixer_padded_rows_bf16_recompute_preload(monkeypatch):
     """The same with the backward loading each next tile's rows during a tile's tail
-    (VIDEOMAMBA_TRITON_BWD_PRELOAD=1; one segment, so each program walks several tiles)."""
+    (VIDEOMAMBA_TRITON_BWD_PRELOAD=1; one segment, so each program walks several tiles) and its two
+    state lanes sharing the tail (BWD_SPLIT_TAIL=1: dz, y and both directions' partials per lane)."""
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", "1")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_TAIL", "1")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", "1")
     test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
 

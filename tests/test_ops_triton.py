@@ -225,8 +225,9 @@ SCAN_CONFIGS = [
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
     # the previous whole-state kernels, kept selectable for same-run comparisons
     {"KERNEL": "tile3d"},
-    # the backward loading each next tile's rows during a tile's tail: 10 tiles in 2 segments
-    {"BWD_PRELOAD": "1", "SEGMENTS": "2"},
+    # the backward loading each next tile's rows during a tile's tail, its two state lanes sharing
+    # the tail's per-position work: 10 tiles in 2 segments
+    {"BWD_PRELOAD": "1", "BWD_SPLIT_TAIL": "1", "SEGMENTS": "2"},
 ]
 
 
@@ -318,6 +319,25 @@ def test_preload_switch(monkeypatch):
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", "yes")
     with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_BWD_PRELOAD='yes': expected 0 or 1"):
         resolved()
+
+
+def test_split_tail_switch(monkeypatch):
+    """The backward's state lanes sharing a tile's tail: off by default (SLOOP_BWD_SPLIT_TAIL, not yet
+    timed), on with BWD_SPLIT_TAIL=1 only where it has two state lanes laid out for the reduce-scatter."""
+    from videomamba.ops.triton import config
+
+    def resolved(backward=True):
+        return config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=backward)["split_tail"]
+
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_SPLIT_TAIL", raising=False)
+    assert resolved() == config.SLOOP_BWD_SPLIT_TAIL
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_TAIL", "1")
+    assert resolved() and not resolved(backward=False)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_NS", "4")
+    assert not resolved()
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_NS")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_DBC_SCATTER", "0")
+    assert not resolved()
 
 
 def test_bad_kernel_name_is_named(backend, monkeypatch):

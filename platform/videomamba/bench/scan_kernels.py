@@ -41,7 +41,7 @@ SWEEP = [dict(KERNEL="tile3d"), dict(BLOCK_L=16), dict(BLOCK_D=16, NS=4), dict(B
          dict(SEGMENTS=8), dict(KERNEL="tile3d", BWD_EXP_ONCE=0)]
 IMPLS = ("mamba_ssm", "mamba_ssm_packed", "ours")
 RESOLVED = ("kernel", "BLOCK_D", "NS", "BLOCK_L", "nseg", "num_warps", "SUB", "maxnreg", "dbc_scatter", "prefetch",
-            "preload")
+            "preload", "split_tail")
 RESOLVED_LABELS = {"num_warps": "warps"}  # the report header's names where they differ
 KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
 

@@ -111,7 +111,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     _BWD_ATOMIC=1 (dB/dC by atomics), _BWD_DBC_SCATTER=0 (dB/dC by two all-reduces per state instead
     of one reduce-scatter across the channel lanes), _PREFETCH=0 (the sloop forward without its L1
     prefetch of the next tile's rows), _BWD_PRELOAD=1 (the sloop backward loads the next tile's rows
-    after a tile's state loop, in flight during its tail; not yet timed, off by default)."""
+    after a tile's state loop, in flight during its tail; not yet timed, off by default), _BWD_SPLIT_TAIL=1
+    (the backward's two state lanes share each tile's per-position tail; not yet timed, off by default)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -191,10 +192,13 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     prefetch = _env_flag(env + "PREFETCH", SLOOP_PREFETCH) and kernel == "sloop" and not backward
     # the sloop backward loads the next tile's rows during a tile's tail (whole tiles only: SUB = 1)
     preload = _env_flag(env + "BWD_PRELOAD", SLOOP_BWD_PRELOAD) and backward and kernel == "sloop" and sub == 1
+    # the two state lanes share the per-position tail of each backward tile: its shuffles address the
+    # lanes, so only with two state lanes laid out as the reduce-scatter's (dbc_scatter)
+    split_tail = _env_flag(env + "BWD_SPLIT_TAIL", SLOOP_BWD_SPLIT_TAIL) and dbc_scatter and ns == 2
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
-                HS_SPLIT=hs_split, prefetch=prefetch, preload=preload)
+                HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail)
 
 
 KERNELS = ("sloop", "tile3d")
@@ -220,6 +224,9 @@ SLOOP_PREFETCH = True
 # loop, so that they are in flight during its tail instead of waited on at the next tile's start (ncu,
 # benchmarks/2026-12-02-h200-session8 call 3: ~31% of the backward's stall samples). Not yet timed: off
 SLOOP_BWD_PRELOAD = False
+# the sloop backward's two state lanes each do half of a tile's per-position tail (sums over states by a
+# reduce-scatter, du, ddelta, dz, y) instead of both doing all of it. Not yet timed: off
+SLOOP_BWD_SPLIT_TAIL = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 # programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the

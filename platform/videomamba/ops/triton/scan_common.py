@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .runtime import HAS_TRITON, INTERPRET, jit, tl
 
-__all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "lane_stride", "bfly",
+__all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "lane_stride", "bfly", "bfly_states",
            "prefetch_l1", "load_delta",
            "channel_setup", "tile_index", "tile_positions", "fold_summaries", "store_bi"]
 
@@ -49,6 +49,19 @@ if HAS_TRITON:
                                           dtype=tl.float32, is_pure=True, pack=1)
         else:
             y = tl.reshape(tl.flip(tl.reshape(x, (NS, BD >> (t + 1), 2, 1 << t, K)), 2), (NS, BD, K))
+        return y
+
+    @jit
+    def bfly_states(x, ssd):
+        """x (2, BD, K) from the other of a one-warp tile's two state lanes (same channel, same
+        registers): ``shfl.sync.bfly`` by their lane distance ``ssd`` (1 when the state lanes are the
+        fastest in the warp, else BD). The interpreter flips the state axis."""
+        if _COMPILED:
+            m = ssd + tl.zeros(x.shape, tl.int32)
+            y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
+                                          dtype=tl.float32, is_pure=True, pack=1)
+        else:
+            y = tl.flip(x, 0)
         return y
 
     @jit

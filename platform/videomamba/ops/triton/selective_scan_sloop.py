@@ -15,7 +15,8 @@ the summaries)."""
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import (adjoint_combine, affine_combine, bfly, lane_stride, prefetch_l1, sigmoid, softplus_grad,
+from .scan_common import (adjoint_combine, affine_combine, bfly, bfly_states, lane_stride, prefetch_l1, sigmoid,
+                          softplus_grad,
                           store_bi, tile_index, tile_positions)
 
 __all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
@@ -83,6 +84,20 @@ if HAS_TRITON:
             tl.store(ptrs, x)
         else:
             tl.store(ptrs, x, mask=(n_i < n_state) & keep)
+
+    @jit
+    def _half(x, sbit, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr):
+        """State lane s's half of x (NS, BD, BL), every lane holding all BL positions: positions
+        2 r + s, (NS, BD, BL / 2) (a select in registers; sbit (NS, 1, 1) is s == 1)."""
+        lo, hi = tl.split(tl.reshape(x, (NS, BD, BL // 2, 2)))
+        return tl.where(sbit, hi, lo)
+
+    @jit
+    def _sum_states_half(x, sbit, ssd, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr):
+        """x (2, BD, BL) summed over the two state lanes, lane s keeping positions 2 r + s (as
+        ``_half``): a reduce-scatter, one shuffle per kept sum (an all-reduce: one per position)."""
+        lo, hi = tl.split(tl.reshape(x, (NS, BD, BL // 2, 2)))
+        return tl.where(sbit, hi, lo) + bfly_states(tl.where(sbit, lo, hi), ssd)
 
     @jit
     def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
@@ -371,12 +386,16 @@ if HAS_TRITON:
         EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr, WRITE_Y: tl.constexpr,
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
         u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
+        SPLIT_TAIL: tl.constexpr, ssd,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
         PRELOAD (whole tiles): the tile's rows come in as u_in, dt_in, do_in, z_in, and the next
         tile's (k_n) are loaded after the state loop, in flight during this tile's tail, and returned
-        with its entering state; otherwise those five pass through."""
+        with its entering state; otherwise those five pass through. SPLIT_TAIL (NS = 2, one warp):
+        the per-position work after the state loop (sums over states, du, ddelta, dz, y) is split
+        between the two state lanes, each doing and storing half of the positions (``_half``)
+        instead of both doing all and one storing; dD / dbias are then per-lane partials."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -455,21 +474,46 @@ if HAS_TRITON:
             u_in, dt_in, do_in, z_in, H_n = _tile_inputs(k_n, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row,
                                                          z_row, hs_row, ntiles, n_state, REVERSE, HAS_Z, BL)
         dt_next = _pick(dt, first3.to(tl.int32), 1)
-        s1 = tl.sum(S1, axis=0)[None, :, :]
-        du = dt * s1 + dy * Dv3
-        ddt = u * s1 + tl.sum(S2, axis=0)[None, :, :] * LN2
-        if SOFTPLUS:
-            ddt = ddt * dsp
-        ddt = tl.where(m3, ddt, 0.0)
-        dD_acc += tl.sum(dy * u, axis=2)
-        dbias_acc += tl.sum(ddt, axis=2)
-        tl.store(du_ptr + o_off + p3, du.to(du_ptr.dtype.element_ty), mask=m3 & lane0)
-        tl.store(ddt_ptr + o_off + p3, ddt.to(ddt_ptr.dtype.element_ty), mask=m3 & lane0)
-        if HAS_Z:
-            y_pre = tl.sum(Y, axis=0)[None, :, :] + Dv3 * u  # the forward's output before the gate
-            store_bi(dzf * y_pre, dz_ptr, dzpart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
-            if WRITE_Y:  # the forward's gated output, as the forward kernel writes it
-                store_bi(y_pre * (zt * sig), y_ptr, ypart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
+        if SPLIT_TAIL:  # lane s: positions 2 r + s (state lanes s = 0, 1)
+            sbit = (offs_s == 1)[:, None, None]
+            full = tl.zeros(u.shape, tl.int32)
+            mh = _half(tl.where(m3, 1, 0) + full, sbit, NS, BD, BL) != 0
+            ph = _half(p3 + full, sbit, NS, BD, BL)
+            uh = _half(u, sbit, NS, BD, BL)
+            dth = _half(dt, sbit, NS, BD, BL)
+            dyh = _half(dy, sbit, NS, BD, BL)
+            s1 = _sum_states_half(S1, sbit, ssd, NS, BD, BL)
+            du = dth * s1 + dyh * Dv3
+            ddt = uh * s1 + _sum_states_half(S2, sbit, ssd, NS, BD, BL) * LN2
+            if SOFTPLUS:
+                ddt = ddt * _half(dsp, sbit, NS, BD, BL)
+            ddt = tl.where(mh, ddt, 0.0)
+            dD_acc += tl.sum(dyh * uh, axis=2)
+            dbias_acc += tl.sum(ddt, axis=2)
+            tl.store(du_ptr + o_off + ph, du.to(du_ptr.dtype.element_ty), mask=mh)
+            tl.store(ddt_ptr + o_off + ph, ddt.to(ddt_ptr.dtype.element_ty), mask=mh)
+            if HAS_Z:
+                y_pre = _sum_states_half(Y, sbit, ssd, NS, BD, BL) + Dv3 * uh
+                store_bi(_half(dzf, sbit, NS, BD, BL) * y_pre, dz_ptr, dzpart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
+                if WRITE_Y:
+                    store_bi(y_pre * _half(zt * sig, sbit, NS, BD, BL), y_ptr, ypart_ptr, o_off + ph, mh,
+                             ACCUMULATE, TO_PART)
+        else:
+            s1 = tl.sum(S1, axis=0)[None, :, :]
+            du = dt * s1 + dy * Dv3
+            ddt = u * s1 + tl.sum(S2, axis=0)[None, :, :] * LN2
+            if SOFTPLUS:
+                ddt = ddt * dsp
+            ddt = tl.where(m3, ddt, 0.0)
+            dD_acc += tl.sum(dy * u, axis=2)
+            dbias_acc += tl.sum(ddt, axis=2)
+            tl.store(du_ptr + o_off + p3, du.to(du_ptr.dtype.element_ty), mask=m3 & lane0)
+            tl.store(ddt_ptr + o_off + p3, ddt.to(ddt_ptr.dtype.element_ty), mask=m3 & lane0)
+            if HAS_Z:
+                y_pre = tl.sum(Y, axis=0)[None, :, :] + Dv3 * u  # the forward's output before the gate
+                store_bi(dzf * y_pre, dz_ptr, dzpart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
+                if WRITE_Y:  # the forward's gated output, as the forward kernel writes it
+                    store_bi(y_pre * (zt * sig), y_ptr, ypart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
         return G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_n
 
     @jit
@@ -485,6 +529,7 @@ if HAS_TRITON:
         DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr, PRELOAD: tl.constexpr,
+        SPLIT_TAIL: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -503,6 +548,7 @@ if HAS_TRITON:
         chan0 = (tl.arange(0, BLOCK_D) == 0)[None, :, None]  # the channel lane that stores (NS, BL) results
         cb = tl.arange(0, BLOCK_D)[None, :, None]  # channel within the block (1, BD, 1)
         sc = lane_stride(cb, offs_s[:, None, None], NS)  # lanes between neighbouring channels (DBC_SCATTER)
+        ssd = tl.where(sc == NS, 1, BLOCK_D)  # lanes between the two state lanes (SPLIT_TAIL)
         zs3 = tl.zeros([NS, 1, 1], dtype=tl.int32)  # broadcasts (BD, BL) pointers over the state lanes
         zd3 = tl.zeros([1, BLOCK_D, 1], dtype=tl.int32)  # broadcasts (NS, BL) pointers over the channels
         b64 = pid_b.to(tl.int64)
@@ -586,11 +632,14 @@ if HAS_TRITON:
                     du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
                     WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
-                    u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1)
+                    u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
         m_d2 = (mask_d[None, :] & (offs_s == 0)[:, None])
+        if SPLIT_TAIL:  # per-lane partials (each state lane did half of the positions)
+            dD_acc = tl.sum(dD_acc, axis=0)[None, :] + tl.zeros_like(dD_acc)
+            dbias_acc = tl.sum(dbias_acc, axis=0)[None, :] + tl.zeros_like(dbias_acc)
         tl.store(dsmall_ptr + s_off2 + n_state, dD_acc, mask=m_d2)
         tl.store(dsmall_ptr + s_off2 + n_state + 1, dbias_acc, mask=m_d2)
 
@@ -611,13 +660,15 @@ if HAS_TRITON:
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
         WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False, PRELOAD: tl.constexpr = False,
+        SPLIT_TAIL: tl.constexpr = False,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
         WRITE_Y (needs HAS_Z) also writes the forward's gated output to y_ptr (B, D, LP) from the
         states it recomputes (ypart_ptr: the first direction's fp32 partial, as dzpart).
         DBC_SCATTER: dB / dC partials by a reduce-scatter across the channel lanes
-        (``_store_dbc_scatter``) instead of two all-reduces per state."""
+        (``_store_dbc_scatter``) instead of two all-reduces per state. SPLIT_TAIL (NS = 2, the lane
+        layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -629,7 +680,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -640,4 +691,4 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL)
