@@ -290,7 +290,7 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
     assert os.environ["VIDEOMAMBA_TRITON_BLOCK_L"] == "32" and "VIDEOMAMBA_TRITON_SEGMENTS" not in os.environ
     cfg = {"kernel": "sloop", "BLOCK_D": 8, "NS": 4, "BLOCK_L": 16, "nseg": 6, "num_warps": 4, "SUB": 1,
            "maxnreg": None, "dbc_scatter": False, "prefetch": False, "preload": False,
-           "split_tail": False}
+           "split_tail": False, "split_head": False, "fwd_split": False}
     rows = [dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="mamba_ssm", config="-", resolved={},
                  fwd_ms=1.5, fwd_bwd_ms=7.0),
             dict(shape="ti-64f", d_inner=384, batch=4, L=12545, impl="ours", config="default",

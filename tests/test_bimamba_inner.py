@@ -171,12 +171,24 @@ def test_fused_mixer_padded_rows(monkeypatch, autocast=False, save_states=False)
         torch.testing.assert_close(a / scale, b / scale, **tol, msg=f"d{name}")
 
 
-def test_fused_mixer_padded_rows_bf16_recompute_preload(monkeypatch):
-    """The same with the backward loading each next tile's rows during a tile's tail
-    (VIDEOMAMBA_TRITON_BWD_PRELOAD=1; one segment, so each program walks several tiles) and its two
-    state lanes sharing the tail (BWD_SPLIT_TAIL=1: dz, y and both directions' partials per lane)."""
-    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", "1")
-    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_TAIL", "1")
+def test_fused_mixer_padded_rows_bf16_recompute_no_preload(monkeypatch):
+    """The same with the backward loading each tile's rows at its start and both state lanes doing
+    all of its tail (VIDEOMAMBA_TRITON_BWD_PRELOAD=0, BWD_SPLIT_TAIL=0; the defaults preload them
+    during the tile before and split the tail's dz, y and partials between the lanes); one segment,
+    so each program walks several tiles."""
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", "0")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_TAIL", "0")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", "1")
+    test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
+
+
+def test_fused_mixer_padded_rows_bf16_recompute_split_head(monkeypatch):
+    """The same with the backward's two state lanes each loading and preparing half of a tile's
+    rows (VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD=1: z's gate, dz and y from the lane's own half) and the
+    forward's state lanes sharing its loads and output (FWD_SPLIT=1: the gated output of both
+    directions, the states-only re-run)."""
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD", "1")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_FWD_SPLIT", "1")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", "1")
     test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
 

@@ -225,9 +225,16 @@ SCAN_CONFIGS = [
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
     # the previous whole-state kernels, kept selectable for same-run comparisons
     {"KERNEL": "tile3d"},
-    # the backward loading each next tile's rows during a tile's tail, its two state lanes sharing
-    # the tail's per-position work: 10 tiles in 2 segments
-    {"BWD_PRELOAD": "1", "BWD_SPLIT_TAIL": "1", "SEGMENTS": "2"},
+    # the backward loading each tile's rows at its start, both state lanes doing all of its tail (the
+    # defaults preload them during the tile before and split the tail): 10 tiles in 2 segments
+    {"BWD_PRELOAD": "0", "BWD_SPLIT_TAIL": "0", "SEGMENTS": "2"},
+    # the preload without the split tail
+    {"BWD_SPLIT_TAIL": "0", "SEGMENTS": "1"},
+    # the lanes sharing the rows' loads and preparation too, with and without the preload
+    {"BWD_SPLIT_HEAD": "1", "FWD_SPLIT": "1", "SEGMENTS": "2"},
+    # the forward's four state lanes sharing its loads, softplus and output
+    {"FWD_SPLIT": "1", "NS": "4", "BLOCK_D": "8", "BLOCK_L": "16", "BWD_BLOCK_L": "8", "SEGMENTS": "2"},
+    {"BWD_SPLIT_HEAD": "1", "BWD_PRELOAD": "0", "BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "3"},
 ]
 
 
@@ -303,8 +310,8 @@ def test_prefetch_switch(monkeypatch):
 
 
 def test_preload_switch(monkeypatch):
-    """The sloop backward's next-tile loads during a tile's tail: off by default (SLOOP_BWD_PRELOAD,
-    not yet timed), on with BWD_PRELOAD=1 for whole tiles only (not with BWD_SUB=2), never in the forward."""
+    """The sloop backward's next-tile loads during a tile's tail: SLOOP_BWD_PRELOAD by default (on),
+    BWD_PRELOAD=1 for whole tiles only (not with BWD_SUB=2), never in the forward."""
     from videomamba.ops.triton import config
 
     def resolved(backward=True):
@@ -322,8 +329,8 @@ def test_preload_switch(monkeypatch):
 
 
 def test_split_tail_switch(monkeypatch):
-    """The backward's state lanes sharing a tile's tail: off by default (SLOOP_BWD_SPLIT_TAIL, not yet
-    timed), on with BWD_SPLIT_TAIL=1 only where it has two state lanes laid out for the reduce-scatter."""
+    """The backward's state lanes sharing a tile's tail: SLOOP_BWD_SPLIT_TAIL by default (on), and
+    BWD_SPLIT_TAIL=1 only where it has two state lanes laid out for the reduce-scatter."""
     from videomamba.ops.triton import config
 
     def resolved(backward=True):
@@ -336,8 +343,11 @@ def test_split_tail_switch(monkeypatch):
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_NS", "4")
     assert not resolved()
     monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_NS")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD", "1")
+    assert config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)["split_head"]
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_DBC_SCATTER", "0")
     assert not resolved()
+    assert not config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)["split_head"]
 
 
 def test_bad_kernel_name_is_named(backend, monkeypatch):

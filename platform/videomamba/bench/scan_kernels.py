@@ -41,7 +41,8 @@ SWEEP = [dict(KERNEL="tile3d"), dict(BLOCK_L=16), dict(BLOCK_D=16, NS=4), dict(B
          dict(SEGMENTS=8), dict(KERNEL="tile3d", BWD_EXP_ONCE=0)]
 IMPLS = ("mamba_ssm", "mamba_ssm_packed", "ours")
 RESOLVED = ("kernel", "BLOCK_D", "NS", "BLOCK_L", "nseg", "num_warps", "SUB", "maxnreg", "dbc_scatter", "prefetch",
-            "preload", "split_tail")
+            "preload", "split_tail", "split_head",
+            "fwd_split")
 RESOLVED_LABELS = {"num_warps": "warps"}  # the report header's names where they differ
 KEYS = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
 
@@ -218,7 +219,8 @@ def parse_sweep(text: str) -> list[dict]:
 
     allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_L", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
                "BWD_ATOMIC", "BWD_DBC_SCATTER", "NS", "BWD_NS", "BWD_SUB", "MAXNREG", "BWD_MAXNREG", "PREFETCH",
-               "BWD_PRELOAD")
+               "BWD_PRELOAD", "BWD_SPLIT_TAIL",
+               "BWD_SPLIT_HEAD", "FWD_SPLIT")
     return parse_sweep_entries(text, allowed, "KERNEL", KERNELS)
 
 

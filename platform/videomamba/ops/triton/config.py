@@ -110,9 +110,11 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only);
     _BWD_ATOMIC=1 (dB/dC by atomics), _BWD_DBC_SCATTER=0 (dB/dC by two all-reduces per state instead
     of one reduce-scatter across the channel lanes), _PREFETCH=0 (the sloop forward without its L1
-    prefetch of the next tile's rows), _BWD_PRELOAD=1 (the sloop backward loads the next tile's rows
-    after a tile's state loop, in flight during its tail; not yet timed, off by default), _BWD_SPLIT_TAIL=1
-    (the backward's two state lanes share each tile's per-position tail; not yet timed, off by default)."""
+    prefetch of the next tile's rows), _BWD_PRELOAD=0 (the sloop backward without loading the next tile's rows
+    after a tile's state loop, in flight during its tail), _BWD_SPLIT_TAIL=0 (the backward's two state
+    lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=1 (the lanes also
+    share its loads and their preparation; not yet timed, off by default), _FWD_SPLIT=1 (the sloop
+    forward's state lanes share each tile's loads, softplus and output; not yet timed, off by default)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -190,15 +192,22 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
                    and (not target_programs or (num_warps == 1 and (block_d, ns) in SCATTER_BLOCKS_GPU)))
     # the sloop forward asks L1 for the next tile's rows while a tile computes (SLOOP_PREFETCH)
     prefetch = _env_flag(env + "PREFETCH", SLOOP_PREFETCH) and kernel == "sloop" and not backward
+    # the sloop forward's state lanes share each tile's loads, softplus and output: its shuffles address the
+    # state lanes, so on the GPU only for blocks whose layout puts them fastest in one warp (FWD_SPLIT_BLOCKS_GPU)
+    fwd_split = (_env_flag(env + "FWD_SPLIT", SLOOP_FWD_SPLIT) and kernel == "sloop" and not backward
+                 and ns in (2, 4) and (not target_programs or (block_d, ns, num_warps) in FWD_SPLIT_BLOCKS_GPU))
     # the sloop backward loads the next tile's rows during a tile's tail (whole tiles only: SUB = 1)
     preload = _env_flag(env + "BWD_PRELOAD", SLOOP_BWD_PRELOAD) and backward and kernel == "sloop" and sub == 1
     # the two state lanes share the per-position tail of each backward tile: its shuffles address the
     # lanes, so only with two state lanes laid out as the reduce-scatter's (dbc_scatter)
     split_tail = _env_flag(env + "BWD_SPLIT_TAIL", SLOOP_BWD_SPLIT_TAIL) and dbc_scatter and ns == 2
+    # ... and also its loads and their preparation (softplus, gate), exchanging delta, delta u and dy
+    split_head = _env_flag(env + "BWD_SPLIT_HEAD", SLOOP_BWD_SPLIT_HEAD) and split_tail
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
-                HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail)
+                HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail,
+                split_head=split_head, fwd_split=fwd_split)
 
 
 KERNELS = ("sloop", "tile3d")
@@ -220,13 +229,24 @@ SCATTER_BLOCKS_GPU = frozenset({(16, 2)})
 # (PTX prefetch.global.L1): forward 1.02-1.08x faster at Ti 64f / 8f, fwd + bwd 1.01-1.02x. The same in the
 # backward (dout and the saved state too) was 1.05x slower (H200, benchmarks/2026-12-02-h200-session8)
 SLOOP_PREFETCH = True
+# the sloop forward's state lanes each load and prepare (softplus) 1 / NS of a tile's rows and exchange delta
+# and delta u for the state loop, then sum y by a reduce-scatter and gate and store their own part. Not yet
+# timed: off. On the GPU only for (BLOCK_D, NS, warps) whose TTGIR lays the NS state lanes fastest in a warp
+# (threadsPerWarp [NS, 32 / NS, 1], order [0, 1, 2]; Triton 3.6, sm_90)
+SLOOP_FWD_SPLIT = False
+FWD_SPLIT_BLOCKS_GPU = frozenset({(16, 4, 2)})
 # the sloop backward issues the next tile's loads (u, delta, dout, z, its saved state) after a tile's state
 # loop, so that they are in flight during its tail instead of waited on at the next tile's start (ncu,
-# benchmarks/2026-12-02-h200-session8 call 3: ~31% of the backward's stall samples). Not yet timed: off
-SLOOP_BWD_PRELOAD = False
+# benchmarks/2026-12-02-h200-session8 call 3: ~31% of the backward's stall samples): forward + backward
+# 1.07-1.08x faster at every Ti/S/M shape (H200, benchmarks/2026-12-02-h200-session9 call 2, same run)
+SLOOP_BWD_PRELOAD = True
 # the sloop backward's two state lanes each do half of a tile's per-position tail (sums over states by a
-# reduce-scatter, du, ddelta, dz, y) instead of both doing all of it. Not yet timed: off
-SLOOP_BWD_SPLIT_TAIL = False
+# reduce-scatter, du, ddelta, dz, y) instead of both doing all of it: with the preload, forward + backward
+# another 1.04-1.06x faster at every Ti/S/M shape (same run as the preload's)
+SLOOP_BWD_SPLIT_TAIL = True
+# ... and each lane loads and prepares (softplus, gate) half of a tile's rows, the lanes exchanging delta,
+# delta u and dy for the state loop (three shuffles per position pair). Not yet timed: off
+SLOOP_BWD_SPLIT_HEAD = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 # programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the

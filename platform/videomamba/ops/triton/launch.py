@@ -245,7 +245,7 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
     if cfg["kernel"] == "sloop":
         LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], STATES_ONLY=states_only,
-            PREFETCH=cfg["prefetch"], **_launch_cfg(cfg))
+            PREFETCH=cfg["prefetch"], SPLIT=cfg["fwd_split"], **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
@@ -295,7 +295,7 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, 
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg), SUB=cfg["SUB"],
             WRITE_Y=y_out is not None, y_ptr=y_out if y_out is not None else dz,
             ypart_ptr=ypart if y_out is not None else dz, DBC_SCATTER=cfg["dbc_scatter"], PRELOAD=cfg["preload"],
-            SPLIT_TAIL=cfg["split_tail"])
+            SPLIT_TAIL=cfg["split_tail"], SPLIT_HEAD=cfg["split_head"])
     else:
         LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))

@@ -52,16 +52,17 @@ if HAS_TRITON:
         return y
 
     @jit
-    def bfly_states(x, ssd):
-        """x (2, BD, K) from the other of a one-warp tile's two state lanes (same channel, same
-        registers): ``shfl.sync.bfly`` by their lane distance ``ssd`` (1 when the state lanes are the
-        fastest in the warp, else BD). The interpreter flips the state axis."""
+    def bfly_states(x, ssd, t: tl.constexpr = 0, NS: tl.constexpr = 2):
+        """x (NS, BD, K) from the state lane s ^ 2^t of a tile whose state lanes lie in one warp (same
+        channel, same registers): ``shfl.sync.bfly`` by their lane distance ``ssd << t`` (ssd: 1 when
+        the state lanes are the fastest in the warp, else the lanes between states). The interpreter
+        permutes the state axis the same way."""
         if _COMPILED:
-            m = ssd + tl.zeros(x.shape, tl.int32)
+            m = (ssd << t) + tl.zeros(x.shape, tl.int32)
             y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
                                           dtype=tl.float32, is_pure=True, pack=1)
         else:
-            y = tl.flip(x, 0)
+            y = tl.reshape(tl.flip(tl.reshape(x, (NS >> (t + 1), 2, 1 << t, x.shape[1], x.shape[2])), 1), x.shape)
         return y
 
     @jit

@@ -93,11 +93,38 @@ if HAS_TRITON:
         return tl.where(sbit, hi, lo)
 
     @jit
-    def _sum_states_half(x, sbit, ssd, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr):
-        """x (2, BD, BL) summed over the two state lanes, lane s keeping positions 2 r + s (as
-        ``_half``): a reduce-scatter, one shuffle per kept sum (an all-reduce: one per position)."""
+    def _sum_states_half(x, sbit, ssd, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr, t: tl.constexpr = 0):
+        """x (NS, BD, BL) summed over state lanes s and s ^ 2^t (sbit: bit t of s), each keeping half
+        of the positions (as ``_half``): one reduce-scatter step, one shuffle per kept sum (an
+        all-reduce: one per position)."""
         lo, hi = tl.split(tl.reshape(x, (NS, BD, BL // 2, 2)))
-        return tl.where(sbit, hi, lo) + bfly_states(tl.where(sbit, lo, hi), ssd)
+        return tl.where(sbit, hi, lo) + bfly_states(tl.where(sbit, lo, hi), ssd, t, NS)
+
+    @jit
+    def _part(x, offs_s, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr):
+        """State lane s's part of x (NS, BD, BL), every lane holding all BL positions: positions
+        NS q + s, (NS, BD, BL / NS) (selects in registers; NS = 2 or 4)."""
+        x = _half(x, ((offs_s & 1) != 0)[:, None, None], NS, BD, BL)
+        if NS == 4:
+            x = _half(x, ((offs_s & 2) != 0)[:, None, None], NS, BD, BL // 2)
+        return x
+
+    @jit
+    def _sum_states_part(x, offs_s, ssd, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr):
+        """x (NS, BD, BL) summed over the NS state lanes, lane s keeping positions NS q + s (as
+        ``_part``): a reduce-scatter, BL (1 - 1 / NS) shuffles (an all-reduce: BL log2(NS))."""
+        x = _sum_states_half(x, ((offs_s & 1) != 0)[:, None, None], ssd, NS, BD, BL, 0)
+        if NS == 4:
+            x = _sum_states_half(x, ((offs_s & 2) != 0)[:, None, None], ssd, NS, BD, BL // 2, 1)
+        return x
+
+    @jit
+    def _gather_part(xp, offs_s, ssd, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr):
+        """The inverse of ``_part``: xp (NS, BD, BL / NS), lane s holding positions NS q + s, -> (NS, BD, BL)
+        with every position on every lane (an all-gather: BL (1 - 1 / NS) shuffles)."""
+        if NS == 4:
+            xp = _join_halves(xp, ((offs_s & 2) != 0)[:, None, None], ssd, NS, BD, BL // 2, 1)
+        return _join_halves(xp, ((offs_s & 1) != 0)[:, None, None], ssd, NS, BD, BL, 0)
 
     @jit
     def _load_delta(ptrs, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
@@ -177,12 +204,17 @@ if HAS_TRITON:
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr,
+        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr, SPLIT: tl.constexpr,
     ):
         """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a
         time. STORE_STATES: the state after each sub-tile of BLOCK_L / HS_SPLIT positions (HS_SPLIT
         1 or 2; the backward's tiles), hs (B, D, cdiv(L, BLOCK_L / HS_SPLIT), N), in position order.
-        STATES_ONLY: the states alone (no C, no output: a backward's re-run that gets y elsewhere)."""
+        STATES_ONLY: the states alone (no C, no output: a backward's re-run that gets y elsewhere).
+        SPLIT (NS = 2 or 4 state lanes in one warp, the fastest): each state lane loads and prepares
+        (softplus) only its part of a tile's rows (positions NS q + s, ``_part``), the lanes exchange
+        delta and delta u for the state loop (``_gather_part``), and after it sum y over the lanes by
+        a reduce-scatter and gate and store their own part (instead of every lane doing all
+        positions and one storing)."""
         NIT: tl.constexpr = BLOCK_N // NS
         offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
@@ -193,6 +225,7 @@ if HAS_TRITON:
         lane0 = (offs_s == 0)[:, None, None]  # the state lane that stores (BD, BL) results
         zs3 = tl.zeros([NS, 1, 1], dtype=tl.int32)  # broadcasts (BD, BL) pointers over the state lanes
         zd3 = tl.zeros([1, BLOCK_D, 1], dtype=tl.int32)  # broadcasts (NS, BL) pointers over the channels
+        ssd = 1  # SPLIT: lanes between neighbouring state lanes (the fastest in the warp; config.FWD_SPLIT_BLOCKS_GPU)
         b64 = pid_b.to(tl.int64)
         u_row = u_ptr + b64 * s_u_b + d3 * s_u_d + zs3  # (NS, BD, 1)
         dt_row = dt_ptr + b64 * s_dt_b + d3 * s_dt_d + zs3
@@ -234,9 +267,18 @@ if HAS_TRITON:
             pc3 = (tl.minimum(pos, L - 1) * unit)[None, None, :]  # B/C positions, clamped
             ml3 = mask_l[None, None, :]
             m3 = mask_d[None, :, None] & ml3
-            u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
-            dt, _dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
-            dtu = dt * u
+            if SPLIT:  # this lane's positions NS q + s: loaded and prepared here, exchanged for the state loop
+                full = tl.zeros([NS, BLOCK_D, BLOCK_L], tl.int32)
+                pp = _part(p3 + full, offs_s, NS, BLOCK_D, BLOCK_L)
+                mp = _part(tl.where(m3, 1, 0) + full, offs_s, NS, BLOCK_D, BLOCK_L) != 0
+                up = tl.load(u_row + pp, mask=mp, other=0.0).to(tl.float32)
+                dtp, _dsp = _load_delta(dt_row + pp, bias3, mp, HAS_BIAS, SOFTPLUS)
+                dt = _gather_part(dtp, offs_s, ssd, NS, BLOCK_D, BLOCK_L)
+                dtu = _gather_part(dtp * up, offs_s, ssd, NS, BLOCK_D, BLOCK_L)
+            else:
+                u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
+                dt, _dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
+                dtu = dt * u
             Y = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 n_i = (i * NS + offs_s)[:, None, None]
@@ -251,7 +293,15 @@ if HAS_TRITON:
                 if STORE_STATES and HS_SPLIT == 2:
                     Hm = tl.where(cols == i, _pick(h, mid3.to(tl.int32), 1)[:, :, None], Hm)
                 H = tl.where(cols == i, _pick(h, last3.to(tl.int32), 1)[:, :, None], H)
-            if not STATES_ONLY:
+            if not STATES_ONLY and SPLIT:
+                y = _sum_states_part(Y, offs_s, ssd, NS, BLOCK_D, BLOCK_L)
+                if HAS_D:
+                    y += Dv[None, :, None] * up
+                if HAS_Z:
+                    zt = tl.load(z_row + pp, mask=mp, other=0.0).to(tl.float32)
+                    y *= zt * sigmoid(zt)
+                store_bi(y, out_ptr, part_ptr, o_off + pp, mp, ACCUMULATE, TO_PART)
+            elif not STATES_ONLY:
                 y = tl.sum(Y, axis=0)[None, :, :]
                 if HAS_D:
                     y += Dv[None, :, None] * u
@@ -291,11 +341,13 @@ if HAS_TRITON:
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr = False,
+        SPLIT: tl.constexpr = False,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
         ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first),
         the states stored at every BLOCK_L / HS_SPLIT positions. PREFETCH: each tile asks L1 for the
-        next tile's rows (``prefetch_l1``) before its own loads."""
+        next tile's rows (``prefetch_l1``) before its own loads. SPLIT: the state lanes share each tile's
+        loads, softplus and output (``_sloop_fwd_dir``)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -306,7 +358,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT)
         if BI:
             tl.debug_barrier()
             _sloop_fwd_dir(
@@ -316,7 +368,7 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
@@ -343,13 +395,34 @@ if HAS_TRITON:
         return H
 
     @jit
-    def _tile_rows(k, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row,
-                   REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr):
-        """Backward (sub-)tile k's (NS, BD, BL) rows of u, delta (raw), dout and z as loaded (z: u
-        without HAS_Z)."""
+    def _join_halves(xh, sbit, ssd, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr, t: tl.constexpr = 0):
+        """The inverse of ``_half`` across state lanes s and s ^ 2^t (sbit: bit t of s): xh (NS, BD,
+        BL / 2), lane s holding the half of its bit, -> (NS, BD, BL) (one shuffle per value)."""
+        other = bfly_states(xh, ssd, t, NS)
+        return tl.reshape(tl.join(tl.where(sbit, other, xh), tl.where(sbit, xh, other)), (NS, BD, BL))
+
+    @jit
+    def _tile_offsets(k, L, unit, offs_j, mask_d, REVERSE: tl.constexpr, BL: tl.constexpr, HALF: tl.constexpr,
+                      NS: tl.constexpr, BD: tl.constexpr):
+        """Backward (sub-)tile k's row offsets (times the hidden 1) and their mask: (1, 1, BL) and
+        (1, BD, BL), or with HALF each state lane's half of them (positions 2 r + s, ``_half``), (NS, BD, BL / 2)."""
         pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BL)
         p3 = (pos * unit)[None, None, :]
         m3 = mask_d[None, :, None] & mask_l[None, None, :]
+        if HALF:
+            sbit = (tl.arange(0, NS) == 1)[:, None, None]
+            full = tl.zeros([NS, BD, BL], tl.int32)
+            p3 = _half(p3 + full, sbit, NS, BD, BL)
+            m3 = _half(tl.where(m3, 1, 0) + full, sbit, NS, BD, BL) != 0
+        return p3, m3
+
+    @jit
+    def _tile_rows(k, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row,
+                   REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr, HALF: tl.constexpr,
+                   NS: tl.constexpr, BD: tl.constexpr):
+        """Backward (sub-)tile k's (NS, BD, BL) rows of u, delta (raw), dout and z as loaded (z: u
+        without HAS_Z); with HALF each state lane's half of the positions, (NS, BD, BL / 2)."""
+        p3, m3 = _tile_offsets(k, L, unit, offs_j, mask_d, REVERSE, BL, HALF, NS, BD)
         u = tl.load(u_row + p3, mask=m3, other=0.0)
         dt = tl.load(dt_row + p3, mask=m3, other=0.0)
         do = tl.load(do_row + p3, mask=m3, other=0.0)
@@ -369,9 +442,11 @@ if HAS_TRITON:
 
     @jit
     def _tile_inputs(k, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row, ntiles, n_state,
-                     REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr):
+                     REVERSE: tl.constexpr, HAS_Z: tl.constexpr, BL: tl.constexpr, HALF: tl.constexpr,
+                     NS: tl.constexpr, BD: tl.constexpr):
         """_tile_rows of tile k and its _entering_state."""
-        u, dt, do, z = _tile_rows(k, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row, REVERSE, HAS_Z, BL)
+        u, dt, do, z = _tile_rows(k, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row, REVERSE, HAS_Z, BL,
+                                  HALF, NS, BD)
         return u, dt, do, z, _entering_state(k, hs_row, mask3, ntiles, n_state, REVERSE)
 
     @jit
@@ -386,7 +461,7 @@ if HAS_TRITON:
         EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr, WRITE_Y: tl.constexpr,
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
         u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
-        SPLIT_TAIL: tl.constexpr, ssd,
+        SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
@@ -395,7 +470,9 @@ if HAS_TRITON:
         with its entering state; otherwise those five pass through. SPLIT_TAIL (NS = 2, one warp):
         the per-position work after the state loop (sums over states, du, ddelta, dz, y) is split
         between the two state lanes, each doing and storing half of the positions (``_half``)
-        instead of both doing all and one storing; dD / dbias are then per-lane partials."""
+        instead of both doing all and one storing; dD / dbias are then per-lane partials. SPLIT_HEAD
+        (with SPLIT_TAIL): each lane also loads and prepares (softplus, gate) only its half of the
+        tile's rows; delta, delta u and dy are then exchanged for the state loop (``_join_halves``)."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -412,20 +489,45 @@ if HAS_TRITON:
             u_r, dt_r, do_r, z_r = u_in, dt_in, do_in, z_in
         else:
             u_r, dt_r, do_r, z_r = _tile_rows(ks, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row,
-                                              REVERSE, HAS_Z, BL)
-        u = u_r.to(tl.float32)  # (NS, BD, BL), same on every state lane
-        dt, dsp = _delta(dt_r, bias3, m3, HAS_BIAS, SOFTPLUS)
-        dy = do_r.to(tl.float32)
+                                              REVERSE, HAS_Z, BL, SPLIT_HEAD, NS, BD)
+        if SPLIT_TAIL:  # lane s: positions 2 r + s (state lanes s = 0, 1)
+            sbit = (offs_s == 1)[:, None, None]
+            ph, mh = _tile_offsets(ks, L, unit, offs_j, mask_d, REVERSE, BL, True, NS, BD)
+        if SPLIT_HEAD:  # rows of this lane's positions: prepared here, exchanged for the state loop
+            uh = u_r.to(tl.float32)
+            dth, dsph = _delta(dt_r, bias3, mh, HAS_BIAS, SOFTPLUS)
+            dyh = do_r.to(tl.float32)
+            if HAS_Z:
+                zh = z_r.to(tl.float32)
+                sigh = sigmoid(zh)
+                dzfh = dyh * sigh * (1.0 + zh * (1.0 - sigh))  # dz = dzf * y
+                gateh = zh * sigh
+                dyh = dyh * gateh
+            dt = _join_halves(dth, sbit, ssd, NS, BD, BL)
+            dtu = _join_halves(dth * uh, sbit, ssd, NS, BD, BL)
+            dy = _join_halves(dyh, sbit, ssd, NS, BD, BL)
+        else:
+            u = u_r.to(tl.float32)  # (NS, BD, BL), same on every state lane
+            dt, dsp = _delta(dt_r, bias3, m3, HAS_BIAS, SOFTPLUS)
+            dy = do_r.to(tl.float32)
+            if HAS_Z:
+                zt = z_r.to(tl.float32)
+                sig = sigmoid(zt)
+                dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
+                dy = dy * zt * sig
+            dtu = dt * u
+            if SPLIT_TAIL:  # this lane's half for the tail
+                uh = _half(u, sbit, NS, BD, BL)
+                dth = _half(dt, sbit, NS, BD, BL)
+                dyh = _half(dy, sbit, NS, BD, BL)
+                dsph = _half(dsp, sbit, NS, BD, BL)
+                if HAS_Z:
+                    dzfh = _half(dzf, sbit, NS, BD, BL)
+                    gateh = _half(zt * sig, sbit, NS, BD, BL)
+        S1 = tl.zeros(dt.shape, dtype=tl.float32)  # sum over states of g B
+        S2 = tl.zeros(dt.shape, dtype=tl.float32)  # sum over states of g A2 a h_{t-1}
         if HAS_Z:
-            zt = z_r.to(tl.float32)
-            sig = sigmoid(zt)
-            dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
-            dy = dy * zt * sig
-        dtu = dt * u
-        S1 = tl.zeros(u.shape, dtype=tl.float32)  # sum over states of g B
-        S2 = tl.zeros(u.shape, dtype=tl.float32)  # sum over states of g A2 a h_{t-1}
-        if HAS_Z:
-            Y = tl.zeros(u.shape, dtype=tl.float32)
+            Y = tl.zeros(dt.shape, dtype=tl.float32)
         for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
             n_i = (i * NS + offs_s)[:, None, None]
             Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
@@ -472,21 +574,15 @@ if HAS_TRITON:
         H_n = H0
         if PRELOAD:  # the next tile's rows, in flight during the tail below
             u_in, dt_in, do_in, z_in, H_n = _tile_inputs(k_n, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row,
-                                                         z_row, hs_row, ntiles, n_state, REVERSE, HAS_Z, BL)
+                                                         z_row, hs_row, ntiles, n_state, REVERSE, HAS_Z, BL,
+                                                         SPLIT_HEAD, NS, BD)
         dt_next = _pick(dt, first3.to(tl.int32), 1)
-        if SPLIT_TAIL:  # lane s: positions 2 r + s (state lanes s = 0, 1)
-            sbit = (offs_s == 1)[:, None, None]
-            full = tl.zeros(u.shape, tl.int32)
-            mh = _half(tl.where(m3, 1, 0) + full, sbit, NS, BD, BL) != 0
-            ph = _half(p3 + full, sbit, NS, BD, BL)
-            uh = _half(u, sbit, NS, BD, BL)
-            dth = _half(dt, sbit, NS, BD, BL)
-            dyh = _half(dy, sbit, NS, BD, BL)
+        if SPLIT_TAIL:
             s1 = _sum_states_half(S1, sbit, ssd, NS, BD, BL)
             du = dth * s1 + dyh * Dv3
             ddt = uh * s1 + _sum_states_half(S2, sbit, ssd, NS, BD, BL) * LN2
             if SOFTPLUS:
-                ddt = ddt * _half(dsp, sbit, NS, BD, BL)
+                ddt = ddt * dsph
             ddt = tl.where(mh, ddt, 0.0)
             dD_acc += tl.sum(dyh * uh, axis=2)
             dbias_acc += tl.sum(ddt, axis=2)
@@ -494,10 +590,9 @@ if HAS_TRITON:
             tl.store(ddt_ptr + o_off + ph, ddt.to(ddt_ptr.dtype.element_ty), mask=mh)
             if HAS_Z:
                 y_pre = _sum_states_half(Y, sbit, ssd, NS, BD, BL) + Dv3 * uh
-                store_bi(_half(dzf, sbit, NS, BD, BL) * y_pre, dz_ptr, dzpart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
+                store_bi(dzfh * y_pre, dz_ptr, dzpart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
                 if WRITE_Y:
-                    store_bi(y_pre * _half(zt * sig, sbit, NS, BD, BL), y_ptr, ypart_ptr, o_off + ph, mh,
-                             ACCUMULATE, TO_PART)
+                    store_bi(y_pre * gateh, y_ptr, ypart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
         else:
             s1 = tl.sum(S1, axis=0)[None, :, :]
             du = dt * s1 + dy * Dv3
@@ -529,7 +624,7 @@ if HAS_TRITON:
         DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr, PRELOAD: tl.constexpr,
-        SPLIT_TAIL: tl.constexpr,
+        SPLIT_TAIL: tl.constexpr, SPLIT_HEAD: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -602,7 +697,8 @@ if HAS_TRITON:
         if PRELOAD:
             u_in, dt_in, do_in, z_in, H_in = _tile_inputs(tile_index(0, k_lo, k_hi, not REVERSE), L, unit, offs_j,
                                                           mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row,
-                                                          ntiles, n_state, REVERSE, HAS_Z, BLOCK_L)
+                                                          ntiles, n_state, REVERSE, HAS_Z, BLOCK_L, SPLIT_HEAD, NS,
+                                                          BLOCK_D)
         for it in range(0, k_hi - k_lo):  # tiles last to first in processing order
             k = tile_index(it, k_lo, k_hi, not REVERSE)
             k_n = tile_index(tl.minimum(it + 1, k_hi - k_lo - 1), k_lo, k_hi, not REVERSE)
@@ -632,7 +728,8 @@ if HAS_TRITON:
                     du_ptr, ddt_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
                     WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
-                    u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd)
+                    u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd,
+                    SPLIT_HEAD)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -660,7 +757,7 @@ if HAS_TRITON:
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
         WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False, PRELOAD: tl.constexpr = False,
-        SPLIT_TAIL: tl.constexpr = False,
+        SPLIT_TAIL: tl.constexpr = False, SPLIT_HEAD: tl.constexpr = False,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
@@ -668,7 +765,8 @@ if HAS_TRITON:
         states it recomputes (ypart_ptr: the first direction's fp32 partial, as dzpart).
         DBC_SCATTER: dB / dC partials by a reduce-scatter across the channel lanes
         (``_store_dbc_scatter``) instead of two all-reduces per state. SPLIT_TAIL (NS = 2, the lane
-        layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``)."""
+        layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``);
+        SPLIT_HEAD (with SPLIT_TAIL) also its loads and their preparation."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -680,7 +778,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -691,4 +789,4 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD)
