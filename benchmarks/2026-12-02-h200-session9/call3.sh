@@ -24,7 +24,7 @@ PY
 ) &
 BP=$!
 export SPLITS="VIDEOMAMBA_TRITON_FWD_SPLIT=1 VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD=1"
-timeout 200 env $SPLITS PYTHONPATH=$P python3 -m pytest tests/test_ops_triton.py tests/test_bimamba_inner.py -q -p no:cacheprovider -k "cuda or realistic or padded_rows or split_head or SPLIT or PRELOAD" > $OUT/tests.log 2>&1; echo "tests rc $? at $((SECONDS - T0)) s"; tail -3 $OUT/tests.log | cut -c1-300
+timeout 240 env $SPLITS PYTHONPATH=$P python3 -m pytest tests/test_ops_triton.py tests/test_bimamba_inner.py -q -p no:cacheprovider -k "cuda or realistic or padded_rows or split_head or SPLIT or PRELOAD" > $OUT/tests.log 2>&1; echo "tests rc $? at $((SECONDS - T0)) s"; tail -3 $OUT/tests.log | cut -c1-300
 timeout 100 env $SPLITS PYTHONPATH=$P python3 -m videomamba.bench.gpu --no-bench --check --backends triton,torch --out $OUT/check > $OUT/check.log 2>&1; echo "check rc $? at $((SECONDS - T0)) s"; grep -iE "pass|fail" $OUT/check.log | tail -3
 for i in $(seq 1 150); do kill -0 $BP 2>/dev/null || break; sleep 2; done
 tail -1 $OUT/build.log; echo "build waited, at $((SECONDS - T0)) s"
