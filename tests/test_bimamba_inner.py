@@ -182,13 +182,13 @@ def test_fused_mixer_padded_rows_bf16_recompute_no_preload(monkeypatch):
     test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
 
 
-def test_fused_mixer_padded_rows_bf16_recompute_split_head(monkeypatch):
-    """The same with the backward's two state lanes each loading and preparing half of a tile's
-    rows (VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD=1: z's gate, dz and y from the lane's own half) and the
-    forward's state lanes sharing its loads and output (FWD_SPLIT=1: the gated output of both
-    directions, the states-only re-run)."""
-    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD", "1")
-    monkeypatch.setenv("VIDEOMAMBA_TRITON_FWD_SPLIT", "1")
+def test_fused_mixer_padded_rows_bf16_recompute_no_split_head(monkeypatch):
+    """The same with each of the backward's state lanes loading and preparing all of a tile's rows
+    (VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD=0; the default shares them, taking z's gate, dz and y from
+    the lane's own half) and every forward state lane doing all of a tile (FWD_SPLIT=0; the default
+    shares the loads and the gated output of both directions, and the states-only re-run's loads)."""
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD", "0")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_FWD_SPLIT", "0")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", "1")
     test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
 

@@ -225,16 +225,17 @@ SCAN_CONFIGS = [
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
     # the previous whole-state kernels, kept selectable for same-run comparisons
     {"KERNEL": "tile3d"},
-    # the backward loading each tile's rows at its start, both state lanes doing all of its tail (the
-    # defaults preload them during the tile before and split the tail): 10 tiles in 2 segments
-    {"BWD_PRELOAD": "0", "BWD_SPLIT_TAIL": "0", "SEGMENTS": "2"},
+    # every state lane doing all of a tile's loads and per-position work, the backward loading each
+    # tile's rows at its start (the defaults split them between the lanes and preload the rows during
+    # the tile before): 10 tiles in 2 segments
+    {"BWD_PRELOAD": "0", "BWD_SPLIT_TAIL": "0", "FWD_SPLIT": "0", "SEGMENTS": "2"},
     # the preload without the split tail
     {"BWD_SPLIT_TAIL": "0", "SEGMENTS": "1"},
-    # the lanes sharing the rows' loads and preparation too, with and without the preload
-    {"BWD_SPLIT_HEAD": "1", "FWD_SPLIT": "1", "SEGMENTS": "2"},
+    # the split tail without the split head (each lane loads the whole tile)
+    {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2"},
     # the forward's four state lanes sharing its loads, softplus and output
-    {"FWD_SPLIT": "1", "NS": "4", "BLOCK_D": "8", "BLOCK_L": "16", "BWD_BLOCK_L": "8", "SEGMENTS": "2"},
-    {"BWD_SPLIT_HEAD": "1", "BWD_PRELOAD": "0", "BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "3"},
+    {"NS": "4", "BLOCK_D": "8", "BLOCK_L": "16", "BWD_BLOCK_L": "8", "SEGMENTS": "2"},
+    {"BWD_PRELOAD": "0", "BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "3"},
 ]
 
 
@@ -348,6 +349,24 @@ def test_split_tail_switch(monkeypatch):
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_DBC_SCATTER", "0")
     assert not resolved()
     assert not config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)["split_head"]
+
+
+def test_fwd_split_switch(monkeypatch):
+    """The forward's state lanes sharing a tile's loads and output: SLOOP_FWD_SPLIT by default (on),
+    FWD_SPLIT=0 off; never in the backward; with 2 or 4 state lanes only."""
+    from videomamba.ops.triton import config
+
+    def resolved(backward=False):
+        return config.scan_config(1, 8, 16, 20, (8,), torch.device("cpu"), backward=backward)["fwd_split"]
+
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_FWD_SPLIT", raising=False)
+    assert resolved() == config.SLOOP_FWD_SPLIT and not resolved(backward=True)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_FWD_SPLIT", "0")
+    assert not resolved()
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_FWD_SPLIT", "1")
+    assert resolved()
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_NS", "8")
+    assert not resolved()
 
 
 def test_bad_kernel_name_is_named(backend, monkeypatch):

@@ -112,9 +112,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     of one reduce-scatter across the channel lanes), _PREFETCH=0 (the sloop forward without its L1
     prefetch of the next tile's rows), _BWD_PRELOAD=0 (the sloop backward without loading the next tile's rows
     after a tile's state loop, in flight during its tail), _BWD_SPLIT_TAIL=0 (the backward's two state
-    lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=1 (the lanes also
-    share its loads and their preparation; not yet timed, off by default), _FWD_SPLIT=1 (the sloop
-    forward's state lanes share each tile's loads, softplus and output; not yet timed, off by default)."""
+    lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=0 (the lanes
+    not sharing its loads and their preparation), _FWD_SPLIT=0 (the sloop forward's state lanes each
+    doing all of a tile's loads, softplus and output instead of their part)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -230,10 +230,11 @@ SCATTER_BLOCKS_GPU = frozenset({(16, 2)})
 # backward (dout and the saved state too) was 1.05x slower (H200, benchmarks/2026-12-02-h200-session8)
 SLOOP_PREFETCH = True
 # the sloop forward's state lanes each load and prepare (softplus) 1 / NS of a tile's rows and exchange delta
-# and delta u for the state loop, then sum y by a reduce-scatter and gate and store their own part. Not yet
-# timed: off. On the GPU only for (BLOCK_D, NS, warps) whose TTGIR lays the NS state lanes fastest in a warp
-# (threadsPerWarp [NS, 32 / NS, 1], order [0, 1, 2]; Triton 3.6, sm_90)
-SLOOP_FWD_SPLIT = False
+# and delta u for the state loop, then sum y by a reduce-scatter and gate and store their own part: forward
+# 1.35-1.48x faster at every Ti/S/M shape, forward + backward 1.12-1.16x (H200, benchmarks/2026-12-02-h200-session9
+# call 3, same run). On the GPU only for (BLOCK_D, NS, warps) whose TTGIR lays the NS state lanes fastest in a
+# warp (threadsPerWarp [NS, 32 / NS, 1], order [0, 1, 2]; Triton 3.6, sm_90), checked by the CUDA tests
+SLOOP_FWD_SPLIT = True
 FWD_SPLIT_BLOCKS_GPU = frozenset({(16, 4, 2)})
 # the sloop backward issues the next tile's loads (u, delta, dout, z, its saved state) after a tile's state
 # loop, so that they are in flight during its tail instead of waited on at the next tile's start (ncu,
@@ -245,8 +246,9 @@ SLOOP_BWD_PRELOAD = True
 # another 1.04-1.06x faster at every Ti/S/M shape (same run as the preload's)
 SLOOP_BWD_SPLIT_TAIL = True
 # ... and each lane loads and prepares (softplus, gate) half of a tile's rows, the lanes exchanging delta,
-# delta u and dy for the state loop (three shuffles per position pair). Not yet timed: off
-SLOOP_BWD_SPLIT_HEAD = False
+# delta u and dy for the state loop (three shuffles per position pair): fwd + bwd another 1.00-1.01x at every
+# shape (same run as FWD_SPLIT's; 1.2% fewer instructions per tile)
+SLOOP_BWD_SPLIT_HEAD = True
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 # programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the
