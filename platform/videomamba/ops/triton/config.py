@@ -231,7 +231,7 @@ SCATTER_BLOCKS_GPU = frozenset({(16, 2)})
 SLOOP_PREFETCH = True
 # the sloop forward's state lanes each load and prepare (softplus) 1 / NS of a tile's rows and exchange delta
 # and delta u for the state loop, then sum y by a reduce-scatter and gate and store their own part: forward
-# 1.35-1.48x faster at every Ti/S/M shape, forward + backward 1.12-1.16x (H200, benchmarks/2026-12-02-h200-session9
+# 1.34-1.48x faster at every Ti/S/M shape, forward + backward 1.12-1.16x (H200, benchmarks/2026-12-02-h200-session9
 # call 3, same run). On the GPU only for (BLOCK_D, NS, warps) whose TTGIR lays the NS state lanes fastest in a
 # warp (threadsPerWarp [NS, 32 / NS, 1], order [0, 1, 2]; Triton 3.6, sm_90), checked by the CUDA tests
 SLOOP_FWD_SPLIT = True
