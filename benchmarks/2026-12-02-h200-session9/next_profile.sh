@@ -2,7 +2,7 @@
 # PREPARED FOR THE NEXT SESSION (session 9 ran out of device time): where the Ti training step's time goes
 # with the kernels of session 9 (torch profiler of one step at 64 and 8 frames), and where the new sloop
 # kernels stall per SASS instruction (ncu SourceCounters, as session 8's run3.sh; summarise the CSVs with
-# session 8's call3/regions.py). Carry .gpu-lead (ncu_layer.py: one Ti 64-frame layer, training).
+# session 8's call3/regions.py; ncu_layer.py: one Ti 64-frame layer, training).
 set -u
 export PYTHONUNBUFFERED=1
 exec > >(tee $OUT/log.txt) 2>&1
@@ -16,7 +16,7 @@ done
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 for k in bwd fwd; do
   timeout 150 env PYTHONPATH=$P $NCU --clock-control none -k regex:sloop_$k --launch-skip 2 --launch-count 1 \
-    --section WarpStateStats --section SourceCounters --import-source yes -o $OUT/$k python3 .gpu-lead/ncu_layer.py > $OUT/ncu_$k.log 2>&1
+    --section WarpStateStats --section SourceCounters --import-source yes -o $OUT/$k python3 benchmarks/2026-12-01-h200-session4/ncu_layer.py > $OUT/ncu_$k.log 2>&1
   echo "ncu $k rc $? at $((SECONDS - T0)) s"
   $NCU -i $OUT/$k.ncu-rep --page details > $OUT/${k}_details.txt 2>&1
   $NCU -i $OUT/$k.ncu-rep --page source --csv --print-source sass > $OUT/${k}_sass.csv 2>&1
