@@ -217,9 +217,11 @@ def test_bi_selective_scan(backend, case):
 # VIDEOMAMBA_TRITON_* overrides: one program per sequence, one segment per tile, and a backward
 # whose channel blocks differ from the forward's
 SCAN_CONFIGS = [
-    {"SEGMENTS": "1"},
+    # one segment; the backward's preload without the split tail (both lanes doing all of a tile's tail)
+    {"SEGMENTS": "1", "BWD_SPLIT_TAIL": "0"},
     {"SEGMENTS": "64"},
-    {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "2"},
+    # blocks of their own; the backward's split head without the preload
+    {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "BWD_PRELOAD": "0", "SEGMENTS": "3"},
     # the state-loop kernels one state per iteration (forward) and all states at once (backward),
     # the backward walking each tile as two sub-tiles
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
@@ -229,13 +231,10 @@ SCAN_CONFIGS = [
     # tile's rows at its start (the defaults split them between the lanes and preload the rows during
     # the tile before): 10 tiles in 2 segments
     {"BWD_PRELOAD": "0", "BWD_SPLIT_TAIL": "0", "FWD_SPLIT": "0", "SEGMENTS": "2"},
-    # the preload without the split tail
-    {"BWD_SPLIT_TAIL": "0", "SEGMENTS": "1"},
     # the split tail without the split head (each lane loads the whole tile)
     {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2"},
     # the forward's four state lanes sharing its loads, softplus and output
     {"NS": "4", "BLOCK_D": "8", "BLOCK_L": "16", "BWD_BLOCK_L": "8", "SEGMENTS": "2"},
-    {"BWD_PRELOAD": "0", "BLOCK_D": "2", "BWD_BLOCK_D": "8", "SEGMENTS": "3"},
 ]
 
 
