@@ -39,14 +39,19 @@ if HAS_TRITON:
         return sc
 
     @jit
+    def _shfl_bfly(x, m):
+        """x (fp32) from lane ``laneid ^ m`` of the warp (PTX ``shfl.sync.bfly``; m broadcast to x)."""
+        m = m + tl.zeros(x.shape, tl.int32)
+        return tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
+                                         dtype=tl.float32, is_pure=True, pack=1)
+
+    @jit
     def bfly(x, t: tl.constexpr, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
         """x (NS, BD, K) from the channel lane c ^ 2^t (same state lane, same registers): a warp
         butterfly shuffle (``shfl.sync.bfly`` by the lane distance ``sc << t``). The interpreter
         permutes the channel axis the same way."""
         if _COMPILED:
-            m = (sc << t) + tl.zeros(x.shape, tl.int32)
-            y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
-                                          dtype=tl.float32, is_pure=True, pack=1)
+            y = _shfl_bfly(x, sc << t)
         else:
             y = tl.reshape(tl.flip(tl.reshape(x, (NS, BD >> (t + 1), 2, 1 << t, K)), 2), (NS, BD, K))
         return y
@@ -58,9 +63,7 @@ if HAS_TRITON:
         the state lanes are the fastest in the warp, else the lanes between states). The interpreter
         permutes the state axis the same way."""
         if _COMPILED:
-            m = (ssd << t) + tl.zeros(x.shape, tl.int32)
-            y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, $2, 0x1f, 0xffffffff;", "=r,r,r", [x, m],
-                                          dtype=tl.float32, is_pure=True, pack=1)
+            y = _shfl_bfly(x, ssd << t)
         else:
             y = tl.reshape(tl.flip(tl.reshape(x, (NS >> (t + 1), 2, 1 << t, x.shape[1], x.shape[2])), 1), x.shape)
         return y

@@ -450,6 +450,24 @@ if HAS_TRITON:
         return u, dt, do, z, _entering_state(k, hs_row, mask3, ntiles, n_state, REVERSE)
 
     @jit
+    def _bwd_rows(u_r, dt_r, do_r, z_r, bias3, mask, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                  SOFTPLUS: tl.constexpr):
+        """A backward tile's rows as loaded -> fp32 u, delta, d delta / d raw, dy (dout through the gate
+        z sigmoid(z)), dzf (dz = dzf * y) and the gate; without HAS_Z dy = dout and the last two are dy."""
+        u = u_r.to(tl.float32)
+        dt, dsp = _delta(dt_r, bias3, mask, HAS_BIAS, SOFTPLUS)
+        dy = do_r.to(tl.float32)
+        dzf = dy
+        gate = dy
+        if HAS_Z:
+            zt = z_r.to(tl.float32)
+            sig = sigmoid(zt)
+            dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
+            gate = zt * sig
+            dy = dy * gate
+        return u, dt, dsp, dy, dzf, gate
+
+    @jit
     def _bwd_sub(
         ks, H0, G, DA, dt_next, dD_acc, dbias_acc,
         L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
@@ -494,27 +512,12 @@ if HAS_TRITON:
             sbit = (offs_s == 1)[:, None, None]
             ph, mh = _tile_offsets(ks, L, unit, offs_j, mask_d, REVERSE, BL, True, NS, BD)
         if SPLIT_HEAD:  # rows of this lane's positions: prepared here, exchanged for the state loop
-            uh = u_r.to(tl.float32)
-            dth, dsph = _delta(dt_r, bias3, mh, HAS_BIAS, SOFTPLUS)
-            dyh = do_r.to(tl.float32)
-            if HAS_Z:
-                zh = z_r.to(tl.float32)
-                sigh = sigmoid(zh)
-                dzfh = dyh * sigh * (1.0 + zh * (1.0 - sigh))  # dz = dzf * y
-                gateh = zh * sigh
-                dyh = dyh * gateh
+            uh, dth, dsph, dyh, dzfh, gateh = _bwd_rows(u_r, dt_r, do_r, z_r, bias3, mh, HAS_Z, HAS_BIAS, SOFTPLUS)
             dt = _join_halves(dth, sbit, ssd, NS, BD, BL)
             dtu = _join_halves(dth * uh, sbit, ssd, NS, BD, BL)
             dy = _join_halves(dyh, sbit, ssd, NS, BD, BL)
-        else:
-            u = u_r.to(tl.float32)  # (NS, BD, BL), same on every state lane
-            dt, dsp = _delta(dt_r, bias3, m3, HAS_BIAS, SOFTPLUS)
-            dy = do_r.to(tl.float32)
-            if HAS_Z:
-                zt = z_r.to(tl.float32)
-                sig = sigmoid(zt)
-                dzf = dy * sig * (1.0 + zt * (1.0 - sig))  # dz = dzf * y
-                dy = dy * zt * sig
+        else:  # (NS, BD, BL), the same on every state lane
+            u, dt, dsp, dy, dzf, gate = _bwd_rows(u_r, dt_r, do_r, z_r, bias3, m3, HAS_Z, HAS_BIAS, SOFTPLUS)
             dtu = dt * u
             if SPLIT_TAIL:  # this lane's half for the tail
                 uh = _half(u, sbit, NS, BD, BL)
@@ -523,7 +526,7 @@ if HAS_TRITON:
                 dsph = _half(dsp, sbit, NS, BD, BL)
                 if HAS_Z:
                     dzfh = _half(dzf, sbit, NS, BD, BL)
-                    gateh = _half(zt * sig, sbit, NS, BD, BL)
+                    gateh = _half(gate, sbit, NS, BD, BL)
         S1 = tl.zeros(dt.shape, dtype=tl.float32)  # sum over states of g B
         S2 = tl.zeros(dt.shape, dtype=tl.float32)  # sum over states of g A2 a h_{t-1}
         if HAS_Z:
@@ -608,7 +611,7 @@ if HAS_TRITON:
                 y_pre = tl.sum(Y, axis=0)[None, :, :] + Dv3 * u  # the forward's output before the gate
                 store_bi(dzf * y_pre, dz_ptr, dzpart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
                 if WRITE_Y:  # the forward's gated output, as the forward kernel writes it
-                    store_bi(y_pre * (zt * sig), y_ptr, ypart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
+                    store_bi(y_pre * gate, y_ptr, ypart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
         return G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_n
 
     @jit
