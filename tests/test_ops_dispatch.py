@@ -94,3 +94,17 @@ def test_auto_without_a_choice_does_not_time(monkeypatch):
     assert dispatch.fastest_backend(("k",), lambda name: pytest.fail("timed"), "cpu") == "torch"
     monkeypatch.setattr(dispatch, "_probe", lambda name: (name in ("triton", "torch"), True, ""))
     assert dispatch.fastest_backend(("k",), lambda name: pytest.fail("timed"), "cuda") == "triton"
+
+
+def test_auto_static_order_prefers_triton(monkeypatch):
+    """Without timing (AUTO_TUNE=0, graph capture, compile tracing) auto takes the static order:
+    triton > mamba_ssm > torch on CUDA (the Triton scan is the faster kernel at every measured shape
+    since benchmarks/2026-12-02-h200-session9); mamba_ssm only where Triton cannot run."""
+    monkeypatch.setattr(dispatch, "_fastest", {})
+    monkeypatch.setenv("VIDEOMAMBA_AUTO_TUNE", "0")
+    monkeypatch.setattr(dispatch, "_probe", lambda name: (name in ("mamba_ssm", "triton", "torch"), True, ""))
+    assert dispatch.resolve_backend("auto", "cuda") == "triton"
+    assert dispatch.fastest_backend(("k",), lambda name: pytest.fail("timed"), "cuda") == "triton"
+    monkeypatch.setattr(dispatch, "_probe", lambda name: (name in ("mamba_ssm", "torch"),) * 2 + ("",))
+    assert dispatch.resolve_backend("auto", "cuda") == "mamba_ssm"
+    assert dispatch.available_backends() == ["mamba_ssm", "torch"]

@@ -6,7 +6,9 @@ Backends: ``"torch"`` (chunked pure PyTorch, CPU and GPU, autograd), ``"triton"`
 kernels, CUDA or ``TRITON_INTERPRET=1``), ``"mamba_ssm"`` (the mamba-ssm / causal-conv1d CUDA
 extensions), ``"reference"`` (sequential, tests) and ``"auto"``: for CUDA tensors the fastest
 installed backend for the shape at hand where the caller measures (:func:`fastest_backend`,
-used by the BiMamba mixer), else mamba_ssm > triton > torch; torch for CPU tensors. Optional
+used by the BiMamba mixer), else triton > mamba_ssm > torch (the static order: since 2026-12-02 the
+Triton scan is 1.6-1.8x mamba-ssm's kernels forward + backward and faster in the forward alone at
+every Ti/S/M shape, and Ti trains faster on it; benchmarks/2026-12-02-h200-session9); torch for CPU tensors. Optional
 backends are imported lazily, on first use.
 """
 
@@ -35,7 +37,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "triton", "mamba_ssm", "reference")
-_PREFERENCE_CUDA = ("mamba_ssm", "triton", "torch")
+_PREFERENCE_CUDA = ("triton", "mamba_ssm", "torch")
 
 
 def _import_error(module: str) -> str | None:
@@ -90,7 +92,7 @@ def backend_status() -> dict[str, str]:
 
 def available_backends() -> list[str]:
     """Backends that import and run on this machine (on any of its devices), fastest first."""
-    return [name for name in ("mamba_ssm", "triton", "torch", "reference") if any(_probe(name)[:2])]
+    return [name for name in (*_PREFERENCE_CUDA, "reference") if any(_probe(name)[:2])]
 
 
 def check_backend(backend: str) -> str:

@@ -78,7 +78,7 @@ class ModelSection(_Section):
     name: str = Field("videomamba_tiny", description="registered variant (videomamba.list_models())")
     scan_order: ScanOrder = Field("spatial_first", description="token order of the SSM scans (paper Table 1 "
                                   "ablation; models/scan_order.py SCAN_ORDERS)")
-    backend: Backend = Field("auto", description="selective-scan implementation: auto (mamba_ssm > triton > torch "
+    backend: Backend = Field("auto", description="selective-scan implementation: auto (the fastest installed: triton > mamba_ssm > torch "
                              "on CUDA, torch on CPU), torch, triton, mamba_ssm, reference")
     checkpoint_blocks: int = Field(0, ge=0, description="gradient checkpointing: the first N blocks recompute their "
                                    "activations in the backward pass (less memory, a slower step; the authors' "
