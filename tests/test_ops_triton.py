@@ -309,13 +309,20 @@ def test_prefetch_switch(monkeypatch):
     assert resolved() == [False, False]
 
 
+def _resolved(key, backward, n_state=4):
+    """One entry of the scan configuration resolved for a small CPU shape (the switch tests)."""
+    from videomamba.ops.triton import config
+
+    return config.scan_config(1, 8, n_state, 20, (8,), torch.device("cpu"), backward=backward)[key]
+
+
 def test_preload_switch(monkeypatch):
     """The sloop backward's next-tile loads during a tile's tail: SLOOP_BWD_PRELOAD by default (on),
     BWD_PRELOAD=1 for whole tiles only (not with BWD_SUB=2), never in the forward."""
     from videomamba.ops.triton import config
 
     def resolved(backward=True):
-        return config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=backward)["preload"]
+        return _resolved("preload", backward)
 
     monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_PRELOAD", raising=False)
     assert resolved() == config.SLOOP_BWD_PRELOAD
@@ -334,7 +341,7 @@ def test_split_tail_switch(monkeypatch):
     from videomamba.ops.triton import config
 
     def resolved(backward=True):
-        return config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=backward)["split_tail"]
+        return _resolved("split_tail", backward)
 
     monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_SPLIT_TAIL", raising=False)
     assert resolved() == config.SLOOP_BWD_SPLIT_TAIL
@@ -344,10 +351,10 @@ def test_split_tail_switch(monkeypatch):
     assert not resolved()
     monkeypatch.delenv("VIDEOMAMBA_TRITON_BWD_NS")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SPLIT_HEAD", "1")
-    assert config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)["split_head"]
+    assert _resolved("split_head", True)
     monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_DBC_SCATTER", "0")
     assert not resolved()
-    assert not config.scan_config(1, 8, 4, 20, (8,), torch.device("cpu"), backward=True)["split_head"]
+    assert not _resolved("split_head", True)
 
 
 def test_fwd_split_switch(monkeypatch):
@@ -356,7 +363,7 @@ def test_fwd_split_switch(monkeypatch):
     from videomamba.ops.triton import config
 
     def resolved(backward=False):
-        return config.scan_config(1, 8, 16, 20, (8,), torch.device("cpu"), backward=backward)["fwd_split"]
+        return _resolved("fwd_split", backward, n_state=16)
 
     monkeypatch.delenv("VIDEOMAMBA_TRITON_FWD_SPLIT", raising=False)
     assert resolved() == config.SLOOP_FWD_SPLIT and not resolved(backward=True)
