@@ -11,6 +11,7 @@ child process with TRITON_INTERPRET=1.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import subprocess
 import sys
@@ -448,7 +449,9 @@ def test_scan_config_dbc_scatter_needs_one_warp_of_exact_lanes(monkeypatch):
 
     monkeypatch.setattr(config, "_sm_count", lambda index: 132)
     monkeypatch.setattr(config, "interpreting", lambda: False)
-    for var in ("KERNEL", "BWD_NUM_WARPS", "BWD_NS", "BWD_BLOCK_D", "BWD_ATOMIC", "BWD_DBC_SCATTER", "NUM_WARPS"):
+    monkeypatch.setattr(config, "LANE_LAYOUT_TRITON", (config.triton.__version__,))  # as on a checked release
+    for var in ("KERNEL", "BWD_NUM_WARPS", "BWD_NS", "BWD_BLOCK_D", "BWD_ATOMIC", "BWD_DBC_SCATTER", "NUM_WARPS",
+                "LANE_SHUFFLES"):
         monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{var}", raising=False)
 
     def scatter():
@@ -466,6 +469,36 @@ def test_scan_config_dbc_scatter_needs_one_warp_of_exact_lanes(monkeypatch):
     assert not scatter()  # 4 states x 8 channels: 32 lanes, but its layout not yet checked on a GPU
     monkeypatch.setattr(config, "SCATTER_BLOCKS_GPU", frozenset({(16, 2), (8, 4)}))
     assert scatter()
+
+
+def test_lane_shuffles_only_on_checked_triton_releases(monkeypatch, caplog):
+    """The lane-shuffle paths address lanes, so on the GPU they run only with a Triton release whose
+    tile layout the CUDA tests checked (config.LANE_LAYOUT_TRITON); with another (Triton 3.8 lays the
+    positions across lanes) the layout-independent reductions run, with a warning naming the switch;
+    VIDEOMAMBA_TRITON_LANE_SHUFFLES=1 forces them on. The interpreter has no lanes: always on."""
+    from videomamba.ops.triton import config
+
+    monkeypatch.setattr(config, "_sm_count", lambda index: 132)
+    monkeypatch.setattr(config, "interpreting", lambda: False)
+    for var in ("KERNEL", "LANE_SHUFFLES", "BWD_DBC_SCATTER", "FWD_SPLIT", "BWD_SPLIT_TAIL", "BWD_SPLIT_HEAD",
+                "NS", "BWD_NS", "BLOCK_D", "BWD_BLOCK_D", "NUM_WARPS", "BWD_NUM_WARPS"):
+        monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{var}", raising=False)
+
+    def paths(device=torch.device("cuda", 0)):
+        fwd = config.scan_config(4, 384, 16, 12545, (384,), device)
+        bwd = config.scan_config(4, 384, 16, 12545, (384,), device, backward=True, block_l=fwd["BLOCK_L"] // fwd["HS_SPLIT"])
+        return fwd["fwd_split"], bwd["dbc_scatter"], bwd["split_tail"], bwd["split_head"]
+
+    monkeypatch.setattr(config, "LANE_LAYOUT_TRITON", (config.triton.__version__,))
+    assert paths() == (True, True, True, True)
+    monkeypatch.setattr(config, "LANE_LAYOUT_TRITON", ("0.0.",))
+    config._warn_no_shuffles.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=config.logger.name):
+        assert paths() == (False, False, False, False)
+    assert "VIDEOMAMBA_TRITON_LANE_SHUFFLES" in caplog.text
+    assert paths(torch.device("cpu")) == (True, True, True, True)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_LANE_SHUFFLES", "1")
+    assert paths() == (True, True, True, True)
 
 
 @pytest.mark.skipif(INTERPRET or not HAS_CUDA, reason="needs CUDA and compiled triton")

@@ -4,11 +4,14 @@ of the sequence, per shape and device, with environment overrides for tuning."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 import torch
 
 from .runtime import interpreting, triton
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["scan_config", "quantized_segments", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
 
@@ -61,6 +64,21 @@ def _env_flag(name: str, default: bool) -> bool:
     if v not in ("0", "1"):
         raise ValueError(f"{name}={v!r}: expected 0 or 1")
     return v == "1"
+
+
+def lane_shuffles() -> bool:
+    """Whether the sloop kernels' lane shuffles (the dB/dC reduce-scatter, the split tail / head, the
+    forward's split) may run on the GPU. They address lanes, so they need the tile layout Triton gave
+    on the releases in LANE_LAYOUT_TRITON, which the CUDA tests checked. ``VIDEOMAMBA_TRITON_LANE_SHUFFLES``
+    = 1 / 0 forces them on / off (1: to check a new release with the CUDA tests)."""
+    return _env_flag("VIDEOMAMBA_TRITON_LANE_SHUFFLES", triton.__version__.startswith(LANE_LAYOUT_TRITON))
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_no_shuffles(version: str) -> None:
+    logger.warning("Triton %s: the scan's lane-shuffle paths are off (their tile layouts were checked on Triton %s "
+                   "only); the layout-independent reductions run instead, slower (VIDEOMAMBA_TRITON_LANE_SHUFFLES)",
+                   version, " / ".join(v.rstrip(".") for v in LANE_LAYOUT_TRITON))
 
 
 def _pow2_divisor(x: int, cap: int) -> int:
@@ -187,14 +205,17 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     # dB/dC by a reduce-scatter across the channel lanes (selective_scan_sloop._store_dbc_scatter):
     # its shuffles address lanes, so on the GPU only for one-warp blocks whose lane layout the CUDA
     # tests have checked (SCATTER_BLOCKS_GPU); the interpreter runs it for any block
-    dbc_scatter = (_env_flag(env + "BWD_DBC_SCATTER", True) and kernel == "sloop" and backward
+    shuffles = not target_programs or lane_shuffles()
+    if kernel == "sloop" and not shuffles:
+        _warn_no_shuffles(triton.__version__)
+    dbc_scatter = (_env_flag(env + "BWD_DBC_SCATTER", True) and kernel == "sloop" and backward and shuffles
                    and not dbc_atomic and block_d >= 2
                    and (not target_programs or (num_warps == 1 and (block_d, ns) in SCATTER_BLOCKS_GPU)))
     # the sloop forward asks L1 for the next tile's rows while a tile computes (SLOOP_PREFETCH)
     prefetch = _env_flag(env + "PREFETCH", SLOOP_PREFETCH) and kernel == "sloop" and not backward
     # the sloop forward's state lanes share each tile's loads, softplus and output: its shuffles address the
     # state lanes, so on the GPU only for blocks whose layout puts them fastest in one warp (FWD_SPLIT_BLOCKS_GPU)
-    fwd_split = (_env_flag(env + "FWD_SPLIT", SLOOP_FWD_SPLIT) and kernel == "sloop" and not backward
+    fwd_split = (_env_flag(env + "FWD_SPLIT", SLOOP_FWD_SPLIT) and kernel == "sloop" and not backward and shuffles
                  and ns in (2, 4) and (not target_programs or (block_d, ns, num_warps) in FWD_SPLIT_BLOCKS_GPU))
     # the sloop backward loads the next tile's rows during a tile's tail (whole tiles only: SUB = 1)
     preload = _env_flag(env + "BWD_PRELOAD", SLOOP_BWD_PRELOAD) and backward and kernel == "sloop" and sub == 1
@@ -211,6 +232,11 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
 
 
 KERNELS = ("sloop", "tile3d")
+# Triton releases whose sm_90 layouts of the sloop tiles put the state and channel lanes where the kernels'
+# lane shuffles expect them (checked by the CUDA tests on an H200: the GPU image's Triton 3.6). Triton 3.8
+# (torch 2.14's) lays the tiles' positions across lanes instead (scripts/sass_stats.py, TTGIR), so with it the
+# shuffle paths are off on the GPU and the layout-independent reductions run (lane_shuffles)
+LANE_LAYOUT_TRITON = ("3.6.",)
 # state-loop main kernels on the GPU: (BLOCK_D, NS, num_warps), forward and backward
 SLOOP_FWD = (16, 4, 2)
 SLOOP_BWD = (16, 2, 1)  # at 8-position tiles: 1 warp, 2 state lanes x 16 channels (H200 sweep, session 6)
