@@ -254,7 +254,28 @@ def test_cli_registers_bench():
 
     opts = options_from_args(args)
     assert opts.frames == [8, 64] and opts.batch == {8: 32, 64: 2} and not opts.quick and opts.check
-    assert opts.repeats == 20 and opts.config_budget_s == 10.0
+    assert opts.repeats == 20 and opts.config_budget_s == 10.0 and not opts.cuda_graphs
+    assert options_from_args(build_parser().parse_args(["bench", "--cuda-graphs"])).cuda_graphs
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model_name", ["videomamba_tiny", "attention_tiny"])
+def test_cuda_graph_step_replays_training(gpu, model_name):
+    """--cuda-graphs: the captured training step (forward, backward, fused AdamW) replays and keeps
+    training: each replay moves the weights."""
+    spec = bspec.Spec(model=model_name, backend="triton" if model_name.startswith("videomamba") else "sdpa", frames=8,
+                batch=2, mode="train", img_size=64, num_classes=10, depth=2)
+    model = measure.build_model(spec, gpu)
+    step, release = measure.make_step(model, spec, gpu, "bf16", cuda_graph=True)
+    w = next(model.parameters())
+    before = w.detach().clone()
+    step()
+    mid = w.detach().clone()
+    step()
+    torch.cuda.synchronize()
+    assert not torch.equal(before, mid) and not torch.equal(mid, w.detach())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    release()
 
 
 @needs_model

@@ -134,3 +134,30 @@ def test_videomamba_block_saves_residual_and_input_only():
     for i in (1, 2):
         per_block = sum(saved.block(i).values())
         assert per_block <= bound, (i, per_block, bound, dict(saved.block(i)))
+
+
+@pytest.mark.gpu
+def test_add_rms_norm_on_cuda_uses_the_fused_kernels_and_matches_the_reference(gpu):
+    """On CUDA the fused add + RMSNorm runs torch's fused RMSNorm kernels (forward and backward);
+    bf16 activations on an fp32 residual stream, as in training: values and every gradient as the
+    composed reference's, to fp32 rounding."""
+    from torch.profiler import ProfilerActivity, profile
+
+    g = torch.Generator(device=gpu).manual_seed(0)
+    x = torch.randn(4, 197, 192, device=gpu, generator=g).bfloat16().requires_grad_()
+    res = torch.randn(4, 197, 192, device=gpu, generator=g).requires_grad_()
+    w = (1 + 0.1 * torch.randn(192, device=gpu, generator=g)).requires_grad_()
+    cot = torch.randn(4, 197, 192, device=gpu, generator=g), torch.randn(4, 197, 192, device=gpu, generator=g)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out, r = add_rms_norm(x, res, w)
+        ga = torch.autograd.grad((out.float() * cot[0]).sum() + (r * cot[1]).sum(), (x, res, w))
+    names = {e.key for e in prof.key_averages()}
+    assert {"aten::_fused_rms_norm", "aten::_fused_rms_norm_backward"} <= names
+    ref_out, ref_r = add_rms_norm_ref(x, res, w)
+    gb = torch.autograd.grad((ref_out.float() * cot[0]).sum() + (ref_r * cot[1]).sum(), (x, res, w))
+    assert torch.equal(r, ref_r)
+    torch.testing.assert_close(out, ref_out, rtol=1e-2, atol=1e-2)  # bf16 output: one rounding step
+    assert (out.float() - ref_out.float()).abs().gt(0).float().mean() < 0.01  # ... on at most 1% of elements
+    torch.testing.assert_close(ga[0], gb[0], rtol=1e-2, atol=1e-2)  # bf16, as the output
+    for a, b in zip(ga[1:], gb[1:]):  # fp32: the residual's and the weight's gradients
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -62,12 +62,17 @@ def autocast(device, dtype: str):
     return torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype])
 
 
-def make_step(model, spec: Spec, device, dtype: str = "bf16", seed: int = 0) -> tuple[Callable[[], None], Callable[[], None]]:
+def make_step(model, spec: Spec, device, dtype: str = "bf16", seed: int = 0,
+              cuda_graph: bool = False) -> tuple[Callable[[], None], Callable[[], None]]:
     """``(step, release)``: one inference or training step on fixed random inputs
     (video ``(B, 3, T, H, W)`` ~ N(0, 1), labels uniform), and a function dropping the
-    optimizer/grad state."""
+    optimizer/grad state. ``cuda_graph`` (CUDA only): the step is captured once in a CUDA graph
+    (:func:`_graphed`) and ``step`` replays it: the GPU's time without the host's launch overhead."""
     import torch
     import torch.nn.functional as F
+
+    if cuda_graph and device.type == "cuda":
+        return _graphed(model, spec, device, dtype, seed)
 
     gen = torch.Generator(device=device).manual_seed(seed)
     shape = (spec.batch, 3, spec.frames, spec.img_size, spec.img_size)
@@ -98,6 +103,59 @@ def make_step(model, spec: Spec, device, dtype: str = "bf16", seed: int = 0) -> 
         model.zero_grad(set_to_none=True)
 
     return train_step, release
+
+
+def _graphed(model, spec: Spec, device, dtype: str, seed: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The step of :func:`make_step` captured in a ``torch.cuda.CUDAGraph`` (PyTorch's whole-network
+    capture recipe: three eager warm-up steps on a side stream, which also let ``auto`` backends
+    time and pick theirs, then one capture; autocast without its weight cache, AdamW fused and
+    capturable). Training replays forward, loss, backward and the optimizer step as one launch."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    video = torch.randn((spec.batch, 3, spec.frames, spec.img_size, spec.img_size), device=device, generator=gen)
+    amp = dict(device_type="cuda", dtype=torch.float16 if dtype == "fp16" else torch.bfloat16,
+               enabled=dtype != "fp32", cache_enabled=False)
+    train = spec.mode == "train"
+    if not train and spec.mode != "infer":
+        raise ValueError(f"mode must be one of {MODES}, got {spec.mode!r}")
+    labels = torch.randint(0, spec.num_classes, (spec.batch,), device=device, generator=gen)
+    model.train(train)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=True, capturable=True) \
+        if train else None
+
+    def body() -> None:
+        if not train:
+            with torch.inference_mode(), torch.autocast(**amp):
+                model(video)
+            return
+        with torch.autocast(**amp):
+            logits = model(video)
+        F.cross_entropy(logits.float(), labels).backward()
+        opt.step()
+
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            if train:
+                opt.zero_grad(set_to_none=True)
+            body()
+    torch.cuda.current_stream(device).wait_stream(side)
+    if train:
+        opt.zero_grad(set_to_none=True)  # the captured backward allocates the gradients in the graph's pool
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+
+    def release() -> None:
+        graph.reset()
+        if opt is not None:
+            opt.state.clear()
+        model.zero_grad(set_to_none=True)
+
+    return graph.replay, release
 
 
 def is_oom(err: BaseException) -> bool:
@@ -172,7 +230,7 @@ def _measure_into(row: dict, spec: Spec, device, opts: Options, cache: ModelCach
     row["params"] = sum(p.numel() for p in model.parameters())
     with contextlib.suppress(Exception):
         row["dims"] = dims_of(model).to_dict()
-    step, release = make_step(model, spec, device, opts.dtype)
+    step, release = make_step(model, spec, device, opts.dtype, cuda_graph=opts.cuda_graphs)
     try:
         if cuda:
             torch.cuda.synchronize()

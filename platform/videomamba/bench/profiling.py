@@ -152,7 +152,7 @@ def profile_spec(spec, device, opts, out_dir: Path, warmup: int = 2) -> dict:
     label = spec.label()
     try:
         model = cache.get(spec, device)
-        step, release = make_step(model, spec, device, opts.dtype)
+        step, release = make_step(model, spec, device, opts.dtype, cuda_graph=opts.cuda_graphs)
         cuda = device.type == "cuda"
         for _ in range(warmup):
             step()

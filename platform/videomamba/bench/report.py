@@ -228,7 +228,8 @@ def markdown(results: dict) -> str:
         f"- command: `{' '.join(meta['argv'])}`" if meta.get("argv") else "- command: (API)",
         f"- {opts['dtype']} autocast, {opts['img_size']} px, random normal clips, batch per frame count {batches}"
         f" (same for every model); warm-up <= {opts['warmup']}, median of <= {opts['repeats']} back-to-back steps"
-        f" timed with CUDA events (perf_counter on CPU), <= {opts['config_budget_s']:g} s per config; peak = max_memory_allocated.",
+        f" timed with CUDA events (perf_counter on CPU), <= {opts['config_budget_s']:g} s per config; peak = max_memory_allocated"
+        + ("; each step captured once in a CUDA graph and replayed (--cuda-graphs)." if opts.get("cuda_graphs") else "."),
         f"- thr x = clips/s / {opts['baseline']}'s at the same frames and mode (> 1: faster); mem x = peak memory /"
         f" its (< 1: less); floor x = measured step / physical floor (videomamba/bench/floor.py).",
         f"- baseline: TimeSformer-style ViT-Ti (D 192, depth 12, 3 heads), joint space-time attention through"

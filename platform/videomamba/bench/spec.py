@@ -106,6 +106,7 @@ class Options:
     memory_fit_model: str = "videomamba_middle"
     profile: list[str] = field(default_factory=list)
     isolate: bool = True
+    cuda_graphs: bool = False
     device: str | None = None
     argv: list[str] = field(default_factory=list)
 

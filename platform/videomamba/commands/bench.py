@@ -99,6 +99,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-bench", dest="bench", action="store_false", default=None, help="only the other sections")
     p.add_argument("--bench", dest="bench", action="store_true",
                    help="the speed benchmark too when --check is given (--check alone only checks)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="capture each timed step in a CUDA graph and replay it (every model): the GPU's time "
+                        "without the host's kernel-launch overhead")
     p.add_argument("--no-isolate", dest="isolate", action="store_false", help="run everything in this process")
     p.add_argument("--device", default=None)
 
@@ -116,6 +119,7 @@ def options_from_args(args) -> Options:
         bench=args.bench if args.bench is not None else not args.check,  # --check alone: only the checks
         check=args.check,
         memory_fit=args.memory_fit, profile=args.profile, isolate=args.isolate, device=args.device,
+        cuda_graphs=args.cuda_graphs,
         argv=_command_line(),
     )
 
