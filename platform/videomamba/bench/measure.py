@@ -149,13 +149,17 @@ def _graphed(model, spec: Spec, device, dtype: str, seed: int) -> tuple[Callable
     with torch.cuda.graph(graph):
         body()
 
+    def replay() -> None:  # holds the graph's inputs: their memory must outlive the capture
+        graph.replay()
+
     def release() -> None:
         graph.reset()
         if opt is not None:
             opt.state.clear()
         model.zero_grad(set_to_none=True)
 
-    return graph.replay, release
+    replay.inputs = (video, labels)
+    return replay, release
 
 
 def is_oom(err: BaseException) -> bool:
@@ -230,11 +234,13 @@ def _measure_into(row: dict, spec: Spec, device, opts: Options, cache: ModelCach
     row["params"] = sum(p.numel() for p in model.parameters())
     with contextlib.suppress(Exception):
         row["dims"] = dims_of(model).to_dict()
+    if cuda:  # before make_step: a CUDA graph's warm-up steps and capture allocate there
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
     step, release = make_step(model, spec, device, opts.dtype, cuda_graph=opts.cuda_graphs)
     try:
         if cuda:
             torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats(device)
             row["base_mem_bytes"] = torch.cuda.memory_allocated(device)
         times, row["n_warmup"] = time_steps(step, Clock(device), warmup=opts.warmup, repeats=opts.repeats,
                                             budget_s=opts.config_budget_s, min_repeats=opts.min_repeats)

@@ -65,11 +65,9 @@ class _AddRMSNorm(torch.autograd.Function):
         acc = res.dtype
         dweight = None
         if _fused(res):
-            dout = dout.to(acc)
-            dr, _ = torch.ops.aten._fused_rms_norm_backward(dout, res, [res.shape[-1]], rstd, weight.to(acc),
-                                                            [True, False])
-            if ctx.needs_input_grad[2]:  # torch's own weight-gradient kernel took 3x as long (H200, session 10)
-                dweight = (dout * res).mul_(rstd).reshape(-1, res.shape[-1]).sum(0).to(weight.dtype)
+            dr, dweight = torch.ops.aten._fused_rms_norm_backward(
+                dout.to(acc), res, [res.shape[-1]], rstd, weight.to(acc), [True, ctx.needs_input_grad[2]])
+            dweight = dweight.to(weight.dtype) if dweight is not None else None
         else:
             xhat = res * rstd
             dwx = dout.to(acc) * weight.to(acc)
