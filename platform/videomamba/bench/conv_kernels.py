@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_SHAPES = ("ti-8f", "ti-64f")
 SWEEP_NAMES = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "BWD_BLOCK_D", "BWD_BLOCK_L", "BWD_NUM_WARPS")
-# around the defaults (ops/triton/causal_conv1d.py: CONV_FWD = (2, 512, 4), CONV_BWD = (4, 512, 8))
+# around the defaults (ops/triton/causal_conv1d.py: CONV_FWD = (2, 512, 4), CONV_BWD = (2, 256, 4))
 SWEEP = [dict(BLOCK_L=256), dict(BLOCK_L=1024), dict(BLOCK_L=1024, NUM_WARPS=8), dict(BLOCK_D=1),
          dict(BLOCK_D=4), dict(BLOCK_D=4, BLOCK_L=256), dict(NUM_WARPS=2), dict(NUM_WARPS=8),
          dict(BWD_BLOCK_L=128), dict(BWD_BLOCK_L=512), dict(BWD_BLOCK_L=512, BWD_NUM_WARPS=8),

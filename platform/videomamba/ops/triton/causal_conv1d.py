@@ -49,13 +49,12 @@ __all__ = ["causal_conv1d_triton", "bi_causal_conv1d_triton", "bi_conv_fwd", "bi
            "CONV_BWD"]
 
 # GPU defaults (BLOCK_D, BLOCK_L, num_warps), forward and backward: a few channels and a few hundred
-# positions per program (coalesced rows, 4-8 elements per thread and tile). The backward's from a
-# sweep on an H200 (`python -m videomamba.bench.conv_kernels --sweep ...`,
-# benchmarks/2026-12-03-h200-session10 call 2): (4, 512, 8) took fwd + bwd 0.81 / 0.66 ms at Ti
-# 8f / 64f against 0.95 / 1.12 for the previous (2, 256, 4), the best of ten at 64 frames and
-# within 0.13 ms of the best at 8.
+# positions per program (coalesced rows, 4-8 elements per thread and tile). Chosen by the design
+# above. Two H200 sweeps (`python -m videomamba.bench.conv_kernels --sweep ...`,
+# benchmarks/2026-12-03-h200-session10 calls 2 and 3) did not settle a better backward: in each,
+# whichever configuration ran first at a shape was the slowest, by up to 1.5x.
 CONV_FWD = (2, 512, 4)
-CONV_BWD = (4, 512, 8)
+CONV_BWD = (2, 256, 4)
 CONV_BWD_KERNELS = ("k4", "generic")
 _ACTIVATIONS = (None, "silu", "swish")
 
