@@ -54,12 +54,14 @@ def build_model(spec: Spec, device):
     return model.to(device)
 
 
-def autocast(device, dtype: str):
+def autocast(device, dtype: str, cache_enabled: bool = True):
+    """The step's autocast context (none for fp32); ``cache_enabled=False`` inside CUDA graph capture."""
     import torch
 
     if dtype == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype])
+    return torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype],
+                          cache_enabled=cache_enabled)
 
 
 def make_step(model, spec: Spec, device, dtype: str = "bf16", seed: int = 0,
@@ -67,84 +69,64 @@ def make_step(model, spec: Spec, device, dtype: str = "bf16", seed: int = 0,
     """``(step, release)``: one inference or training step on fixed random inputs
     (video ``(B, 3, T, H, W)`` ~ N(0, 1), labels uniform), and a function dropping the
     optimizer/grad state. ``cuda_graph`` (CUDA only): the step is captured once in a CUDA graph
-    (:func:`_graphed`) and ``step`` replays it: the GPU's time without the host's launch overhead."""
+    (:func:`_graphed`) and ``step`` replays it: the GPU's time without the host's launch overhead.
+    Raises ValueError for an unknown ``spec.mode``."""
     import torch
     import torch.nn.functional as F
 
-    if cuda_graph and device.type == "cuda":
-        return _graphed(model, spec, device, dtype, seed)
-
+    if spec.mode not in ("infer", "train"):
+        raise ValueError(f"mode must be one of {MODES}, got {spec.mode!r}")
+    cuda_graph = cuda_graph and device.type == "cuda"
     gen = torch.Generator(device=device).manual_seed(seed)
     shape = (spec.batch, 3, spec.frames, spec.img_size, spec.img_size)
     video = torch.randn(shape, device=device, generator=gen)
-    if spec.mode == "infer":
-        model.eval()
-
-        def step() -> None:
-            with torch.inference_mode(), autocast(device, dtype):
-                model(video)
-
-        return step, lambda: None
-    if spec.mode != "train":
-        raise ValueError(f"mode must be one of {MODES}, got {spec.mode!r}")
-    labels = torch.randint(0, spec.num_classes, (spec.batch,), device=device, generator=gen)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=device.type == "cuda")
-
-    def train_step() -> None:
-        with autocast(device, dtype):
-            logits = model(video)
-        F.cross_entropy(logits.float(), labels).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    def release() -> None:
-        opt.state.clear()
-        model.zero_grad(set_to_none=True)
-
-    return train_step, release
-
-
-def _graphed(model, spec: Spec, device, dtype: str, seed: int) -> tuple[Callable[[], None], Callable[[], None]]:
-    """The step of :func:`make_step` captured in a ``torch.cuda.CUDAGraph`` (PyTorch's whole-network
-    capture recipe: three eager warm-up steps on a side stream, which also let ``auto`` backends
-    time and pick theirs, then one capture; autocast without its weight cache, AdamW fused and
-    capturable). Training replays forward, loss, backward and the optimizer step as one launch."""
-    import torch
-    import torch.nn.functional as F
-
-    gen = torch.Generator(device=device).manual_seed(seed)
-    video = torch.randn((spec.batch, 3, spec.frames, spec.img_size, spec.img_size), device=device, generator=gen)
-    amp = dict(device_type="cuda", dtype=torch.float16 if dtype == "fp16" else torch.bfloat16,
-               enabled=dtype != "fp32", cache_enabled=False)
     train = spec.mode == "train"
-    if not train and spec.mode != "infer":
-        raise ValueError(f"mode must be one of {MODES}, got {spec.mode!r}")
-    labels = torch.randint(0, spec.num_classes, (spec.batch,), device=device, generator=gen)
+    labels = torch.randint(0, spec.num_classes, (spec.batch,), device=device, generator=gen) if train else None
     model.train(train)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=True, capturable=True) \
-        if train else None
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=device.type == "cuda",
+                            capturable=cuda_graph) if train else None
 
-    def body() -> None:
+    def step() -> None:
         if not train:
-            with torch.inference_mode(), torch.autocast(**amp):
+            with torch.inference_mode(), autocast(device, dtype, cache_enabled=not cuda_graph):
                 model(video)
             return
-        with torch.autocast(**amp):
+        with autocast(device, dtype, cache_enabled=not cuda_graph):
             logits = model(video)
         F.cross_entropy(logits.float(), labels).backward()
         opt.step()
+        if not cuda_graph:
+            opt.zero_grad(set_to_none=True)
+
+    def release() -> None:
+        if opt is not None:
+            opt.state.clear()
+        model.zero_grad(set_to_none=True)
+
+    if cuda_graph:
+        return _graphed(step, opt, release, (video, labels), device)
+    return step, release
+
+
+def _graphed(body, opt, release, inputs, device) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``body`` captured in a ``torch.cuda.CUDAGraph`` (PyTorch's whole-network capture recipe:
+    three eager warm-up steps on a side stream, which also let ``auto`` backends time and pick
+    theirs, then one capture; autocast without its weight cache, AdamW fused and capturable).
+    Training replays forward, loss, backward and the optimizer step as one launch."""
+    import torch
+
+    def zero_grad() -> None:
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
 
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
         for _ in range(3):
-            if train:
-                opt.zero_grad(set_to_none=True)
+            zero_grad()
             body()
     torch.cuda.current_stream(device).wait_stream(side)
-    if train:
-        opt.zero_grad(set_to_none=True)  # the captured backward allocates the gradients in the graph's pool
+    zero_grad()  # the captured backward allocates the gradients in the graph's pool
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         body()
@@ -152,14 +134,12 @@ def _graphed(model, spec: Spec, device, dtype: str, seed: int) -> tuple[Callable
     def replay() -> None:  # holds the graph's inputs: their memory must outlive the capture
         graph.replay()
 
-    def release() -> None:
+    def release_graph() -> None:
         graph.reset()
-        if opt is not None:
-            opt.state.clear()
-        model.zero_grad(set_to_none=True)
+        release()
 
-    replay.inputs = (video, labels)
-    return replay, release
+    replay.inputs = inputs
+    return replay, release_graph
 
 
 def is_oom(err: BaseException) -> bool:

@@ -30,10 +30,13 @@ def add_rms_norm_ref(
     return out.to(x.dtype), residual
 
 
+_HAS_FUSED_RMS_NORM = hasattr(torch.ops.aten, "_fused_rms_norm_backward")  # torch >= 2.8
+
+
 def _fused(res: torch.Tensor) -> bool:
     """Whether torch's fused RMSNorm kernels (``aten._fused_rms_norm`` and its backward, one kernel
-    each way on CUDA; torch >= 2.8) serve ``res``: fp32 on CUDA. Elsewhere the composed ops run."""
-    return res.is_cuda and res.dtype == torch.float32 and hasattr(torch.ops.aten, "_fused_rms_norm_backward")
+    each way on CUDA) serve ``res``: fp32 on CUDA. Elsewhere the composed ops run."""
+    return _HAS_FUSED_RMS_NORM and res.is_cuda and res.dtype == torch.float32
 
 
 class _AddRMSNorm(torch.autograd.Function):
