@@ -258,6 +258,15 @@ def test_cli_registers_bench():
     assert options_from_args(build_parser().parse_args(["bench", "--cuda-graphs"])).cuda_graphs
 
 
+def test_cuda_graphs_off_cuda_is_an_error_row_naming_the_flag(tmp_path):
+    spec = bspec.Spec(model="attention_tiny", backend="sdpa", frames=2, batch=2, mode="train", img_size=32,
+                      num_classes=5, depth=1)
+    with pytest.raises(ValueError, match="--cuda-graphs needs a CUDA device, got cpu"):
+        measure.make_step(measure.build_model(spec, torch.device("cpu")), spec, torch.device("cpu"), cuda_graph=True)
+    row = measure.measure(spec, torch.device("cpu"), _opts(tmp_path, cuda_graphs=True))
+    assert row["status"] == "error" and "--cuda-graphs needs a CUDA device" in row["error"]
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("model_name", ["videomamba_tiny", "attention_tiny"])
 def test_cuda_graph_step_replays_training(gpu, model_name):

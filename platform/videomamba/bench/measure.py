@@ -70,13 +70,15 @@ def make_step(model, spec: Spec, device, dtype: str = "bf16", seed: int = 0,
     (video ``(B, 3, T, H, W)`` ~ N(0, 1), labels uniform), and a function dropping the
     optimizer/grad state. ``cuda_graph`` (CUDA only): the step is captured once in a CUDA graph
     (:func:`_graphed`) and ``step`` replays it: the GPU's time without the host's launch overhead.
-    Raises ValueError for an unknown ``spec.mode``."""
+    Raises ValueError for an unknown ``spec.mode``, or ``cuda_graph`` off CUDA (it used to time
+    eager steps under a report header that said graphs)."""
     import torch
     import torch.nn.functional as F
 
     if spec.mode not in ("infer", "train"):
         raise ValueError(f"mode must be one of {MODES}, got {spec.mode!r}")
-    cuda_graph = cuda_graph and device.type == "cuda"
+    if cuda_graph and device.type != "cuda":
+        raise ValueError(f"--cuda-graphs needs a CUDA device, got {device}")
     gen = torch.Generator(device=device).manual_seed(seed)
     shape = (spec.batch, 3, spec.frames, spec.img_size, spec.img_size)
     video = torch.randn(shape, device=device, generator=gen)
