@@ -341,6 +341,32 @@ def test_scan_kernels_sweep_env_and_report(monkeypatch):
     assert "SEGMENTS=1" in text and "OutOfResources" in text and "| ti-64f | 5.00e-03 | 7.00e-03 | z |" in text
 
 
+def test_interleaved_timing_rotates_the_order_under_each_entrys_env(monkeypatch):
+    """Kernel benchmarks' --interleave: every entry runs per_round timed calls (plus one untimed) per
+    round under its own VIDEOMAMBA_TRITON_* overrides; the first entry of a round rotates, and every
+    other round runs the rest in reverse, so no entry always runs first or after the same one; rows
+    keep their sequential times."""
+    from videomamba.bench import scan_kernels as sk
+
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_BLOCK_L", raising=False)
+    calls = []
+
+    def fn(tag):
+        return lambda: calls.append((tag, os.environ.get("VIDEOMAMBA_TRITON_BLOCK_L")))
+
+    entries = [(None, fn("a")), ({"BLOCK_L": 8}, fn("b")), ({"BLOCK_L": 32}, fn("c"))]
+    meds = sk.time_interleaved(entries, rounds=4, per_round=2, device="cpu")
+    assert len(meds) == 3 and all(m >= 0 for m in meds)
+    assert len(calls) == 4 * 3 * 3 and "VIDEOMAMBA_TRITON_BLOCK_L" not in os.environ
+    assert {c for c in calls if c[0] == "b"} == {("b", "8")} and {c for c in calls if c[0] == "a"} == {("a", None)}
+    orders = ["".join(c[0] for c in calls[r * 9:(r + 1) * 9:3]) for r in range(4)]
+    assert orders == ["abc", "bac", "cab", "acb"]
+    rows = [{"fwd_ms": 9.0, "fwd_bwd_ms": 9.0}, {"error": "x"}]
+    sk.retime_interleaved([(rows[0], None, fn("a"), fn("a")), (rows[1], None, fn("b"), fn("b"))], 2, 1, "cpu")
+    assert rows[0]["fwd_seq_ms"] == 9.0 and rows[0]["fwd_ms"] < 9.0 and "interleaved" in rows[0]["timing"]
+    assert "fwd_ms" not in rows[1]
+
+
 def test_git_commit_env_wins(monkeypatch):
     """A copied checkout's .git may lag its files: an explicit GIT_COMMIT is what gets recorded."""
     monkeypatch.setenv("GIT_COMMIT", "abc1234")

@@ -442,6 +442,37 @@ def test_quantized_segments_fill_the_last_wave():
         assert 1 <= n <= max(1, target) and -(-ntiles // tps) == n  # whole tiles per segment
 
 
+def test_resident_programs_and_the_backward_segments_follow_its_register_cap(monkeypatch):
+    """Programs per SM from registers (65,536 per SM in 256-register units per warp; at most 64 warps,
+    32 programs): the forward's 2 warps at 128 and the backward's 1 warp at 255 hold 8, a backward cap
+    of 192 holds 10 and 168 holds 12. The backward's segment count fills the last wave of those slots,
+    and VIDEOMAMBA_TRITON_BWD_SEGMENTS sets it for the backward alone."""
+    from videomamba.ops.triton import config
+
+    rp = config.resident_programs
+    assert (rp(2, 128), rp(1, 255), rp(1, 192), rp(1, 168), rp(4, 32), rp(1, 16)) == (8, 8, 10, 12, 16, 32)
+    monkeypatch.setattr(config, "_sm_count", lambda index: 132)
+    monkeypatch.setattr(config, "interpreting", lambda: False)
+    for var in ("KERNEL", "SEGMENTS", "BWD_SEGMENTS", "MAXNREG", "BWD_MAXNREG", "BLOCK_D", "BWD_BLOCK_D",
+                "NUM_WARPS", "BWD_NUM_WARPS"):
+        monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{var}", raising=False)
+
+    def segs(length=12545, batch=4):
+        cuda = torch.device("cuda", 0)
+        fwd = config.scan_config(batch, 384, 16, length, (384,), cuda)
+        bwd = config.scan_config(batch, 384, 16, length, (384,), cuda, backward=True,
+                                 block_l=fwd["BLOCK_L"] // fwd["HS_SPLIT"])
+        return fwd["nseg"], bwd["nseg"], bwd["maxnreg"]
+
+    assert segs() == (22, 44, None)  # Ti 64f: 96 x 44 = 4224 = 4 waves of 1056
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_MAXNREG", "168")  # 12 per SM: 1584 slots
+    f, b, cap = segs()
+    waves = 96 * b / 1584
+    assert (f, cap) == (22, 168) and b <= 44 and waves / -(-waves // 1) >= 0.95 and b != 44  # 44: 2.67 waves
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_SEGMENTS", "7")
+    assert segs()[:2] == (22, 7)
+
+
 def test_scan_config_dbc_scatter_needs_one_warp_of_exact_lanes(monkeypatch):
     """On the GPU the reduce-scatter runs only where a backward program is one warp whose lane
     layout the CUDA tests have checked (the shuffles address lanes): config.SCATTER_BLOCKS_GPU."""

@@ -14,7 +14,8 @@ fp32 weights (D, 4) and biases; under bf16 autocast, as the model runs):
   (``VIDEOMAMBA_TRITON_CONV_*`` overrides; ``--sweep 'BLOCK_L=1024,NUM_WARPS=8;BWD_KERNEL=generic'``).
 
 Modes ``fwd`` (no grad) and ``fwd+bwd`` (gradients of x, both weights and biases). CUDA events,
-warm-up first (Triton compiles there), median of ``--repeats``. ``floor``: HBM bytes of the
+warm-up first (Triton compiles there), median of ``--repeats`` (``--interleave ROUNDS``: each shape's
+rows re-timed in rotating rounds, ``scan_kernels.time_interleaved``). ``floor``: HBM bytes of the
 bidirectional op at 4.8 TB/s (H200; 6 bytes per (batch, channel, position) forward: x read, two
 outputs written; 8 backward: x and both dy read, dx written). Agreement: each impl's outputs and
 gradients against the fp32 PyTorch conv on the same inputs, relative to its max. Every row is
@@ -32,7 +33,7 @@ import logging
 from pathlib import Path
 
 from .floor import peaks_for
-from .scan_kernels import SHAPES, kernel_bench_main, parse_sweep_entries, time_op, triton_env
+from .scan_kernels import SHAPES, kernel_bench_main, parse_sweep_entries, retime_interleaved, time_op, triton_env
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def _write(out: Path, res: dict) -> None:
 
 
 def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3, sweep: list[dict] | None = None,
-        shapes: list[str] | None = None, sweep_shapes: tuple[str, ...] = SWEEP_SHAPES) -> dict:
+        shapes: list[str] | None = None, sweep_shapes: tuple[str, ...] = SWEEP_SHAPES, interleave: int = 0) -> dict:
     import torch
 
     from .measure import environment
@@ -206,6 +207,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3, s
             continue
         length = inp["x"].shape[-1]
         runs = [(i, None) for i in impls] + [("ours_bi", c) for c in (sweep if label in sweep_shapes else [])]
+        timed = []
         for impl, cfg in runs:
             row = {"shape": label, "d_inner": dim, "batch": batch, "L": length, "impl": impl,
                    "config": cfg or ("default" if impl.startswith("ours") else "-"),
@@ -223,6 +225,8 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3, s
                         row["launch"] = _launch_info()
                     if cfg is None:
                         res["agreement"][f"{label}/{impl}"] = agreement(inp, impl)
+                    if interleave:
+                        timed.append((row, env_names(cfg), fwd, fwd_bwd))
             except Exception as err:  # noqa: BLE001 - a failing config is a row
                 row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
             torch.cuda.empty_cache()
@@ -230,6 +234,11 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3, s
             _ratios(res["rows"])
             _write(out, res)
             log.info("%s", {k: row.get(k) for k in ("shape", "impl", "config", "fwd_ms", "fwd_bwd_ms", "error")})
+        if interleave and timed:
+            retime_interleaved(timed, interleave, max(1, repeats // interleave))
+            del timed
+            _ratios(res["rows"])
+            _write(out, res)
         del inp
         torch.cuda.empty_cache()
     return res

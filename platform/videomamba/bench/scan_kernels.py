@@ -14,7 +14,10 @@ events, warm-up first (Triton compiles there), median of ``--repeats``. Correctn
 default configuration against the mamba-ssm pair (with the real flips), outputs and input
 gradients, relative to the reference's max.
 
-    PYTHONPATH=platform python -m videomamba.bench.scan_kernels --out DIR [--quick]
+``--interleave ROUNDS`` re-times each shape's rows in rounds (:func:`time_interleaved`), so that a
+row's place in the run cannot favour it.
+
+    PYTHONPATH=platform python -m videomamba.bench.scan_kernels --out DIR [--quick] [--interleave 5]
 """
 
 from __future__ import annotations
@@ -137,6 +140,48 @@ def time_op(fn, *, warmup: int, repeats: int, device="cuda") -> float:
     return statistics.median(ms)
 
 
+def time_interleaved(entries: list, *, rounds: int, per_round: int, device="cuda") -> list[float]:
+    """Median ms per call of each ``(env cfg, fn)`` entry, timed in ``rounds`` rounds in which every
+    entry makes ``per_round`` calls back to back (CUDA events between calls; one untimed call after
+    each switch). Round r starts with entry r mod n, and every other round runs the rest in reverse,
+    so that no configuration always runs first, or after the same neighbour: sequential rows were
+    skewed by their position in the run (the conv sweeps of benchmarks/2026-12-03-h200-session10)."""
+    import torch
+
+    from .timing import Clock as _Clock
+
+    clock = _Clock(torch.device(device))
+    samples: list[list[float]] = [[] for _ in entries]
+    n = len(entries)
+    for r in range(rounds):
+        order = [(i + r) % n for i in range(n)]
+        for i in (order[:1] + order[:0:-1] if r % 2 else order):
+            cfg, fn = entries[i]
+            with triton_env(cfg):
+                fn()
+                clock.sync()
+                marks = [clock.mark()]
+                for _ in range(per_round):
+                    fn()
+                    marks.append(clock.mark())
+                clock.sync()
+            samples[i] += [clock.ms(a, b) for a, b in zip(marks, marks[1:])]
+    return [statistics.median(v) for v in samples]
+
+
+def retime_interleaved(timed: list, rounds: int, per_round: int, device="cuda") -> None:
+    """Replace the sequential ``fwd_ms`` / ``fwd_bwd_ms`` of ``timed`` [(row, cfg, fwd, fwd_bwd)] (one
+    shape's rows) by :func:`time_interleaved` medians; each row keeps its sequential values as
+    ``*_seq_ms`` and records ``timing``."""
+    ok = [t for t in timed if "error" not in t[0]]
+    for key, k in (("fwd_ms", 2), ("fwd_bwd_ms", 3)):
+        meds = time_interleaved([(t[1], t[k]) for t in ok], rounds=rounds, per_round=per_round, device=device)
+        for t, ms in zip(ok, meds):
+            t[0][key.replace("_ms", "_seq_ms")] = t[0].get(key)
+            t[0][key] = ms
+            t[0]["timing"] = f"interleaved: {rounds} rounds x {per_round} calls"
+
+
 def _with_grad(x: dict) -> dict:
     return {k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in x.items()}
 
@@ -217,7 +262,7 @@ def parse_sweep(text: str) -> list[dict]:
     (names of the VIDEOMAMBA_TRITON_* overrides, without the prefix)."""
     from videomamba.ops.triton.config import KERNELS
 
-    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_BLOCK_L", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
+    allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_SEGMENTS", "BWD_BLOCK_L", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
                "BWD_ATOMIC", "BWD_DBC_SCATTER", "NS", "BWD_NS", "BWD_SUB", "MAXNREG", "BWD_MAXNREG", "PREFETCH",
                "BWD_PRELOAD", "BWD_SPLIT_TAIL",
                "BWD_SPLIT_HEAD", "FWD_SPLIT")
@@ -226,7 +271,7 @@ def parse_sweep(text: str) -> list[dict]:
 
 def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
         sweep: list[dict] | None = None, shapes: list[str] | None = None,
-        sweep_shapes: tuple[str, ...] = SWEEP_SHAPES) -> dict:
+        sweep_shapes: tuple[str, ...] = SWEEP_SHAPES, interleave: int = 0) -> dict:
     import torch
 
     from videomamba.ops.triton.config import scan_config
@@ -247,6 +292,7 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
         length = x["u_f"].shape[-1]
         cfgs = [None] + (sweep if label in sweep_shapes else [])
         impls = [("mamba_ssm", None), ("mamba_ssm_packed", None)] * have_mamba + [("ours", c) for c in cfgs]
+        timed = []
         for impl, cfg in impls:
             with triton_env(cfg):
                 chosen = {}
@@ -265,11 +311,16 @@ def run(out: Path, *, quick: bool = False, repeats: int = 20, warmup: int = 3,
                     if impl == "ours":
                         row["launch"] = _launch_info()
                     row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+                    if interleave:
+                        timed.append((row, cfg, fwd, fwd_bwd))
                 except Exception as err:  # noqa: BLE001 - a failing config is a row
                     row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
                 torch.cuda.empty_cache()
             res["rows"].append(row)
             log.info("%s", {k: row.get(k) for k in ("shape", "impl", "config", "fwd_ms", "fwd_bwd_ms", "error")})
+        if interleave and timed:
+            retime_interleaved(timed, interleave, max(1, repeats // interleave))
+            del timed
         if have_mamba:
             res["agreement"][label] = agreement(x)
         del x
@@ -350,11 +401,17 @@ def kernel_bench_main(argv, *, description: str, run_fn, parse_sweep_fn, sweep_s
     p.add_argument("--sweep", type=parse_sweep_fn, default=None, help=sweep_help)
     p.add_argument("--shapes", type=lambda t: [x for x in t.split(",") if x], default=None,
                    help=f"subset of {[s[0] for s in SHAPES]}")
+    p.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                   help="re-time each shape's rows in ROUNDS interleaved rounds of REPEATS / ROUNDS calls each "
+                        "(the order rotated every round), so that a row's place in the run cannot skew it")
     args = p.parse_args(argv)
+    if args.interleave < 0:
+        p.error(f"--interleave {args.interleave}: expected 0 (off) or a number of rounds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
     run_fn(Path(args.out), quick=args.quick, repeats=args.repeats, warmup=args.warmup, sweep=args.sweep,
-           shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else sweep_shapes)
+           shapes=args.shapes, sweep_shapes=tuple(s[0] for s in SHAPES) if args.sweep_all else sweep_shapes,
+           interleave=args.interleave)
     log.info("done in %.0f s; results in %s", time.time() - t0, args.out)
     return 0
 

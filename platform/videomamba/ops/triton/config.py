@@ -13,7 +13,7 @@ from .runtime import interpreting, triton
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["scan_config", "quantized_segments", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
+__all__ = ["scan_config", "quantized_segments", "resident_programs", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
 
 LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
 
@@ -81,6 +81,16 @@ def _warn_no_shuffles(version: str) -> None:
                    version, " / ".join(v.rstrip(".") for v in LANE_LAYOUT_TRITON))
 
 
+def resident_programs(num_warps: int, regs: int) -> int:
+    """Programs of ``num_warps`` warps at ``regs`` registers per thread that one SM holds at a time
+    (sm_80 / sm_90: 65,536 registers allocated per warp in units of 256, at most 64 warps and 32
+    programs). The sloop kernels use no shared memory, so registers bound it: the forward at its
+    cap of 128 on 2 warps and the backward at 255 on 1 warp hold 8 each. Segment counts are chosen
+    so that the grid fills its last wave of n_SM x this many programs (:func:`quantized_segments`)."""
+    per_warp = -(-regs * 32 // 256) * 256
+    return max(1, min(32, 64 // num_warps, 65536 // (per_warp * num_warps)))
+
+
 def _pow2_divisor(x: int, cap: int) -> int:
     """Largest power of two <= cap dividing x."""
     p = 1
@@ -125,7 +135,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     interpreter, VIDEOMAMBA_TRITON_BWD_BLOCK_L = BLOCK_L or BLOCK_L / 2).
     Env overrides for tuning: VIDEOMAMBA_TRITON_KERNEL, _BLOCK_D / _BLOCK_L / _NUM_WARPS / _NS /
     _SEGMENTS / _MAXNREG (both kernels; SEGMENTS=1: one program walks the whole sequence), and
-    _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only);
+    _BWD_SEGMENTS / _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only; the segment count is
+    chosen for the resident programs its register cap allows, :func:`resident_programs`);
     _BWD_ATOMIC=1 (dB/dC by atomics), _BWD_DBC_SCATTER=0 (dB/dC by two all-reduces per state instead
     of one reduce-scatter across the channel lanes), _PREFETCH=0 (the sloop forward without its L1
     prefetch of the next tile's rows), _BWD_PRELOAD=0 (the sloop backward without loading the next tile's rows
@@ -188,18 +199,18 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
         ns = block_n
     ntiles = triton.cdiv(max(length, 1), block_l)
     base = batch * triton.cdiv(dim, block_d)
-    if target_programs:
-        nseg = min(triton.cdiv(target_programs, base), max(1, ntiles // min_tiles))
-        if kernel == "sloop":  # at most that many, cut so that the grid's last wave is as full as can be
-            nseg = quantized_segments(base, ntiles, nseg, n_sm * SLOOP_PROGRAMS_PER_SM)
-    else:
-        nseg = min(3, ntiles)  # the interpreter: exercise the segmented path on small inputs
-    nseg = max(1, min(_env_int(env + "SEGMENTS") or nseg, ntiles))
-    tps = triton.cdiv(ntiles, nseg)
-    nseg = triton.cdiv(ntiles, tps)
     maxnreg = (backward and _env_int(env + "BWD_MAXNREG")) or _env_int(env + "MAXNREG")
     if maxnreg is None and kernel == "sloop" and not backward and target_programs:
         maxnreg = SLOOP_FWD_MAXNREG
+    if target_programs:
+        nseg = min(triton.cdiv(target_programs, base), max(1, ntiles // min_tiles))
+        if kernel == "sloop":  # at most that many, cut so that the grid's last wave is as full as can be
+            nseg = quantized_segments(base, ntiles, nseg, n_sm * resident_programs(num_warps, maxnreg or 255))
+    else:
+        nseg = min(3, ntiles)  # the interpreter: exercise the segmented path on small inputs
+    nseg = max(1, min((backward and _env_int(env + "BWD_SEGMENTS")) or _env_int(env + "SEGMENTS") or nseg, ntiles))
+    tps = triton.cdiv(ntiles, nseg)
+    nseg = triton.cdiv(ntiles, tps)
     exp_once = _env_flag(env + "BWD_EXP_ONCE", True)
     dbc_atomic = _env_flag(env + "BWD_ATOMIC", False)
     # dB/dC by a reduce-scatter across the channel lanes (selective_scan_sloop._store_dbc_scatter):
@@ -277,8 +288,4 @@ SLOOP_BWD_SPLIT_TAIL = True
 SLOOP_BWD_SPLIT_HEAD = True
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
-# programs of the sloop kernels resident per SM at their register counts (forward 2 warps under the
-# 128 cap, backward 1 warp at 255 registers: 8 each, 65536 registers per SM); segment counts are
-# chosen so that the grid fills its last wave of n_SM x this many programs (quantized_segments)
-SLOOP_PROGRAMS_PER_SM = 8
 
