@@ -231,6 +231,75 @@ def test_fused_mixer_padded_rows_bf16_recompute(monkeypatch):
     test_fused_mixer_padded_rows(monkeypatch, autocast=True, save_states=False)
 
 
+@pytest.mark.parametrize("length,segments,bwd_segments,fwd_split", [
+    (45, "2", "4", "1"),  # two backward segments in each forward one; L % 16 = 13
+    (40, "1", "3", "0"),  # one forward segment, three backward ones, the top forward tile half padding;
+    # every forward state lane loading its whole tile
+], ids=["2x2", "1x3-no-split"])
+def test_fused_mixer_rerun_computes_backward_summaries(monkeypatch, length, segments, bwd_segments, fwd_split):
+    """BiMambaTriton's forward re-run also computes the backward's segment summaries of the adjoint
+    (the sloop kernel's ADJ), so the backward has no summary launch: every gradient matches the
+    backward's own summary launch (VIDEOMAMBA_TRITON_ADJ_FUSED=0) to fp32 rounding, in both
+    directions, with the backward's segments aligned to the forward's tiles and segments."""
+    from videomamba.modules import BiMamba
+    from videomamba.ops import bimamba_fn
+    from videomamba.ops.triton import launch
+
+    for name, value in (("SEGMENTS", segments), ("BWD_SEGMENTS", bwd_segments), ("FWD_SPLIT", fwd_split)):
+        if value is None:
+            monkeypatch.delenv(f"VIDEOMAMBA_TRITON_{name}", raising=False)
+        else:
+            monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{name}", value)
+    launched = []
+
+    class _Counted:  # records the backward kernel's summary launches
+        def __getitem__(self, grid):
+            fn = kernel[grid]
+
+            def call(*args, **kw):
+                launched.append(bool(kw.get("SUMMARY")))
+                return fn(*args, **kw)
+            return call
+
+    kernel = launch.selective_scan_bwd_kernel
+    monkeypatch.setattr(launch, "selective_scan_bwd_kernel", _Counted())
+    torch.manual_seed(0)
+    m = BiMamba(8, d_state=4, backend="triton", bias=True).to(DEVICE)
+    with torch.no_grad():
+        m.out_proj.weight.normal_()
+    h = torch.randn(1, length, 8, device=DEVICE, requires_grad=True)
+    cot = torch.randn(1, length, 8, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    grads = {}
+    for fused in ("1", "0"):
+        monkeypatch.setenv("VIDEOMAMBA_TRITON_ADJ_FUSED", fused)
+        launched.clear()
+        y = bimamba_fn(h, m.in_proj.weight, m.in_proj.bias, m._direction_params(False), m._direction_params(True),
+                       m.out_proj.weight, m.out_proj.bias, save_states=False)
+        grads[fused] = torch.autograd.grad((y * cot).sum(), [h, *m.parameters()])
+        assert launched == ([] if fused == "1" else [True]), fused  # the sloop backward kernel is not counted
+    for name, a, b in zip(["input"] + [n for n, _ in m.named_parameters()], grads["1"], grads["0"]):
+        scale = b.abs().max().item() + 1e-6
+        torch.testing.assert_close(a / scale, b / scale, rtol=1e-5, atol=2e-6, msg=f"d{name}")
+
+
+def test_aligned_backward_segments():
+    """The backward's tiles per segment when its forward re-run computes the summaries: whole forward
+    tiles (multiples of HS_SPLIT backward tiles) that divide the forward's segments; on the GPU the
+    most segments up to the target that fill the last wave, the most even split for a count. The
+    resolved Ti/S/M counts: Ti 64f keeps 44 segments (4 full waves), Ti 8f keeps 4 of 50 tiles, M 64f
+    goes from 11 segments to 7 (1.91 waves, fill 0.95: its forward segments have 226 backward tiles)."""
+    from videomamba.ops.triton.config import aligned_segments
+
+    assert aligned_segments(1569, 44, 36, 22, 2, 96, 1056) == 36  # Ti 64f: 44 x 36
+    assert aligned_segments(197, 4, 99, 1, 2, 768, 1056) == 50  # Ti 8f: one forward segment, 4 x 50
+    assert aligned_segments(1569, 15, 113, 7, 2, 288, 1056) == 226  # M 64f: 2 or 226 divide 226
+    assert aligned_segments(13, 3, 3, 3, 2, 1, None) == 6  # the interpreter: 3 segments of 6
+    assert aligned_segments(8, 3, 4, 1, 2, 1, None) == 4  # one forward segment: 2 of 4 (3 would be 3, 3, 2: odd)
+    for ntiles, target, ftps, fseg in ((1569, 44, 36, 22), (393, 9, 17, 12), (50, 5, 25, 1)):
+        t = aligned_segments(ntiles, target, ftps, fseg, 2, 100, 1056)
+        assert t % 2 == 0 and (fseg == 1 or (2 * ftps) % t == 0)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_backward_kernel_writes_forward_output(dtype):
     """scan_bwd's ``y_out``: the bidirectional gated output written by the backward kernel from
