@@ -21,7 +21,7 @@ from ..projection import (channel_linear_fwd, channel_linear_grads, gemm_dtype, 
                           linear_from_bdl_input_grad, linear_from_bdl_weight_grads, linear_to_bdl_fwd,
                           linear_to_bdl_grads)
 from .causal_conv1d import bi_causal_conv1d_triton, bi_conv_bwd, bi_conv_fwd
-from .launch import ScanDir, SegmentSummaries, empty_rows, plan_adjoint, scan_bwd, scan_fwd
+from .launch import ScanDir, SegmentSummaries, empty_rows, scan_bwd, scan_fwd
 
 __all__ = ["BiMambaInnerTriton", "BiMambaTriton", "save_scan_states", "row_pitch", "ROW_ALIGN"]
 
@@ -197,27 +197,21 @@ class BiMambaTriton(torch.autograd.Function):
         weights, small_f, small_b = BiMambaTriton._split(params)
         with torch.autocast(**ctx.amp):
             fw = _MixerForward(hidden, in_w, in_b, weights, small_f, small_b)  # the forward, recomputed
+        if ctx.save_states:
+            y, hss = kept[0], list(kept[1:])
+        else:  # the forward kernel re-run for its states alone; the backward kernel writes y
+            y, hss, _last, _cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=True, return_last=False,
+                                           pitch=fw.pitch, summaries=SegmentSummaries(*kept), states_only=True)
         pitch, dt = fw.pitch, fw.dtype
         with torch.autocast(hidden.device.type, enabled=False):
             # out_proj's gradients over the padded rows (zero past L): dy first, dweight once y is there
             g_out = _pad_rows(dout.to(dt), pitch)
             dy = linear_from_bdl_input_grad(g_out, out_w)
-        adj = None
-        if ctx.save_states:
-            y, hss = kept[0], list(kept[1:])
-        else:  # the forward kernel re-run for its states alone (and the backward's segment summaries,
-            # where its segments allow); the backward kernel writes y
-            adj = plan_adjoint(fw.dirs, ctx.cfg, dy[..., :fw.length])
-            y, hss, _last, _cfg = scan_fwd(fw.dirs, fw.z, True, False, store_states=True, return_last=False,
-                                           pitch=fw.pitch, summaries=SegmentSummaries(*kept), states_only=True,
-                                           adjoint=adj)
-        with torch.autocast(hidden.device.type, enabled=False):
             u0 = fw.dirs[0].u
             y_out = None if y is not None else empty_rows(u0.shape[0], u0.shape[1], fw.length, pitch, u0.device,
                                                           u0.dtype)
             gbuf, dz = scan_bwd(fw.dirs, fw.z, hss, dy[..., :fw.length], None, True, False, ctx.cfg, pitch=pitch,
-                                y_out=y_out, adjoint=adj)
-            del adj
+                                y_out=y_out)
             del hss, dy
             y = y if y is not None else y_out
             d_out_w, d_out_b = linear_from_bdl_weight_grads(g_out, _pad_last(y, pitch), out_b is not None)

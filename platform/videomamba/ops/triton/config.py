@@ -13,7 +13,7 @@ from .runtime import interpreting, triton
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["scan_config", "quantized_segments", "aligned_segments", "resident_programs", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
+__all__ = ["scan_config", "quantized_segments", "resident_programs", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
 
 LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
 
@@ -81,38 +81,6 @@ def _warn_no_shuffles(version: str) -> None:
                    version, " / ".join(v.rstrip(".") for v in LANE_LAYOUT_TRITON))
 
 
-def aligned_segments(ntiles: int, target: int, fwd_tps: int, fwd_nseg: int, hs_split: int, base: int,
-                     slots: int | None) -> int:
-    """Tiles per segment of a backward whose segment summaries its forward re-run computes
-    (``ADJ``: the sloop forward kernel): each backward segment must be whole forward tiles
-    (``hs_split`` backward tiles) inside one forward segment, so its tiles per segment divide
-    ``hs_split x fwd_tps`` (any multiple of ``hs_split`` with one forward segment). Of those, the
-    count nearest below ``target`` segments whose grid (``base`` programs per segment) fills its last
-    wave of ``slots`` to 95% (as :func:`quantized_segments`), else the fullest (fewer on ties);
-    ``slots`` None (the interpreter): the most segments up to ``target``."""
-    step = hs_split
-    if fwd_nseg > 1:
-        span = hs_split * fwd_tps
-        cands = [t for t in range(step, span + 1, step) if span % t == 0]
-    else:
-        cands = list(range(step, ntiles + step, step))
-    by_nseg = {}
-    for t in cands:  # the fewest tiles per segment for each count: the most even segments
-        by_nseg[-(-ntiles // t)] = min(t, by_nseg.get(-(-ntiles // t), t))
-    counts = sorted(by_nseg, reverse=True)
-    under = [n for n in counts if n <= max(1, target)] or [min(counts)]
-    if slots is None:
-        return by_nseg[under[0]]
-
-    def fill(n):
-        waves = base * n / slots
-        return waves / -(-waves // 1)
-
-    full = [n for n in under if fill(n) >= 0.95]
-    n = full[0] if full else max(sorted(under), key=fill)
-    return by_nseg[n]
-
-
 def resident_programs(num_warps: int, regs: int) -> int:
     """Programs of ``num_warps`` warps at ``regs`` registers per thread that one SM holds at a time
     (sm_80 / sm_90: 65,536 registers allocated per warp in units of 256, at most 64 warps and 32
@@ -137,7 +105,7 @@ def _sm_count(index: int) -> int:
 
 
 def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tuple[int, ...], device,
-            backward: bool = False, block_l: int | None = None, fwd_cfg: dict | None = None) -> dict:
+            backward: bool = False, block_l: int | None = None) -> dict:
     """Kernel, block sizes and the segmentation of the sequence, for the forward or the backward.
 
     ``kernel`` (VIDEOMAMBA_TRITON_KERNEL): ``sloop`` (default; ``selective_scan_sloop.py``: tile
@@ -165,11 +133,6 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     HS_SPLIT: the forward stores the state after every BLOCK_L / HS_SPLIT positions, the tiles the
     backward reads them at; sloop: SLOOP_BWD_BLOCK_L on the GPU, half the forward's tile in the
     interpreter, VIDEOMAMBA_TRITON_BWD_BLOCK_L = BLOCK_L or BLOCK_L / 2).
-    ``fwd_cfg`` (the backward of a recomputing op whose forward re-run can compute the backward's
-    segment summaries, sloop kernels): segments aligned to that forward's tiles and segments
-    (:func:`aligned_segments`; a _SEGMENTS / _BWD_SEGMENTS override gives the most aligned segments
-    up to it); ``adj_fused`` says whether that is on (it is needed with more than one segment;
-    VIDEOMAMBA_TRITON_ADJ_FUSED=0 turns it off: the backward's own summary launch).
     Env overrides for tuning: VIDEOMAMBA_TRITON_KERNEL, _BLOCK_D / _BLOCK_L / _NUM_WARPS / _NS /
     _SEGMENTS / _MAXNREG (both kernels; SEGMENTS=1: one program walks the whole sequence), and
     _BWD_SEGMENTS / _BWD_BLOCK_L / _BWD_BLOCK_D / _BWD_NUM_WARPS / _BWD_NS / _BWD_SUB / _BWD_MAXNREG (the backward only; the segment count is
@@ -239,25 +202,15 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     maxnreg = (backward and _env_int(env + "BWD_MAXNREG")) or _env_int(env + "MAXNREG")
     if maxnreg is None and kernel == "sloop" and not backward and target_programs:
         maxnreg = SLOOP_FWD_MAXNREG
-    slots = n_sm * resident_programs(num_warps, maxnreg or 255) if target_programs else None
     if target_programs:
         nseg = min(triton.cdiv(target_programs, base), max(1, ntiles // min_tiles))
+        if kernel == "sloop":  # at most that many, cut so that the grid's last wave is as full as can be
+            nseg = quantized_segments(base, ntiles, nseg, n_sm * resident_programs(num_warps, maxnreg or 255))
     else:
         nseg = min(3, ntiles)  # the interpreter: exercise the segmented path on small inputs
-    seg_env = (backward and _env_int(env + "BWD_SEGMENTS")) or _env_int(env + "SEGMENTS")
-    fwd_hs = fwd_cfg["HS_SPLIT"] if fwd_cfg else 1
-    adj = (backward and kernel == "sloop" and fwd_cfg is not None and fwd_cfg.get("kernel") == "sloop"
-           and block_l * fwd_hs == fwd_cfg["BLOCK_L"] and _env_flag(env + "ADJ_FUSED", True))
-    if adj:  # whole forward tiles per segment, inside one forward segment (an override: the nearest below)
-        tps = aligned_segments(ntiles, seg_env or nseg, fwd_cfg["tps"], fwd_cfg["nseg"], fwd_hs, base,
-                               None if seg_env else slots)
-    else:
-        if target_programs and kernel == "sloop":  # at most that many, cut to fill the grid's last wave
-            nseg = quantized_segments(base, ntiles, nseg, slots)
-        nseg = max(1, min(seg_env or nseg, ntiles))
-        tps = triton.cdiv(ntiles, nseg)
+    nseg = max(1, min((backward and _env_int(env + "BWD_SEGMENTS")) or _env_int(env + "SEGMENTS") or nseg, ntiles))
+    tps = triton.cdiv(ntiles, nseg)
     nseg = triton.cdiv(ntiles, tps)
-    adj = adj and nseg > 1
     exp_once = _env_flag(env + "BWD_EXP_ONCE", True)
     dbc_atomic = _env_flag(env + "BWD_ATOMIC", False)
     # dB/dC by a reduce-scatter across the channel lanes (selective_scan_sloop._store_dbc_scatter):
@@ -286,7 +239,7 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
                 HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail,
-                split_head=split_head, fwd_split=fwd_split, adj_fused=adj)
+                split_head=split_head, fwd_split=fwd_split)
 
 
 KERNELS = ("sloop", "tile3d")

@@ -15,8 +15,7 @@ from .selective_scan_bwd import selective_scan_bwd_kernel
 from .selective_scan_fwd import selective_scan_fwd_kernel
 from .selective_scan_sloop import sloop_bwd_kernel, sloop_fwd_kernel
 
-__all__ = ["ScanDir", "GradBuffers", "SegmentSummaries", "AdjointSummaries", "plan_adjoint", "check_inputs", "scan_fwd",
-           "scan_bwd"]
+__all__ = ["ScanDir", "GradBuffers", "SegmentSummaries", "check_inputs", "scan_fwd", "scan_bwd"]
 
 
 def empty_rows(batch, dim, length, pitch, device, dtype, zero_pad=True):
@@ -81,33 +80,6 @@ class SegmentSummaries:
 
     def fits(self, ndir, batch, dim, n_state, nseg) -> bool:
         return self.state is not None and tuple(self.state.shape) == (ndir, batch, dim, nseg, n_state)
-
-
-@dataclass
-class AdjointSummaries:
-    """The backward's segment summaries of the adjoint, computed by a recomputing backward's forward
-    re-run (the sloop kernel's ``ADJ``) instead of by the backward's own summary launch: ``dout``
-    (B, D, L) the scan output's gradient, ``cfg`` the backward's configuration (its segments aligned
-    to the forward's, ``scan_config(fwd_cfg=...)``), ``state`` (ndir, B, D, nseg, N) and ``dsum``
-    (ndir, B, D, nseg) fp32, filled by :func:`scan_fwd` and read by :func:`scan_bwd`."""
-    dout: torch.Tensor
-    cfg: dict
-    state: torch.Tensor
-    dsum: torch.Tensor
-
-
-def plan_adjoint(dirs, fwd_cfg: dict, dout: torch.Tensor) -> AdjointSummaries | None:
-    """The backward's configuration for a re-run of the forward with ``fwd_cfg``, and empty summary
-    buffers for the re-run to fill; None where the segments do not allow it (``cfg["adj_fused"]``:
-    a single segment needs none)."""
-    df = dirs[0]
-    batch, dim, length, n_state = _dims(df)
-    cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
-                      backward=True, block_l=fwd_cfg["BLOCK_L"] // fwd_cfg["HS_SPLIT"], fwd_cfg=fwd_cfg)
-    if not cfg["adj_fused"]:
-        return None
-    state, dsum = _summaries(len(dirs), batch, dim, n_state, cfg, df.u.device)
-    return AdjointSummaries(_lastdim_contig(dout), cfg, state, dsum)
 
 
 def _summaries(ndir, batch, dim, n_state, cfg, device):
@@ -232,7 +204,7 @@ def _flags(dirs, reverse, softplus, z):
 
 
 def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, summaries=None,
-             states_only=False, adjoint: AdjointSummaries | None = None):
+             states_only=False):
     """Forward of one direction (``reverse`` applies) or both BiMamba directions (dirs =
     [forward, backward]; output = their sum). Returns out, per-direction tile states, last, cfg.
     ``pitch``: out is a (B, D, L) view of a (B, D, pitch) buffer with zero columns past L.
@@ -240,9 +212,7 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
     empty; when already filled for this shape (an earlier call on the same inputs), used as they
     are and the summary launch is skipped. ``states_only`` (with ``store_states``): the tile
     states alone, out returned as None (the sloop kernel skips C and the output; a recomputing
-    backward whose backward kernel writes the output itself, :func:`scan_bwd`'s ``write_y``).
-    ``adjoint`` (:func:`plan_adjoint`; sloop kernels, with ``states_only``): the re-run also fills its
-    summary buffers for :func:`scan_bwd`, which then skips its summary launch."""
+    backward whose backward kernel writes the output itself, :func:`scan_bwd`'s ``write_y``)."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
     cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device)
@@ -273,40 +243,25 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
         LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
-        if adjoint is not None and not states_only:
-            raise RuntimeError("adjoint summaries come from a states-only re-run of the sloop kernel")
-        if adjoint is not None:
-            a, last_dir = adjoint, len(dirs) - 1
-            adj_args = [a.dout, a.dout.stride(0), a.dout.stride(1), a.state[0], a.dsum[0], a.state[last_dir],
-                        a.dsum[last_dir], a.cfg["nseg"], a.cfg["tps"]]
-        else:
-            adj_args = [out, 0, 0, out, out, out, out, 1, 1]
         LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
-            *args, *adj_args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"],
-            STATES_ONLY=states_only, PREFETCH=cfg["prefetch"], SPLIT=cfg["fwd_split"], ADJ=adjoint is not None,
-            **_launch_cfg(cfg))
+            *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], STATES_ONLY=states_only,
+            PREFETCH=cfg["prefetch"], SPLIT=cfg["fwd_split"], **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
     return (None if states_only else out), hss, (last if return_last else None), cfg
 
 
-def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, y_out=None,
-             adjoint: AdjointSummaries | None = None):
+def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, y_out=None):
     """Backward of :func:`scan_fwd` (its own blocks and segments; tiles of the forward's BLOCK_L /
     HS_SPLIT positions, whose stored states it reads): the gradient buffers and dz. ``pitch``: du,
     ddelta and dz as (B, D, L) views of (B, D, pitch) buffers with zero columns past L.
     ``y_out`` (with z; sloop kernels): a (B, D, L) view of a (B, D, pitch) buffer that receives the
-    forward's output, from the states the backward recomputes (after a ``states_only`` forward).
-    ``adjoint``: the segment summaries a re-run of the forward filled (:func:`plan_adjoint`; its
-    configuration and ``dout``): no summary launch."""
+    forward's output, from the states the backward recomputes (after a ``states_only`` forward)."""
     df = dirs[0]
     batch, dim, length, n_state = _dims(df)
-    if adjoint is not None:
-        cfg = adjoint.cfg
-    else:
-        cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
-                          backward=True, block_l=fwd_cfg["BLOCK_L"] // fwd_cfg["HS_SPLIT"])
+    cfg = scan_config(batch, dim, n_state, length, tuple(g for d in dirs for g in d.dpg), df.u.device,
+                      backward=True, block_l=fwd_cfg["BLOCK_L"] // fwd_cfg["HS_SPLIT"])
     dout = _lastdim_contig(dout)
     pitch = pitch or length
     gbuf = GradBuffers(dirs, batch, dim, n_state, length, cfg["nseg"], cfg["BLOCK_D"], cfg["dbc_atomic"], pitch,
@@ -325,15 +280,14 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, 
         ypart = empty_rows(batch, dim, length, pitch, y_out.device, torch.float32, zero_pad=False) \
             if len(dirs) == 2 and y_out.dtype != torch.float32 else y_out
     dl = dlast.contiguous() if dlast is not None else dout
-    have = adjoint is not None
-    summ = (adjoint.state, adjoint.dsum) if have else _summaries(len(dirs), batch, dim, n_state, cfg, df.u.device)
+    summ = _summaries(len(dirs), batch, dim, n_state, cfg, df.u.device)
     blocks = _dir_blocks(dirs, dout, hss, summ)
     last = len(dirs) - 1
     args = [*blocks[0], *gbuf.args(0), *blocks[last], *gbuf.args(last),
             zz, zz.stride(0), zz.stride(1), dout, dout.stride(0), dout.stride(1), dl, dz, dzpart,
             dim, length, pitch, n_state, cfg["ntiles"], cfg["nseg"], cfg["tps"]]
     kw = dict(**_flags(dirs, reverse, softplus, z), HAS_DLAST=dlast is not None, DBC_ATOMIC=cfg["dbc_atomic"])
-    if summ is not None and not have:
+    if summ is not None:
         LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":

@@ -200,13 +200,11 @@ if HAS_TRITON:
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
         pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-        do_ptr, s_do_b, s_do_d, ash_ptr, ass_ptr, nseg_b, tps_b,
         REVERSE: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, TO_PART: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr, SPLIT: tl.constexpr,
-        ADJ: tl.constexpr,
     ):
         """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a
         time. STORE_STATES: the state after each sub-tile of BLOCK_L / HS_SPLIT positions (HS_SPLIT
@@ -216,14 +214,7 @@ if HAS_TRITON:
         (softplus) only its part of a tile's rows (positions NS q + s, ``_part``), the lanes exchange
         delta and delta u for the state loop (``_gather_part``), and after it sum y over the lanes by
         a reduce-scatter and gate and store their own part (instead of every lane doing all
-        positions and one storing).
-        ADJ (a backward's re-run, given the scan's output gradient ``do``): also the backward's segment
-        summaries of the adjoint, for its segments of ``tps_b`` tiles of BLOCK_L / HS_SPLIT positions
-        (whole forward tiles, each inside one forward segment): per segment j, ``ash`` the adjoint at
-        its first position with nothing coming in, ``sum_t prod(a_{s+1..t}) C_t dy_t`` (dy = do
-        silu(z)), from the scan's running product of a (the segment's first a taken as 1), and
-        ``ass`` the delta summed one position ahead; what the backward's summary launch computes in
-        a pass of its own (``selective_scan_bwd._bwd_summary_dir``)."""
+        positions and one storing)."""
         NIT: tl.constexpr = BLOCK_N // NS
         offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
@@ -250,11 +241,6 @@ if HAS_TRITON:
         sum_off = (b64 * dim + d3) * nseg
         H = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
         Hm = H
-        Sc = H  # ADJ: the adjoint summary of the current backward segment, per (state, channel)
-        Pc = H + 1.0  # ADJ: prod of a from the segment's second position to the last tile's end
-        Tc = tl.zeros([NS, BLOCK_D], dtype=tl.float32)  # ADJ: delta summed from the segment's second position
-        do_row = do_ptr + b64 * s_do_b + d3 * s_do_d + zs3
-        seg_pos = tps_b * (BLOCK_L // HS_SPLIT)  # positions per backward segment (a multiple of BLOCK_L)
         if REVERSE:
             H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, H, nseg - 1, -1, nseg - 1 - seg, n_state)
         else:
@@ -293,29 +279,6 @@ if HAS_TRITON:
                 u = tl.load(u_row + p3, mask=m3, other=0.0).to(tl.float32)  # (NS, BD, BL), same on every state lane
                 dt, _dsp = _load_delta(dt_row + p3, bias3, m3, HAS_BIAS, SOFTPLUS)
                 dtu = dt * u
-            if ADJ:
-                jb = (k * BLOCK_L) // seg_pos  # this tile's backward segment
-                if REVERSE:
-                    seg_start = ((k + 1) * BLOCK_L == (jb + 1) * seg_pos) | (k == ntiles - 1)
-                    seg_end = k * BLOCK_L == jb * seg_pos
-                else:
-                    seg_start = k * BLOCK_L == jb * seg_pos
-                    seg_end = ((k + 1) * BLOCK_L == (jb + 1) * seg_pos) | (k == ntiles - 1)
-                if SPLIT:
-                    dyp = tl.load(do_row + pp, mask=mp, other=0.0).to(tl.float32)
-                    if HAS_Z:
-                        zp = tl.load(z_row + pp, mask=mp, other=0.0).to(tl.float32)
-                        dyp *= zp * sigmoid(zp)
-                    dy = _gather_part(dyp, offs_s, ssd, NS, BLOCK_D, BLOCK_L)
-                else:
-                    dy = tl.load(do_row + p3, mask=m3, other=0.0).to(tl.float32)
-                    if HAS_Z:
-                        zt = tl.load(z_row + p3, mask=m3, other=0.0).to(tl.float32)
-                        dy *= zt * sigmoid(zt)
-                first_s = first3 & seg_start  # the segment's first position: its a is not in the products
-                Sc = tl.where(seg_start, 0.0, Sc)
-                Pc = tl.where(seg_start, 1.0, Pc)
-                Tc = tl.where(seg_start, 0.0, Tc) + tl.sum(tl.where(first_s, 0.0, dt), axis=2)
             Y = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 n_i = (i * NS + offs_s)[:, None, None]
@@ -323,14 +286,7 @@ if HAS_TRITON:
                 a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
                 bb = dtu * Bi
                 bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
-                if ADJ:  # the scan's running product of a (its first a enters nothing else) gives the adjoint's weights
-                    ac, h = tl.associative_scan((tl.where(first_s, 1.0, a), bb), 2, affine_combine)
-                    P = _pick(Pc, cols, i)[:, :, None] * ac
-                    Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
-                    Sc = tl.where(cols == i, Sc + tl.sum(P * (Ci * dy), axis=2)[:, :, None], Sc)
-                    Pc = tl.where(cols == i, _pick(P, last3.to(tl.int32), 1)[:, :, None], Pc)
-                else:
-                    _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
+                _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
                 if not STATES_ONLY:
                     Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
                     Y += h * Ci
@@ -363,17 +319,6 @@ if HAS_TRITON:
                         tl.store(hs_row + (2 * k + 1) * n_state, H, mask=mask3 & (2 * k + 1 < nths))
                 else:
                     tl.store(hs_row + k * n_state, H, mask=mask3)
-            if ADJ:  # at the segment's last tile: its summary, with the delta one position past it
-                if REVERSE:
-                    p_nx = k * BLOCK_L - 1
-                else:
-                    p_nx = (k + 1) * BLOCK_L
-                m_nx = seg_end & (p_nx >= 0) & (p_nx < L) & mask_d[None, :, None]
-                d_nx, _dsp = _load_delta(dt_row + tl.minimum(tl.maximum(p_nx, 0), L - 1) * unit, bias3, m_nx,
-                                         HAS_BIAS, SOFTPLUS)  # (NS, BD, 1)
-                b_off = (b64 * dim + d3) * nseg_b + jb  # (1, BD, 1)
-                tl.store(ash_ptr + b_off * n_state + n3, Sc, mask=mask3 & seg_end)
-                tl.store(ass_ptr + b_off + zs3, Tc[:, :, None] + d_nx, mask=lane0 & mask_d[None, :, None] & seg_end)
         if RETURN_LAST:
             if REVERSE:
                 is_last = seg == 0
@@ -391,20 +336,18 @@ if HAS_TRITON:
         s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
         z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
         dim, L, LP, n_state, ntiles, nseg, tps,
-        do_ptr, s_do_b, s_do_d, ash0, ass0, ash1, ass1, nseg_b, tps_b,
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr = False,
-        SPLIT: tl.constexpr = False, ADJ: tl.constexpr = False,
+        SPLIT: tl.constexpr = False,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
         ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first),
         the states stored at every BLOCK_L / HS_SPLIT positions. PREFETCH: each tile asks L1 for the
         next tile's rows (``prefetch_l1``) before its own loads. SPLIT: the state lanes share each tile's
-        loads, softplus and output (``_sloop_fwd_dir``). ADJ: also the backward's adjoint segment summaries
-        (``ash*`` (B, D, nseg_b, N), ``ass*`` (B, D, nseg_b) per direction) from the output gradient ``do``."""
+        loads, softplus and output (``_sloop_fwd_dir``)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -414,9 +357,8 @@ if HAS_TRITON:
             s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-            do_ptr, s_do_b, s_do_d, ash0, ass0, nseg_b, tps_b,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, ADJ)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT)
         if BI:
             tl.debug_barrier()
             _sloop_fwd_dir(
@@ -425,9 +367,8 @@ if HAS_TRITON:
                 s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-                do_ptr, s_do_b, s_do_d, ash1, ass1, nseg_b, tps_b,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, ADJ)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
