@@ -53,7 +53,8 @@ __all__ = ["causal_conv1d_triton", "bi_causal_conv1d_triton", "bi_conv_fwd", "bi
 # above. Two H200 sweeps (`python -m videomamba.bench.conv_kernels --sweep ...`,
 # benchmarks/2026-12-03-h200-session10 calls 2 and 3) did not settle a better backward: in each,
 # the first fused-conv row timed at a shape (the default's) was slower than
-# the sweep's row, whichever configuration it had, by up to 1.5x.
+# the sweep's row, whichever configuration it had, by up to 1.5x. Timed interleaved (``--interleave``,
+# benchmarks/2026-12-03-h200-session11), the backward default is the fastest at Ti 8f and within 2% at 64f.
 CONV_FWD = (2, 512, 4)
 CONV_BWD = (2, 256, 4)
 CONV_BWD_KERNELS = ("k4", "generic")
