@@ -166,6 +166,10 @@ def main(argv=None) -> int:
     p.add_argument("--sm", type=int, default=132, help="SMs of the target (H200: 132)")
     p.add_argument("--out", type=Path, default=None, help="folder for the SASS/PTX of each kernel")
     p.add_argument("--kernels", default="sloop_fwd_kernel,sloop_bwd_kernel")
+    p.add_argument("--bc-pitch", type=int, default=0,
+                   help="B and C as the first L columns of rows this many elements apart (the model's x_proj "
+                        "output: L rounded up to 8), so that the kernels may load them 16 bytes at a time; "
+                        "0: contiguous (B, N, L)")
     a = p.parse_args(argv)
 
     triton, compiled = _install_fake_driver()
@@ -180,16 +184,28 @@ def main(argv=None) -> int:
         x = torch.zeros(*s, dtype=dtype)
         return x.requires_grad_(grad)
 
+    if a.bc_pitch:  # the pad columns are zeros here, as the model's are
+        from videomamba.ops.triton import launch
+        init = launch.ScanDir.__init__
+        launch.ScanDir.__init__ = lambda self, *args, **kw: init(self, *args, **{**kw, "bc_pad_finite": True})
+
+    def bc():
+        if not a.bc_pitch:
+            return t(B, N, L)
+        return torch.zeros(B, N, a.bc_pitch, dtype=dt)[..., :L].requires_grad_()
+
     args = []
     for _ in range(2):
-        args += [t(B, D, L), t(B, D, L), t(D, N, dtype=torch.float32), t(B, N, L), t(B, N, L),
+        args += [t(B, D, L), t(B, D, L), t(D, N, dtype=torch.float32), bc(), bc(),
                  t(D, dtype=torch.float32), t(D, dtype=torch.float32)]
     z = t(B, D, L)
     out = bi_selective_scan_triton(*args, z, delta_softplus=True)
     out.backward(torch.zeros_like(out))
 
     want = a.kernels.split(",")
-    print(f"triton {triton.__version__}, sm_90, B={B} D={D} L={L} N={N} {a.dtype}")
+    from videomamba.ops.triton.config import LAST_LAUNCH
+    print(f"triton {triton.__version__}, sm_90, B={B} D={D} L={L} N={N} {a.dtype}, B/C vector loads: "
+          f"forward {LAST_LAUNCH.get('fwd_bc_vec')}, backward {LAST_LAUNCH.get('bwd_bc_vec')}")
     for name in want:
         k = compiled.get(name)
         if k is None:

@@ -163,6 +163,10 @@ def test_fused_mixer_padded_rows(monkeypatch, autocast=False, save_states=False)
                             m.out_proj.weight, m.out_proj.bias, save_states=save_states)
                  if fused else m(h, recompute=False))
         res[fused] = (y, torch.autograd.grad((y.float() * cot).sum(), [h, *m.parameters()]))
+        if fused:  # the scan loaded B and C 16 bytes at a time, reading x_proj's pad columns (zero)
+            from videomamba.ops.triton.config import LAST_LAUNCH
+            vec = 8 if autocast else 4
+            assert (LAST_LAUNCH["fwd_bc_vec"], LAST_LAUNCH["bwd_bc_vec"]) == (vec, vec)
     tol = dict(rtol=2e-2, atol=2e-2) if autocast else dict(rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(res[True][0].float(), res[False][0].float(), **tol)
     for name, a, b in zip(["input"] + [n for n, _ in m.named_parameters()], res[True][1], res[False][1]):

@@ -581,3 +581,95 @@ def test_scan_config_gpu_defaults_and_register_caps(monkeypatch):
     monkeypatch.delenv("VIDEOMAMBA_TRITON_MAXNREG")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_KERNEL", "tile3d")
     assert cfg(False)["maxnreg"] is None
+
+
+def _write_rows(buf, t):
+    """t (..., L) as the first L columns of a copy of buf (..., pitch): its other columns keep buf's
+    values (differentiable: the gradient reaches t)."""
+    out = buf.clone()
+    out[..., :t.shape[-1]] = t
+    return out[..., :t.shape[-1]]
+
+
+def _bi_case(length, seed, pad_to=0, dtype=torch.float32, device="cpu"):
+    """Inputs of a bidirectional case and functions running it on Triton and on the reference; with
+    ``pad_to``, Triton gets B and C as the first L columns of NaN-padded rows of that pitch."""
+    tf = _inputs(2, 6, 4, length, seed=seed)
+    tb = _inputs(2, 6, 4, length, seed=seed + 1)
+    keys = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
+    t = {f"{k}_f": tf[k] for k in keys} | {f"{k}_b": tb[k] for k in keys} | {"z": tf["z"]}
+    order = [f"{k}_f" for k in keys] + [f"{k}_b" for k in keys] + ["z"]
+
+    def tri(x):
+        x = dict(x)
+        if pad_to:
+            for k in ("B_f", "C_f", "B_b", "C_b"):
+                pad = torch.full((*x[k].shape[:-1], pad_to), float("nan"), dtype=dtype, device=device)
+                x[k] = _write_rows(pad, x[k])
+        return sst.bi_selective_scan_triton(*[x[k] for k in order], delta_softplus=True)
+
+    def want(x):
+        return ref.bi_selective_scan_ref(*[x[k] for k in order], delta_softplus=True)
+    return t, tri, want
+
+
+@pytest.mark.parametrize("dtype,segments", [(torch.float32, "2"), (torch.bfloat16, "3"), (torch.float16, "1")],
+                         ids=lambda v: str(v).split(".")[-1])
+def test_bc_vector_loads(backend, dtype, segments, monkeypatch):
+    """B and C rows that are 16-byte aligned and a whole number of vectors long are loaded 16 bytes
+    at a time by the sloop kernels (``bc_vec_width``: 4 fp32 or 8 bf16 / fp16 positions per load),
+    both directions' values and gradients matching the reference; rows whose padding would be read
+    (L not a multiple of the vector, padding NaN here: the caller cannot vouch for it) and
+    ``VIDEOMAMBA_TRITON_BC_VEC=0`` take the scalar loads, and nothing of the padding leaks in."""
+    _mod, device = backend
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", segments)
+    launch = importlib.import_module("videomamba.ops.triton.launch")
+    vec = 16 // torch.tensor([], dtype=dtype).element_size()
+    low = dtype != torch.float32
+    tol = dict(rtol=1e-2 if low else 2e-5, grad_rtol=2e-2 if low else 5e-5)
+    for length, pad_to, want_vec in ((48, 0, vec), (45, 48, 0)):
+        t, tri, want = _bi_case(length, 300 + length, pad_to, dtype, device)
+        _run_both(tri, want, t, dtype, device, **tol)
+        assert (launch.LAST_LAUNCH["fwd_bc_vec"], launch.LAST_LAUNCH["bwd_bc_vec"]) == (want_vec, want_vec), length
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BC_VEC", "0")
+    t, tri, want = _bi_case(48, 348, 0, dtype, device)
+    _run_both(tri, want, t, dtype, device, **tol)
+    assert (launch.LAST_LAUNCH["fwd_bc_vec"], launch.LAST_LAUNCH["bwd_bc_vec"]) == (0, 0)
+
+
+def test_bc_vec_width_checks_every_row(monkeypatch):
+    """The vector width is 0 unless every B / C row of both directions is 16-byte aligned, contiguous,
+    readable to L rounded up to the vector, and either a whole number of vectors or vouched finite
+    past L; the dtype sets the width."""
+    launch = importlib.import_module("videomamba.ops.triton.launch")
+    config = importlib.import_module("videomamba.ops.triton.config")
+    monkeypatch.setattr(launch, "interpreting", lambda: True)
+    cfg = config.scan_config(2, 8, 4, 21, (8, 8), torch.device("cpu"))
+
+    def width(B, C=None, length=21, finite=True, tiles=(16, 8), dtype=torch.bfloat16):
+        u = torch.zeros(2, 8, length, dtype=dtype)
+        A = torch.zeros(8, 4)
+        C = B if C is None else C
+        d = launch.ScanDir(u, u, A, B, C, None, None, bc_pad_finite=finite)
+        return launch.bc_vec_width([d, d], length, cfg, tiles)
+
+    buf = torch.zeros(2, 20, 24, dtype=torch.bfloat16)
+    assert width(buf[:, 4:8, :21]) == 8  # rows at pitch 24, 8 elements (16 bytes) apart
+    assert width(buf[:, 4:8, :21], finite=False) == 0  # the padding read past L may hold anything
+    assert width(buf[:, 4:8, :16], length=16, finite=False) == 8  # a whole number of vectors: no padding read
+    assert width(buf[:, 4:8, 1:22]) == 0  # rows start 2 bytes past a 16-byte boundary
+    assert width(torch.zeros(2, 24, 20, dtype=torch.bfloat16).transpose(1, 2)[:, 4:8, :21]) == 0  # L-stride 20
+    assert width(torch.zeros(2, 4, 21, dtype=torch.bfloat16)) == 0  # pitch 21
+    assert width(buf[:, 16:20, :21]) == 8
+    assert width(torch.zeros(2, 20, 24, dtype=torch.bfloat16)[:, 16:20, 3:24], length=21) == 0  # misaligned
+    tail = torch.zeros(2 * 20 * 24 - 3, dtype=torch.bfloat16)  # the last row's padding cut off
+    assert width(tail.as_strided((2, 4, 21), (480, 24, 1), 16 * 24)) == 0
+    assert width(buf[:, 4:8, :21], tiles=(16, 4)) == 0  # a 4-position tile is half a vector
+    f32 = torch.zeros(2, 20, 24)
+    assert width(f32[:, 4:8, :21], dtype=torch.float32) == 4
+    assert width(f32[:, 4:8, :21], buf[:, 4:8, :21]) == 0  # mixed dtypes
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BC_VEC", "0")
+    assert width(buf[:, 4:8, :21]) == 0
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_BC_VEC", "yes")
+    with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_BC_VEC"):
+        width(buf[:, 4:8, :21])

@@ -147,8 +147,9 @@ class _MixerForward:
             rank = dw.shape[1]
             delta = channel_linear_fwd(xdbl[:, :rank], dw)  # (B, d_inner, P)
             self.xdbl.append(xdbl)
+            # x_proj's output past L (its input's zero pad columns times the weights) is finite
             dirs.append(ScanDir(u[..., :length], delta[..., :length], small[0], xdbl[:, rank:rank + n, :length],
-                                xdbl[:, rank + n:, :length], small[1], small[2]))
+                                xdbl[:, rank + n:, :length], small[1], small[2], bc_pad_finite=True))
         self.dirs = dirs
 
 

@@ -13,7 +13,8 @@ from .runtime import interpreting, triton
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["scan_config", "quantized_segments", "resident_programs", "LAST_LAUNCH", "SEG_WAVES", "KERNELS"]
+__all__ = ["scan_config", "quantized_segments", "resident_programs", "env_flag", "lane_shuffles", "LAST_LAUNCH",
+           "SEG_WAVES", "KERNELS"]
 
 LAST_LAUNCH: dict = {}  # kernel name -> handle returned by its last launch (n_regs, n_spills when compiled)
 
@@ -55,7 +56,7 @@ def quantized_segments(base: int, ntiles: int, target: int, slots: int) -> int:
     return best
 
 
-def _env_flag(name: str, default: bool) -> bool:
+def env_flag(name: str, default: bool) -> bool:
     """An on/off switch from the environment: ``1`` or ``0``, the default when unset; any other
     value raises naming it (``true`` would otherwise silently mean one of the two)."""
     v = (os.environ.get(name) or "").strip()
@@ -71,7 +72,7 @@ def lane_shuffles() -> bool:
     forward's split) may run on the GPU. They address lanes, so they need the tile layout Triton gave
     on the releases in LANE_LAYOUT_TRITON, which the CUDA tests checked. ``VIDEOMAMBA_TRITON_LANE_SHUFFLES``
     = 1 / 0 forces them on / off (1: to check a new release with the CUDA tests)."""
-    return _env_flag("VIDEOMAMBA_TRITON_LANE_SHUFFLES", triton.__version__.startswith(LANE_LAYOUT_TRITON))
+    return env_flag("VIDEOMAMBA_TRITON_LANE_SHUFFLES", triton.__version__.startswith(LANE_LAYOUT_TRITON))
 
 
 @functools.lru_cache(maxsize=None)
@@ -211,30 +212,30 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     nseg = max(1, min((backward and _env_int(env + "BWD_SEGMENTS")) or _env_int(env + "SEGMENTS") or nseg, ntiles))
     tps = triton.cdiv(ntiles, nseg)
     nseg = triton.cdiv(ntiles, tps)
-    exp_once = _env_flag(env + "BWD_EXP_ONCE", True)
-    dbc_atomic = _env_flag(env + "BWD_ATOMIC", False)
+    exp_once = env_flag(env + "BWD_EXP_ONCE", True)
+    dbc_atomic = env_flag(env + "BWD_ATOMIC", False)
     # dB/dC by a reduce-scatter across the channel lanes (selective_scan_sloop._store_dbc_scatter):
     # its shuffles address lanes, so on the GPU only for one-warp blocks whose lane layout the CUDA
     # tests have checked (SCATTER_BLOCKS_GPU); the interpreter runs it for any block
     shuffles = not target_programs or lane_shuffles()
     if kernel == "sloop" and not shuffles:
         _warn_no_shuffles(triton.__version__)
-    dbc_scatter = (_env_flag(env + "BWD_DBC_SCATTER", True) and kernel == "sloop" and backward and shuffles
+    dbc_scatter = (env_flag(env + "BWD_DBC_SCATTER", True) and kernel == "sloop" and backward and shuffles
                    and not dbc_atomic and block_d >= 2
                    and (not target_programs or (num_warps == 1 and (block_d, ns) in SCATTER_BLOCKS_GPU)))
     # the sloop forward asks L1 for the next tile's rows while a tile computes (SLOOP_PREFETCH)
-    prefetch = _env_flag(env + "PREFETCH", SLOOP_PREFETCH) and kernel == "sloop" and not backward
+    prefetch = env_flag(env + "PREFETCH", SLOOP_PREFETCH) and kernel == "sloop" and not backward
     # the sloop forward's state lanes share each tile's loads, softplus and output: its shuffles address the
     # state lanes, so on the GPU only for blocks whose layout puts them fastest in one warp (FWD_SPLIT_BLOCKS_GPU)
-    fwd_split = (_env_flag(env + "FWD_SPLIT", SLOOP_FWD_SPLIT) and kernel == "sloop" and not backward and shuffles
+    fwd_split = (env_flag(env + "FWD_SPLIT", SLOOP_FWD_SPLIT) and kernel == "sloop" and not backward and shuffles
                  and ns in (2, 4) and (not target_programs or (block_d, ns, num_warps) in FWD_SPLIT_BLOCKS_GPU))
     # the sloop backward loads the next tile's rows during a tile's tail (whole tiles only: SUB = 1)
-    preload = _env_flag(env + "BWD_PRELOAD", SLOOP_BWD_PRELOAD) and backward and kernel == "sloop" and sub == 1
+    preload = env_flag(env + "BWD_PRELOAD", SLOOP_BWD_PRELOAD) and backward and kernel == "sloop" and sub == 1
     # the two state lanes share the per-position tail of each backward tile: its shuffles address the
     # lanes, so only with two state lanes laid out as the reduce-scatter's (dbc_scatter)
-    split_tail = _env_flag(env + "BWD_SPLIT_TAIL", SLOOP_BWD_SPLIT_TAIL) and dbc_scatter and ns == 2
+    split_tail = env_flag(env + "BWD_SPLIT_TAIL", SLOOP_BWD_SPLIT_TAIL) and dbc_scatter and ns == 2
     # ... and also its loads and their preparation (softplus, gate), exchanging delta, delta u and dy
-    split_head = _env_flag(env + "BWD_SPLIT_HEAD", SLOOP_BWD_SPLIT_HEAD) and split_tail
+    split_head = env_flag(env + "BWD_SPLIT_HEAD", SLOOP_BWD_SPLIT_HEAD) and split_tail
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import LAST_LAUNCH, scan_config
+from .config import LAST_LAUNCH, env_flag, lane_shuffles, scan_config
 from .runtime import interpreting, triton, triton_available
 from .selective_scan_bwd import selective_scan_bwd_kernel
 from .selective_scan_fwd import selective_scan_fwd_kernel
 from .selective_scan_sloop import sloop_bwd_kernel, sloop_fwd_kernel
 
-__all__ = ["ScanDir", "GradBuffers", "SegmentSummaries", "check_inputs", "scan_fwd", "scan_bwd"]
+__all__ = ["ScanDir", "GradBuffers", "SegmentSummaries", "check_inputs", "bc_vec_width", "scan_fwd", "scan_bwd"]
 
 
 def empty_rows(batch, dim, length, pitch, device, dtype, zero_pad=True):
@@ -36,9 +36,12 @@ def _lastdim_contig(t):
 
 
 class ScanDir:
-    """Arguments of one scan direction, normalised for the kernels."""
+    """Arguments of one scan direction, normalised for the kernels. ``bc_pad_finite``: B and C are
+    views of rows whose columns past L up to L rounded up to 8 hold finite values (the model's
+    x_proj output at its padded pitch), so the kernels may read them (:func:`bc_vec_width`)."""
 
-    def __init__(self, u, delta, A, B, C, D, delta_bias):
+    def __init__(self, u, delta, A, B, C, D, delta_bias, bc_pad_finite=False):
+        self.bc_pad_finite = bc_pad_finite
         self.u = _lastdim_contig(u)
         self.delta = _lastdim_contig(delta)
         self.A = A
@@ -60,6 +63,42 @@ class ScanDir:
                 self.bias if self.bias is not None else dummy, hs, sh, ss,
                 *self.u.stride()[:2], *self.delta.stride()[:2], *self.A.stride(),
                 *self.B4.stride(), *self.C4.stride(), *self.dpg]
+
+
+_VEC_ELEMS = {torch.bfloat16: 8, torch.float16: 8, torch.float32: 4}  # elements per 16-byte vector load
+
+
+def _rows_vec_ok(t: torch.Tensor, vec: int, length: int) -> bool:
+    """Whether every (..., L) row of t starts 16-byte aligned, is contiguous, and can be read up to
+    L rounded up to ``vec`` elements without leaving t's storage."""
+    if t.stride(-1) != 1 or any(s % vec for s in t.stride()[:-1]) or t.data_ptr() % 16:
+        return False
+    last_row = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape[:-1], t.stride()[:-1]))
+    return last_row + -(-length // vec) * vec <= t.untyped_storage().nbytes() // t.element_size()
+
+
+def bc_vec_width(dirs, length: int, cfg: dict, tiles: tuple[int, ...]) -> int:
+    """Elements per 16-byte vector load of the B and C rows in the sloop kernels
+    (``scan_common.load_vec_rows``: one load for 8 bf16 / fp16 or 4 fp32 positions instead of one per
+    position), or 0 for the scalar loads. Vector loads need every B / C row of every direction
+    16-byte aligned, contiguous along L and readable up to L rounded up to the vector; with L not a
+    multiple of the vector, the columns read past L must hold finite values (they meet a zero
+    delta u and dy, and NaN x 0 is NaN), which only the caller can vouch for (``ScanDir.bc_pad_finite``:
+    the model's x_proj output at its padded row pitch, :func:`bimamba_inner.row_pitch`). Also tiles
+    of whole vectors (``tiles``: the kernels' positions per tile), all N states in one block, and on
+    the GPU the tile layout with positions in each thread's registers (``config.lane_shuffles``).
+    ``VIDEOMAMBA_TRITON_BC_VEC=0`` turns them off."""
+    if not env_flag("VIDEOMAMBA_TRITON_BC_VEC", True) or cfg["kernel"] != "sloop":
+        return 0
+    if dirs[0].A.shape[1] != cfg["BLOCK_N"] or not (interpreting() or lane_shuffles()):
+        return 0
+    rows = [t for d in dirs for t in (d.B4, d.C4)]
+    vec = _VEC_ELEMS.get(rows[0].dtype, 0)
+    if not vec or any(t.dtype != rows[0].dtype for t in rows) or any(bl % vec for bl in tiles):
+        return 0
+    if length % vec and not all(d.bc_pad_finite for d in dirs):
+        return 0
+    return vec if all(_rows_vec_ok(t, vec, length) for t in rows) else 0
 
 
 def _dims(d: ScanDir):
@@ -243,9 +282,10 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
         LAST_LAUNCH["fwd_summary"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
+        bc_vec = LAST_LAUNCH["fwd_bc_vec"] = bc_vec_width(dirs, length, cfg, (cfg["BLOCK_L"],))
         LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], STATES_ONLY=states_only,
-            PREFETCH=cfg["prefetch"], SPLIT=cfg["fwd_split"], **_launch_cfg(cfg))
+            PREFETCH=cfg["prefetch"], SPLIT=cfg["fwd_split"], BC_VEC=bc_vec, **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
@@ -291,11 +331,12 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, 
         LAST_LAUNCH["bwd_summary"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim, True)](
             *args, SUMMARY=True, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg, True))
     if cfg["kernel"] == "sloop":
+        bc_vec = LAST_LAUNCH["bwd_bc_vec"] = bc_vec_width(dirs, length, cfg, (cfg["BLOCK_L"] // cfg["SUB"],))
         LAST_LAUNCH["bwd"] = sloop_bwd_kernel[_grid(cfg, batch, dim)](
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg), SUB=cfg["SUB"],
             WRITE_Y=y_out is not None, y_ptr=y_out if y_out is not None else dz,
             ypart_ptr=ypart if y_out is not None else dz, DBC_SCATTER=cfg["dbc_scatter"], PRELOAD=cfg["preload"],
-            SPLIT_TAIL=cfg["split_tail"], SPLIT_HEAD=cfg["split_head"])
+            SPLIT_TAIL=cfg["split_tail"], SPLIT_HEAD=cfg["split_head"], BC_VEC=bc_vec)
     else:
         LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))

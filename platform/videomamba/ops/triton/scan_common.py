@@ -7,7 +7,7 @@ from __future__ import annotations
 from .runtime import HAS_TRITON, INTERPRET, jit, tl
 
 __all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "lane_stride", "bfly", "bfly_states",
-           "prefetch_l1", "load_delta",
+           "prefetch_l1", "load_vec_rows", "load_delta",
            "channel_setup", "tile_index", "tile_positions", "fold_summaries", "store_bi"]
 
 if HAS_TRITON:
@@ -75,6 +75,88 @@ if HAS_TRITON:
         if _COMPILED:
             tl.inline_asm_elementwise("prefetch.global.L1 [$1];\n\tmov.u32 $0, 0;", "=r,l", [ptrs.to(tl.int64)],
                                       dtype=tl.int32, is_pure=False, pack=1)
+
+    @jit
+    def _ld16_to_f32(ptrs, REVERSE: tl.constexpr, VEC: tl.constexpr, KIND: tl.constexpr):
+        """One 16-byte load per VEC consecutive elements of ``ptrs`` (the thread's registers; every
+        element of a pack holds the same 16-byte aligned address, the first one's is used): PTX
+        ``ld.global.v4.b32``, widened to fp32. Element e of a pack is the address's element e, or
+        VEC - 1 - e with REVERSE. KIND: 0 bf16 (VEC 8), 1 fp16 (VEC 8), 2 fp32 (VEC 4)."""
+        if KIND == 2:
+            if REVERSE:
+                v = tl.inline_asm_elementwise("ld.global.v4.b32 {$3, $2, $1, $0}, [$4];",
+                                              "=r,=r,=r,=r,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=4)
+            else:
+                v = tl.inline_asm_elementwise("ld.global.v4.b32 {$0, $1, $2, $3}, [$4];",
+                                              "=r,=r,=r,=r,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=4)
+        elif KIND == 0:  # bf16 -> fp32: the bits in the upper half
+            if REVERSE:
+                v = tl.inline_asm_elementwise(
+                    "{\n\t.reg .b32 w<4>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
+                    "and.b32 $0, w3, 0xFFFF0000;\n\tshl.b32 $1, w3, 16;\n\t"
+                    "and.b32 $2, w2, 0xFFFF0000;\n\tshl.b32 $3, w2, 16;\n\t"
+                    "and.b32 $4, w1, 0xFFFF0000;\n\tshl.b32 $5, w1, 16;\n\t"
+                    "and.b32 $6, w0, 0xFFFF0000;\n\tshl.b32 $7, w0, 16;\n\t}",
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+            else:
+                v = tl.inline_asm_elementwise(
+                    "{\n\t.reg .b32 w<4>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
+                    "shl.b32 $0, w0, 16;\n\tand.b32 $1, w0, 0xFFFF0000;\n\t"
+                    "shl.b32 $2, w1, 16;\n\tand.b32 $3, w1, 0xFFFF0000;\n\t"
+                    "shl.b32 $4, w2, 16;\n\tand.b32 $5, w2, 0xFFFF0000;\n\t"
+                    "shl.b32 $6, w3, 16;\n\tand.b32 $7, w3, 0xFFFF0000;\n\t}",
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+        else:  # fp16 -> fp32
+            if REVERSE:
+                v = tl.inline_asm_elementwise(
+                    "{\n\t.reg .b32 w<4>;\n\t.reg .b16 h<8>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
+                    "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
+                    "cvt.f32.f16 $0, h7;\n\tcvt.f32.f16 $1, h6;\n\tcvt.f32.f16 $2, h5;\n\tcvt.f32.f16 $3, h4;\n\t"
+                    "cvt.f32.f16 $4, h3;\n\tcvt.f32.f16 $5, h2;\n\tcvt.f32.f16 $6, h1;\n\tcvt.f32.f16 $7, h0;\n\t}",
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+            else:
+                v = tl.inline_asm_elementwise(
+                    "{\n\t.reg .b32 w<4>;\n\t.reg .b16 h<8>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
+                    "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
+                    "cvt.f32.f16 $0, h0;\n\tcvt.f32.f16 $1, h1;\n\tcvt.f32.f16 $2, h2;\n\tcvt.f32.f16 $3, h3;\n\t"
+                    "cvt.f32.f16 $4, h4;\n\tcvt.f32.f16 $5, h5;\n\tcvt.f32.f16 $6, h6;\n\tcvt.f32.f16 $7, h7;\n\t}",
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+        return v
+
+    @jit
+    def load_vec_rows(row, start, L, REVERSE: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr,
+                      BL: tl.constexpr, VEC: tl.constexpr):
+        """A (NS, BD, BL) fp32 tile of rows ``row`` ((NS, BD, 1) pointers to position 0 of each row)
+        at positions start .. start + BL - 1 in processing order (descending when REVERSE), loaded
+        by VEC-element 16-byte vector loads (VEC = 16 bytes / the element size) instead of BL scalar
+        ones. Needs positions in each thread's registers, start and every row 16-byte aligned, and
+        rows readable up to L rounded up to VEC (the launcher checks: ``launch.bc_vec_width``).
+        Positions past L read the values of the last group that holds position L - 1: the row's
+        padding there, if any, unmasked. The interpreter loads the same elements one by one."""
+        NG: tl.constexpr = BL // VEC
+        g = tl.arange(0, NG)
+        if REVERSE:
+            gs = start + (BL - VEC) - g * VEC
+        else:
+            gs = start + g * VEC
+        gs = tl.minimum(gs, ((L - 1) // VEC) * VEC)  # groups past L: the last one (in bounds)
+        ptrs = row + gs[None, None, :]  # (NS, BD, NG)
+        ptrs = tl.reshape(tl.broadcast_to(ptrs[:, :, :, None], (NS, BD, NG, VEC)), (NS, BD, BL))
+        if _COMPILED:
+            ety: tl.constexpr = row.dtype.element_ty
+            if ety == tl.bfloat16:
+                v = _ld16_to_f32(ptrs, REVERSE, VEC, 0)
+            elif ety == tl.float16:
+                v = _ld16_to_f32(ptrs, REVERSE, VEC, 1)
+            else:
+                v = _ld16_to_f32(ptrs, REVERSE, VEC, 2)
+        else:
+            e = tl.arange(0, VEC)
+            if REVERSE:
+                e = VEC - 1 - e
+            eo = tl.reshape(tl.broadcast_to(e[None, None, None, :], (NS, BD, NG, VEC)), (NS, BD, BL))
+            v = tl.load(ptrs + eo).to(tl.float32)
+        return v
 
     @jit
     def affine_combine(a1, b1, a2, b2):

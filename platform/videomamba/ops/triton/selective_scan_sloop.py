@@ -15,8 +15,8 @@ the summaries)."""
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import (adjoint_combine, affine_combine, bfly, bfly_states, lane_stride, prefetch_l1, sigmoid,
-                          softplus_grad,
+from .scan_common import (adjoint_combine, affine_combine, bfly, bfly_states, lane_stride, load_vec_rows,
+                          prefetch_l1, sigmoid, softplus_grad,
                           store_bi, tile_index, tile_positions)
 
 __all__ = ["sloop_fwd_kernel", "sloop_bwd_kernel"]
@@ -205,6 +205,7 @@ if HAS_TRITON:
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr, SPLIT: tl.constexpr,
+        BC_VEC: tl.constexpr,
     ):
         """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a
         time. STORE_STATES: the state after each sub-tile of BLOCK_L / HS_SPLIT positions (HS_SPLIT
@@ -214,7 +215,8 @@ if HAS_TRITON:
         (softplus) only its part of a tile's rows (positions NS q + s, ``_part``), the lanes exchange
         delta and delta u for the state loop (``_gather_part``), and after it sum y over the lanes by
         a reduce-scatter and gate and store their own part (instead of every lane doing all
-        positions and one storing)."""
+        positions and one storing). BC_VEC: B and C by BC_VEC-element vector loads
+        (``load_vec_rows``; 0: one scalar load per position)."""
         NIT: tl.constexpr = BLOCK_N // NS
         offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
@@ -282,13 +284,19 @@ if HAS_TRITON:
             Y = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 n_i = (i * NS + offs_s)[:, None, None]
-                Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+                if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u
+                    Bi = load_vec_rows(B_row + n_i * s_B_n, k * BLOCK_L, L, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
+                else:
+                    Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
                 a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
                 bb = dtu * Bi
                 bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
                 _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
                 if not STATES_ONLY:
-                    Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
+                    if BC_VEC:  # past L: y is not stored
+                        Ci = load_vec_rows(C_row + n_i * s_C_n, k * BLOCK_L, L, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
+                    else:
+                        Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
                     Y += h * Ci
                 if STORE_STATES and HS_SPLIT == 2:
                     Hm = tl.where(cols == i, _pick(h, mid3.to(tl.int32), 1)[:, :, None], Hm)
@@ -341,13 +349,13 @@ if HAS_TRITON:
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr = False,
-        SPLIT: tl.constexpr = False,
+        SPLIT: tl.constexpr = False, BC_VEC: tl.constexpr = 0,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
         ``selective_scan_fwd_kernel`` (without SUMMARY; that kernel's summary launch comes first),
         the states stored at every BLOCK_L / HS_SPLIT positions. PREFETCH: each tile asks L1 for the
         next tile's rows (``prefetch_l1``) before its own loads. SPLIT: the state lanes share each tile's
-        loads, softplus and output (``_sloop_fwd_dir``)."""
+        loads, softplus and output (``_sloop_fwd_dir``). BC_VEC: B and C by vector loads (``_sloop_fwd_dir``)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -358,7 +366,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, BC_VEC)
         if BI:
             tl.debug_barrier()
             _sloop_fwd_dir(
@@ -368,12 +376,13 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, BC_VEC)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
                     n_state, REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                    EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr):
+                    EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr,
+                    BD: tl.constexpr, BC_VEC: tl.constexpr):
         """The carried state (NS, BD, N/NS) after sub-tile ks of BL positions, entered with H."""
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         p3 = (pos * unit)[None, None, :]
@@ -386,7 +395,10 @@ if HAS_TRITON:
         dtu = dt * u
         for i in range(0, NIT * unit):
             n_i = (i * NS + offs_s)[:, None, None]
-            Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+            if BC_VEC:
+                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, REVERSE, NS, BD, BL, BC_VEC)
+            else:
+                Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
             a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
             bb = dtu * Bi
             bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)
@@ -479,7 +491,7 @@ if HAS_TRITON:
         EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr, WRITE_Y: tl.constexpr,
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
         u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
-        SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr,
+        SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
@@ -490,7 +502,8 @@ if HAS_TRITON:
         between the two state lanes, each doing and storing half of the positions (``_half``)
         instead of both doing all and one storing; dD / dbias are then per-lane partials. SPLIT_HEAD
         (with SPLIT_TAIL): each lane also loads and prepares (softplus, gate) only its half of the
-        tile's rows; delta, delta u and dy are then exchanged for the state loop (``_join_halves``)."""
+        tile's rows; delta, delta u and dy are then exchanged for the state loop (``_join_halves``).
+        BC_VEC: B and C by vector loads (``load_vec_rows``)."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -533,8 +546,12 @@ if HAS_TRITON:
             Y = tl.zeros(dt.shape, dtype=tl.float32)
         for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
             n_i = (i * NS + offs_s)[:, None, None]
-            Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
-            Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
+            if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u and dy
+                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, REVERSE, NS, BD, BL, BC_VEC)
+                Ci = load_vec_rows(C_row + n_i * s_C_n, ks * BL, L, REVERSE, NS, BD, BL, BC_VEC)
+            else:
+                Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+                Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
             A2i = _pick(A2c, cols, i)  # (NS, BD)
             a = tl.exp2(dt * A2i[:, :, None])
             bb = dtu * Bi
@@ -627,7 +644,7 @@ if HAS_TRITON:
         DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr, PRELOAD: tl.constexpr,
-        SPLIT_TAIL: tl.constexpr, SPLIT_HEAD: tl.constexpr,
+        SPLIT_TAIL: tl.constexpr, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -722,7 +739,8 @@ if HAS_TRITON:
                     else:
                         ks0 = k * SUB
                     Hin = _sub_states(ks0, H0, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row,
-                                      bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, EVEN_N, NS, NIT, BLS)
+                                      bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, EVEN_N, NS, NIT, BLS,
+                                      BLOCK_D, BC_VEC)
                 G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_in = _bwd_sub(
                     ks, Hin, G, DA, dt_next, dD_acc, dbias_acc,
                     L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
@@ -732,7 +750,7 @@ if HAS_TRITON:
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
                     WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
                     u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd,
-                    SPLIT_HEAD)
+                    SPLIT_HEAD, BC_VEC)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -760,7 +778,7 @@ if HAS_TRITON:
         HAS_DLAST: tl.constexpr, DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
         WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False, PRELOAD: tl.constexpr = False,
-        SPLIT_TAIL: tl.constexpr = False, SPLIT_HEAD: tl.constexpr = False,
+        SPLIT_TAIL: tl.constexpr = False, SPLIT_HEAD: tl.constexpr = False, BC_VEC: tl.constexpr = 0,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
@@ -769,7 +787,8 @@ if HAS_TRITON:
         DBC_SCATTER: dB / dC partials by a reduce-scatter across the channel lanes
         (``_store_dbc_scatter``) instead of two all-reduces per state. SPLIT_TAIL (NS = 2, the lane
         layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``);
-        SPLIT_HEAD (with SPLIT_TAIL) also its loads and their preparation."""
+        SPLIT_HEAD (with SPLIT_TAIL) also its loads and their preparation. BC_VEC: B and C by vector
+        loads (``_bwd_sub``)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -781,7 +800,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -792,4 +811,4 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC)
