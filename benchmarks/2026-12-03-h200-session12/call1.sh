@@ -10,7 +10,7 @@ FINAL=$OUT; OUT=$OUT/w; mkdir -p $OUT
 date -u; T0=$SECONDS; P=$PWD/platform
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
 python3 -c "import torch, triton; print(torch.__version__, triton.__version__)"
-timeout 170 env PYTHONPATH=$P python3 -m pytest tests/test_ops_triton.py tests/test_bimamba_inner.py -q -p no:cacheprovider -k "(cuda and (bc_vec or realistic)) or padded_rows or writes_forward" > $OUT/tests.log 2>&1; echo "tests rc $? at $((SECONDS - T0)) s"; tail -5 $OUT/tests.log | cut -c1-400
+timeout 200 env PYTHONPATH=$P python3 -m pytest tests/test_ops_triton.py tests/test_bimamba_inner.py tests/test_saved_activations.py -q -p no:cacheprovider -k "(cuda and (bc_vec or realistic or bi_selective)) or padded_rows or writes_forward or fused_mixer" > $OUT/tests.log 2>&1; echo "tests rc $? at $((SECONDS - T0)) s"; tail -5 $OUT/tests.log | cut -c1-400
 timeout 120 env PYTHONPATH=$P python3 benchmarks/2026-12-03-h200-session12/scan_parts.py $OUT > $OUT/parts.log 2>&1; echo "parts rc $? at $((SECONDS - T0)) s"; grep -E "check|BC_VEC" $OUT/parts.log
 run() {  # name, models, extra args, env
   timeout 90 env $4 PYTHONPATH=$P python3 -m videomamba.bench.gpu --models $2 --mode train --backends triton --frames 8,64 --repeats 15 --time-limit 80 $3 --out $OUT/$1 > $OUT/$1.log 2>&1

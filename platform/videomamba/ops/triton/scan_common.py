@@ -77,18 +77,19 @@ if HAS_TRITON:
                                       dtype=tl.int32, is_pure=False, pack=1)
 
     @jit
-    def _ld16_to_f32(ptrs, REVERSE: tl.constexpr, VEC: tl.constexpr, KIND: tl.constexpr):
-        """One 16-byte load per VEC consecutive elements of ``ptrs`` (the thread's registers; every
+    def _ld16_to_f32(ptrs, like, REVERSE: tl.constexpr, VEC: tl.constexpr, KIND: tl.constexpr):
+        """One 16-byte load per VEC consecutive elements of ``ptrs`` (int64 addresses; the thread's registers; every
         element of a pack holds the same 16-byte aligned address, the first one's is used): PTX
         ``ld.global.v4.b32``, widened to fp32. Element e of a pack is the address's element e, or
-        VEC - 1 - e with REVERSE. KIND: 0 bf16 (VEC 8), 1 fp16 (VEC 8), 2 fp32 (VEC 4)."""
+        VEC - 1 - e with REVERSE. KIND: 0 bf16 (VEC 8), 1 fp16 (VEC 8), 2 fp32 (VEC 4). ``like``: an
+        fp32 tensor of the same shape, an operand the PTX does not read: the result takes its layout."""
         if KIND == 2:
             if REVERSE:
                 v = tl.inline_asm_elementwise("ld.global.v4.b32 {$3, $2, $1, $0}, [$4];",
-                                              "=r,=r,=r,=r,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=4)
+                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
             else:
                 v = tl.inline_asm_elementwise("ld.global.v4.b32 {$0, $1, $2, $3}, [$4];",
-                                              "=r,=r,=r,=r,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=4)
+                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
         elif KIND == 0:  # bf16 -> fp32: the bits in the upper half
             if REVERSE:
                 v = tl.inline_asm_elementwise(
@@ -97,7 +98,7 @@ if HAS_TRITON:
                     "and.b32 $2, w2, 0xFFFF0000;\n\tshl.b32 $3, w2, 16;\n\t"
                     "and.b32 $4, w1, 0xFFFF0000;\n\tshl.b32 $5, w1, 16;\n\t"
                     "and.b32 $6, w0, 0xFFFF0000;\n\tshl.b32 $7, w0, 16;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
             else:
                 v = tl.inline_asm_elementwise(
                     "{\n\t.reg .b32 w<4>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
@@ -105,7 +106,7 @@ if HAS_TRITON:
                     "shl.b32 $2, w1, 16;\n\tand.b32 $3, w1, 0xFFFF0000;\n\t"
                     "shl.b32 $4, w2, 16;\n\tand.b32 $5, w2, 0xFFFF0000;\n\t"
                     "shl.b32 $6, w3, 16;\n\tand.b32 $7, w3, 0xFFFF0000;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
         else:  # fp16 -> fp32
             if REVERSE:
                 v = tl.inline_asm_elementwise(
@@ -113,18 +114,18 @@ if HAS_TRITON:
                     "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
                     "cvt.f32.f16 $0, h7;\n\tcvt.f32.f16 $1, h6;\n\tcvt.f32.f16 $2, h5;\n\tcvt.f32.f16 $3, h4;\n\t"
                     "cvt.f32.f16 $4, h3;\n\tcvt.f32.f16 $5, h2;\n\tcvt.f32.f16 $6, h1;\n\tcvt.f32.f16 $7, h0;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
             else:
                 v = tl.inline_asm_elementwise(
                     "{\n\t.reg .b32 w<4>;\n\t.reg .b16 h<8>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
                     "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
                     "cvt.f32.f16 $0, h0;\n\tcvt.f32.f16 $1, h1;\n\tcvt.f32.f16 $2, h2;\n\tcvt.f32.f16 $3, h3;\n\t"
                     "cvt.f32.f16 $4, h4;\n\tcvt.f32.f16 $5, h5;\n\tcvt.f32.f16 $6, h6;\n\tcvt.f32.f16 $7, h7;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l", [ptrs], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
         return v
 
     @jit
-    def load_vec_rows(row, start, L, REVERSE: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr,
+    def load_vec_rows(row, start, L, like, REVERSE: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr,
                       BL: tl.constexpr, VEC: tl.constexpr):
         """A (NS, BD, BL) fp32 tile of rows ``row`` ((NS, BD, 1) pointers to position 0 of each row)
         at positions start .. start + BL - 1 in processing order (descending when REVERSE), loaded
@@ -132,30 +133,32 @@ if HAS_TRITON:
         ones. Needs positions in each thread's registers, start and every row 16-byte aligned, and
         rows readable up to L rounded up to VEC (the launcher checks: ``launch.bc_vec_width``).
         Positions past L read the values of the last group that holds position L - 1: the row's
-        padding there, if any, unmasked. The interpreter loads the same elements one by one."""
-        NG: tl.constexpr = BL // VEC
-        g = tl.arange(0, NG)
-        if REVERSE:
-            gs = start + (BL - VEC) - g * VEC
+        padding there, if any, unmasked. ``like``: a (NS, BD, BL) fp32 tensor in the tile's layout
+        (an operand of the load that it does not read: without it, Triton 3.6 laid some tiles' state
+        loops out anew around the load, breaking the kernels' lane shuffles). The interpreter loads the
+        same elements one by one."""
+        j = tl.arange(0, BL)
+        if REVERSE:  # register j holds position start + BL - 1 - j: group start + BL - VEC - VEC (j // VEC)
+            gs = start + (BL - VEC) - (j // VEC) * VEC
         else:
-            gs = start + g * VEC
+            gs = start + (j // VEC) * VEC
         gs = tl.minimum(gs, ((L - 1) // VEC) * VEC)  # groups past L: the last one (in bounds)
-        ptrs = row + gs[None, None, :]  # (NS, BD, NG)
-        ptrs = tl.reshape(tl.broadcast_to(ptrs[:, :, :, None], (NS, BD, NG, VEC)), (NS, BD, BL))
+        # each register holds its group's address (LLVM folds the VEC equal ones of a group into one):
+        # 3-D arithmetic only, so that the tile keeps the layout the kernels' lane shuffles expect
+        ptrs = row + gs[None, None, :]  # (NS, BD, BL)
         if _COMPILED:
             ety: tl.constexpr = row.dtype.element_ty
             if ety == tl.bfloat16:
-                v = _ld16_to_f32(ptrs, REVERSE, VEC, 0)
+                v = _ld16_to_f32(ptrs.to(tl.int64), like, REVERSE, VEC, 0)
             elif ety == tl.float16:
-                v = _ld16_to_f32(ptrs, REVERSE, VEC, 1)
+                v = _ld16_to_f32(ptrs.to(tl.int64), like, REVERSE, VEC, 1)
             else:
-                v = _ld16_to_f32(ptrs, REVERSE, VEC, 2)
+                v = _ld16_to_f32(ptrs.to(tl.int64), like, REVERSE, VEC, 2)
         else:
-            e = tl.arange(0, VEC)
+            e = j % VEC
             if REVERSE:
                 e = VEC - 1 - e
-            eo = tl.reshape(tl.broadcast_to(e[None, None, None, :], (NS, BD, NG, VEC)), (NS, BD, BL))
-            v = tl.load(ptrs + eo).to(tl.float32)
+            v = tl.load(ptrs + e[None, None, :]).to(tl.float32)
         return v
 
     @jit

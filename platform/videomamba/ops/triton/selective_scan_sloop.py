@@ -184,12 +184,14 @@ if HAS_TRITON:
         return offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit
 
     @jit
-    def _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, h, start, step, count, n_state):
-        """fold_summaries for (NS, BD, N/NS) carries; sum_off (1, BD, 1)."""
+    def _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, md3, A2c, h, start, step, count, n_state):
+        """fold_summaries for (NS, BD, N/NS) carries; sum_off and the channel mask md3 (1, BD, 1)."""
         for jj in range(0, count):
             j = start + jj * step
             hj = tl.load(sh_ptr + (sum_off + j) * n_state + n3, mask=mask3, other=0.0)
-            sj = tl.load(ss_ptr + sum_off + j, mask=mask3, other=0.0)
+            # (1, BD, 1), broadcast: loaded at the carries' shape, its own layout drew the fold (and
+            # with the B/C vector loads, the tile loops' scans) into a layout of its own (Triton 3.6)
+            sj = tl.load(ss_ptr + sum_off + j, mask=md3, other=0.0)
             h = tl.exp2(A2c * sj) * h + hj
         return h
 
@@ -244,9 +246,9 @@ if HAS_TRITON:
         H = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
         Hm = H
         if REVERSE:
-            H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, H, nseg - 1, -1, nseg - 1 - seg, n_state)
+            H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, mask_d[None, :, None], A2c, H, nseg - 1, -1, nseg - 1 - seg, n_state)
         else:
-            H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, H, 0, 1, seg, n_state)
+            H = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, mask_d[None, :, None], A2c, H, 0, 1, seg, n_state)
         k_lo = seg * tps
         k_hi = tl.minimum(k_lo + tps, ntiles)
         for it in range(0, k_hi - k_lo):
@@ -285,7 +287,7 @@ if HAS_TRITON:
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 n_i = (i * NS + offs_s)[:, None, None]
                 if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u
-                    Bi = load_vec_rows(B_row + n_i * s_B_n, k * BLOCK_L, L, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
+                    Bi = load_vec_rows(B_row + n_i * s_B_n, k * BLOCK_L, L, dt, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
                 else:
                     Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
                 a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
@@ -294,7 +296,7 @@ if HAS_TRITON:
                 _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
                 if not STATES_ONLY:
                     if BC_VEC:  # past L: y is not stored
-                        Ci = load_vec_rows(C_row + n_i * s_C_n, k * BLOCK_L, L, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
+                        Ci = load_vec_rows(C_row + n_i * s_C_n, k * BLOCK_L, L, dt, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
                     else:
                         Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
                     Y += h * Ci
@@ -396,7 +398,7 @@ if HAS_TRITON:
         for i in range(0, NIT * unit):
             n_i = (i * NS + offs_s)[:, None, None]
             if BC_VEC:
-                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, REVERSE, NS, BD, BL, BC_VEC)
+                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
             else:
                 Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
             a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
@@ -547,8 +549,8 @@ if HAS_TRITON:
         for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
             n_i = (i * NS + offs_s)[:, None, None]
             if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u and dy
-                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, REVERSE, NS, BD, BL, BC_VEC)
-                Ci = load_vec_rows(C_row + n_i * s_C_n, ks * BL, L, REVERSE, NS, BD, BL, BC_VEC)
+                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
+                Ci = load_vec_rows(C_row + n_i * s_C_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
             else:
                 Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
                 Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
@@ -693,9 +695,9 @@ if HAS_TRITON:
             G = tl.load(dlast_ptr + (b64 * dim + d3) * n_state + n3, mask=mask3, other=0.0).to(tl.float32)
         sum_off = (b64 * dim + d3) * nseg
         if REVERSE:
-            G = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, G, 0, 1, seg, n_state)
+            G = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, mask_d[None, :, None], A2c, G, 0, 1, seg, n_state)
         else:
-            G = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, A2c, G, nseg - 1, -1, nseg - 1 - seg, n_state)
+            G = _fold3(sh_ptr, ss_ptr, sum_off, n3, mask3, mask_d[None, :, None], A2c, G, nseg - 1, -1, nseg - 1 - seg, n_state)
         DA = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
         dD_acc = tl.zeros([NS, BLOCK_D], dtype=tl.float32)
         dbias_acc = tl.zeros([NS, BLOCK_D], dtype=tl.float32)
