@@ -232,8 +232,8 @@ SCAN_CONFIGS = [
     # tile's rows at its start (the defaults split them between the lanes and preload the rows during
     # the tile before): 10 tiles in 2 segments
     {"BWD_PRELOAD": "0", "BWD_SPLIT_TAIL": "0", "FWD_SPLIT": "0", "SEGMENTS": "2"},
-    # the split tail without the split head (each lane loads the whole tile)
-    {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2"},
+    # the split tail without the split head (each lane loads the whole tile); the backward's state loop not unrolled
+    {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2", "BWD_UNROLL": "0"},
     # the forward's four state lanes sharing its loads, softplus and output
     {"NS": "4", "BLOCK_D": "8", "BLOCK_L": "16", "BWD_BLOCK_L": "8", "SEGMENTS": "2"},
 ]

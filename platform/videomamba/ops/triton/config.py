@@ -144,7 +144,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     after a tile's state loop, in flight during its tail), _BWD_SPLIT_TAIL=0 (the backward's two state
     lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=0 (the lanes
     not sharing its loads and their preparation), _FWD_SPLIT=0 (the sloop forward's state lanes each
-    doing all of a tile's loads, softplus and output instead of their part)."""
+    doing all of a tile's loads, softplus and output instead of their part), _BWD_UNROLL=0 (the sloop
+    backward's loop over the states not unrolled)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -236,11 +237,13 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     split_tail = env_flag(env + "BWD_SPLIT_TAIL", SLOOP_BWD_SPLIT_TAIL) and dbc_scatter and ns == 2
     # ... and also its loads and their preparation (softplus, gate), exchanging delta, delta u and dy
     split_head = env_flag(env + "BWD_SPLIT_HEAD", SLOOP_BWD_SPLIT_HEAD) and split_tail
+    # the sloop backward's loop over the states unrolled (the carries' columns picked at compile time)
+    bwd_unroll = env_flag(env + "BWD_UNROLL", SLOOP_BWD_UNROLL) and backward and kernel == "sloop"
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
                 HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail,
-                split_head=split_head, fwd_split=fwd_split)
+                split_head=split_head, fwd_split=fwd_split, bwd_unroll=bwd_unroll)
 
 
 KERNELS = ("sloop", "tile3d")
@@ -287,6 +290,12 @@ SLOOP_BWD_SPLIT_TAIL = True
 # delta u and dy for the state loop (three shuffles per position pair): fwd + bwd another 1.00-1.01x at every
 # shape (same run as FWD_SPLIT's; 1.2% fewer instructions per tile)
 SLOOP_BWD_SPLIT_HEAD = True
+# the sloop backward's loop over the N / NS state iterations unrolled: each iteration's columns of the carried
+# (NS, BD, N / NS) values (A, the entering state, the adjoint, dA) are then picked at compile time instead of by
+# a chain of selects (~60 of the ~300 instructions of a state iteration at Ti, sm_90, Triton 3.6, with the B/C
+# vector loads; scripts/sass_stats.py); 104 bytes of spills at 255 registers. Measured in
+# benchmarks/2026-12-03-h200-session12
+SLOOP_BWD_UNROLL = True
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 

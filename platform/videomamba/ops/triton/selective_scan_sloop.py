@@ -482,6 +482,62 @@ if HAS_TRITON:
         return u, dt, dsp, dy, dzf, gate
 
     @jit
+    def _bwd_state(i, S1, S2, Y, G, DA, B_row, C_row, s_B_n, s_C_n, s_B_l, s_C_l, pc3, p3, ks, L, LBp, unit, offs_s,
+                   cols, A2c, H0, dt, dtu, dy, dt_next, first3, last3, dB_row, dC_row, cb, sc, chan0, n_state,
+                   REVERSE: tl.constexpr, HAS_Z: tl.constexpr, DBC_ATOMIC: tl.constexpr, DBC_SCATTER: tl.constexpr,
+                   EVEN_N: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr, BC_VEC: tl.constexpr):
+        """State iteration i of ``_bwd_sub``'s loop (states i NS + s): the tile's forward states and
+        adjoint for them, their terms added to the running sums S1, S2 (and Y with z), their columns
+        of the carries G and DA replaced, and their dB / dC stored. Returns S1, S2, Y, G, DA."""
+        n_i = (i * NS + offs_s)[:, None, None]
+        if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u and dy
+            Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
+            Ci = load_vec_rows(C_row + n_i * s_C_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
+        else:
+            Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+            Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
+        A2i = _pick(A2c, cols, i)  # (NS, BD)
+        a = tl.exp2(dt * A2i[:, :, None])
+        bb = dtu * Bi
+        h = tl.where(first3, a * _pick(H0, cols, i)[:, :, None] + bb, bb)
+        _ac, h = tl.associative_scan((a, h), 2, affine_combine)  # h_t
+        if HAS_Z:
+            Y += h * Ci
+        # adjoint; a_{t+1} past the sub-tile's last row: from the first delta of the one after it
+        gin = tl.exp2(dt_next * A2i) * _pick(G, cols, i)
+        beta = dy * Ci
+        beta = tl.where(last3, beta + gin[:, :, None], beta)
+        # the reverse scan as a forward scan of the flipped tile: tl.associative_scan(reverse=True)
+        # lowers to warp shuffles even along an axis held in one thread; flips of such an axis
+        # are register renames
+        _gp, g, _gf = tl.associative_scan((tl.full(a.shape, 1.0, tl.float32), tl.flip(beta, 2), tl.flip(a, 2)),
+                                          2, adjoint_combine)
+        g = tl.flip(g, 2)
+        G = tl.where(cols == i, _pick(g, first3.to(tl.int32), 1)[:, :, None], G)
+        S1 += g * Bi
+        ghb = g * (h - bb)  # g_t a_t h_{t-1}
+        S2 += ghb * A2i[:, :, None]
+        DA = tl.where(cols == i, DA + tl.sum(ghb * dt, axis=2)[:, :, None], DA)
+        if DBC_SCATTER:  # summed over the block's channels and stored by a reduce-scatter
+            _store_dbc_scatter(g * dtu, h * dy, dB_row, dC_row, n_i, LBp, ks, unit, cb, sc, n_state,
+                               REVERSE, EVEN_N, NS, BD, BL)
+        else:
+            dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
+            dCt = tl.sum(h * dy, axis=1)[:, None, :]
+            # rows at pitch LBp >= every tile's positions: no position mask (0 written past L)
+            if DBC_ATOMIC:  # (NS, BD, BL) pointers, channel 0's lanes add
+                mnc = (n_i < n_state) & chan0
+                tl.atomic_add(dB_row + n_i * LBp + p3, dBt, mask=mnc)
+                tl.atomic_add(dC_row + n_i * LBp + p3, dCt, mask=mnc)
+            elif EVEN_N:  # (NS, 1, BL) pointers: the stores skip the lanes that replicate an element
+                tl.store(dB_row + n_i * LBp + p3, dBt)
+                tl.store(dC_row + n_i * LBp + p3, dCt)
+            else:
+                tl.store(dB_row + n_i * LBp + p3, dBt, mask=n_i < n_state)
+                tl.store(dC_row + n_i * LBp + p3, dCt, mask=n_i < n_state)
+        return S1, S2, Y, G, DA
+
+    @jit
     def _bwd_sub(
         ks, H0, G, DA, dt_next, dD_acc, dbias_acc,
         L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
@@ -493,7 +549,7 @@ if HAS_TRITON:
         EVEN_N: tl.constexpr, NS: tl.constexpr, NIT: tl.constexpr, BL: tl.constexpr, WRITE_Y: tl.constexpr,
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
         u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
-        SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr,
+        SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr, UNROLL: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
@@ -505,7 +561,8 @@ if HAS_TRITON:
         instead of both doing all and one storing; dD / dbias are then per-lane partials. SPLIT_HEAD
         (with SPLIT_TAIL): each lane also loads and prepares (softplus, gate) only its half of the
         tile's rows; delta, delta u and dy are then exchanged for the state loop (``_join_halves``).
-        BC_VEC: B and C by vector loads (``load_vec_rows``)."""
+        BC_VEC: B and C by vector loads (``load_vec_rows``). UNROLL: the loop over the states
+        unrolled (``_bwd_state`` inlined N / NS times)."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -544,55 +601,19 @@ if HAS_TRITON:
                     gateh = _half(gate, sbit, NS, BD, BL)
         S1 = tl.zeros(dt.shape, dtype=tl.float32)  # sum over states of g B
         S2 = tl.zeros(dt.shape, dtype=tl.float32)  # sum over states of g A2 a h_{t-1}
-        if HAS_Z:
-            Y = tl.zeros(dt.shape, dtype=tl.float32)
-        for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
-            n_i = (i * NS + offs_s)[:, None, None]
-            if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u and dy
-                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
-                Ci = load_vec_rows(C_row + n_i * s_C_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
-            else:
-                Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
-                Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
-            A2i = _pick(A2c, cols, i)  # (NS, BD)
-            a = tl.exp2(dt * A2i[:, :, None])
-            bb = dtu * Bi
-            h = tl.where(first3, a * _pick(H0, cols, i)[:, :, None] + bb, bb)
-            _ac, h = tl.associative_scan((a, h), 2, affine_combine)  # h_t
-            if HAS_Z:
-                Y += h * Ci
-            # adjoint; a_{t+1} past the sub-tile's last row: from the first delta of the one after it
-            gin = tl.exp2(dt_next * A2i) * _pick(G, cols, i)
-            beta = dy * Ci
-            beta = tl.where(last3, beta + gin[:, :, None], beta)
-            # the reverse scan as a forward scan of the flipped tile: tl.associative_scan(reverse=True)
-            # lowers to warp shuffles even along an axis held in one thread; flips of such an axis
-            # are register renames
-            _gp, g, _gf = tl.associative_scan((tl.full(a.shape, 1.0, tl.float32), tl.flip(beta, 2), tl.flip(a, 2)),
-                                              2, adjoint_combine)
-            g = tl.flip(g, 2)
-            G = tl.where(cols == i, _pick(g, first3.to(tl.int32), 1)[:, :, None], G)
-            S1 += g * Bi
-            ghb = g * (h - bb)  # g_t a_t h_{t-1}
-            S2 += ghb * A2i[:, :, None]
-            DA = tl.where(cols == i, DA + tl.sum(ghb * dt, axis=2)[:, :, None], DA)
-            if DBC_SCATTER:  # summed over the block's channels and stored by a reduce-scatter
-                _store_dbc_scatter(g * dtu, h * dy, dB_row, dC_row, n_i, LBp, ks, unit, cb, sc, n_state,
-                                   REVERSE, EVEN_N, NS, BD, BL)
-            else:
-                dBt = tl.sum(g * dtu, axis=1)[:, None, :]  # (NS, 1, BL), summed over the block's channels
-                dCt = tl.sum(h * dy, axis=1)[:, None, :]
-                # rows at pitch LBp >= every tile's positions: no position mask (0 written past L)
-                if DBC_ATOMIC:  # (NS, BD, BL) pointers, channel 0's lanes add
-                    mnc = (n_i < n_state) & chan0
-                    tl.atomic_add(dB_row + n_i * LBp + p3, dBt, mask=mnc)
-                    tl.atomic_add(dC_row + n_i * LBp + p3, dCt, mask=mnc)
-                elif EVEN_N:  # (NS, 1, BL) pointers: the stores skip the lanes that replicate an element
-                    tl.store(dB_row + n_i * LBp + p3, dBt)
-                    tl.store(dC_row + n_i * LBp + p3, dCt)
-                else:
-                    tl.store(dB_row + n_i * LBp + p3, dBt, mask=n_i < n_state)
-                    tl.store(dC_row + n_i * LBp + p3, dCt, mask=n_i < n_state)
+        Y = tl.zeros(dt.shape, dtype=tl.float32)  # (with z) the output before the gate
+        if UNROLL:  # each state's columns of the carries picked at compile time (no selects)
+            for i in tl.static_range(NIT):
+                S1, S2, Y, G, DA = _bwd_state(
+                    i, S1, S2, Y, G, DA, B_row, C_row, s_B_n, s_C_n, s_B_l, s_C_l, pc3, p3, ks, L, LBp, unit, offs_s,
+                    cols, A2c, H0, dt, dtu, dy, dt_next, first3, last3, dB_row, dC_row, cb, sc, chan0, n_state,
+                    REVERSE, HAS_Z, DBC_ATOMIC, DBC_SCATTER, EVEN_N, NS, BD, BL, BC_VEC)
+        else:
+            for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
+                S1, S2, Y, G, DA = _bwd_state(
+                    i, S1, S2, Y, G, DA, B_row, C_row, s_B_n, s_C_n, s_B_l, s_C_l, pc3, p3, ks, L, LBp, unit, offs_s,
+                    cols, A2c, H0, dt, dtu, dy, dt_next, first3, last3, dB_row, dC_row, cb, sc, chan0, n_state,
+                    REVERSE, HAS_Z, DBC_ATOMIC, DBC_SCATTER, EVEN_N, NS, BD, BL, BC_VEC)
         H_n = H0
         if PRELOAD:  # the next tile's rows, in flight during the tail below
             u_in, dt_in, do_in, z_in, H_n = _tile_inputs(k_n, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row,
@@ -646,7 +667,7 @@ if HAS_TRITON:
         DBC_ATOMIC: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr, PRELOAD: tl.constexpr,
-        SPLIT_TAIL: tl.constexpr, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr,
+        SPLIT_TAIL: tl.constexpr, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr, UNROLL: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -752,7 +773,7 @@ if HAS_TRITON:
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
                     WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
                     u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd,
-                    SPLIT_HEAD, BC_VEC)
+                    SPLIT_HEAD, BC_VEC, UNROLL)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -781,6 +802,7 @@ if HAS_TRITON:
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
         WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False, PRELOAD: tl.constexpr = False,
         SPLIT_TAIL: tl.constexpr = False, SPLIT_HEAD: tl.constexpr = False, BC_VEC: tl.constexpr = 0,
+        UNROLL: tl.constexpr = False,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
@@ -790,7 +812,7 @@ if HAS_TRITON:
         (``_store_dbc_scatter``) instead of two all-reduces per state. SPLIT_TAIL (NS = 2, the lane
         layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``);
         SPLIT_HEAD (with SPLIT_TAIL) also its loads and their preparation. BC_VEC: B and C by vector
-        loads (``_bwd_sub``)."""
+        loads, UNROLL: the loop over the states unrolled (``_bwd_sub``)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -802,7 +824,8 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC,
+            UNROLL)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -813,4 +836,5 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d, dlast_ptr, dz_ptr, dzpart_ptr, y_ptr, ypart_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC,
+            UNROLL)
