@@ -232,8 +232,8 @@ SCAN_CONFIGS = [
     # tile's rows at its start (the defaults split them between the lanes and preload the rows during
     # the tile before): 10 tiles in 2 segments
     {"BWD_PRELOAD": "0", "BWD_SPLIT_TAIL": "0", "FWD_SPLIT": "0", "SEGMENTS": "2"},
-    # the split tail without the split head (each lane loads the whole tile); the backward's state loop not unrolled
-    {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2", "BWD_UNROLL": "0"},
+    # the split tail without the split head (each lane loads the whole tile); the backward's state loop unrolled
+    {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2", "BWD_UNROLL": "1"},
     # the forward's four state lanes sharing its loads, softplus and output
     {"NS": "4", "BLOCK_D": "8", "BLOCK_L": "16", "BWD_BLOCK_L": "8", "SEGMENTS": "2"},
 ]
@@ -279,7 +279,7 @@ def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatc
         mod.selective_scan_triton(**x, delta_softplus=True).sum().backward()
 
 
-@pytest.mark.parametrize("name", ["BWD_ATOMIC", "BWD_EXP_ONCE", "BWD_DBC_SCATTER", "PREFETCH"])
+@pytest.mark.parametrize("name", ["BWD_ATOMIC", "BWD_EXP_ONCE", "BWD_DBC_SCATTER", "PREFETCH", "BWD_UNROLL"])
 def test_bad_switch_value_names_the_variable(name, monkeypatch):
     """The on/off switches take 0 or 1; another value (``true``) is an error naming the variable,
     not a silent choice of either."""

@@ -144,8 +144,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     after a tile's state loop, in flight during its tail), _BWD_SPLIT_TAIL=0 (the backward's two state
     lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=0 (the lanes
     not sharing its loads and their preparation), _FWD_SPLIT=0 (the sloop forward's state lanes each
-    doing all of a tile's loads, softplus and output instead of their part), _BWD_UNROLL=0 (the sloop
-    backward's loop over the states not unrolled)."""
+    doing all of a tile's loads, softplus and output instead of their part), _BWD_UNROLL (the sloop
+    backward's loop over the states unrolled: =1)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -290,12 +290,13 @@ SLOOP_BWD_SPLIT_TAIL = True
 # delta u and dy for the state loop (three shuffles per position pair): fwd + bwd another 1.00-1.01x at every
 # shape (same run as FWD_SPLIT's; 1.2% fewer instructions per tile)
 SLOOP_BWD_SPLIT_HEAD = True
-# the sloop backward's loop over the N / NS state iterations unrolled: each iteration's columns of the carried
-# (NS, BD, N / NS) values (A, the entering state, the adjoint, dA) are then picked at compile time instead of by
-# a chain of selects (~60 of the ~300 instructions of a state iteration at Ti, sm_90, Triton 3.6, with the B/C
-# vector loads; scripts/sass_stats.py); 104 bytes of spills at 255 registers. Measured in
-# benchmarks/2026-12-03-h200-session12
-SLOOP_BWD_UNROLL = True
+# the sloop backward's loop over the N / NS state iterations unrolled (VIDEOMAMBA_TRITON_BWD_UNROLL=1): each
+# iteration's columns of the carried (NS, BD, N / NS) values (A, the entering state, the adjoint, dA) are then
+# picked at compile time instead of by chains of selects: 2351 instead of ~3180 instructions per tile at Ti 8f
+# (sm_90, Triton 3.6, with the B/C vector loads; scripts/sass_stats.py), 104 bytes of spills at 255 registers,
+# and yet 1.01-1.02x slower (H200, benchmarks/2026-12-03-h200-session12 call 2, interleaved: Ti 8f 2.42 vs
+# 2.39 ms, 64f 2.46 vs 2.41) and minutes more to compile. Off
+SLOOP_BWD_UNROLL = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 
