@@ -78,18 +78,20 @@ if HAS_TRITON:
 
     @jit
     def _ld16_to_f32(ptrs, like, REVERSE: tl.constexpr, VEC: tl.constexpr, KIND: tl.constexpr):
-        """One 16-byte load per VEC consecutive elements of ``ptrs`` (int64 addresses; the thread's registers; every
-        element of a pack holds the same 16-byte aligned address, the first one's is used): PTX
+        """One 16-byte load per VEC consecutive elements of ``ptrs`` (int64 addresses, in the thread's
+        registers; every element of a pack holds the same 16-byte aligned address, the first one's is used): PTX
         ``ld.global.v4.b32``, widened to fp32. Element e of a pack is the address's element e, or
         VEC - 1 - e with REVERSE. KIND: 0 bf16 (VEC 8), 1 fp16 (VEC 8), 2 fp32 (VEC 4). ``like``: an
         fp32 tensor of the same shape, an operand the PTX does not read: the result takes its layout."""
         if KIND == 2:
             if REVERSE:
                 v = tl.inline_asm_elementwise("ld.global.v4.b32 {$3, $2, $1, $0}, [$4];",
-                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
+                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r",
+                                              [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
             else:
                 v = tl.inline_asm_elementwise("ld.global.v4.b32 {$0, $1, $2, $3}, [$4];",
-                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
+                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r",
+                                              [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
         elif KIND == 0:  # bf16 -> fp32: the bits in the upper half
             if REVERSE:
                 v = tl.inline_asm_elementwise(
@@ -98,7 +100,8 @@ if HAS_TRITON:
                     "and.b32 $2, w2, 0xFFFF0000;\n\tshl.b32 $3, w2, 16;\n\t"
                     "and.b32 $4, w1, 0xFFFF0000;\n\tshl.b32 $5, w1, 16;\n\t"
                     "and.b32 $6, w0, 0xFFFF0000;\n\tshl.b32 $7, w0, 16;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
+                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
             else:
                 v = tl.inline_asm_elementwise(
                     "{\n\t.reg .b32 w<4>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
@@ -106,7 +109,8 @@ if HAS_TRITON:
                     "shl.b32 $2, w1, 16;\n\tand.b32 $3, w1, 0xFFFF0000;\n\t"
                     "shl.b32 $4, w2, 16;\n\tand.b32 $5, w2, 0xFFFF0000;\n\t"
                     "shl.b32 $6, w3, 16;\n\tand.b32 $7, w3, 0xFFFF0000;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
+                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
         else:  # fp16 -> fp32
             if REVERSE:
                 v = tl.inline_asm_elementwise(
@@ -114,14 +118,16 @@ if HAS_TRITON:
                     "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
                     "cvt.f32.f16 $0, h7;\n\tcvt.f32.f16 $1, h6;\n\tcvt.f32.f16 $2, h5;\n\tcvt.f32.f16 $3, h4;\n\t"
                     "cvt.f32.f16 $4, h3;\n\tcvt.f32.f16 $5, h2;\n\tcvt.f32.f16 $6, h1;\n\tcvt.f32.f16 $7, h0;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
+                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
             else:
                 v = tl.inline_asm_elementwise(
                     "{\n\t.reg .b32 w<4>;\n\t.reg .b16 h<8>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
                     "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
                     "cvt.f32.f16 $0, h0;\n\tcvt.f32.f16 $1, h1;\n\tcvt.f32.f16 $2, h2;\n\tcvt.f32.f16 $3, h3;\n\t"
                     "cvt.f32.f16 $4, h4;\n\tcvt.f32.f16 $5, h5;\n\tcvt.f32.f16 $6, h6;\n\tcvt.f32.f16 $7, h7;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r", [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
+                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
+                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
         return v
 
     @jit

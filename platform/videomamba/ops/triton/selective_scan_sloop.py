@@ -296,7 +296,8 @@ if HAS_TRITON:
                 _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
                 if not STATES_ONLY:
                     if BC_VEC:  # past L: y is not stored
-                        Ci = load_vec_rows(C_row + n_i * s_C_n, k * BLOCK_L, L, dt, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
+                        Ci = load_vec_rows(C_row + n_i * s_C_n, k * BLOCK_L, L, dt, REVERSE, NS, BLOCK_D, BLOCK_L,
+                                           BC_VEC)
                     else:
                         Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
                     Y += h * Ci
