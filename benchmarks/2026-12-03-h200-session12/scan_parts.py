@@ -48,7 +48,9 @@ for label, dim, batch, frames in SHAPES:
         res = {}
         import os
         for v in ("1", "0"):
-            os.environ["VIDEOMAMBA_TRITON_BC_VEC"] = os.environ["VIDEOMAMBA_TRITON_BWD_UNROLL"] = v
+            os.environ["VIDEOMAMBA_TRITON_BC_VEC"] = v
+            # call 2: the unrolled backward with vector loads against the rolled one without
+            os.environ["VIDEOMAMBA_TRITON_BWD_UNROLL"] = v if sys.argv[2:] == ["call2"] else "0"
             y = scan_fwd(dirs, z, True, False, store_states=False, return_last=False)[0].float()
             g = scan_bwd(dirs, z, hss, dout, None, True, False, cfg)[0].grads([d.B4 for d in dirs], [d.C4 for d in dirs])
             res[v] = (y, [t.float() for per in g for t in per if t is not None], LAST_LAUNCH["fwd_bc_vec"],
