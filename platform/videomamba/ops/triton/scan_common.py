@@ -76,58 +76,69 @@ if HAS_TRITON:
             tl.inline_asm_elementwise("prefetch.global.L1 [$1];\n\tmov.u32 $0, 0;", "=r,l", [ptrs.to(tl.int64)],
                                       dtype=tl.int32, is_pure=False, pack=1)
 
+    def _ld16_asm(kind: int, reverse: bool) -> str:
+        """PTX of ``_ld16_to_f32``: one ``ld.global.v4.b32`` at operand $P (the pack's first address,
+        P = the number of outputs), its elements widened to fp32 into $0 .. $P-1, in reverse with
+        ``reverse``. kind 0: 8 bf16 (the bits shifted into the upper half), 1: 8 fp16 (cvt), 2: 4 fp32."""
+        n = 4 if kind == 2 else 8
+        order = list(range(n))[::-1] if reverse else list(range(n))  # element of the load per output
+        if kind == 2:
+            return "ld.global.v4.b32 {" + ", ".join(f"${order.index(e)}" for e in range(n)) + f"}}, [${n}];"
+        lines = [".reg .b32 w<4>;"]
+        if kind == 1:
+            lines.append(".reg .b16 h<8>;")
+        lines.append(f"ld.global.v4.b32 {{w0, w1, w2, w3}}, [${n}];")
+        if kind == 1:
+            lines += [f"mov.b32 {{h{2 * i}, h{2 * i + 1}}}, w{i};" for i in range(4)]
+        for out, e in enumerate(order):
+            if kind == 1:
+                lines.append(f"cvt.f32.f16 ${out}, h{e};")
+            elif e % 2:
+                lines.append(f"and.b32 ${out}, w{e // 2}, 0xFFFF0000;")
+            else:
+                lines.append(f"shl.b32 ${out}, w{e // 2}, 16;")
+        return "{\n\t" + "\n\t".join(lines) + "\n\t}"
+
+    def _ld16_constraints(n: int) -> str:
+        return ",".join(["=r"] * n + ["l"] * n + ["r"] * n)
+
+    _LD16_BF16 = tl.constexpr(_ld16_asm(0, False))
+    _LD16_BF16_REV = tl.constexpr(_ld16_asm(0, True))
+    _LD16_F16 = tl.constexpr(_ld16_asm(1, False))
+    _LD16_F16_REV = tl.constexpr(_ld16_asm(1, True))
+    _LD16_F32 = tl.constexpr(_ld16_asm(2, False))
+    _LD16_F32_REV = tl.constexpr(_ld16_asm(2, True))
+    _LD16_C8 = tl.constexpr(_ld16_constraints(8))
+    _LD16_C4 = tl.constexpr(_ld16_constraints(4))
+
     @jit
     def _ld16_to_f32(ptrs, like, REVERSE: tl.constexpr, VEC: tl.constexpr, KIND: tl.constexpr):
         """One 16-byte load per VEC consecutive elements of ``ptrs`` (int64 addresses, in the thread's
         registers; every element of a pack holds the same 16-byte aligned address, the first one's is used): PTX
-        ``ld.global.v4.b32``, widened to fp32. Element e of a pack is the address's element e, or
+        ``ld.global.v4.b32``, widened to fp32 (``_ld16_asm``). Element e of a pack is the address's element e, or
         VEC - 1 - e with REVERSE. KIND: 0 bf16 (VEC 8), 1 fp16 (VEC 8), 2 fp32 (VEC 4). ``like``: an
         fp32 tensor of the same shape, an operand the PTX does not read: the result takes its layout."""
         if KIND == 2:
             if REVERSE:
-                v = tl.inline_asm_elementwise("ld.global.v4.b32 {$3, $2, $1, $0}, [$4];",
-                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r",
-                                              [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
+                v = tl.inline_asm_elementwise(_LD16_F32_REV, _LD16_C4, [ptrs, like], dtype=tl.float32, is_pure=True,
+                                              pack=4)
             else:
-                v = tl.inline_asm_elementwise("ld.global.v4.b32 {$0, $1, $2, $3}, [$4];",
-                                              "=r,=r,=r,=r,l,l,l,l,r,r,r,r",
-                                              [ptrs, like], dtype=tl.float32, is_pure=True, pack=4)
-        elif KIND == 0:  # bf16 -> fp32: the bits in the upper half
+                v = tl.inline_asm_elementwise(_LD16_F32, _LD16_C4, [ptrs, like], dtype=tl.float32, is_pure=True,
+                                              pack=4)
+        elif KIND == 0:
             if REVERSE:
-                v = tl.inline_asm_elementwise(
-                    "{\n\t.reg .b32 w<4>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
-                    "and.b32 $0, w3, 0xFFFF0000;\n\tshl.b32 $1, w3, 16;\n\t"
-                    "and.b32 $2, w2, 0xFFFF0000;\n\tshl.b32 $3, w2, 16;\n\t"
-                    "and.b32 $4, w1, 0xFFFF0000;\n\tshl.b32 $5, w1, 16;\n\t"
-                    "and.b32 $6, w0, 0xFFFF0000;\n\tshl.b32 $7, w0, 16;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
-                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
+                v = tl.inline_asm_elementwise(_LD16_BF16_REV, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
+                                              pack=8)
             else:
-                v = tl.inline_asm_elementwise(
-                    "{\n\t.reg .b32 w<4>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
-                    "shl.b32 $0, w0, 16;\n\tand.b32 $1, w0, 0xFFFF0000;\n\t"
-                    "shl.b32 $2, w1, 16;\n\tand.b32 $3, w1, 0xFFFF0000;\n\t"
-                    "shl.b32 $4, w2, 16;\n\tand.b32 $5, w2, 0xFFFF0000;\n\t"
-                    "shl.b32 $6, w3, 16;\n\tand.b32 $7, w3, 0xFFFF0000;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
-                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
-        else:  # fp16 -> fp32
+                v = tl.inline_asm_elementwise(_LD16_BF16, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
+                                              pack=8)
+        else:
             if REVERSE:
-                v = tl.inline_asm_elementwise(
-                    "{\n\t.reg .b32 w<4>;\n\t.reg .b16 h<8>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
-                    "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
-                    "cvt.f32.f16 $0, h7;\n\tcvt.f32.f16 $1, h6;\n\tcvt.f32.f16 $2, h5;\n\tcvt.f32.f16 $3, h4;\n\t"
-                    "cvt.f32.f16 $4, h3;\n\tcvt.f32.f16 $5, h2;\n\tcvt.f32.f16 $6, h1;\n\tcvt.f32.f16 $7, h0;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
-                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
+                v = tl.inline_asm_elementwise(_LD16_F16_REV, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
+                                              pack=8)
             else:
-                v = tl.inline_asm_elementwise(
-                    "{\n\t.reg .b32 w<4>;\n\t.reg .b16 h<8>;\n\tld.global.v4.b32 {w0, w1, w2, w3}, [$8];\n\t"
-                    "mov.b32 {h0, h1}, w0;\n\tmov.b32 {h2, h3}, w1;\n\tmov.b32 {h4, h5}, w2;\n\tmov.b32 {h6, h7}, w3;\n\t"
-                    "cvt.f32.f16 $0, h0;\n\tcvt.f32.f16 $1, h1;\n\tcvt.f32.f16 $2, h2;\n\tcvt.f32.f16 $3, h3;\n\t"
-                    "cvt.f32.f16 $4, h4;\n\tcvt.f32.f16 $5, h5;\n\tcvt.f32.f16 $6, h6;\n\tcvt.f32.f16 $7, h7;\n\t}",
-                    "=r,=r,=r,=r,=r,=r,=r,=r,l,l,l,l,l,l,l,l,r,r,r,r,r,r,r,r",
-                    [ptrs, like], dtype=tl.float32, is_pure=True, pack=8)
+                v = tl.inline_asm_elementwise(_LD16_F16, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
+                                              pack=8)
         return v
 
     @jit
