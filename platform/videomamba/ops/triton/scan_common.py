@@ -118,28 +118,19 @@ if HAS_TRITON:
         ``ld.global.v4.b32``, widened to fp32 (``_ld16_asm``). Element e of a pack is the address's element e, or
         VEC - 1 - e with REVERSE. KIND: 0 bf16 (VEC 8), 1 fp16 (VEC 8), 2 fp32 (VEC 4). ``like``: an
         fp32 tensor of the same shape, an operand the PTX does not read: the result takes its layout."""
-        if KIND == 2:
-            if REVERSE:
-                v = tl.inline_asm_elementwise(_LD16_F32_REV, _LD16_C4, [ptrs, like], dtype=tl.float32, is_pure=True,
-                                              pack=4)
-            else:
-                v = tl.inline_asm_elementwise(_LD16_F32, _LD16_C4, [ptrs, like], dtype=tl.float32, is_pure=True,
-                                              pack=4)
-        elif KIND == 0:
-            if REVERSE:
-                v = tl.inline_asm_elementwise(_LD16_BF16_REV, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
-                                              pack=8)
-            else:
-                v = tl.inline_asm_elementwise(_LD16_BF16, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
-                                              pack=8)
+        if KIND == 0:
+            v = _ld16(ptrs, like, _LD16_BF16_REV if REVERSE else _LD16_BF16, VEC)
+        elif KIND == 1:
+            v = _ld16(ptrs, like, _LD16_F16_REV if REVERSE else _LD16_F16, VEC)
         else:
-            if REVERSE:
-                v = tl.inline_asm_elementwise(_LD16_F16_REV, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
-                                              pack=8)
-            else:
-                v = tl.inline_asm_elementwise(_LD16_F16, _LD16_C8, [ptrs, like], dtype=tl.float32, is_pure=True,
-                                              pack=8)
+            v = _ld16(ptrs, like, _LD16_F32_REV if REVERSE else _LD16_F32, VEC)
         return v
+
+    @jit
+    def _ld16(ptrs, like, ASM: tl.constexpr, VEC: tl.constexpr):
+        """``_ld16_to_f32`` with its PTX chosen."""
+        cons: tl.constexpr = _LD16_C4 if VEC == 4 else _LD16_C8
+        return tl.inline_asm_elementwise(ASM, cons, [ptrs, like], dtype=tl.float32, is_pure=True, pack=VEC)
 
     @jit
     def load_vec_rows(row, start, L, like, REVERSE: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr,
