@@ -619,9 +619,11 @@ def test_bc_vector_loads(backend, dtype, segments, monkeypatch):
     """B and C rows that are 16-byte aligned and a whole number of vectors long are loaded 16 bytes
     at a time by the sloop kernels (``bc_vec_width``: 4 fp32 or 8 bf16 / fp16 positions per load),
     both directions' values and gradients matching the reference; rows whose padding would be read
-    (L not a multiple of the vector, padding NaN here: the caller cannot vouch for it) and
-    ``VIDEOMAMBA_TRITON_BC_VEC=0`` take the scalar loads, and nothing of the padding leaks in."""
+    (L not a multiple of the vector, padding NaN here: the caller cannot vouch for it) take the
+    scalar loads, and nothing of the padding leaks in (the switch: ``test_bc_vec_width_checks_every_row``)."""
     _mod, device = backend
+    if dtype == torch.float16 and device.type == "cpu":
+        pytest.skip("fp16 differs from bf16 only in the compiled PTX (CUDA)")
     monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", segments)
     launch = importlib.import_module("videomamba.ops.triton.launch")
     vec = 16 // torch.tensor([], dtype=dtype).element_size()
@@ -631,10 +633,6 @@ def test_bc_vector_loads(backend, dtype, segments, monkeypatch):
         t, tri, want = _bi_case(length, 300 + length, pad_to, dtype, device)
         _run_both(tri, want, t, dtype, device, **tol)
         assert (launch.LAST_LAUNCH["fwd_bc_vec"], launch.LAST_LAUNCH["bwd_bc_vec"]) == (want_vec, want_vec), length
-    monkeypatch.setenv("VIDEOMAMBA_TRITON_BC_VEC", "0")
-    t, tri, want = _bi_case(48, 348, 0, dtype, device)
-    _run_both(tri, want, t, dtype, device, **tol)
-    assert (launch.LAST_LAUNCH["fwd_bc_vec"], launch.LAST_LAUNCH["bwd_bc_vec"]) == (0, 0)
 
 
 def test_bc_vec_width_checks_every_row(monkeypatch):
