@@ -37,8 +37,9 @@ def _lastdim_contig(t):
 
 class ScanDir:
     """Arguments of one scan direction, normalised for the kernels. ``bc_pad_finite``: B and C are
-    views of rows whose columns past L up to L rounded up to 8 hold finite values (the model's
-    x_proj output at its padded pitch), so the kernels may read them (:func:`bc_vec_width`)."""
+    views of rows whose columns past L, up to L rounded up to the vector width (8 bf16 / fp16, 4 fp32),
+    hold finite values (the model's x_proj output at its padded pitch), so the kernels' vector loads
+    may read them (:func:`bc_vec_width`)."""
 
     def __init__(self, u, delta, A, B, C, D, delta_bias, bc_pad_finite=False):
         self.bc_pad_finite = bc_pad_finite
