@@ -77,7 +77,7 @@ if HAS_TRITON:
                                       dtype=tl.int32, is_pure=False, pack=1)
 
     def _ld16_asm(kind: int, reverse: bool) -> str:
-        """PTX of ``_ld16_to_f32``: one ``ld.global.v4.b32`` at operand $P (the pack's first address,
+        """PTX of ``_ld16``: one ``ld.global.v4.b32`` at operand $P (the pack's first address,
         P = the number of outputs), its elements widened to fp32 into $0 .. $P-1, in reverse with
         ``reverse``. kind 0: 8 bf16 (the bits shifted into the upper half), 1: 8 fp16 (cvt), 2: 4 fp32."""
         n = 4 if kind == 2 else 8
@@ -112,23 +112,11 @@ if HAS_TRITON:
     _LD16_C4 = tl.constexpr(_ld16_constraints(4))
 
     @jit
-    def _ld16_to_f32(ptrs, like, REVERSE: tl.constexpr, VEC: tl.constexpr, KIND: tl.constexpr):
-        """One 16-byte load per VEC consecutive elements of ``ptrs`` (int64 addresses, in the thread's
-        registers; every element of a pack holds the same 16-byte aligned address, the first one's is used): PTX
-        ``ld.global.v4.b32``, widened to fp32 (``_ld16_asm``). Element e of a pack is the address's element e, or
-        VEC - 1 - e with REVERSE. KIND: 0 bf16 (VEC 8), 1 fp16 (VEC 8), 2 fp32 (VEC 4). ``like``: an
-        fp32 tensor of the same shape, an operand the PTX does not read: the result takes its layout."""
-        if KIND == 0:
-            v = _ld16(ptrs, like, _LD16_BF16_REV if REVERSE else _LD16_BF16, VEC)
-        elif KIND == 1:
-            v = _ld16(ptrs, like, _LD16_F16_REV if REVERSE else _LD16_F16, VEC)
-        else:
-            v = _ld16(ptrs, like, _LD16_F32_REV if REVERSE else _LD16_F32, VEC)
-        return v
-
-    @jit
     def _ld16(ptrs, like, ASM: tl.constexpr, VEC: tl.constexpr):
-        """``_ld16_to_f32`` with its PTX chosen."""
+        """One 16-byte load per VEC consecutive elements of ``ptrs`` (int64 addresses, in the thread's
+        registers; every element of a pack holds the same 16-byte aligned address, the first one's is used),
+        widened to fp32 by the PTX ``ASM`` (``_ld16_asm``). ``like``: an fp32 tensor of the same shape, an
+        operand the PTX does not read: the result takes its layout."""
         cons: tl.constexpr = _LD16_C4 if VEC == 4 else _LD16_C8
         return tl.inline_asm_elementwise(ASM, cons, [ptrs, like], dtype=tl.float32, is_pure=True, pack=VEC)
 
@@ -156,12 +144,13 @@ if HAS_TRITON:
         ptrs = row + gs[None, None, :]  # (NS, BD, BL)
         if _COMPILED:
             ety: tl.constexpr = row.dtype.element_ty
+            p64 = ptrs.to(tl.int64)
             if ety == tl.bfloat16:
-                v = _ld16_to_f32(ptrs.to(tl.int64), like, REVERSE, VEC, 0)
+                v = _ld16(p64, like, _LD16_BF16_REV if REVERSE else _LD16_BF16, VEC)
             elif ety == tl.float16:
-                v = _ld16_to_f32(ptrs.to(tl.int64), like, REVERSE, VEC, 1)
+                v = _ld16(p64, like, _LD16_F16_REV if REVERSE else _LD16_F16, VEC)
             else:
-                v = _ld16_to_f32(ptrs.to(tl.int64), like, REVERSE, VEC, 2)
+                v = _ld16(p64, like, _LD16_F32_REV if REVERSE else _LD16_F32, VEC)
         else:
             e = j % VEC
             if REVERSE:

@@ -156,6 +156,18 @@ if HAS_TRITON:
         return v.to(tl.float32)
 
     @jit
+    def _bc_rows(row, n_i, s_n, s_l, pc3, start, L, like, n_state, REVERSE: tl.constexpr, EVEN_N: tl.constexpr,
+                 NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr, BC_VEC: tl.constexpr):
+        """B or C (NS, BD, BL) of states n_i at a tile's positions in fp32: by BC_VEC-element vector loads
+        (``load_vec_rows``; past L, finite values that meet a zero delta u and dy: launch.bc_vec_width),
+        or with BC_VEC = 0 one scalar load per position (``_load_bc``, at the clamped positions pc3)."""
+        if BC_VEC:
+            v = load_vec_rows(row + n_i * s_n, start, L, like, REVERSE, NS, BD, BL, BC_VEC)
+        else:
+            v = _load_bc(row + n_i * s_n + pc3 * s_l, n_i, n_state, EVEN_N)
+        return v
+
+    @jit
     def _setup(A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state,
                HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
                BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, NS: tl.constexpr):
@@ -286,20 +298,15 @@ if HAS_TRITON:
             Y = tl.zeros([NS, BLOCK_D, BLOCK_L], dtype=tl.float32)
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 n_i = (i * NS + offs_s)[:, None, None]
-                if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u
-                    Bi = load_vec_rows(B_row + n_i * s_B_n, k * BLOCK_L, L, dt, REVERSE, NS, BLOCK_D, BLOCK_L, BC_VEC)
-                else:
-                    Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+                Bi = _bc_rows(B_row, n_i, s_B_n, s_B_l, pc3, k * BLOCK_L, L, dt, n_state, REVERSE, EVEN_N, NS,
+                              BLOCK_D, BLOCK_L, BC_VEC)
                 a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
                 bb = dtu * Bi
                 bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
                 _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
                 if not STATES_ONLY:
-                    if BC_VEC:  # past L: y is not stored
-                        Ci = load_vec_rows(C_row + n_i * s_C_n, k * BLOCK_L, L, dt, REVERSE, NS, BLOCK_D, BLOCK_L,
-                                           BC_VEC)
-                    else:
-                        Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
+                    Ci = _bc_rows(C_row, n_i, s_C_n, s_C_l, pc3, k * BLOCK_L, L, dt, n_state, REVERSE, EVEN_N, NS,
+                                  BLOCK_D, BLOCK_L, BC_VEC)
                     Y += h * Ci
                 if STORE_STATES and HS_SPLIT == 2:
                     Hm = tl.where(cols == i, _pick(h, mid3.to(tl.int32), 1)[:, :, None], Hm)
@@ -398,10 +405,7 @@ if HAS_TRITON:
         dtu = dt * u
         for i in range(0, NIT * unit):
             n_i = (i * NS + offs_s)[:, None, None]
-            if BC_VEC:
-                Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
-            else:
-                Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
+            Bi = _bc_rows(B_row, n_i, s_B_n, s_B_l, pc3, ks * BL, L, dt, n_state, REVERSE, EVEN_N, NS, BD, BL, BC_VEC)
             a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
             bb = dtu * Bi
             bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)
@@ -491,12 +495,8 @@ if HAS_TRITON:
         adjoint for them, their terms added to the running sums S1, S2 (and Y with z), their columns
         of the carries G and DA replaced, and their dB / dC stored. Returns S1, S2, Y, G, DA."""
         n_i = (i * NS + offs_s)[:, None, None]
-        if BC_VEC:  # past L: finite values (launch.bc_vec_width) times a zero delta u and dy
-            Bi = load_vec_rows(B_row + n_i * s_B_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
-            Ci = load_vec_rows(C_row + n_i * s_C_n, ks * BL, L, dt, REVERSE, NS, BD, BL, BC_VEC)
-        else:
-            Bi = _load_bc(B_row + n_i * s_B_n + pc3 * s_B_l, n_i, n_state, EVEN_N)
-            Ci = _load_bc(C_row + n_i * s_C_n + pc3 * s_C_l, n_i, n_state, EVEN_N)
+        Bi = _bc_rows(B_row, n_i, s_B_n, s_B_l, pc3, ks * BL, L, dt, n_state, REVERSE, EVEN_N, NS, BD, BL, BC_VEC)
+        Ci = _bc_rows(C_row, n_i, s_C_n, s_C_l, pc3, ks * BL, L, dt, n_state, REVERSE, EVEN_N, NS, BD, BL, BC_VEC)
         A2i = _pick(A2c, cols, i)  # (NS, BD)
         a = tl.exp2(dt * A2i[:, :, None])
         bb = dtu * Bi
