@@ -165,7 +165,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--sm", type=int, default=132, help="SMs of the target (H200: 132)")
     p.add_argument("--out", type=Path, default=None, help="folder for the SASS/PTX of each kernel")
-    p.add_argument("--kernels", default="sloop_fwd_kernel,sloop_bwd_kernel")
+    p.add_argument("--kernels", default="sloop_fwd_kernel,sloop_bwd_kernel",
+                   help="comma-separated; conv_fwd_kernel / conv_bwd4_kernel compile the depthwise conv's instead")
     p.add_argument("--bc-pitch", type=int, default=0,
                    help="B and C as the first L columns of rows this many elements apart (the model's x_proj "
                         "output: L rounded up to 8), so that the kernels may load them 16 bytes at a time; "
@@ -194,15 +195,25 @@ def main(argv=None) -> int:
             return t(B, N, L)
         return torch.zeros(B, N, a.bc_pitch, dtype=dt)[..., :L].requires_grad_()
 
-    args = []
-    for _ in range(2):
-        args += [t(B, D, L), t(B, D, L), t(D, N, dtype=torch.float32), bc(), bc(),
-                 t(D, dtype=torch.float32), t(D, dtype=torch.float32)]
-    z = t(B, D, L)
-    out = bi_selective_scan_triton(*args, z, delta_softplus=True)
-    out.backward(torch.zeros_like(out))
-
     want = a.kernels.split(",")
+    if any(not k.startswith("conv_") for k in want):
+        args = []
+        for _ in range(2):
+            args += [t(B, D, L), t(B, D, L), t(D, N, dtype=torch.float32), bc(), bc(),
+                     t(D, dtype=torch.float32), t(D, dtype=torch.float32)]
+        z = t(B, D, L)
+        out = bi_selective_scan_triton(*args, z, delta_softplus=True)
+        out.backward(torch.zeros_like(out))
+    if any(k.startswith("conv_") for k in want):  # both depthwise convs (+ SiLU), forward and backward
+        from videomamba.ops.triton import causal_conv1d as cc
+        conv_config = cc.conv_config
+        cc.conv_config = lambda b, d, l, device, backward=False: conv_config(b, d, l, "cuda", backward)
+        cc._check = lambda x, weights: None
+        x = t(B, D, L, grad=False)
+        w, bias = t(D, 4, dtype=torch.float32, grad=False), t(D, dtype=torch.float32, grad=False)
+        cc.bi_conv_fwd(x, w, bias, w, bias, True)
+        cc.bi_conv_bwd(x, w, bias, w, bias, x, x, True)
+
     from videomamba.ops.triton.config import LAST_LAUNCH
     print(f"triton {triton.__version__}, sm_90, B={B} D={D} L={L} N={N} {a.dtype}, B/C vector loads: "
           f"forward {LAST_LAUNCH.get('fwd_bc_vec')}, backward {LAST_LAUNCH.get('bwd_bc_vec')}")

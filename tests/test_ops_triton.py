@@ -220,9 +220,10 @@ def test_bi_selective_scan(backend, case):
 SCAN_CONFIGS = [
     # one segment; the backward's preload without the split tail (both lanes doing all of a tile's tail)
     {"SEGMENTS": "1", "BWD_SPLIT_TAIL": "0"},
-    {"SEGMENTS": "64"},
-    # blocks of their own; the backward's split head without the preload
-    {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "BWD_PRELOAD": "0", "SEGMENTS": "3"},
+    # one tile per segment, the summaries walking it in tiles of 4 positions and computing the unused one too
+    {"SEGMENTS": "64", "SUM_BLOCK_L": "4", "SUM_SKIP": "0"},
+    # blocks of their own; the backward's split head without the preload; summaries in 32-position tiles
+    {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "BWD_PRELOAD": "0", "SEGMENTS": "3", "SUM_BLOCK_L": "32"},
     # the state-loop kernels one state per iteration (forward) and all states at once (backward),
     # the backward walking each tile as two sub-tiles
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},
@@ -269,7 +270,8 @@ def test_bi_realistic_shape_cuda(dtype):
               t, dtype, torch.device("cuda"), rtol=1e-2 if low else 1e-4, grad_rtol=2e-2 if low else 2e-4)
 
 
-@pytest.mark.parametrize("name,value", [("BLOCK_L", "12"), ("SEGMENTS", "0"), ("BWD_NUM_WARPS", "four")])
+@pytest.mark.parametrize("name,value", [("BLOCK_L", "12"), ("SEGMENTS", "0"), ("BWD_NUM_WARPS", "four"),
+                                        ("SUM_BLOCK_L", "24")])
 def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatch):
     mod, device = backend
     monkeypatch.setenv(f"VIDEOMAMBA_TRITON_{name}", value)
@@ -279,7 +281,7 @@ def test_bad_tuning_override_names_the_variable(backend, name, value, monkeypatc
         mod.selective_scan_triton(**x, delta_softplus=True).sum().backward()
 
 
-@pytest.mark.parametrize("name", ["BWD_ATOMIC", "BWD_EXP_ONCE", "BWD_DBC_SCATTER", "PREFETCH", "BWD_UNROLL"])
+@pytest.mark.parametrize("name", ["BWD_ATOMIC", "BWD_EXP_ONCE", "BWD_DBC_SCATTER", "PREFETCH", "BWD_UNROLL", "SUM_SKIP"])
 def test_bad_switch_value_names_the_variable(name, monkeypatch):
     """The on/off switches take 0 or 1; another value (``true``) is an error naming the variable,
     not a silent choice of either."""

@@ -210,11 +210,12 @@ def test_backward_is_bitwise_deterministic():
 
 @pytest.mark.parametrize("env", [{"BLOCK_L": "32", "BLOCK_D": "1"},
                                  {"BWD_BLOCK_L": "8", "BWD_BLOCK_D": "4", "NUM_WARPS": "2"},
-                                 {"BWD_KERNEL": "generic"}],
+                                 {"BWD_KERNEL": "generic"}, {"BWD_LTILES": "3", "BWD_BLOCK_L": "4"}],
                          ids=lambda e: "-".join(f"{k}{v}" for k, v in e.items()))
 def test_block_overrides(env, monkeypatch):
     """Tuning overrides (the forward's and the backward's blocks chosen apart, the generic-K
-    backward kernel) give the same values; a 3-tap conv on both backward kernels."""
+    backward kernel, position tiles grouped by three per program, the last group short) give the same
+    values; a 3-tap conv on both backward kernels."""
     for k, v in env.items():
         monkeypatch.setenv(f"VIDEOMAMBA_TRITON_CONV_{k}", v)
     x, wf, bf, wb, bb = _bi_inputs(37, seed=90)

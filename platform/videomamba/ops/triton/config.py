@@ -145,7 +145,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=0 (the lanes
     not sharing its loads and their preparation), _FWD_SPLIT=0 (the sloop forward's state lanes each
     doing all of a tile's loads, softplus and output instead of their part), _BWD_UNROLL (the sloop
-    backward's loop over the states unrolled: =1)."""
+    backward's loop over the states unrolled: =1), _SUM_BLOCK_L / _BWD_SUM_BLOCK_L (the summary launches'
+    position tiles, any power of two: they walk the main launch's segments in tiles of their own),
+    _SUM_SKIP=0 (the summary launches also compute the one segment's summary that no segment folds in)."""
     env = "VIDEOMAMBA_TRITON_"
     kernel = os.environ.get(env + "KERNEL") or "sloop"
     if kernel not in KERNELS:
@@ -199,6 +201,11 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
             raise ValueError(f"{env}BWD_SUB={sub}: expected 1 or 2 (dividing BLOCK_L={block_l})")
     else:
         ns = block_n
+    # the summary launch's own position tiles over the main launch's segments: the interpreter takes 16
+    # (the backward's 8-position segments walked in tiles that straddle them)
+    sum_block_l = ((backward and _env_int(env + "BWD_SUM_BLOCK_L", True)) or _env_int(env + "SUM_BLOCK_L", True)
+                   or (16 if not target_programs else SUM_BLOCK_L_GPU.get(backward, block_l)))
+    sum_skip = env_flag(env + "SUM_SKIP", True)
     ntiles = triton.cdiv(max(length, 1), block_l)
     base = batch * triton.cdiv(dim, block_d)
     maxnreg = (backward and _env_int(env + "BWD_MAXNREG")) or _env_int(env + "MAXNREG")
@@ -240,7 +247,7 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     # the sloop backward's loop over the states unrolled (the carries' columns picked at compile time)
     bwd_unroll = env_flag(env + "BWD_UNROLL", SLOOP_BWD_UNROLL) and backward and kernel == "sloop"
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
-                SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps,
+                SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps, SUM_BLOCK_L=sum_block_l, sum_skip=sum_skip,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
                 HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail,
                 split_head=split_head, fwd_split=fwd_split, bwd_unroll=bwd_unroll)
@@ -298,5 +305,8 @@ SLOOP_BWD_SPLIT_HEAD = True
 # 2.39 ms, 64f 2.46 vs 2.41) and minutes more to compile. Off
 SLOOP_BWD_UNROLL = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
+# the summary launches' position tiles on the GPU, forward (False) and backward (True); absent: the main
+# launch's tile (16 forward, 8 backward)
+SUM_BLOCK_L_GPU: dict[bool, int] = {}
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 

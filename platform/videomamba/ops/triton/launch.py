@@ -134,14 +134,17 @@ def _summaries(ndir, batch, dim, n_state, cfg, device):
 
 def _launch_cfg(cfg, summary=False):
     """Block constexprs and warps of the main launch, or of the summary launch (whose kernel is
-    always the tile3d one, with its own channel blocks)."""
+    always the tile3d one, with its own channel blocks and position tiles)."""
     kw = {k: cfg[k] for k in ("BLOCK_N", "BLOCK_L")}
-    if summary or cfg["kernel"] == "tile3d":
-        kw["BLOCK_D"], kw["num_warps"] = (cfg["SUM_BLOCK_D"], cfg["sum_num_warps"]) if summary \
-            else (cfg["BLOCK_D"], cfg["num_warps"])
+    if summary:  # its own tiles over the main launch's segments (SEG_TILE: the main launch's tile)
+        kw.update(BLOCK_L=cfg["SUM_BLOCK_L"], SEG_TILE=cfg["BLOCK_L"], SUM_SKIP=cfg["sum_skip"],
+                  BLOCK_D=cfg["SUM_BLOCK_D"], num_warps=cfg["sum_num_warps"])
+        return kw
+    if cfg["kernel"] == "tile3d":
+        kw["BLOCK_D"], kw["num_warps"] = cfg["BLOCK_D"], cfg["num_warps"]
     else:
         kw.update(BLOCK_D=cfg["BLOCK_D"], num_warps=cfg["num_warps"], NS=cfg["NS"])
-    if not summary and cfg.get("maxnreg"):  # a register cap for ptxas (tuning: VIDEOMAMBA_TRITON_MAXNREG)
+    if cfg.get("maxnreg"):  # a register cap for ptxas (tuning: VIDEOMAMBA_TRITON_MAXNREG)
         kw["maxnreg"] = cfg["maxnreg"]
     return kw
 

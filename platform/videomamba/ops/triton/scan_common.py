@@ -8,7 +8,7 @@ from .runtime import HAS_TRITON, INTERPRET, jit, tl
 
 __all__ = ["adjoint_combine", "affine_combine", "softplus", "softplus_grad", "sigmoid", "rcp", "lane_stride", "bfly", "bfly_states",
            "prefetch_l1", "load_vec_rows", "load_delta",
-           "channel_setup", "tile_index", "tile_positions", "fold_summaries", "store_bi"]
+           "channel_setup", "tile_index", "tile_positions", "segment_span", "segment_tile", "fold_summaries", "store_bi"]
 
 if HAS_TRITON:
     _COMPILED = tl.constexpr(not INTERPRET)  # inline PTX only when compiled (the interpreter has none)
@@ -243,6 +243,34 @@ if HAS_TRITON:
             pos = k * BLOCK_L + offs_j
             pos1 = pos + 1
         return pos, pos < L, pos1, (pos1 >= 0) & (pos1 < L)
+
+    @jit
+    def segment_span(seg, tps, SEG_TILE: tl.constexpr, L, BLOCK_L: tl.constexpr, SKIP: tl.constexpr,
+                     skip_seg):
+        """Positions [p_lo, p_hi) of segment ``seg`` (``tps`` tiles of the main launch's SEG_TILE
+        positions) and the number of BLOCK_L-position tiles a summary pass walks over them: 0 when
+        SKIP and ``seg == skip_seg`` (the segment whose summary no other segment folds in)."""
+        p_lo = seg * (tps * SEG_TILE)
+        p_hi = tl.minimum(p_lo + tps * SEG_TILE, L)
+        n_t = (p_hi - p_lo + BLOCK_L - 1) // BLOCK_L
+        if SKIP:
+            n_t = tl.where(seg == skip_seg, 0, n_t)
+        return p_lo, p_hi, n_t
+
+    @jit
+    def segment_tile(k, offs_j, p_lo, p_hi, L, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
+        """Positions of tile k (in position order) of a segment's BLOCK_L tiles from p_lo, in processing
+        order (descending when REVERSE), masked to the segment's end p_hi; and the next position in
+        processing order, masked to [0, L) and to the tile's own mask (it may lie in the next
+        segment). Tiles start at p_lo + k BLOCK_L whatever the direction (aligned like p_lo)."""
+        if REVERSE:
+            pos = p_lo + k * BLOCK_L + (BLOCK_L - 1 - offs_j)
+            pos1 = pos - 1
+        else:
+            pos = p_lo + k * BLOCK_L + offs_j
+            pos1 = pos + 1
+        mask_l = pos < p_hi
+        return pos, mask_l, pos1, mask_l & (pos1 >= 0) & (pos1 < L)
 
     @jit
     def fold_summaries(sh_ptr, ss_ptr, sum_off, offs_n, mask_d, mask_dn, A2, h, start, step, count, n_state):

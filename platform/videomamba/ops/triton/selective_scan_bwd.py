@@ -5,8 +5,8 @@ both BiMamba directions in one program (README.md beside this file: the design).
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import (adjoint_combine, affine_combine, channel_setup, fold_summaries, load_delta, sigmoid,
-                          store_bi, tile_index, tile_positions)
+from .scan_common import (adjoint_combine, affine_combine, channel_setup, fold_summaries, load_delta, segment_span,
+                          segment_tile, sigmoid, store_bi, tile_index, tile_positions)
 
 __all__ = ["selective_scan_bwd_kernel"]
 
@@ -20,13 +20,16 @@ if HAS_TRITON:
         z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
         pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SEG_TILE: tl.constexpr,
+        SKIP: tl.constexpr,
     ):
         """Segment summary of the adjoint recurrence ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` (g =
         dL/dh; a_{t+1} = exp(A delta at the next position in processing order): the adjoint at
         the segment's first position when nothing comes in from after it, ``sh``, and the delta
         summed over the positions one ahead, ``ss`` (the segment multiplies an incoming adjoint
-        by exp(A * ss)). It needs no forward state: ``dy = dout * silu(z)``."""
+        by exp(A * ss)). It needs no forward state: ``dy = dout * silu(z)``. The segment is ``tps``
+        tiles of the main launch's SEG_TILE positions, walked in tiles of BLOCK_L (its own size);
+        SKIP: nothing is computed for the segment processed first (its summary is never folded in)."""
         LOG2E: tl.constexpr = 1.4426950408889634
         offs_d, offs_n, mask_d, mask_dn, A, Dv, bias = channel_setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, False, HAS_BIAS, BLOCK_D, BLOCK_N)
@@ -40,11 +43,10 @@ if HAS_TRITON:
         C_row = C_ptr + b64 * s_C_b + (d_start // dpg_C) * s_C_g + offs_n[None, :] * s_C_n
         g = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
         s1 = tl.zeros([BLOCK_D], dtype=tl.float32)
-        k_lo = seg * tps
-        k_hi = tl.minimum(k_lo + tps, ntiles)
-        for i in range(0, k_hi - k_lo):  # tiles last to first in processing order
-            k = tile_index(i, k_lo, k_hi, not REVERSE)
-            pos, mask_l, pos1, mask_l1 = tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
+        p_lo, p_hi, n_t = segment_span(seg, tps, SEG_TILE, L, BLOCK_L, SKIP, (nseg - 1) if REVERSE else 0)
+        for i in range(0, n_t):  # tiles last to first in processing order
+            pos, mask_l, pos1, mask_l1 = segment_tile(tile_index(i, 0, n_t, not REVERSE), offs_j, p_lo, p_hi, L,
+                                                      REVERSE, BLOCK_L)
             pos = pos[:, None]
             m2 = mask_l[:, None] & mask_d[None, :]
             dt1, _raw1 = load_delta(dt_row + pos1[:, None], bias, mask_l1[:, None] & mask_d[None, :],
@@ -218,7 +220,8 @@ if HAS_TRITON:
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_DLAST: tl.constexpr, SUMMARY: tl.constexpr, EXP_ONCE: tl.constexpr, DBC_ATOMIC: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SEG_TILE: tl.constexpr = 0,
+        SUM_SKIP: tl.constexpr = False,
     ):
         """Backward of :func:`selective_scan_fwd_kernel`, same grid and direction structure (dz is the one
         output both directions contribute to: direction 0 into the fp32 partial, barrier,
@@ -233,7 +236,7 @@ if HAS_TRITON:
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
                 z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-                REV0, HAS_Z, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+                REV0, HAS_Z, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L, SEG_TILE, SUM_SKIP)
             if BI:
                 _bwd_summary_dir(
                     u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
@@ -241,7 +244,7 @@ if HAS_TRITON:
                     s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                     z_ptr, s_z_b, s_z_d, dout_ptr, s_do_b, s_do_d,
                     pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-                    True, HAS_Z, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+                    True, HAS_Z, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L, SEG_TILE, SUM_SKIP)
         else:
             _bwd_dir(
                 u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,

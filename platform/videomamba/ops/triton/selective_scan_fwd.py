@@ -4,8 +4,8 @@ direction or both BiMamba directions in one program (README.md beside this file:
 from __future__ import annotations
 
 from .runtime import HAS_TRITON, jit, tl
-from .scan_common import (affine_combine, channel_setup, fold_summaries, load_delta, sigmoid, store_bi, tile_index,
-                          tile_positions)
+from .scan_common import (affine_combine, channel_setup, fold_summaries, load_delta, segment_span, segment_tile,
+                          sigmoid, store_bi, tile_index, tile_positions)
 
 __all__ = ["selective_scan_fwd_kernel"]
 
@@ -18,12 +18,15 @@ if HAS_TRITON:
         s_B_b, s_B_g, s_B_n, s_B_l, s_C_b, s_C_g, s_C_n, s_C_l, dpg_B, dpg_C,
         pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
         REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SEG_TILE: tl.constexpr,
+        SKIP: tl.constexpr,
     ):
         """Segment summary of the forward recurrence: the state at the segment's end when it is
         entered with h = 0, ``sh (B, D, nseg, N)``, and its total delta ``ss (B, D, nseg)`` (the
         segment multiplies an incoming state by exp(A * ss)). Closed form per tile (no scan):
-        ``h_end = exp(A tot) h + sum_t exp(A (tot - cumsum_t)) delta_t B_t u_t``."""
+        ``h_end = exp(A tot) h + sum_t exp(A (tot - cumsum_t)) delta_t B_t u_t``. The segment is
+        ``tps`` tiles of the main launch's SEG_TILE positions, walked in tiles of BLOCK_L (its own
+        size); SKIP: nothing is computed for the segment processed last (never folded in)."""
         LOG2E: tl.constexpr = 1.4426950408889634
         offs_d, offs_n, mask_d, mask_dn, A, Dv, bias = channel_setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, False, HAS_BIAS, BLOCK_D, BLOCK_N)
@@ -36,11 +39,10 @@ if HAS_TRITON:
         B_row = B_ptr + b64 * s_B_b + (d_start // dpg_B) * s_B_g + offs_n[None, :] * s_B_n
         h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
         sdt = tl.zeros([BLOCK_D], dtype=tl.float32)
-        k_lo = seg * tps
-        k_hi = tl.minimum(k_lo + tps, ntiles)
-        for i in range(0, k_hi - k_lo):
-            k = tile_index(i, k_lo, k_hi, REVERSE)
-            pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
+        p_lo, p_hi, n_t = segment_span(seg, tps, SEG_TILE, L, BLOCK_L, SKIP, 0 if REVERSE else (nseg - 1))
+        for i in range(0, n_t):  # tiles in processing order
+            pos, mask_l, _p1, _m1 = segment_tile(tile_index(i, 0, n_t, REVERSE), offs_j, p_lo, p_hi, L, REVERSE,
+                                                 BLOCK_L)
             pos = pos[:, None]
             m2 = mask_l[:, None] & mask_d[None, :]
             u = tl.load(u_row + pos, mask=m2, other=0.0).to(tl.float32)
@@ -139,7 +141,8 @@ if HAS_TRITON:
         BI: tl.constexpr, REV0: tl.constexpr, HAS_D0: tl.constexpr, HAS_D1: tl.constexpr,
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, SUMMARY: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SEG_TILE: tl.constexpr = 0,
+        SUM_SKIP: tl.constexpr = False,
     ):
         """Grid (channel blocks, batch, segments). Not BI: direction 0 (reverse if REV0).
         BI (BiMamba; REV0 False): direction 0 into the fp32 partial, CTA barrier, then
@@ -154,14 +157,14 @@ if HAS_TRITON:
                 s_u_b0, s_u_d0, s_dt_b0, s_dt_d0, s_A_d0, s_A_n0,
                 s_B_b0, s_B_g0, s_B_n0, s_B_l0, s_C_b0, s_C_g0, s_C_n0, s_C_l0, dpg_B0, dpg_C0,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-                REV0, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+                REV0, HAS_BIAS0, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L, SEG_TILE, SUM_SKIP)
             if BI:
                 _fwd_summary_dir(
                     u1, dt1, A1, B1, C1, D1, bias1, hs1, sh1, ss1,
                     s_u_b1, s_u_d1, s_dt_b1, s_dt_d1, s_A_d1, s_A_n1,
                     s_B_b1, s_B_g1, s_B_n1, s_B_l1, s_C_b1, s_C_g1, s_C_n1, s_C_l1, dpg_B1, dpg_C1,
                     pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
-                    True, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L)
+                    True, HAS_BIAS1, SOFTPLUS, BLOCK_D, BLOCK_N, BLOCK_L, SEG_TILE, SUM_SKIP)
         else:
             _fwd_dir(
                 u0, dt0, A0, B0, C0, D0, bias0, hs0, sh0, ss0,
