@@ -45,7 +45,9 @@ class _AddRMSNorm(torch.autograd.Function):
     ``rstd`` (one number per token) and the weight: the normalised product and the output are
     recomputed in the backward (mamba-ssm's ``layer_norm_fn`` saves the same). Composed, the norm
     runs as about a dozen elementwise and reduction kernels per block and direction on CUDA; fused,
-    as one (plus casts and the residual add)."""
+    as one (plus casts and the residual add). The weight's gradient is not the fused backward's
+    (``GammaBetaBackward``: 148 us per Ti block at 8 frames x 32 clips on an H200, 2.7% of the step)
+    but one product and a matrix-vector product."""
 
     @staticmethod
     def forward(ctx, x, residual, weight, eps):
@@ -68,9 +70,12 @@ class _AddRMSNorm(torch.autograd.Function):
         acc = res.dtype
         dweight = None
         if _fused(res):
-            dr, dweight = torch.ops.aten._fused_rms_norm_backward(
-                dout.to(acc), res, [res.shape[-1]], rstd, weight.to(acc), [True, ctx.needs_input_grad[2]])
-            dweight = dweight.to(weight.dtype) if dweight is not None else None
+            d32 = dout.to(acc)
+            dr, _ = torch.ops.aten._fused_rms_norm_backward(d32, res, [res.shape[-1]], rstd, weight.to(acc),
+                                                            [True, False])
+            if ctx.needs_input_grad[2]:  # sum over tokens of dout * res * rstd: a product and a GEMV
+                dim = res.shape[-1]
+                dweight = (d32 * res).reshape(-1, dim).t().mv(rstd.reshape(-1)).to(weight.dtype)
         else:
             xhat = res * rstd
             dwx = dout.to(acc) * weight.to(acc)

@@ -306,7 +306,8 @@ SLOOP_BWD_SPLIT_HEAD = True
 SLOOP_BWD_UNROLL = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 # the summary launches' position tiles on the GPU, forward (False) and backward (True); absent: the main
-# launch's tile (16 forward, 8 backward)
+# launch's tile (16 forward, 8 backward). Larger tiles were slower on an H200 (more registers: backward summary
+# 0.322 / 0.392 / 0.511 ms at 8 / 16 / 32 positions, Ti 8f; benchmarks/2026-12-03-h200-session13 call 2)
 SUM_BLOCK_L_GPU: dict[bool, int] = {}
 SEG_WAVES = 8  # segments are added until the grid has about this many programs per SM (an upper bound for sloop)
 
