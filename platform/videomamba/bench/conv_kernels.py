@@ -38,13 +38,13 @@ from .scan_kernels import SHAPES, kernel_bench_main, parse_sweep_entries, retime
 log = logging.getLogger(__name__)
 
 SWEEP_SHAPES = ("ti-8f", "ti-64f")
-SWEEP_NAMES = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "BWD_BLOCK_D", "BWD_BLOCK_L", "BWD_NUM_WARPS")
-# around the defaults (ops/triton/causal_conv1d.py: CONV_FWD = (2, 512, 4), CONV_BWD = (2, 256, 4))
+SWEEP_NAMES = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "BWD_BLOCK_D", "BWD_BLOCK_L", "BWD_NUM_WARPS", "BWD_LTILES")
+# around the defaults (ops/triton/causal_conv1d.py: CONV_FWD = (2, 512, 4), CONV_BWD = (2, 256, 4), CONV_BWD_LTILES = 8)
 SWEEP = [dict(BLOCK_L=256), dict(BLOCK_L=1024), dict(BLOCK_L=1024, NUM_WARPS=8), dict(BLOCK_D=1),
          dict(BLOCK_D=4), dict(BLOCK_D=4, BLOCK_L=256), dict(NUM_WARPS=2), dict(NUM_WARPS=8),
          dict(BWD_BLOCK_L=128), dict(BWD_BLOCK_L=512), dict(BWD_BLOCK_L=512, BWD_NUM_WARPS=8),
          dict(BWD_BLOCK_D=1, BWD_BLOCK_L=512), dict(BWD_BLOCK_D=4, BWD_BLOCK_L=128), dict(BWD_NUM_WARPS=2),
-         dict(BWD_NUM_WARPS=8), dict(BWD_KERNEL="generic")]
+         dict(BWD_NUM_WARPS=8), dict(BWD_LTILES=4), dict(BWD_LTILES=16), dict(BWD_KERNEL="generic")]
 IMPLS = ("torch", "causal_conv1d", "ours_2calls", "ours_bi")
 K = 4  # the mixer's d_conv (VideoMamba / Mamba default)
 
@@ -56,8 +56,8 @@ def env_names(cfg: dict | None) -> dict:
 
 def parse_sweep(text: str) -> list[dict]:
     """``"BLOCK_L=1024,NUM_WARPS=8;BWD_BLOCK_D=4"`` -> [{"BLOCK_L": 1024, "NUM_WARPS": 8}, {"BWD_BLOCK_D": 4}]
-    (names of the VIDEOMAMBA_TRITON_CONV_* overrides without the prefix; powers of two), and
-    ``BWD_KERNEL=generic``."""
+    (names of the VIDEOMAMBA_TRITON_CONV_* overrides without the prefix; powers of two but BWD_LTILES),
+    and ``BWD_KERNEL=generic``."""
     from videomamba.ops.triton.causal_conv1d import CONV_BWD_KERNELS
 
     return parse_sweep_entries(text, SWEEP_NAMES, "BWD_KERNEL", CONV_BWD_KERNELS)
