@@ -37,7 +37,8 @@ Design (memory-bound; bf16 activations, fp32 weights and accumulation):
 
 Block sizes from :func:`conv_config` (environment overrides ``VIDEOMAMBA_TRITON_CONV_BLOCK_L``,
 ``_CONV_BLOCK_D``, ``_CONV_NUM_WARPS``, ``_CONV_BWD_BLOCK_L``, ``_CONV_BWD_BLOCK_D``,
-``_CONV_BWD_NUM_WARPS``, ``_CONV_BWD_KERNEL``, ``_CONV_BWD_LTILES`` for tuning on a GPU; ``python -m videomamba.bench.conv_kernels`` times
+``_CONV_BWD_NUM_WARPS``, ``_CONV_BWD_KERNEL``, ``_CONV_BWD_LTILES`` for tuning on a GPU;
+``python -m videomamba.bench.conv_kernels`` times
 them against PyTorch's conv and the causal-conv1d package).
 """
 
@@ -459,7 +460,8 @@ def _bwd_onepass(x, wf, bf, wb, bb, dyf, dyb, silu, dx, parts, cfg, k, four):
         bb if bb is not None else dummy, dyf, dyb, dx,
         parts[0] if parts[0] is not None else dummy, parts[1] if parts[1] is not None else dummy,
         dim, length, cfg["n_dblk"], cfg["n_lgrp"], *x.stride(), *dyf.stride(), *dyb.stride(), *dx.stride()[:2],
-        *([cfg["n_lblk"]] if four else []), K=k, HAS_F=wf is not None, HAS_B=wb is not None, HAS_BIAS_F=bf is not None, HAS_BIAS_B=bb is not None,
+        *([cfg["n_lblk"]] if four else []), K=k, HAS_F=wf is not None, HAS_B=wb is not None,
+        HAS_BIAS_F=bf is not None, HAS_BIAS_B=bb is not None,
         SILU=silu, ACC=_acc(x.dtype), BLOCK_D=cfg["BLOCK_D"], BLOCK_L=cfg["BLOCK_L"], num_warps=cfg["num_warps"],
         **({"LTILES": cfg["LTILES"]} if four else {}))
 
