@@ -238,6 +238,11 @@ def test_bad_override_names_the_variable(monkeypatch):
     monkeypatch.setenv("VIDEOMAMBA_TRITON_CONV_BWD_KERNEL", "fast")
     with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_CONV_BWD_KERNEL='fast': expected one of"):
         tconv.causal_conv1d_triton(_rand(1, 2, 5, seed=0), _rand(2, 4, seed=1))
+    monkeypatch.delenv("VIDEOMAMBA_TRITON_CONV_BWD_KERNEL")
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_CONV_BWD_LTILES", "0")
+    x = _rand(1, 2, 5, seed=0).requires_grad_()
+    with pytest.raises(ValueError, match="VIDEOMAMBA_TRITON_CONV_BWD_LTILES='0': expected a positive integer"):
+        tconv.causal_conv1d_triton(x, _rand(2, 4, seed=1), activation="silu").sum().backward()
 
 
 def test_bad_inputs_raise_clearly():
