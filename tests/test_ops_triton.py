@@ -218,13 +218,12 @@ def test_bi_selective_scan(backend, case):
 # VIDEOMAMBA_TRITON_* overrides: one program per sequence, one segment per tile, and a backward
 # whose channel blocks differ from the forward's
 SCAN_CONFIGS = [
-    # one segment; the backward's preload without the split tail (both lanes doing all of a tile's tail), its
-    # state iterations loading their column of the entering state
-    {"SEGMENTS": "1", "BWD_SPLIT_TAIL": "0", "BWD_H_LOOP": "1"},
+    # one segment; the backward's preload without the split tail (both lanes doing all of a tile's tail)
+    {"SEGMENTS": "1", "BWD_SPLIT_TAIL": "0"},
     # one tile per segment, the summaries walking it in tiles of 4 positions and computing the unused one too
     {"SEGMENTS": "64", "SUM_BLOCK_L": "4", "SUM_SKIP": "0"},
     # blocks of their own; the backward's split head without the preload; summaries in 32-position tiles
-    {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "BWD_PRELOAD": "0", "SEGMENTS": "3", "SUM_BLOCK_L": "32", "BWD_H_LOOP": "1"},
+    {"BLOCK_D": "2", "BWD_BLOCK_D": "8", "BWD_PRELOAD": "0", "SEGMENTS": "3", "SUM_BLOCK_L": "32"},
     # the state-loop kernels one state per iteration (forward) and all states at once (backward),
     # the backward walking each tile as two sub-tiles
     {"NS": "1", "BWD_NS": "4", "BLOCK_L": "8", "BWD_SUB": "2"},

@@ -265,7 +265,7 @@ def parse_sweep(text: str) -> list[dict]:
     allowed = ("BLOCK_D", "BLOCK_L", "NUM_WARPS", "SEGMENTS", "BWD_SEGMENTS", "BWD_BLOCK_L", "BWD_BLOCK_D", "BWD_NUM_WARPS", "BWD_EXP_ONCE",
                "BWD_ATOMIC", "BWD_DBC_SCATTER", "NS", "BWD_NS", "BWD_SUB", "MAXNREG", "BWD_MAXNREG", "PREFETCH",
                "BWD_PRELOAD", "BWD_SPLIT_TAIL",
-               "BWD_SPLIT_HEAD", "FWD_SPLIT", "SUM_BLOCK_L", "BWD_SUM_BLOCK_L", "SUM_SKIP", "BWD_UNROLL", "BWD_H_LOOP")
+               "BWD_SPLIT_HEAD", "FWD_SPLIT", "SUM_BLOCK_L", "BWD_SUM_BLOCK_L", "SUM_SKIP")
     return parse_sweep_entries(text, allowed, "KERNEL", KERNELS)
 
 

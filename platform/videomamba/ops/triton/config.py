@@ -145,8 +145,7 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=0 (the lanes
     not sharing its loads and their preparation), _FWD_SPLIT=0 (the sloop forward's state lanes each
     doing all of a tile's loads, softplus and output instead of their part), _BWD_UNROLL (the sloop
-    backward's loop over the states unrolled: =1), _BWD_H_LOOP (0 / 1: the sloop backward's state iterations
-    loading their column of the saved entering state instead of picking it from registers), _SUM_BLOCK_L / _BWD_SUM_BLOCK_L (the summary launches'
+    backward's loop over the states unrolled: =1), _SUM_BLOCK_L / _BWD_SUM_BLOCK_L (the summary launches'
     position tiles, any power of two: they walk the main launch's segments in tiles of their own),
     _SUM_SKIP=0 (the summary launches also compute the one segment's summary that no segment folds in)."""
     env = "VIDEOMAMBA_TRITON_"
@@ -247,13 +246,11 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     split_head = env_flag(env + "BWD_SPLIT_HEAD", SLOOP_BWD_SPLIT_HEAD) and split_tail
     # the sloop backward's loop over the states unrolled (the carries' columns picked at compile time)
     bwd_unroll = env_flag(env + "BWD_UNROLL", SLOOP_BWD_UNROLL) and backward and kernel == "sloop"
-    # ... each state iteration loading its column of the saved entering state (whole tiles only: SUB = 1)
-    bwd_h_loop = env_flag(env + "BWD_H_LOOP", SLOOP_BWD_H_LOOP) and backward and kernel == "sloop" and sub == 1
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps, SUM_BLOCK_L=sum_block_l, sum_skip=sum_skip,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
                 HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail,
-                split_head=split_head, fwd_split=fwd_split, bwd_unroll=bwd_unroll, bwd_h_loop=bwd_h_loop)
+                split_head=split_head, fwd_split=fwd_split, bwd_unroll=bwd_unroll)
 
 
 KERNELS = ("sloop", "tile3d")
@@ -307,9 +304,6 @@ SLOOP_BWD_SPLIT_HEAD = True
 # and yet 1.01-1.02x slower (H200, benchmarks/2026-12-03-h200-session12 call 2, interleaved: Ti 8f 2.42 vs
 # 2.39 ms, 64f 2.46 vs 2.41) and minutes more to compile. Off
 SLOOP_BWD_UNROLL = False
-# the sloop backward's state iterations each load their column of the saved state entering the tile (an L1 hit
-# after the first) instead of holding the tile's (NS, BD, N / NS) entering state, and the next tile's, in registers
-SLOOP_BWD_H_LOOP = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 # the summary launches' position tiles on the GPU, forward (False) and backward (True); absent: the main
 # launch's tile (16 forward, 8 backward). Larger tiles were slower on an H200 (more registers: backward summary

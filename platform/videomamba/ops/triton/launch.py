@@ -340,8 +340,7 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, 
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg), SUB=cfg["SUB"],
             WRITE_Y=y_out is not None, y_ptr=y_out if y_out is not None else dz,
             ypart_ptr=ypart if y_out is not None else dz, DBC_SCATTER=cfg["dbc_scatter"], PRELOAD=cfg["preload"],
-            SPLIT_TAIL=cfg["split_tail"], SPLIT_HEAD=cfg["split_head"], BC_VEC=bc_vec, UNROLL=cfg["bwd_unroll"],
-            H_LOOP=cfg["bwd_h_loop"])
+            SPLIT_TAIL=cfg["split_tail"], SPLIT_HEAD=cfg["split_head"], BC_VEC=bc_vec, UNROLL=cfg["bwd_unroll"])
     else:
         LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))

@@ -29,37 +29,6 @@ if HAS_TRITON:
         return tl.sum(tl.where(cols == c, x, 0.0), axis=2)
 
     @jit
-    def _sel2(x, cols, j: tl.constexpr, c):
-        return tl.where((c & 1) != 0, _pick(x, cols, j + 1), _pick(x, cols, j))
-
-    @jit
-    def _sel4(x, cols, j: tl.constexpr, c):
-        return tl.where((c & 2) != 0, _sel2(x, cols, j + 2, c), _sel2(x, cols, j, c))
-
-    @jit
-    def _sel8(x, cols, j: tl.constexpr, c):
-        return tl.where((c & 4) != 0, _sel4(x, cols, j + 4, c), _sel4(x, cols, j, c))
-
-    @jit
-    def _col(x, cols, c, K: tl.constexpr):
-        """Column c (a scalar < K, K = 1, 2, 4, 8 or 16) of x (NS, BD, K) along its last axis, in each
-        thread's registers -> (NS, BD): the columns picked at constant indices (register reads), then
-        a tree of K - 1 selects on c's bits, where ``_pick`` at a variable c takes K compares,
-        K selects and K - 1 adds."""
-        if K == 1:
-            r = tl.sum(x, axis=2)
-        elif K == 2:
-            r = _sel2(x, cols, 0, c)
-        elif K == 4:
-            r = _sel4(x, cols, 0, c)
-        elif K == 8:
-            r = _sel8(x, cols, 0, c)
-        else:
-            tl.static_assert(K == 16, "_col: K must be 1, 2, 4, 8 or 16")
-            r = tl.where((c & 8) != 0, _sel8(x, cols, 8, c), _sel8(x, cols, 0, c))
-        return r
-
-    @jit
     def _halve(x, t: tl.constexpr, cb, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
         """One reduce-scatter step over channel lanes c and c ^ 2^t: of x's K registers, the lane
         keeps the half of parity bit t of c (even / odd registers) plus its partner's same half."""
@@ -331,9 +300,9 @@ if HAS_TRITON:
                 n_i = (i * NS + offs_s)[:, None, None]
                 Bi = _bc_rows(B_row, n_i, s_B_n, s_B_l, pc3, k * BLOCK_L, L, dt, n_state, REVERSE, EVEN_N, NS,
                               BLOCK_D, BLOCK_L, BC_VEC)
-                a = tl.exp2(dt * _col(A2c, cols, i, NIT)[:, :, None])
+                a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
                 bb = dtu * Bi
-                bb = tl.where(first3, a * _col(H, cols, i, NIT)[:, :, None] + bb, bb)  # the carried state enters
+                bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)  # the carried state enters
                 _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
                 if not STATES_ONLY:
                     Ci = _bc_rows(C_row, n_i, s_C_n, s_C_l, pc3, k * BLOCK_L, L, dt, n_state, REVERSE, EVEN_N, NS,
@@ -437,9 +406,9 @@ if HAS_TRITON:
         for i in range(0, NIT * unit):
             n_i = (i * NS + offs_s)[:, None, None]
             Bi = _bc_rows(B_row, n_i, s_B_n, s_B_l, pc3, ks * BL, L, dt, n_state, REVERSE, EVEN_N, NS, BD, BL, BC_VEC)
-            a = tl.exp2(dt * _col(A2c, cols, i, NIT)[:, :, None])
+            a = tl.exp2(dt * _pick(A2c, cols, i)[:, :, None])
             bb = dtu * Bi
-            bb = tl.where(first3, a * _col(H, cols, i, NIT)[:, :, None] + bb, bb)
+            bb = tl.where(first3, a * _pick(H, cols, i)[:, :, None] + bb, bb)
             _ac, h = tl.associative_scan((a, bb), 2, affine_combine)
             H = tl.where(cols == i, _pick(h, last3.to(tl.int32), 1)[:, :, None], H)
         return H
@@ -521,28 +490,22 @@ if HAS_TRITON:
     def _bwd_state(i, S1, S2, Y, G, DA, B_row, C_row, s_B_n, s_C_n, s_B_l, s_C_l, pc3, p3, ks, L, LBp, unit, offs_s,
                    cols, A2c, H0, dt, dtu, dy, dt_next, first3, last3, dB_row, dC_row, cb, sc, chan0, n_state,
                    REVERSE: tl.constexpr, HAS_Z: tl.constexpr, DBC_ATOMIC: tl.constexpr, DBC_SCATTER: tl.constexpr,
-                   EVEN_N: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr, BC_VEC: tl.constexpr,
-                   hp0, hm0, H_LOOP: tl.constexpr):
+                   EVEN_N: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr, BL: tl.constexpr, BC_VEC: tl.constexpr):
         """State iteration i of ``_bwd_sub``'s loop (states i NS + s): the tile's forward states and
         adjoint for them, their terms added to the running sums S1, S2 (and Y with z), their columns
         of the carries G and DA replaced, and their dB / dC stored. Returns S1, S2, Y, G, DA."""
         n_i = (i * NS + offs_s)[:, None, None]
         Bi = _bc_rows(B_row, n_i, s_B_n, s_B_l, pc3, ks * BL, L, dt, n_state, REVERSE, EVEN_N, NS, BD, BL, BC_VEC)
         Ci = _bc_rows(C_row, n_i, s_C_n, s_C_l, pc3, ks * BL, L, dt, n_state, REVERSE, EVEN_N, NS, BD, BL, BC_VEC)
-        NIT: tl.constexpr = A2c.shape[2]
-        A2i = _col(A2c, cols, i, NIT)  # (NS, BD)
+        A2i = _pick(A2c, cols, i)  # (NS, BD)
         a = tl.exp2(dt * A2i[:, :, None])
         bb = dtu * Bi
-        if H_LOOP:  # hp0: (NS, BD, 1) pointers to the saved state entering the tile, hm0 their mask
-            h_in = tl.load(hp0 + n_i, mask=hm0 & (n_i < n_state), other=0.0)
-        else:
-            h_in = _col(H0, cols, i, NIT)[:, :, None]
-        h = tl.where(first3, a * h_in + bb, bb)
+        h = tl.where(first3, a * _pick(H0, cols, i)[:, :, None] + bb, bb)
         _ac, h = tl.associative_scan((a, h), 2, affine_combine)  # h_t
         if HAS_Z:
             Y += h * Ci
         # adjoint; a_{t+1} past the sub-tile's last row: from the first delta of the one after it
-        gin = tl.exp2(dt_next * A2i) * _col(G, cols, i, NIT)
+        gin = tl.exp2(dt_next * A2i) * _pick(G, cols, i)
         beta = dy * Ci
         beta = tl.where(last3, beta + gin[:, :, None], beta)
         # the reverse scan as a forward scan of the flipped tile: tl.associative_scan(reverse=True)
@@ -588,7 +551,6 @@ if HAS_TRITON:
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
         u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
         SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr, UNROLL: tl.constexpr,
-        hp0, hm0, H_LOOP: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
@@ -601,9 +563,7 @@ if HAS_TRITON:
         (with SPLIT_TAIL): each lane also loads and prepares (softplus, gate) only its half of the
         tile's rows; delta, delta u and dy are then exchanged for the state loop (``_join_halves``).
         BC_VEC: B and C by vector loads (``load_vec_rows``). UNROLL: the loop over the states
-        unrolled (``_bwd_state`` inlined N / NS times). H_LOOP: H0 is unused; each state iteration
-        loads its column of the entering state from its saved row (hp0: (NS, BD, 1) pointers, mask
-        hm0), so no (NS, BD, N / NS) state is held in registers, nor the next tile's preloaded."""
+        unrolled (``_bwd_state`` inlined N / NS times)."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -648,20 +608,15 @@ if HAS_TRITON:
                 S1, S2, Y, G, DA = _bwd_state(
                     i, S1, S2, Y, G, DA, B_row, C_row, s_B_n, s_C_n, s_B_l, s_C_l, pc3, p3, ks, L, LBp, unit, offs_s,
                     cols, A2c, H0, dt, dtu, dy, dt_next, first3, last3, dB_row, dC_row, cb, sc, chan0, n_state,
-                    REVERSE, HAS_Z, DBC_ATOMIC, DBC_SCATTER, EVEN_N, NS, BD, BL, BC_VEC, hp0, hm0, H_LOOP)
+                    REVERSE, HAS_Z, DBC_ATOMIC, DBC_SCATTER, EVEN_N, NS, BD, BL, BC_VEC)
         else:
             for i in range(0, NIT * unit):  # not unrolled: B/C loads of later states would be hoisted
                 S1, S2, Y, G, DA = _bwd_state(
                     i, S1, S2, Y, G, DA, B_row, C_row, s_B_n, s_C_n, s_B_l, s_C_l, pc3, p3, ks, L, LBp, unit, offs_s,
                     cols, A2c, H0, dt, dtu, dy, dt_next, first3, last3, dB_row, dC_row, cb, sc, chan0, n_state,
-                    REVERSE, HAS_Z, DBC_ATOMIC, DBC_SCATTER, EVEN_N, NS, BD, BL, BC_VEC, hp0, hm0, H_LOOP)
+                    REVERSE, HAS_Z, DBC_ATOMIC, DBC_SCATTER, EVEN_N, NS, BD, BL, BC_VEC)
         H_n = H0
-        if H_LOOP:
-            H_n = DA  # a placeholder of the carried entering state's type (H_LOOP carries none)
-        if PRELOAD and H_LOOP:  # the next tile's rows, in flight during the tail below
-            u_in, dt_in, do_in, z_in = _tile_rows(k_n, L, unit, offs_j, mask_d, u_row, dt_row, do_row, z_row,
-                                                  REVERSE, HAS_Z, BL, SPLIT_HEAD, NS, BD)
-        elif PRELOAD:  # the next tile's rows and entering state, in flight during the tail below
+        if PRELOAD:  # the next tile's rows, in flight during the tail below
             u_in, dt_in, do_in, z_in, H_n = _tile_inputs(k_n, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row,
                                                          z_row, hs_row, ntiles, n_state, REVERSE, HAS_Z, BL,
                                                          SPLIT_HEAD, NS, BD)
@@ -714,7 +669,6 @@ if HAS_TRITON:
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr, PRELOAD: tl.constexpr,
         SPLIT_TAIL: tl.constexpr, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr, UNROLL: tl.constexpr,
-        H_LOOP: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -757,8 +711,6 @@ if HAS_TRITON:
         bias3 = bias[None, :, None]
         Dv3 = Dv[None, :, None]
         hs_row = hs_ptr + ((b64 * dim + d3) * ntiles) * n_state + n3  # (NS, BD, NIT)
-        HL: tl.constexpr = H_LOOP and SUB == 1
-        hs_lane = hs_ptr + ((b64 * dim + d3) * ntiles) * n_state + zs3  # (NS, BD, 1): HL, + tile * N + state
         # adjoint entering the segment from after it: dlast, folded through the later segments
         G = tl.zeros([NS, BLOCK_D, NIT], dtype=tl.float32)
         if HAS_DLAST:
@@ -786,11 +738,7 @@ if HAS_TRITON:
         do_in = dt_next
         z_in = dt_next
         H_in = G
-        if PRELOAD and HL:
-            u_in, dt_in, do_in, z_in = _tile_rows(tile_index(0, k_lo, k_hi, not REVERSE), L, unit, offs_j, mask_d,
-                                                  u_row, dt_row, do_row, z_row, REVERSE, HAS_Z, BLOCK_L, SPLIT_HEAD,
-                                                  NS, BLOCK_D)
-        elif PRELOAD:
+        if PRELOAD:
             u_in, dt_in, do_in, z_in, H_in = _tile_inputs(tile_index(0, k_lo, k_hi, not REVERSE), L, unit, offs_j,
                                                           mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row,
                                                           ntiles, n_state, REVERSE, HAS_Z, BLOCK_L, SPLIT_HEAD, NS,
@@ -798,17 +746,7 @@ if HAS_TRITON:
         for it in range(0, k_hi - k_lo):  # tiles last to first in processing order
             k = tile_index(it, k_lo, k_hi, not REVERSE)
             k_n = tile_index(tl.minimum(it + 1, k_hi - k_lo - 1), k_lo, k_hi, not REVERSE)
-            # HL: pointers to the saved state entering the tile; none (0) at the sequence's first
-            hm0 = mask_d[None, :, None] & (zs3 == 0)
-            if REVERSE:
-                hp0 = hs_lane + (k + 1) * n_state
-                hm0 = hm0 & (k + 1 < ntiles)
-            else:
-                hp0 = hs_lane + (k - 1) * n_state
-                hm0 = hm0 & (k > 0)
-            if HL:
-                H0 = H_in  # a placeholder
-            elif PRELOAD:
+            if PRELOAD:
                 H0 = H_in
             else:
                 H0 = _entering_state(k, hs_row, mask3, ntiles, n_state, REVERSE)  # (NS, BD, NIT)
@@ -836,7 +774,7 @@ if HAS_TRITON:
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
                     WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
                     u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd,
-                    SPLIT_HEAD, BC_VEC, UNROLL, hp0, hm0, HL)
+                    SPLIT_HEAD, BC_VEC, UNROLL)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -865,7 +803,7 @@ if HAS_TRITON:
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
         WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False, PRELOAD: tl.constexpr = False,
         SPLIT_TAIL: tl.constexpr = False, SPLIT_HEAD: tl.constexpr = False, BC_VEC: tl.constexpr = 0,
-        UNROLL: tl.constexpr = False, H_LOOP: tl.constexpr = False,
+        UNROLL: tl.constexpr = False,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
@@ -875,8 +813,7 @@ if HAS_TRITON:
         (``_store_dbc_scatter``) instead of two all-reduces per state. SPLIT_TAIL (NS = 2, the lane
         layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``);
         SPLIT_HEAD (with SPLIT_TAIL) also its loads and their preparation. BC_VEC: B and C by vector
-        loads, UNROLL: the loop over the states unrolled (``_bwd_sub``), H_LOOP: each state iteration loads its
-        column of the saved entering state (``_bwd_sub``)."""
+        loads, UNROLL: the loop over the states unrolled (``_bwd_sub``)."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -889,7 +826,7 @@ if HAS_TRITON:
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
             BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC,
-            UNROLL, H_LOOP)
+            UNROLL)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -901,4 +838,4 @@ if HAS_TRITON:
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
                 BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC,
-            UNROLL, H_LOOP)
+            UNROLL)
