@@ -145,7 +145,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     lanes each doing all of a tile's per-position tail instead of half), _BWD_SPLIT_HEAD=0 (the lanes
     not sharing its loads and their preparation), _FWD_SPLIT=0 (the sloop forward's state lanes each
     doing all of a tile's loads, softplus and output instead of their part), _BWD_UNROLL (the sloop
-    backward's loop over the states unrolled: =1), _SUM_BLOCK_L / _BWD_SUM_BLOCK_L (the summary launches'
+    backward's loop over the states unrolled: =1), _PREFETCH_BC / _BWD_PREFETCH_BC (0 / 1: the sloop forward /
+    backward asking L1 for the next tile's B and C rows), _BWD_PREFETCH_PART (0 / 1: the backward's second
+    direction asking L1 for the next tile's partials of dz and y from the first), _SUM_BLOCK_L / _BWD_SUM_BLOCK_L (the summary launches'
     position tiles, any power of two: they walk the main launch's segments in tiles of their own),
     _SUM_SKIP=0 (the summary launches also compute the one segment's summary that no segment folds in)."""
     env = "VIDEOMAMBA_TRITON_"
@@ -246,11 +248,17 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     split_head = env_flag(env + "BWD_SPLIT_HEAD", SLOOP_BWD_SPLIT_HEAD) and split_tail
     # the sloop backward's loop over the states unrolled (the carries' columns picked at compile time)
     bwd_unroll = env_flag(env + "BWD_UNROLL", SLOOP_BWD_UNROLL) and backward and kernel == "sloop"
+    # the sloop kernels ask L1 for the next tile's B and C rows (the backward with its preload)
+    prefetch_bc = kernel == "sloop" and (env_flag(env + "BWD_PREFETCH_BC", SLOOP_BWD_PREFETCH_BC) and preload
+                                         if backward else env_flag(env + "PREFETCH_BC", SLOOP_PREFETCH_BC))
+    # ... and the backward's second direction the first one's fp32 partials of dz and y (its tail adds to them)
+    prefetch_part = env_flag(env + "BWD_PREFETCH_PART", SLOOP_BWD_PREFETCH_PART) and preload and backward
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps, SUM_BLOCK_L=sum_block_l, sum_skip=sum_skip,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
                 HS_SPLIT=hs_split, prefetch=prefetch, preload=preload, split_tail=split_tail,
-                split_head=split_head, fwd_split=fwd_split, bwd_unroll=bwd_unroll)
+                split_head=split_head, fwd_split=fwd_split, bwd_unroll=bwd_unroll, prefetch_bc=prefetch_bc,
+                prefetch_part=prefetch_part)
 
 
 KERNELS = ("sloop", "tile3d")
@@ -304,6 +312,11 @@ SLOOP_BWD_SPLIT_HEAD = True
 # and yet 1.01-1.02x slower (H200, benchmarks/2026-12-03-h200-session12 call 2, interleaved: Ti 8f 2.42 vs
 # 2.39 ms, 64f 2.46 vs 2.41) and minutes more to compile. Off
 SLOOP_BWD_UNROLL = False
+# the sloop kernels ask L1 for the next tile's B and C rows (prefetch.global.L1, one per thread) before the
+# state loop reads them: not yet timed
+SLOOP_PREFETCH_BC = False
+SLOOP_BWD_PREFETCH_BC = False
+SLOOP_BWD_PREFETCH_PART = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 # the summary launches' position tiles on the GPU, forward (False) and backward (True); absent: the main
 # launch's tile (16 forward, 8 backward). Larger tiles were slower on an H200 (more registers: backward summary

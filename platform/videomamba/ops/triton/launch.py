@@ -289,7 +289,8 @@ def scan_fwd(dirs, z, softplus, reverse, store_states, return_last, pitch=None, 
         bc_vec = LAST_LAUNCH["fwd_bc_vec"] = bc_vec_width(dirs, length, cfg, (cfg["BLOCK_L"],))
         LAST_LAUNCH["fwd"] = sloop_fwd_kernel[_grid(cfg, batch, dim)](
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], HS_SPLIT=cfg["HS_SPLIT"], STATES_ONLY=states_only,
-            PREFETCH=cfg["prefetch"], SPLIT=cfg["fwd_split"], BC_VEC=bc_vec, **_launch_cfg(cfg))
+            PREFETCH=cfg["prefetch"], SPLIT=cfg["fwd_split"], BC_VEC=bc_vec, PREFETCH_BC=cfg["prefetch_bc"],
+            **_launch_cfg(cfg))
     else:
         LAST_LAUNCH["fwd"] = selective_scan_fwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, **kw, **_launch_cfg(cfg))
@@ -340,7 +341,8 @@ def scan_bwd(dirs, z, hss, dout, dlast, softplus, reverse, fwd_cfg, pitch=None, 
             *args, **kw, EVEN_N=n_state == cfg["BLOCK_N"], **_launch_cfg(cfg), SUB=cfg["SUB"],
             WRITE_Y=y_out is not None, y_ptr=y_out if y_out is not None else dz,
             ypart_ptr=ypart if y_out is not None else dz, DBC_SCATTER=cfg["dbc_scatter"], PRELOAD=cfg["preload"],
-            SPLIT_TAIL=cfg["split_tail"], SPLIT_HEAD=cfg["split_head"], BC_VEC=bc_vec, UNROLL=cfg["bwd_unroll"])
+            SPLIT_TAIL=cfg["split_tail"], SPLIT_HEAD=cfg["split_head"], BC_VEC=bc_vec, UNROLL=cfg["bwd_unroll"],
+            PREFETCH_BC=cfg["prefetch_bc"], PREFETCH_PART=cfg["prefetch_part"])
     else:
         LAST_LAUNCH["bwd"] = selective_scan_bwd_kernel[_grid(cfg, batch, dim)](
             *args, SUMMARY=False, EXP_ONCE=cfg["exp_once"], **kw, **_launch_cfg(cfg))

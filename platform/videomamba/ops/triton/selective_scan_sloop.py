@@ -29,6 +29,20 @@ if HAS_TRITON:
         return tl.sum(tl.where(cols == c, x, 0.0), axis=2)
 
     @jit
+    def _prefetch_bc(B_row, C_row, s_B_n, s_B_l, s_C_n, s_C_l, pos, n_state, offs_s, BD: tl.constexpr,
+                     HAS_C: tl.constexpr):
+        """Ask L1 for the B and C rows at position ``pos`` (a tile's first; times the hidden 1) ahead of a
+        tile's state loop: channel lane c takes state row min(c, N - 1), even state lanes B, odd ones C (B only
+        without HAS_C); one ``prefetch.global.L1`` per thread. B_row / C_row: (1, BD, 1) row pointers."""
+        nb = tl.minimum(tl.arange(0, BD)[None, :, None], n_state - 1)
+        pb = B_row + nb * s_B_n + pos * s_B_l
+        if HAS_C:
+            pb = tl.where((offs_s % 2 == 0)[:, None, None], pb, C_row + nb * s_C_n + pos * s_C_l)
+        else:
+            pb = pb + (offs_s * 0)[:, None, None]
+        prefetch_l1(pb)
+
+    @jit
     def _halve(x, t: tl.constexpr, cb, sc, NS: tl.constexpr, BD: tl.constexpr, K: tl.constexpr):
         """One reduce-scatter step over channel lanes c and c ^ 2^t: of x's K registers, the lane
         keeps the half of parity bit t of c (even / odd registers) plus its partner's same half."""
@@ -219,7 +233,7 @@ if HAS_TRITON:
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr, SPLIT: tl.constexpr,
-        BC_VEC: tl.constexpr,
+        BC_VEC: tl.constexpr, PREFETCH_BC: tl.constexpr,
     ):
         """One direction of the forward scan over segment ``seg`` (as ``_fwd_dir``), NS states at a
         time. STORE_STATES: the state after each sub-tile of BLOCK_L / HS_SPLIT positions (HS_SPLIT
@@ -230,7 +244,8 @@ if HAS_TRITON:
         delta and delta u for the state loop (``_gather_part``), and after it sum y over the lanes by
         a reduce-scatter and gate and store their own part (instead of every lane doing all
         positions and one storing). BC_VEC: B and C by BC_VEC-element vector loads
-        (``load_vec_rows``; 0: one scalar load per position)."""
+        (``load_vec_rows``; 0: one scalar load per position). PREFETCH_BC: each tile asks L1 for the next
+        tile's B and C rows (``_prefetch_bc``)."""
         NIT: tl.constexpr = BLOCK_N // NS
         offs_d, mask_d, cols, n3, d3, mask3, A2c, Dv, bias, unit = _setup(
             A_ptr, D_ptr, bias_ptr, s_A_d, s_A_n, d_start, dim, n_state, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, NS)
@@ -274,6 +289,11 @@ if HAS_TRITON:
                     prefetch_l1(z_row + p_n)
                     if ACCUMULATE:
                         prefetch_l1(part_ptr + o_off + p_n)
+            if PREFETCH_BC:  # the next tile's B and C rows (the state loop's loads)
+                p_nb = tl.minimum(tile_index(tl.minimum(it + 1, k_hi - k_lo - 1), k_lo, k_hi, REVERSE) * BLOCK_L,
+                                  L - 1) * unit
+                _prefetch_bc(B_row, C_row, s_B_n, s_B_l, s_C_n, s_C_l, p_nb, n_state, offs_s, BLOCK_D,
+                             not STATES_ONLY)
             pos, mask_l, _p1, _m1 = tile_positions(k, offs_j, L, REVERSE, BLOCK_L)
             # positions times the hidden 1: loads and stores then take the tile's own layout
             # (positions in each thread; scalar accesses, served by L1), no layout conversions.
@@ -358,7 +378,7 @@ if HAS_TRITON:
         HAS_BIAS0: tl.constexpr, HAS_BIAS1: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
         STORE_STATES: tl.constexpr, RETURN_LAST: tl.constexpr, EVEN_N: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
-        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr = False,
+        HS_SPLIT: tl.constexpr, STATES_ONLY: tl.constexpr, PREFETCH: tl.constexpr = False, PREFETCH_BC: tl.constexpr = False,
         SPLIT: tl.constexpr = False, BC_VEC: tl.constexpr = 0,
     ):
         """Main forward pass, grid (channel blocks, batch, segments); the arguments of
@@ -376,7 +396,7 @@ if HAS_TRITON:
             z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, False, BI, STORE_STATES, RETURN_LAST, EVEN_N,
-            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, BC_VEC)
+            BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, BC_VEC, PREFETCH_BC)
         if BI:
             tl.debug_barrier()
             _sloop_fwd_dir(
@@ -386,7 +406,7 @@ if HAS_TRITON:
                 z_ptr, s_z_b, s_z_d, out_ptr, part_ptr, last_ptr,
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, True, False, STORE_STATES, False, EVEN_N,
-                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, BC_VEC)
+                BLOCK_D, BLOCK_N, BLOCK_L, NS, HS_SPLIT, STATES_ONLY, PREFETCH, SPLIT, BC_VEC, PREFETCH_BC)
 
     @jit
     def _sub_states(ks, H, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row, bias3, s_B_n, s_B_l,
@@ -551,6 +571,7 @@ if HAS_TRITON:
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
         u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
         SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr, UNROLL: tl.constexpr,
+        PREFETCH_BC: tl.constexpr, PREFETCH_PART: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
@@ -563,7 +584,9 @@ if HAS_TRITON:
         (with SPLIT_TAIL): each lane also loads and prepares (softplus, gate) only its half of the
         tile's rows; delta, delta u and dy are then exchanged for the state loop (``_join_halves``).
         BC_VEC: B and C by vector loads (``load_vec_rows``). UNROLL: the loop over the states
-        unrolled (``_bwd_state`` inlined N / NS times)."""
+        unrolled (``_bwd_state`` inlined N / NS times). PREFETCH_BC (with PRELOAD): L1 is asked for the next
+        tile's B and C rows with its other loads (``_prefetch_bc``); PREFETCH_PART (with PRELOAD) the
+        first direction's fp32 partials of dz and y, which the second direction's tail adds to."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -620,6 +643,14 @@ if HAS_TRITON:
             u_in, dt_in, do_in, z_in, H_n = _tile_inputs(k_n, L, unit, offs_j, mask_d, mask3, u_row, dt_row, do_row,
                                                          z_row, hs_row, ntiles, n_state, REVERSE, HAS_Z, BL,
                                                          SPLIT_HEAD, NS, BD)
+            p_nt = tl.minimum(k_n * BL, L - 1) * unit  # the next tile's first position
+            if PREFETCH_BC:
+                _prefetch_bc(B_row, C_row, s_B_n, s_B_l, s_C_n, s_C_l, p_nt, n_state, offs_s, BD, True)
+            if PREFETCH_PART and ACCUMULATE and HAS_Z:  # the first direction's partials the tail adds to
+                pp = dzpart_ptr + o_off + p_nt
+                if WRITE_Y:
+                    pp = tl.where((offs_s % 2 == 0)[:, None, None], pp, ypart_ptr + o_off + p_nt)
+                prefetch_l1(pp)
         dt_next = _pick(dt, first3.to(tl.int32), 1)
         if SPLIT_TAIL:
             s1 = _sum_states_half(S1, sbit, ssd, NS, BD, BL)
@@ -669,6 +700,7 @@ if HAS_TRITON:
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr,
         SUB: tl.constexpr, WRITE_Y: tl.constexpr, DBC_SCATTER: tl.constexpr, PRELOAD: tl.constexpr,
         SPLIT_TAIL: tl.constexpr, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr, UNROLL: tl.constexpr,
+        PREFETCH_BC: tl.constexpr, PREFETCH_PART: tl.constexpr,
     ):
         """Backward of one direction over segment ``seg`` (as ``_bwd_dir`` with one exp per
         element), NS states at a time. Per state: the tile's forward states from the saved
@@ -774,7 +806,7 @@ if HAS_TRITON:
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
                     WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
                     u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd,
-                    SPLIT_HEAD, BC_VEC, UNROLL)
+                    SPLIT_HEAD, BC_VEC, UNROLL, PREFETCH_BC, PREFETCH_PART)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -803,7 +835,7 @@ if HAS_TRITON:
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, NS: tl.constexpr, SUB: tl.constexpr,
         WRITE_Y: tl.constexpr, y_ptr, ypart_ptr, DBC_SCATTER: tl.constexpr = False, PRELOAD: tl.constexpr = False,
         SPLIT_TAIL: tl.constexpr = False, SPLIT_HEAD: tl.constexpr = False, BC_VEC: tl.constexpr = 0,
-        UNROLL: tl.constexpr = False,
+        UNROLL: tl.constexpr = False, PREFETCH_BC: tl.constexpr = False, PREFETCH_PART: tl.constexpr = False,
     ):
         """Main backward pass, the arguments of ``selective_scan_bwd_kernel`` (without SUMMARY /
         EXP_ONCE; that kernel's summary launch comes first).
@@ -813,7 +845,9 @@ if HAS_TRITON:
         (``_store_dbc_scatter``) instead of two all-reduces per state. SPLIT_TAIL (NS = 2, the lane
         layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``);
         SPLIT_HEAD (with SPLIT_TAIL) also its loads and their preparation. BC_VEC: B and C by vector
-        loads, UNROLL: the loop over the states unrolled (``_bwd_sub``)."""
+        loads, UNROLL: the loop over the states unrolled (``_bwd_sub``), PREFETCH_BC: L1 asked for the next
+        tile's B and C rows with its other loads, PREFETCH_PART: and the second direction the first's
+        partials of dz and y."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
@@ -826,7 +860,7 @@ if HAS_TRITON:
             pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
             REV0, HAS_D0, HAS_Z, HAS_BIAS0, SOFTPLUS, HAS_DLAST, False, BI, DBC_ATOMIC, EVEN_N,
             BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC,
-            UNROLL)
+            UNROLL, PREFETCH_BC, PREFETCH_PART)
         if BI:
             tl.debug_barrier()
             _sloop_bwd_dir(
@@ -838,4 +872,4 @@ if HAS_TRITON:
                 pid_b, d_start, seg, dim, L, LP, n_state, ntiles, nseg, tps,
                 True, HAS_D1, HAS_Z, HAS_BIAS1, SOFTPLUS, False, True, False, DBC_ATOMIC, EVEN_N,
                 BLOCK_D, BLOCK_N, BLOCK_L, NS, SUB, WRITE_Y, DBC_SCATTER, PRELOAD, SPLIT_TAIL, SPLIT_HEAD, BC_VEC,
-            UNROLL)
+            UNROLL, PREFETCH_BC, PREFETCH_PART)
