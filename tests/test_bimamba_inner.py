@@ -260,3 +260,34 @@ def test_backward_kernel_writes_forward_output(dtype):
     scale = out.float().abs().max().item()
     tol = dict(rtol=0, atol=1e-5 * scale) if dtype == torch.float32 else dict(rtol=2 ** -7, atol=2 ** -8 * scale)
     torch.testing.assert_close(y.float(), out.float(), **tol)
+
+
+def test_backward_partials_loaded_with_the_rows(monkeypatch):
+    """VIDEOMAMBA_TRITON_BWD_PRELOAD_PART=1: the backward's second direction loads the first direction's fp32
+    partials of dz and y with each tile's rows instead of at its tail; dz, y and every gradient are bitwise
+    those of the default (the same sums in the same order), with ``y_out`` (the fused mixer's backward) and
+    without."""
+    from videomamba.ops.triton.launch import ScanDir, scan_bwd, scan_fwd
+
+    g = torch.Generator().manual_seed(3)
+    batch, dim, n, length = 2, 8, 4, 45
+
+    def r(*s, scale=1.0, dt=torch.float32):
+        return (torch.randn(*s, generator=g) * scale).to(DEVICE, dt)
+
+    dirs = [ScanDir(r(batch, dim, length), r(batch, dim, length, scale=0.5),
+                    (-(0.5 + torch.rand(dim, n, generator=g))).to(DEVICE), r(batch, n, length), r(batch, n, length),
+                    r(dim), r(dim, scale=0.3)) for _ in range(2)]
+    z, dout = r(batch, dim, length), r(batch, dim, length)
+    monkeypatch.setenv("VIDEOMAMBA_TRITON_SEGMENTS", "2")
+    _none, hss, _last, cfg = scan_fwd(dirs, z, True, False, store_states=True, return_last=False, states_only=True)
+    res = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("VIDEOMAMBA_TRITON_BWD_PRELOAD_PART", flag)
+        for with_y in (False, True):
+            y = torch.full_like(z, float("nan")) if with_y else None
+            gbuf, dz = scan_bwd(dirs, z, hss, dout, None, True, False, cfg, y_out=y)
+            grads = [t for per in gbuf.grads([d.B4 for d in dirs], [d.C4 for d in dirs]) for t in per if t is not None]
+            res[flag, with_y] = [dz, *grads] + ([y] if with_y else [])
+    for with_y in (False, True):
+        assert all(torch.equal(a, b) for a, b in zip(res["0", with_y], res["1", with_y]))

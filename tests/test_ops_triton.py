@@ -233,8 +233,11 @@ SCAN_CONFIGS = [
     # tile's rows at its start (the defaults split them between the lanes and preload the rows during
     # the tile before): 10 tiles in 2 segments
     {"BWD_PRELOAD": "0", "BWD_SPLIT_TAIL": "0", "FWD_SPLIT": "0", "SEGMENTS": "2"},
-    # the split tail without the split head (each lane loads the whole tile); the backward's state loop unrolled
-    {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2", "BWD_UNROLL": "1"},
+    # the split tail without the split head (each lane loads the whole tile); the backward's state loop unrolled,
+    # its second direction loading the first's partials of dz with each tile's rows
+    {"BWD_SPLIT_HEAD": "0", "SEGMENTS": "2", "BWD_UNROLL": "1", "BWD_PRELOAD_PART": "1"},
+    # the same partials (and y's, in the fused mixer's backward: test_bimamba_inner) with the defaults
+    {"BWD_PRELOAD_PART": "1", "SEGMENTS": "3"},
     # the forward's four state lanes sharing its loads, softplus and output
     {"NS": "4", "BLOCK_D": "8", "BLOCK_L": "16", "BWD_BLOCK_L": "8", "SEGMENTS": "2"},
 ]

@@ -147,7 +147,8 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
     doing all of a tile's loads, softplus and output instead of their part), _BWD_UNROLL (the sloop
     backward's loop over the states unrolled: =1), _PREFETCH_BC / _BWD_PREFETCH_BC (0 / 1: the sloop forward /
     backward asking L1 for the next tile's B and C rows), _BWD_PREFETCH_PART (0 / 1: the backward's second
-    direction asking L1 for the next tile's partials of dz and y from the first), _SUM_BLOCK_L / _BWD_SUM_BLOCK_L (the summary launches'
+    direction asking L1 for the next tile's partials of dz and y from the first), _BWD_PRELOAD_PART (0 / 1:
+    loading them into registers with the next tile's rows instead), _SUM_BLOCK_L / _BWD_SUM_BLOCK_L (the summary launches'
     position tiles, any power of two: they walk the main launch's segments in tiles of their own),
     _SUM_SKIP=0 (the summary launches also compute the one segment's summary that no segment folds in)."""
     env = "VIDEOMAMBA_TRITON_"
@@ -253,6 +254,9 @@ def scan_config(batch: int, dim: int, n_state: int, length: int, group_dims: tup
                                          if backward else env_flag(env + "PREFETCH_BC", SLOOP_PREFETCH_BC))
     # ... and the backward's second direction the first one's fp32 partials of dz and y (its tail adds to them)
     prefetch_part = env_flag(env + "BWD_PREFETCH_PART", SLOOP_BWD_PREFETCH_PART) and preload and backward
+    # ... or loads them into registers with the next tile's rows (2; needs the split tail's half-tile layout)
+    if env_flag(env + "BWD_PRELOAD_PART", SLOOP_BWD_PRELOAD_PART) and preload and backward and split_tail:
+        prefetch_part = 2
     return dict(kernel=kernel, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l, NS=ns, SUB=sub, num_warps=num_warps, maxnreg=maxnreg,
                 SUM_BLOCK_D=sum_block_d, sum_num_warps=sum_warps, SUM_BLOCK_L=sum_block_l, sum_skip=sum_skip,
                 ntiles=ntiles, nseg=nseg, tps=tps, exp_once=exp_once, dbc_atomic=dbc_atomic, dbc_scatter=dbc_scatter,
@@ -314,9 +318,10 @@ SLOOP_BWD_SPLIT_HEAD = True
 SLOOP_BWD_UNROLL = False
 # the sloop kernels ask L1 for the next tile's B and C rows (prefetch.global.L1, one per thread) before the
 # state loop reads them: not yet timed
-SLOOP_PREFETCH_BC = False
-SLOOP_BWD_PREFETCH_BC = False
-SLOOP_BWD_PREFETCH_PART = False
+SLOOP_PREFETCH_BC = True
+SLOOP_BWD_PREFETCH_BC = True
+SLOOP_BWD_PREFETCH_PART = True
+SLOOP_BWD_PRELOAD_PART = False
 SLOOP_BWD_SUB = 1  # sub-tiles per tile of BLOCK_L positions in the backward (2: half the live tile, slower on an H200)
 # the summary launches' position tiles on the GPU, forward (False) and backward (True); absent: the main
 # launch's tile (16 forward, 8 backward). Larger tiles were slower on an H200 (more registers: backward summary

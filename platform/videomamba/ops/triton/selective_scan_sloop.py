@@ -471,6 +471,18 @@ if HAS_TRITON:
         return u, dt, do, z
 
     @jit
+    def _tile_parts(k, L, unit, offs_j, mask_d, o_off, dzpart_ptr, ypart_ptr, REVERSE: tl.constexpr,
+                    BL: tl.constexpr, NS: tl.constexpr, BD: tl.constexpr, WRITE_Y: tl.constexpr):
+        """The first direction's fp32 partials of dz and y (y: dz's without WRITE_Y) at backward tile k, each
+        state lane's half of the positions (``_half``): (NS, BD, BL / 2) each."""
+        ph, mh = _tile_offsets(k, L, unit, offs_j, mask_d, REVERSE, BL, True, NS, BD)
+        dzp = tl.load(dzpart_ptr + o_off + ph, mask=mh, other=0.0)
+        yp = dzp
+        if WRITE_Y:
+            yp = tl.load(ypart_ptr + o_off + ph, mask=mh, other=0.0)
+        return dzp, yp
+
+    @jit
     def _entering_state(k, hs_row, mask3, ntiles, n_state, REVERSE: tl.constexpr):
         """The saved forward state entering backward tile k (NS, BD, N / NS); 0 for the sequence's first."""
         if REVERSE:
@@ -571,7 +583,7 @@ if HAS_TRITON:
         DBC_SCATTER: tl.constexpr, cb, sc, BD: tl.constexpr,
         u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD: tl.constexpr,
         SPLIT_TAIL: tl.constexpr, ssd, SPLIT_HEAD: tl.constexpr, BC_VEC: tl.constexpr, UNROLL: tl.constexpr,
-        PREFETCH_BC: tl.constexpr, PREFETCH_PART: tl.constexpr,
+        PREFETCH_BC: tl.constexpr, PREFETCH_PART: tl.constexpr, dzp_in, yp_in, PP2: tl.constexpr,
     ):
         """Backward over sub-tile ks (BL positions) entered with the forward state H0; the adjoint
         G, dA (DA) and the delta one past the sub-tile (dt_next) carried out to the sub-tile before it.
@@ -586,7 +598,9 @@ if HAS_TRITON:
         BC_VEC: B and C by vector loads (``load_vec_rows``). UNROLL: the loop over the states
         unrolled (``_bwd_state`` inlined N / NS times). PREFETCH_BC (with PRELOAD): L1 is asked for the next
         tile's B and C rows with its other loads (``_prefetch_bc``); PREFETCH_PART (with PRELOAD) the
-        first direction's fp32 partials of dz and y, which the second direction's tail adds to."""
+        first direction's fp32 partials of dz and y, which the second direction's tail adds to. PP2 (the second
+        direction, with PRELOAD and SPLIT_TAIL): those partials are loaded with the next tile's rows instead
+        (this tile's come in as dzp_in, yp_in; the next tile's are returned)."""
         LN2: tl.constexpr = 0.6931471805599453
         pos, mask_l, _p1, _m1 = tile_positions(ks, offs_j, L, REVERSE, BL)
         # positions times the hidden 1: loads and stores then take the tile's own layout
@@ -646,7 +660,10 @@ if HAS_TRITON:
             p_nt = tl.minimum(k_n * BL, L - 1) * unit  # the next tile's first position
             if PREFETCH_BC:
                 _prefetch_bc(B_row, C_row, s_B_n, s_B_l, s_C_n, s_C_l, p_nt, n_state, offs_s, BD, True)
-            if PREFETCH_PART and ACCUMULATE and HAS_Z:  # the first direction's partials the tail adds to
+            if PP2:  # the next tile's partials, into registers
+                dzp_n, yp_n = _tile_parts(k_n, L, unit, offs_j, mask_d, o_off, dzpart_ptr, ypart_ptr, REVERSE, BL, NS,
+                                          BD, WRITE_Y)
+            elif PREFETCH_PART and ACCUMULATE and HAS_Z:  # the first direction's partials the tail adds to
                 pp = dzpart_ptr + o_off + p_nt
                 if WRITE_Y:
                     pp = tl.where((offs_s % 2 == 0)[:, None, None], pp, ypart_ptr + o_off + p_nt)
@@ -665,9 +682,14 @@ if HAS_TRITON:
             tl.store(ddt_ptr + o_off + ph, ddt.to(ddt_ptr.dtype.element_ty), mask=mh)
             if HAS_Z:
                 y_pre = _sum_states_half(Y, sbit, ssd, NS, BD, BL) + Dv3 * uh
-                store_bi(dzfh * y_pre, dz_ptr, dzpart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
-                if WRITE_Y:
-                    store_bi(y_pre * gateh, y_ptr, ypart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
+                if PP2:  # the second direction: the first's partials came in with the rows
+                    tl.store(dz_ptr + o_off + ph, (dzfh * y_pre + dzp_in).to(dz_ptr.dtype.element_ty), mask=mh)
+                    if WRITE_Y:
+                        tl.store(y_ptr + o_off + ph, (y_pre * gateh + yp_in).to(y_ptr.dtype.element_ty), mask=mh)
+                else:
+                    store_bi(dzfh * y_pre, dz_ptr, dzpart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
+                    if WRITE_Y:
+                        store_bi(y_pre * gateh, y_ptr, ypart_ptr, o_off + ph, mh, ACCUMULATE, TO_PART)
         else:
             s1 = tl.sum(S1, axis=0)[None, :, :]
             du = dt * s1 + dy * Dv3
@@ -684,7 +706,9 @@ if HAS_TRITON:
                 store_bi(dzf * y_pre, dz_ptr, dzpart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
                 if WRITE_Y:  # the forward's gated output, as the forward kernel writes it
                     store_bi(y_pre * gate, y_ptr, ypart_ptr, o_off + p3, m3 & lane0, ACCUMULATE, TO_PART)
-        return G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_n
+        if PP2:
+            dzp_in, yp_in = dzp_n, yp_n
+        return G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_n, dzp_in, yp_in
 
     @jit
     def _sloop_bwd_dir(
@@ -775,6 +799,13 @@ if HAS_TRITON:
                                                           mask_d, mask3, u_row, dt_row, do_row, z_row, hs_row,
                                                           ntiles, n_state, REVERSE, HAS_Z, BLOCK_L, SPLIT_HEAD, NS,
                                                           BLOCK_D)
+        # PREFETCH_PART == 2: the second direction loads the first's partials with each tile's rows (PP2)
+        PP2: tl.constexpr = (PREFETCH_PART == 2) and ACCUMULATE and HAS_Z and SPLIT_TAIL and PRELOAD and SUB == 1
+        dzp_in = dt_next  # placeholders without PP2
+        yp_in = dt_next
+        if PP2:
+            dzp_in, yp_in = _tile_parts(tile_index(0, k_lo, k_hi, not REVERSE), L, unit, offs_j, mask_d, o_off,
+                                        dzpart_ptr, ypart_ptr, REVERSE, BLOCK_L, NS, BLOCK_D, WRITE_Y)
         for it in range(0, k_hi - k_lo):  # tiles last to first in processing order
             k = tile_index(it, k_lo, k_hi, not REVERSE)
             k_n = tile_index(tl.minimum(it + 1, k_hi - k_lo - 1), k_lo, k_hi, not REVERSE)
@@ -797,7 +828,7 @@ if HAS_TRITON:
                     Hin = _sub_states(ks0, H0, L, unit, offs_j, offs_s, cols, A2c, mask_d, u_row, dt_row, B_row,
                                       bias3, s_B_n, s_B_l, n_state, REVERSE, HAS_BIAS, SOFTPLUS, EVEN_N, NS, NIT, BLS,
                                       BLOCK_D, BC_VEC)
-                G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_in = _bwd_sub(
+                G, DA, dt_next, dD_acc, dbias_acc, u_in, dt_in, do_in, z_in, H_in, dzp_in, yp_in = _bwd_sub(
                     ks, Hin, G, DA, dt_next, dD_acc, dbias_acc,
                     L, LBp, unit, offs_j, offs_s, cols, A2c, Dv3, bias3, mask_d, lane0, chan0,
                     u_row, dt_row, z_row, do_row, o_off, B_row, C_row, dB_row, dC_row,
@@ -806,7 +837,7 @@ if HAS_TRITON:
                     REVERSE, HAS_Z, HAS_BIAS, SOFTPLUS, ACCUMULATE, TO_PART, DBC_ATOMIC, EVEN_N, NS, NIT, BLS,
                     WRITE_Y, DBC_SCATTER, cb, sc, BLOCK_D,
                     u_in, dt_in, do_in, z_in, k_n, hs_row, ntiles, mask3, PRELOAD and SUB == 1, SPLIT_TAIL, ssd,
-                    SPLIT_HEAD, BC_VEC, UNROLL, PREFETCH_BC, PREFETCH_PART)
+                    SPLIT_HEAD, BC_VEC, UNROLL, PREFETCH_BC, PREFETCH_PART, dzp_in, yp_in, PP2)
         s_off = ((seg * tl.num_programs(1) + b64) * dim + d3) * (n_state + 2)  # (1, BD, 1)
         tl.store(dsmall_ptr + s_off + n3, DA, mask=mask3)
         s_off2 = tl.sum(s_off + zs3, axis=2)  # (NS, BD)
@@ -846,8 +877,8 @@ if HAS_TRITON:
         layout DBC_SCATTER needs): the two state lanes share each tile's per-position tail (``_bwd_sub``);
         SPLIT_HEAD (with SPLIT_TAIL) also its loads and their preparation. BC_VEC: B and C by vector
         loads, UNROLL: the loop over the states unrolled (``_bwd_sub``), PREFETCH_BC: L1 asked for the next
-        tile's B and C rows with its other loads, PREFETCH_PART: and the second direction the first's
-        partials of dz and y."""
+        tile's B and C rows with its other loads, PREFETCH_PART: 1, and the second direction the first's
+        partials of dz and y; 2, those partials loaded into registers with the rows instead."""
         pid_b = tl.program_id(1)
         d_start = tl.program_id(0) * BLOCK_D
         seg = tl.program_id(2)
